@@ -1,0 +1,189 @@
+/*
+ * The recording store: one SQLite file per recording (WAL mode), holding every message byte for
+ * byte with its topic, arrival times, flags and session, plus decoded index columns so that
+ * selections run in SQL. Writes are batched in transactions and committed at least every flush
+ * interval; readers stream in arrival order in constant memory.
+ *
+ * Schema (PRAGMA user_version = HC_STORE_SCHEMA_VERSION, application_id = HC_STORE_APP_ID):
+ *   meta(key TEXT PRIMARY KEY, value TEXT)             never credentials
+ *   sessions(id, started_at_ns, started_mono_ns, ended_at_ns, end_reason)
+ *   topics(id, name)                                   interned topic names
+ *   messages(seq, session_id, received_at_ns, mono_ns, topic_id, payload BLOB, qos, retain,
+ *            dup, kind, type, device_id, measured_at_ms, decode_error)
+ */
+#ifndef HCORE_STORE_H
+#define HCORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcore/error.h"
+#include "hcore/msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HC_STORE_SCHEMA_VERSION 1
+#define HC_STORE_APP_ID 0x686b6974 /* "hkit" */
+
+typedef struct hc_store hc_store;
+typedef struct hc_cursor hc_cursor;
+
+enum hc_store_mode {
+    HC_STORE_READ = 0,   /* existing recording, read only */
+    HC_STORE_CREATE = 1, /* new recording; HC_ERR_EXISTS if the file exists */
+    HC_STORE_APPEND = 2, /* existing recording for writing; created when missing */
+    HC_STORE_FORCE = 3   /* new recording, replacing any existing file */
+};
+
+/*
+ * Opens or creates a recording. A file that is not a recording (wrong application_id, no
+ * schema, not SQLite), a truncated or corrupt one, or a newer schema returns a clear error
+ * (HC_ERR_NOT_RECORDING, HC_ERR_CORRUPT, HC_ERR_SCHEMA_NEWER). *out is owned by the caller:
+ * hc_store_close.
+ */
+hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err);
+
+/* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
+hc_err hc_store_close(hc_store *st, hc_error *err);
+
+/* Path the store was opened with (borrowed). */
+const char *hc_store_path(const hc_store *st);
+
+/* --- meta ------------------------------------------------------------------------------------ */
+
+/* Sets (replaces) one meta value. Callers never store credentials here. */
+hc_err hc_store_meta_set(hc_store *st, const char *key, const char *value, hc_error *err);
+
+/* *value_out is a new string (free()) or NULL when the key is absent. */
+hc_err hc_store_meta_get(hc_store *st, const char *key, char **value_out, hc_error *err);
+
+/* Calls fn for each meta row in key order; stops early when fn returns non-zero. */
+hc_err hc_store_meta_each(hc_store *st, int (*fn)(const char *key, const char *value, void *user),
+                          void *user, hc_error *err);
+
+/* --- writing --------------------------------------------------------------------------------- */
+
+/*
+ * Maximum time a written message may stay uncommitted (default 200 ms). Appends commit the batch
+ * once it is older than this; hc_store_flush_if_due lets an idle writer honour the bound too.
+ */
+void hc_store_set_flush_interval(hc_store *st, int64_t interval_ns);
+
+/*
+ * Starts a session (one per connection). started_at_ns is CLOCK_REALTIME, started_mono_ns
+ * CLOCK_MONOTONIC at connect; message mono_ns values are relative to started_mono_ns.
+ */
+hc_err hc_store_session_begin(hc_store *st, int64_t started_at_ns, int64_t started_mono_ns,
+                              int64_t *session_id_out, hc_error *err);
+
+/* Ends a session with its CLOCK_REALTIME end and a short reason ("clean exit", "connection
+ * lost: ..."). Commits. */
+hc_err hc_store_session_end(hc_store *st, int64_t session_id, int64_t ended_at_ns,
+                            const char *reason, hc_error *err);
+
+/*
+ * Appends one message (msg->seq is ignored and assigned; msg->session_id must name a session of
+ * this store; msg->mono_ns is relative to the session's start). Decoded index columns are
+ * computed with hc_decode_index. Commits when the batch is due. *seq_out may be NULL.
+ */
+hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out, hc_error *err);
+
+/* Commits the current batch now. */
+hc_err hc_store_flush(hc_store *st, hc_error *err);
+
+/* Commits the current batch if it is older than the flush interval. */
+hc_err hc_store_flush_if_due(hc_store *st, hc_error *err);
+
+/*
+ * Rewrites the file to drop free pages (VACUUM) so deleted or replaced bytes do not survive in
+ * it. Commits first.
+ */
+hc_err hc_store_vacuum(hc_store *st, hc_error *err);
+
+/* --- reading --------------------------------------------------------------------------------- */
+
+/*
+ * A selection. Zero-initialise, then fill what matters; empty lists select everything. Lists
+ * within one field are OR-ed; fields are AND-ed. Time bounds are on received_at_ns:
+ * since inclusive, until exclusive.
+ */
+struct hc_select {
+    bool has_since;
+    int64_t since_ns;
+    bool has_until;
+    int64_t until_ns;
+    const char *const *topic_filters; /* MQTT filters with + and # */
+    size_t n_topic_filters;
+    const char *const *kinds; /* event kinds ("measurements") */
+    size_t n_kinds;
+    const char *const *types; /* canonical or received type names */
+    size_t n_types;
+    const char *const *devices; /* device ids */
+    size_t n_devices;
+    const int64_t *sessions; /* session ids */
+    size_t n_sessions;
+    int64_t limit; /* 0: no limit */
+};
+
+/* Streams the selected messages in arrival order (seq). *out: hc_cursor_free. */
+hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out, hc_error *err);
+
+/*
+ * Fills *msg with the next message (borrowed pointers, valid until the next call or free).
+ * Returns HC_OK, HC_DONE at the end, or an error (e.g. HC_ERR_CORRUPT).
+ */
+hc_err hc_cursor_next(hc_cursor *cur, struct hc_msg *msg, hc_error *err);
+
+/* Accepts NULL. */
+void hc_cursor_free(hc_cursor *cur);
+
+/* --- summaries (hcat --info) ----------------------------------------------------------------- */
+
+struct hc_store_summary {
+    int64_t messages;
+    int64_t payload_bytes;
+    int64_t first_received_at_ns; /* 0 when empty */
+    int64_t last_received_at_ns;
+    int64_t sessions;
+    int64_t decode_errors;
+    int64_t payload_min, payload_max; /* bytes */
+    double payload_mean;
+    int64_t payload_p50, payload_p99;
+};
+
+hc_err hc_store_summarize(hc_store *st, const struct hc_select *sel, struct hc_store_summary *out,
+                          hc_error *err);
+
+/*
+ * Counts the selected messages grouped by one column: "kind", "type", "device_id", "topic",
+ * "session_id", or "decode_error" (the error code of undecodable messages). fn gets each group's
+ * key (never NULL, "" for empty), its count and its first and last received_at_ns, ordered by
+ * count descending then key.
+ */
+hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *column,
+                         int (*fn)(const char *key, int64_t count, int64_t first_ns,
+                                   int64_t last_ns, void *user),
+                         void *user, hc_error *err);
+
+struct hc_session_row {
+    int64_t id;
+    int64_t started_at_ns;
+    int64_t started_mono_ns;
+    int64_t ended_at_ns; /* 0 while open or when the writer died */
+    const char *end_reason; /* "" when none */
+    int64_t messages;
+    int64_t first_received_at_ns, last_received_at_ns; /* 0 when no messages */
+};
+
+/* Calls fn for each session in id order. */
+hc_err hc_store_sessions_each(hc_store *st,
+                              int (*fn)(const struct hc_session_row *row, void *user),
+                              void *user, hc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

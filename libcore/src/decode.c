@@ -1,0 +1,2 @@
+/* placeholder: decode is being written */
+typedef int hc__placeholder_decode;

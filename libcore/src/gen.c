@@ -1,0 +1,2 @@
+/* placeholder: gen is being written */
+typedef int hc__placeholder_gen;

@@ -1,0 +1,2 @@
+/* placeholder: jsonl is being written */
+typedef int hc__placeholder_jsonl;

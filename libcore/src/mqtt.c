@@ -1,0 +1,2 @@
+/* placeholder: mqtt is being written */
+typedef int hc__placeholder_mqtt;

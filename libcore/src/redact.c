@@ -1,0 +1,2 @@
+/* placeholder: redact is being written */
+typedef int hc__placeholder_redact;

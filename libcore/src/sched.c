@@ -1,0 +1,2 @@
+/* placeholder: sched is being written */
+typedef int hc__placeholder_sched;

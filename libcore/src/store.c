@@ -1,0 +1,2 @@
+/* placeholder: store is being written */
+typedef int hc__placeholder_store;

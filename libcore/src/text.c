@@ -1,0 +1,2 @@
+/* placeholder: text is being written */
+typedef int hc__placeholder_text;

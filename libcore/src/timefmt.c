@@ -1,0 +1,2 @@
+/* placeholder: timefmt is being written */
+typedef int hc__placeholder_timefmt;

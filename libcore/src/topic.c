@@ -1,0 +1,2 @@
+/* placeholder: topic is being written */
+typedef int hc__placeholder_topic;
