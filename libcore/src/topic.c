@@ -1,2 +1,88 @@
-/* placeholder: topic is being written */
-typedef int hc__placeholder_topic;
+/*
+ * MQTT 3.1.1 topic names and filters (section 4.7). Matching walks both strings level by level
+ * without allocating, because the store calls it once per row from SQL.
+ */
+#include "hcore/topic.h"
+
+#include <string.h>
+
+#define HC_TOPIC_MAX_LEN 65535
+
+hc_err hc_topic_filter_validate(const char *filter, hc_error *err)
+{
+    size_t len;
+
+    if (!filter || !*filter)
+        return hc_error_set(err, HC_ERR_INVALID, "topic filter must not be empty");
+    len = strlen(filter);
+    if (len > HC_TOPIC_MAX_LEN)
+        return hc_error_set(err, HC_ERR_INVALID, "topic filter longer than %d bytes",
+                            HC_TOPIC_MAX_LEN);
+    for (size_t i = 0; i < len; i++) {
+        bool starts_level = i == 0 || filter[i - 1] == '/';
+        bool ends_level = i + 1 == len || filter[i + 1] == '/';
+        if (filter[i] == '+' && !(starts_level && ends_level))
+            return hc_error_set(err, HC_ERR_INVALID,
+                                "invalid topic filter '%s': '+' must occupy a whole level",
+                                filter);
+        if (filter[i] == '#' && !(starts_level && i + 1 == len))
+            return hc_error_set(err, HC_ERR_INVALID,
+                                "invalid topic filter '%s': '#' must be the last level", filter);
+    }
+    return HC_OK;
+}
+
+hc_err hc_topic_name_validate(const char *topic, hc_error *err)
+{
+    size_t len;
+
+    if (!topic || !*topic)
+        return hc_error_set(err, HC_ERR_INVALID, "topic must not be empty");
+    len = strlen(topic);
+    if (len > HC_TOPIC_MAX_LEN)
+        return hc_error_set(err, HC_ERR_INVALID, "topic longer than %d bytes", HC_TOPIC_MAX_LEN);
+    if (strpbrk(topic, "+#"))
+        return hc_error_set(err, HC_ERR_INVALID, "invalid topic '%s': wildcards are not allowed",
+                            topic);
+    return HC_OK;
+}
+
+bool hc_topic_matches(const char *filter, const char *topic)
+{
+    const char *f = filter;
+    const char *t = topic;
+
+    if (!filter || !topic || hc_topic_filter_validate(filter, NULL) != HC_OK || !*topic)
+        return false;
+    /* 4.7.2: a filter starting with a wildcard does not match topics starting with '$'. */
+    if (*t == '$' && (*f == '+' || *f == '#'))
+        return false;
+
+    for (;;) {
+        if (*f == '#')
+            return true; /* matches the parent level and everything below */
+        if (*f == '+') {
+            while (*t && *t != '/')
+                t++;
+            f++;
+        } else {
+            while (*f && *f != '/' && *f == *t) {
+                f++;
+                t++;
+            }
+            if ((*f && *f != '/') || (*t && *t != '/'))
+                return false; /* the level differs */
+        }
+        /* both at the end of a level */
+        if (!*f && !*t)
+            return true;
+        if (!*f)
+            return false; /* topic has more levels */
+        if (!*t) {
+            /* topic ended: "a/#" also matches "a" */
+            return f[0] == '/' && f[1] == '#' && f[2] == '\0';
+        }
+        f++; /* skip '/' */
+        t++;
+    }
+}

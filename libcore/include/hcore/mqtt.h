@@ -1,0 +1,112 @@
+/*
+ * The MQTT 3.1.1 session wrapper (the only code that talks to paho). A subscriber receives
+ * synchronously on the caller's thread; a publisher keeps a bounded window of unacknowledged
+ * QoS 1/2 messages so a replay never queues a whole recording inside the MQTT library.
+ * Connection failures are classified (bad credentials, not authorised, TLS, unreachable) so
+ * tools can tell users the cause and the fix. Passwords are never logged or copied into errors.
+ */
+#ifndef HCORE_MQTT_H
+#define HCORE_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcore/error.h"
+#include "hcore/msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hc_mqtt hc_mqtt;
+
+/* A broker address parsed from mqtt://host[:port] or mqtts://host[:port] ([v6] hosts too). */
+struct hc_mqtt_url {
+    bool tls;
+    char host[256];
+    int port; /* default 1883 (mqtt) or 8883 (mqtts) */
+};
+
+/* HC_OK or HC_ERR_INVALID naming what is wrong with the URL. */
+hc_err hc_mqtt_parse_url(const char *url, struct hc_mqtt_url *out, hc_error *err);
+
+struct hc_mqtt_options {
+    const char *url;       /* mqtt://host:port or mqtts://host:port */
+    const char *client_id; /* must be unique per connection: see hc_mqtt_client_id */
+    const char *username;  /* NULL: none */
+    const char *password;  /* NULL: none; never logged */
+    const char *cafile;    /* NULL: the system CA bundle */
+    const char *capath;
+    bool insecure;         /* skip certificate and host name verification (explicit opt-out) */
+    int keepalive_s;       /* 0: 60 */
+    int connect_timeout_s; /* 0: 10 */
+    int max_inflight;      /* publisher window for QoS 1/2; 0: 1000 */
+};
+
+enum hc_mqtt_mode { HC_MQTT_SUBSCRIBER, HC_MQTT_PUBLISHER };
+
+/* Creates a client (not yet connected). *out: hc_mqtt_free. Options are copied. */
+hc_err hc_mqtt_new(const struct hc_mqtt_options *opts, enum hc_mqtt_mode mode, hc_mqtt **out,
+                   hc_error *err);
+
+/* Disconnects if needed and frees. Accepts NULL. */
+void hc_mqtt_free(hc_mqtt *m);
+
+/*
+ * Connects (clean session). Errors: HC_ERR_AUTH (CONNACK 4), HC_ERR_NOT_AUTHORIZED (5),
+ * HC_ERR_TLS (handshake or verification failed; the message carries OpenSSL's reason),
+ * HC_ERR_CONNECT (refused, unreachable, CONNACK 1-3). Only HC_ERR_CONNECT is worth retrying.
+ */
+hc_err hc_mqtt_connect(hc_mqtt *m, hc_error *err);
+
+/* Sends DISCONNECT, waiting up to timeout_ms for in-flight messages. */
+void hc_mqtt_disconnect(hc_mqtt *m, int timeout_ms);
+
+bool hc_mqtt_is_connected(hc_mqtt *m);
+
+/*
+ * Subscribes to n filters at the requested QoS; granted[i] receives the granted QoS (0-2, or
+ * 128 for a refused filter). Any refusal is HC_ERR_SUBSCRIBE naming the filter.
+ */
+hc_err hc_mqtt_subscribe(hc_mqtt *m, size_t n, const char *const *filters, const int *qos,
+                         int *granted, hc_error *err);
+
+/*
+ * Subscriber: waits up to timeout_ms for one message. HC_OK fills *msg (topic, payload, qos,
+ * retain, dup; times are left 0 for the caller) valid until the next call; HC_ERR_TIMEOUT when
+ * nothing came; HC_ERR_CONNECTION_LOST when the connection dropped.
+ */
+hc_err hc_mqtt_receive(hc_mqtt *m, int timeout_ms, struct hc_msg *msg, hc_error *err);
+
+/*
+ * Publisher: sends one message. QoS 0 returns once written to the socket. QoS 1/2 waits while
+ * the window is full, then returns with the message in flight; *ticket_out (may be NULL)
+ * receives its ticket, numbered 1, 2, 3... in publish order over the client's life.
+ * HC_ERR_CONNECTION_LOST when the connection is gone.
+ */
+hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain, uint64_t *ticket_out, hc_error *err);
+
+/* Waits until every QoS 1/2 message is acknowledged: HC_OK, HC_ERR_TIMEOUT, or lost. */
+hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err);
+
+/*
+ * The lowest ticket not yet acknowledged (after a lost connection: where to resume), or the
+ * next ticket to be issued when all are acknowledged.
+ */
+uint64_t hc_mqtt_oldest_unacked(hc_mqtt *m);
+
+/* QoS 1/2 messages currently in flight. */
+size_t hc_mqtt_inflight(hc_mqtt *m);
+
+/* Forgets in-flight state (after a lost connection, before resuming from oldest_unacked). */
+void hc_mqtt_reset_inflight(hc_mqtt *m);
+
+/* Writes "<prefix>-<hostname>-<pid>-<8 random hex>" (unique per run) into buf. */
+void hc_mqtt_client_id(const char *prefix, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
