@@ -37,7 +37,7 @@ struct hc_mqtt {
     char *server_uri, *client_id, *username, *password, *cafile, *capath;
     bool insecure;
     int keepalive_s, connect_timeout_s, max_inflight;
-    char tls_error[256];
+    char tls_error[512];
 
     /* publisher state, guarded by lock */
     pthread_mutex_t lock;
