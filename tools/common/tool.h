@@ -1,0 +1,205 @@
+/*
+ * CLI code shared by every hkit tool (target htool, prefix tool_): messages, exit codes, strict
+ * value parsing, the shared MQTT connection options, the shared selection options and signals.
+ *
+ * Checklist for adding a tool (as git's builtin.h keeps one):
+ *  1. tools/<tool>/main.c: ~40 lines: tool_init(argv[0]), parse, run, map the result to an exit
+ *     code with the table below; finish with tool_finish_stdout().
+ *  2. tools/<tool>/<tool>_opts.c: one getopt_long table, usage text that tells the truth,
+ *     strict values through tool_parse_*; return OPTS_OK / OPTS_HELP / OPTS_ERROR.
+ *  3. tools/<tool>/<tool>.c: the work as a function unit tests can call (<tool>_run).
+ *  4. tools/<tool>/CMakeLists.txt: hkit_tool(<tool> <tool>.c <tool>_opts.c).
+ *  5. Tests: tests/integration/tNNNN-<tool>-<topic>.sh pinning every argument error's message and
+ *     exit status; README section; scripts/demo if it shows what hkit is for.
+ */
+#ifndef HKIT_TOOL_H
+#define HKIT_TOOL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hcore/error.h"
+#include "hcore/mqtt.h"
+#include "hcore/store.h"
+
+/* One exit-code table for all tools (README "Exit codes", every --help). */
+enum tool_exit {
+    TOOL_EXIT_OK = 0,       /* success */
+    TOOL_EXIT_FAILURE = 1,  /* could not do the job: input, output, broker, decoder failure */
+    TOOL_EXIT_USAGE = 2,    /* bad command line */
+    TOOL_EXIT_MISMATCH = 3  /* hverify: some outputs differ from the fixtures */
+};
+
+#define TOOL_EXIT_CODES_HELP                                                                       \
+    "Exit status: 0 success, 1 failure (input, output, broker), 2 usage error,\n"                  \
+    "3 verification mismatch (hverify).\n"
+
+/* Result of option parsing; only main maps it to an exit code. */
+enum opts_result { OPTS_OK, OPTS_HELP, OPTS_ERROR, OPTS_UNKNOWN };
+
+/* --- messages -------------------------------------------------------------------------------- */
+
+extern const char *tool_name; /* "hrecord" */
+extern int tool_verbosity;    /* 0 quiet, 1 normal, 2 verbose */
+
+/* Sets tool_name from argv[0], installs the libcore log callback (stderr, with timestamps). */
+void tool_init(const char *argv0);
+
+/* "hrecord: <message>" on stderr. */
+void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tool_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only with verbosity >= 1, prefixed with a UTC timestamp. */
+void tool_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "<tool>: <message>" and "try '<tool> --help'" on stderr; returns OPTS_ERROR. */
+enum opts_result tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Flushes stdout and reports a write error (full disk, closed pipe). Returns the exit code. */
+int tool_finish_stdout(int code);
+
+/* Maps an hc_err from a run to an exit code. */
+int tool_exit_code(hc_err rc);
+
+/* True when stderr is a terminal and verbosity allows live status lines. */
+bool tool_status_enabled(void);
+/* Rewrites the live status line on stderr (printf-style); tool_status_clear() erases it. */
+void tool_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tool_status_clear(void);
+
+/* --- strict values --------------------------------------------------------------------------- */
+
+/* Each returns OPTS_OK or prints "invalid value 'x' for --name: ..." and returns OPTS_ERROR. */
+enum opts_result tool_parse_long(const char *option, const char *text, long min, long max,
+                                 long *out);
+enum opts_result tool_parse_double(const char *option, const char *text, double min, double max,
+                                   double *out);
+/* Durations: "250ms", "1.5s", "10" (seconds), "5m", "2h", "1d". */
+enum opts_result tool_parse_duration_ns(const char *option, const char *text, int64_t *out);
+
+/* --- signals --------------------------------------------------------------------------------- */
+
+extern volatile sig_atomic_t tool_stop_requested; /* set by SIGINT / SIGTERM */
+/* Installs SIGINT/SIGTERM handlers that only set the flag; ignores SIGPIPE (write errors are
+ * reported by tool_finish_stdout). */
+void tool_signals_install(void);
+
+/* --- shared MQTT connection options ----------------------------------------------------------- */
+
+struct tool_mqtt {
+    const char *url;
+    const char *host;
+    long port;
+    const char *client_id;
+    const char *cafile, *capath;
+    bool insecure;
+    const char *api_key_id;     /* MQTT user name */
+    const char *integration_id; /* topic segment, not a credential */
+    const char *token_file;
+    const char *token_arg; /* --token on the command line (warned about) */
+    long keepalive_s;
+    /* resolved by tool_mqtt_resolve */
+    char *token; /* owned; wiped by tool_mqtt_release */
+    char client_id_buf[128];
+    char url_buf[300];
+};
+
+/* Long-only option ids start here; tools use values >= TOOL_OPT_TOOL_BASE for their own. */
+enum {
+    TOOL_OPT_URL = 1000,
+    TOOL_OPT_CAFILE,
+    TOOL_OPT_CAPATH,
+    TOOL_OPT_INSECURE,
+    TOOL_OPT_API_KEY_ID,
+    TOOL_OPT_INTEGRATION_ID,
+    TOOL_OPT_TOKEN_FILE,
+    TOOL_OPT_TOKEN,
+    TOOL_OPT_KEEPALIVE,
+    TOOL_OPT_SINCE,
+    TOOL_OPT_UNTIL,
+    TOOL_OPT_KIND,
+    TOOL_OPT_TYPE,
+    TOOL_OPT_DEVICE,
+    TOOL_OPT_SESSION,
+    TOOL_OPT_LIMIT,
+    TOOL_OPT_TOOL_BASE = 1100
+};
+
+/* getopt_long entries for the shared MQTT options (short: -h host, -p port, -i id, -u user). */
+#define TOOL_MQTT_LONG_OPTIONS                                                                     \
+    {"url", required_argument, NULL, TOOL_OPT_URL}, {"host", required_argument, NULL, 'h'},        \
+        {"port", required_argument, NULL, 'p'}, {"id", required_argument, NULL, 'i'},              \
+        {"cafile", required_argument, NULL, TOOL_OPT_CAFILE},                                      \
+        {"capath", required_argument, NULL, TOOL_OPT_CAPATH},                                      \
+        {"insecure", no_argument, NULL, TOOL_OPT_INSECURE},                                        \
+        {"api-key-id", required_argument, NULL, TOOL_OPT_API_KEY_ID},                              \
+        {"username", required_argument, NULL, 'u'},                                                \
+        {"integration-id", required_argument, NULL, TOOL_OPT_INTEGRATION_ID},                      \
+        {"token-file", required_argument, NULL, TOOL_OPT_TOKEN_FILE},                              \
+        {"token", required_argument, NULL, TOOL_OPT_TOKEN},                                        \
+        {"keepalive", required_argument, NULL, TOOL_OPT_KEEPALIVE}
+#define TOOL_MQTT_SHORT_OPTIONS "h:p:i:u:"
+
+/* Usage text for the shared MQTT options (two leading spaces, aligned like the tools'). */
+extern const char tool_mqtt_usage[];
+
+/* Handles one shared MQTT option; OPTS_UNKNOWN when opt is not one of them. */
+enum opts_result tool_mqtt_option(struct tool_mqtt *m, int opt, const char *arg);
+
+/*
+ * Builds connection options: URL from --url or -h/-p (default_url otherwise), credentials from
+ * options, then HALTIAN_API_KEY_ID / HALTIAN_API_KEY_TOKEN / HALTIAN_INTEGRATION_ID; a token
+ * from --token-file (warns when group/other can read it) or --token (warns: visible to other
+ * users); a unique client id "<tool>-<host>-<pid>-<random>" unless -i. Warns on --insecure.
+ * Returns OPTS_OK or OPTS_ERROR (message printed).
+ */
+enum opts_result tool_mqtt_resolve(struct tool_mqtt *m, const char *default_url,
+                                   struct hc_mqtt_options *out);
+
+/* Wipes and frees the token. */
+void tool_mqtt_release(struct tool_mqtt *m);
+
+/* --- shared selection options (hreplay, hcat) ----------------------------------------------- */
+
+#define TOOL_SELECT_MAX 64
+
+struct tool_select {
+    struct hc_select sel;
+    const char *since_text, *until_text; /* RFC 3339, or +DURATION from the first message */
+    const char *topics[TOOL_SELECT_MAX];
+    const char *kinds[TOOL_SELECT_MAX];
+    const char *types[TOOL_SELECT_MAX];
+    const char *devices[TOOL_SELECT_MAX];
+    int64_t sessions[TOOL_SELECT_MAX];
+};
+
+/* getopt_long entries: --since --until -t/--topic --kind --type --device --session --limit. */
+#define TOOL_SELECT_LONG_OPTIONS                                                                   \
+    {"since", required_argument, NULL, TOOL_OPT_SINCE},                                            \
+        {"until", required_argument, NULL, TOOL_OPT_UNTIL},                                        \
+        {"topic", required_argument, NULL, 't'}, {"kind", required_argument, NULL, TOOL_OPT_KIND}, \
+        {"type", required_argument, NULL, TOOL_OPT_TYPE},                                          \
+        {"device", required_argument, NULL, TOOL_OPT_DEVICE},                                      \
+        {"session", required_argument, NULL, TOOL_OPT_SESSION},                                    \
+        {"limit", required_argument, NULL, TOOL_OPT_LIMIT}
+#define TOOL_SELECT_SHORT_OPTIONS "t:"
+
+extern const char tool_select_usage[];
+
+void tool_select_init(struct tool_select *s);
+
+/* Handles one selection option; OPTS_UNKNOWN when opt is not one of them. */
+enum opts_result tool_select_option(struct tool_select *s, int opt, const char *arg);
+
+/*
+ * Resolves --since/--until against the first message's received_at_ns (for "+10m" offsets).
+ * Returns OPTS_OK or OPTS_ERROR (message printed).
+ */
+enum opts_result tool_select_resolve(struct tool_select *s, int64_t first_received_at_ns);
+
+/* True when a message read from JSON lines passes the selection (same rules as the store's). */
+bool tool_select_matches(const struct tool_select *s, const struct hc_msg *msg);
+
+#endif
