@@ -73,6 +73,13 @@ hc_err hc_store_meta_each(hc_store *st, int (*fn)(const char *key, const char *v
 void hc_store_set_flush_interval(hc_store *st, int64_t interval_ns);
 
 /*
+ * Maximum number of messages in one uncommitted batch (default 10000): appends also commit once
+ * the batch holds this many rows, which bounds the -wal file and the loss on a crash when
+ * messages arrive faster than the flush interval. Values below 1 mean 1.
+ */
+void hc_store_set_batch_rows(hc_store *st, int64_t rows);
+
+/*
  * Starts a session (one per connection). started_at_ns is CLOCK_REALTIME, started_mono_ns
  * CLOCK_MONOTONIC at connect; message mono_ns values are relative to started_mono_ns.
  */
@@ -128,7 +135,11 @@ struct hc_select {
     int64_t limit; /* 0: no limit */
 };
 
-/* Streams the selected messages in arrival order (seq). *out: hc_cursor_free. */
+/*
+ * Streams the selected messages in arrival order (seq). *out: hc_cursor_free, before closing the
+ * store. Invalid topic filters, NULL list entries or a negative limit return HC_ERR_INVALID.
+ * A writer's own cursor sees its uncommitted batch; other connections see committed batches.
+ */
 hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out, hc_error *err);
 
 /*

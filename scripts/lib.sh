@@ -1,0 +1,156 @@
+# Shell helpers shared by scripts/demo, scripts/bench and tests/integration: free loopback ports,
+# a private Mosquitto broker (optionally set up like Haltian's: TLS with a CA made here, password
+# auth with a UUID user name and a JWT-shaped token, an ACL limiting that user to its own topic
+# prefix), and small assertions. Source it; it defines functions only.
+
+# hkit_free_port: prints a TCP port on 127.0.0.1 that nothing listens on (random, checked).
+hkit_free_port() {
+    local port i
+    for i in $(seq 1 50); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Identities used by the Haltian-like broker.
+HKIT_TEST_INTEGRATION_ID=3f6c1d2a-8b4e-4c7a-9e21-5d0f7a9b1c44
+HKIT_TEST_API_KEY_ID=a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d
+# JWT-shaped (header.payload.signature, base64url); not a real token.
+HKIT_TEST_TOKEN='eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhMWIyYzNkNC1lNWY2LTRhN2ItOGM5ZC0wZTFmMmEzYjRjNWQiLCJleHAiOjE4MDAwMDAwMDB9.c2lnbmF0dXJlLW5vdC1yZWFs'
+HKIT_TEST_PUBLISHER=hkit-publisher
+HKIT_TEST_PUBLISHER_PASSWORD=publisher-secret
+
+# hkit_make_certs DIR: a CA and a server certificate for 127.0.0.1/localhost in DIR.
+hkit_make_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=hkit test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1 || return 1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1 || return 1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/server.crt" >/dev/null 2>&1 || return 1
+    # a second, unrelated CA for "untrusted CA" tests
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
+        -keyout "$dir/other-ca.key" -out "$dir/other-ca.crt" >/dev/null 2>&1 || return 1
+    chmod 644 "$dir"/*.key
+}
+
+# hkit_broker_start DIR [tls] [auth]: starts mosquitto in the background with its config and
+# log in DIR; sets HKIT_BROKER_PORT and HKIT_BROKER_PID. With "tls" it listens with TLS (certs
+# from hkit_make_certs in DIR); with "auth" it requires passwords and applies the ACL.
+# Known queue limits so a slow consumer is never silently dropped by the broker's defaults.
+hkit_broker_start() {
+    local dir=$1 mode_tls=no mode_auth=no arg
+    shift
+    for arg in "$@"; do
+        case $arg in
+        tls) mode_tls=yes ;;
+        auth) mode_auth=yes ;;
+        esac
+    done
+    mkdir -p "$dir"
+    HKIT_BROKER_PORT=${HKIT_BROKER_PORT_WANTED:-$(hkit_free_port)}
+    {
+        echo "listener $HKIT_BROKER_PORT 127.0.0.1"
+        echo "persistence false"
+        echo "max_queued_messages 0"
+        echo "max_queued_bytes 0"
+        echo "max_inflight_messages 0"
+        echo "message_size_limit 0"
+        echo "log_dest file $dir/mosquitto.log"
+        echo "log_type error"
+        echo "log_type warning"
+        echo "log_type notice"
+        echo "log_type information"
+        [ "$(id -u)" = 0 ] && echo "user root"
+        if [ $mode_tls = yes ]; then
+            [ -f "$dir/server.crt" ] || hkit_make_certs "$dir" || return 1
+            echo "cafile $dir/ca.crt"
+            echo "certfile $dir/server.crt"
+            echo "keyfile $dir/server.key"
+            echo "tls_version tlsv1.2"
+        fi
+        if [ $mode_auth = yes ]; then
+            echo "allow_anonymous false"
+            echo "password_file $dir/passwd"
+            echo "acl_file $dir/acl"
+        else
+            echo "allow_anonymous true"
+        fi
+    } >"$dir/mosquitto.conf"
+    if [ $mode_auth = yes ]; then
+        : >"$dir/passwd"
+        mosquitto_passwd -b "$dir/passwd" "$HKIT_TEST_API_KEY_ID" "$HKIT_TEST_TOKEN" || return 1
+        mosquitto_passwd -b "$dir/passwd" "$HKIT_TEST_PUBLISHER" "$HKIT_TEST_PUBLISHER_PASSWORD" || return 1
+        chmod 600 "$dir/passwd"
+        cat >"$dir/acl" <<ACL
+user $HKIT_TEST_API_KEY_ID
+topic read haltian-iot/events/$HKIT_TEST_INTEGRATION_ID/$HKIT_TEST_API_KEY_ID/#
+
+user $HKIT_TEST_PUBLISHER
+topic readwrite #
+ACL
+        chmod 600 "$dir/acl"
+    fi
+    mosquitto -c "$dir/mosquitto.conf" >>"$dir/mosquitto.out" 2>&1 &
+    HKIT_BROKER_PID=$!
+    echo "$HKIT_BROKER_PID" >"$dir/mosquitto.pid"
+    # wait until it accepts connections (bounded)
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$HKIT_BROKER_PORT") 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$HKIT_BROKER_PID" 2>/dev/null; then
+            echo "mosquitto failed to start:" >&2
+            cat "$dir/mosquitto.out" "$dir/mosquitto.log" >&2 2>/dev/null
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "mosquitto did not start listening on port $HKIT_BROKER_PORT" >&2
+    return 1
+}
+
+# hkit_broker_stop: stops the broker this shell started (that pid only).
+hkit_broker_stop() {
+    if [ -n "${HKIT_BROKER_PID:-}" ]; then
+        kill "$HKIT_BROKER_PID" 2>/dev/null
+        wait "$HKIT_BROKER_PID" 2>/dev/null
+        HKIT_BROKER_PID=
+    fi
+}
+
+# Assertions for integration tests: each failure prints the reason and exits 1.
+hkit_fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+hkit_assert_eq() { # expected actual what
+    [ "$1" = "$2" ] || hkit_fail "$3: expected '$1', got '$2'"
+}
+hkit_assert_contains() { # haystack needle what
+    case $1 in *"$2"*) ;; *) hkit_fail "$3: expected to contain '$2', got: $1" ;; esac
+}
+# hkit_expect_exit CODE CMD...: runs CMD capturing stdout/stderr into $OUT/$ERR.
+hkit_expect_exit() {
+    local want=$1 got
+    shift
+    OUT=$("$@" 2>"$HKIT_TMP/stderr") && got=0 || got=$?
+    ERR=$(cat "$HKIT_TMP/stderr")
+    [ "$got" = "$want" ] || hkit_fail "'$*' exited $got, expected $want; stderr: $ERR"
+}
+
+# hkit_test_setup: a temp dir ($HKIT_TMP) removed at exit together with the broker.
+hkit_test_setup() {
+    HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
+    trap 'hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
+    : "${HKIT_BIN:?HKIT_BIN must point at the build's bin directory}"
+    export PATH="$HKIT_BIN:$PATH"
+}
