@@ -52,7 +52,9 @@ bool hc_topic_matches(const char *filter, const char *topic)
     const char *f = filter;
     const char *t = topic;
 
-    if (!filter || !topic || hc_topic_filter_validate(filter, NULL) != HC_OK || !*topic)
+    /* invalid filters and invalid topic names (empty, with wildcards) match nothing */
+    if (!filter || !topic || !*topic || strpbrk(topic, "+#") ||
+        hc_topic_filter_validate(filter, NULL) != HC_OK)
         return false;
     /* 4.7.2: a filter starting with a wildcard does not match topics starting with '$'. */
     if (*t == '$' && (*f == '+' || *f == '#'))

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-/* True when topic (a name, no wildcards) matches filter. Invalid filters match nothing. */
+/* True when topic (a name, no wildcards) matches filter. Invalid filters or names match nothing. */
 bool hc_topic_matches(const char *filter, const char *topic);
 
 /* HC_OK for a valid filter; HC_ERR_INVALID with the reason ("'#' must be the last level"...). */
