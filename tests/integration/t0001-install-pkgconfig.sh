@@ -43,8 +43,9 @@ C
 extra=()
 grep -q '^HKIT_SANITIZE:BOOL=ON' "$build_dir/CMakeCache.txt" && extra=(-fsanitize=address,undefined)
 grep -q '^HKIT_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt" && extra=(-fsanitize=fuzzer-no-link,address,undefined)
+compiler=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 # shellcheck disable=SC2046
-cc "${extra[@]}" -o "$HKIT_TMP/user" "$HKIT_TMP/user.c" \
+"${compiler:-cc}" "${extra[@]}" -o "$HKIT_TMP/user" "$HKIT_TMP/user.c" \
     $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs --static hcore) ||
     hkit_fail "a user program does not build against the installed hcore"
 out=$("$HKIT_TMP/user") || hkit_fail "the user program failed"
