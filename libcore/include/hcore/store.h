@@ -10,6 +10,9 @@
  *   topics(id, name)                                   interned topic names
  *   messages(seq, session_id, received_at_ns, mono_ns, topic_id, payload BLOB, qos, retain,
  *            dup, kind, type, device_id, measured_at_ms, decode_error)
+ *   messages_v                                         view: messages joined with topic names,
+ *                                                      readable times, payload as text
+ * decode_error is 1 when the decoder reported an error for the message, else 0.
  */
 #ifndef HCORE_STORE_H
 #define HCORE_STORE_H
@@ -109,6 +112,14 @@ hc_err hc_store_flush_if_due(hc_store *st, hc_error *err);
  * it. Commits first.
  */
 hc_err hc_store_vacuum(hc_store *st, hc_error *err);
+
+/*
+ * Builds the secondary indexes on messages (type, device_id, received_at_ns) if missing. They are
+ * not maintained on the write path by default because they slow appends several times over (see
+ * README, "The recording format"); queries use them once they exist, and later appends keep them
+ * up to date. Commits first.
+ */
+hc_err hc_store_index(hc_store *st, hc_error *err);
 
 /* --- reading --------------------------------------------------------------------------------- */
 

@@ -1,0 +1,180 @@
+/*
+ * Benchmark of the recording store's write path: appends N Haltian-sized messages (161-byte
+ * topics from ~1000 devices times a few measurement types, ~59-byte JSON payloads) through
+ * hc_store_append, index columns included, and reports messages per second and the file size.
+ * Topics and payloads are made before the clock starts (a recorder gets them from the network);
+ * the time the decoder's index alone takes is measured separately so the store's own share is
+ * visible.
+ *
+ * usage: bench_store [-n messages] [-o file.db] [-b batch_rows] [-k]   (-k keeps the file)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hcore/decode.h"
+#include "hcore/store.h"
+
+#define N_DEVICES 1000
+#define N_TYPES 4
+#define N_PAYLOADS 1000
+
+static const char *const types[N_TYPES] = {"ambientTemperature", "humidity", "co2",
+                                           "barometricPressure"};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int parse_long(const char *opt, const char *s, long min, long *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min) {
+        fprintf(stderr, "bench_store: invalid value for %s: '%s'\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The device part is padded so that the ambientTemperature topics are 161 bytes, as measured. */
+static void make_topic(char *buf, size_t size, long i)
+{
+    snprintf(buf, size,
+             "haltian-iot/events/4c0a2f8e-1d2b-4b7a-9c51-3e2f7a9d0b11/"
+             "a61f0c3d-77e4-4f0e-8a2b-59d1c6e4f203/measurements/%s/"
+             "0d9e5b7c-2a41-4c8f-b6e3-%012ld",
+             types[(i / N_DEVICES) % N_TYPES], i % N_DEVICES);
+}
+
+static void make_payload(char *buf, size_t size, long i)
+{
+    /* 59 bytes: {"measured_at":"2026-02-05T10:30:45.123Z","value":1013.250} */
+    snprintf(buf, size, "{\"measured_at\":\"2026-02-05T10:%02ld:%02ld.%03ldZ\",\"value\":%8.3f}",
+             (i / 60000) % 60, (i / 1000) % 60, i % 1000, 900.0 + (double)(i % 1000) * 0.125);
+}
+
+int main(int argc, char **argv)
+{
+    long n = 1000000, batch_rows = 0;
+    const char *path = NULL;
+    char default_path[512];
+    static char topics[N_TYPES * N_DEVICES][192], payloads[N_PAYLOADS][80];
+    static size_t payload_lens[N_PAYLOADS];
+    int keep = 0, opt, status = 1;
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st = NULL;
+    struct hc_decode_index idx;
+    struct hc_msg m = {0};
+    struct stat sb;
+    int64_t session = 0, mono0;
+    double t0, t_decode, t_store;
+    volatile int sink = 0;
+
+    while ((opt = getopt(argc, argv, "n:o:b:k")) != -1) {
+        switch (opt) {
+        case 'n':
+            if (parse_long("-n", optarg, 1, &n))
+                return 2;
+            break;
+        case 'o':
+            path = optarg;
+            break;
+        case 'b':
+            if (parse_long("-b", optarg, 1, &batch_rows))
+                return 2;
+            break;
+        case 'k':
+            keep = 1;
+            break;
+        default:
+            fprintf(stderr, "usage: bench_store [-n messages] [-o file.db] [-b batch_rows] [-k]\n");
+            return 2;
+        }
+    }
+    if (!path) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(default_path, sizeof(default_path), "%s/bench_store-%ld.db",
+                 tmp && *tmp ? tmp : "/tmp", (long)getpid());
+        path = default_path;
+    }
+    for (long i = 0; i < N_TYPES * N_DEVICES; i++)
+        make_topic(topics[i], sizeof(topics[i]), i);
+    for (long i = 0; i < N_PAYLOADS; i++) {
+        make_payload(payloads[i], sizeof(payloads[i]), i * 7919);
+        payload_lens[i] = strlen(payloads[i]);
+    }
+    printf("messages: %ld, topic %zu bytes, payload %zu bytes, %d devices x %d types\n", n,
+           strlen(topics[0]), payload_lens[0], N_DEVICES, N_TYPES);
+
+    /* The decoder's index alone, for comparison. */
+    t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        const char *p = payloads[i % N_PAYLOADS];
+        hc_decode_index(topics[i % (N_TYPES * N_DEVICES)], (const unsigned char *)p,
+                        payload_lens[i % N_PAYLOADS], &idx);
+        sink += idx.has_error;
+    }
+    t_decode = now_s() - t0;
+
+    if (hc_store_open(path, HC_STORE_FORCE, &st, &err) != HC_OK ||
+        (batch_rows && (hc_store_set_batch_rows(st, batch_rows), 0)) ||
+        hc_store_session_begin(st, realtime_ns(), 0, &session, &err) != HC_OK) {
+        fprintf(stderr, "bench_store: %s\n", err.message);
+        goto out;
+    }
+    mono0 = realtime_ns();
+    t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        m.session_id = session;
+        m.received_at_ns = mono0 + i * 1000;
+        m.mono_ns = i * 1000;
+        m.topic = topics[i % (N_TYPES * N_DEVICES)];
+        m.payload = (const unsigned char *)payloads[i % N_PAYLOADS];
+        m.payload_len = payload_lens[i % N_PAYLOADS];
+        if (hc_store_append(st, &m, NULL, &err) != HC_OK) {
+            fprintf(stderr, "bench_store: %s\n", err.message);
+            goto out;
+        }
+    }
+    if (hc_store_close(st, &err) != HC_OK) {
+        st = NULL;
+        fprintf(stderr, "bench_store: %s\n", err.message);
+        goto out;
+    }
+    st = NULL;
+    t_store = now_s() - t0;
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr, "bench_store: cannot stat '%s': %s\n", path, strerror(errno));
+        goto out;
+    }
+    printf("decode_index alone:  %10.0f msg/s (%.3f s)\n", (double)n / t_decode, t_decode);
+    printf("store append+close:  %10.0f msg/s (%.3f s, index columns included)\n",
+           (double)n / t_store, t_store);
+    printf("file size:           %10.1f MiB (%.1f bytes/message)\n",
+           (double)sb.st_size / (1024.0 * 1024.0), (double)sb.st_size / (double)n);
+    status = 0;
+out:
+    hc_store_close(st, NULL);
+    if (!keep)
+        unlink(path);
+    (void)sink;
+    return status;
+}

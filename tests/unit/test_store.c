@@ -1,0 +1,946 @@
+/*
+ * Tests of the recording store on real SQLite files in a temporary directory: byte-exact round
+ * trips, arrival order, every selection filter, sessions, meta, flush visibility to a second
+ * connection, refusal of files that are not (intact, readable) recordings, open modes, summaries
+ * and the absence of deleted bytes after a vacuum.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hcore/store.h"
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/hkit-store-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    char path[512];
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+TestSuite(store, .init = make_tmpdir, .fini = remove_tmpdir);
+
+static const char *tmp_path(const char *name)
+{
+    static char paths[4][512];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, sizeof(paths[0]), "%s/%s", tmpdir, name);
+    return p;
+}
+
+static hc_store *open_ok(const char *path, enum hc_store_mode mode)
+{
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st = NULL;
+    hc_err rc = hc_store_open(path, mode, &st, &err);
+    cr_assert_eq(rc, HC_OK, "open '%s' failed: %s", path, err.message);
+    cr_assert_not_null(st);
+    return st;
+}
+
+static void close_ok(hc_store *st)
+{
+    hc_error err = HC_ERROR_INIT;
+    cr_assert_eq(hc_store_close(st, &err), HC_OK, "close failed: %s", err.message);
+}
+
+static int64_t begin_session(hc_store *st, int64_t started_at_ns)
+{
+    hc_error err = HC_ERROR_INIT;
+    int64_t id = 0;
+    cr_assert_eq(hc_store_session_begin(st, started_at_ns, 1000, &id, &err), HC_OK, "%s",
+                 err.message);
+    cr_assert_gt(id, 0);
+    return id;
+}
+
+static int64_t append(hc_store *st, int64_t session, int64_t received_at_ns, const char *topic,
+                      const void *payload, size_t len)
+{
+    struct hc_msg m = {0};
+    hc_error err = HC_ERROR_INIT;
+    int64_t seq = 0;
+
+    m.session_id = session;
+    m.received_at_ns = received_at_ns;
+    m.mono_ns = received_at_ns - 1000000000LL;
+    m.topic = topic;
+    m.payload = payload;
+    m.payload_len = len;
+    cr_assert_eq(hc_store_append(st, &m, &seq, &err), HC_OK, "append failed: %s", err.message);
+    return seq;
+}
+
+static int64_t append_text(hc_store *st, int64_t session, int64_t received_at_ns, const char *topic,
+                           const char *payload)
+{
+    return append(st, session, received_at_ns, topic, payload, strlen(payload));
+}
+
+/* Runs a selection and returns the number of rows; seqs (when not NULL) gets their seq values. */
+static size_t select_seqs(hc_store *st, const struct hc_select *sel, int64_t *seqs, size_t max)
+{
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+    struct hc_msg m;
+    size_t n = 0;
+    hc_err rc;
+
+    cr_assert_eq(hc_store_query(st, sel, &cur, &err), HC_OK, "query failed: %s", err.message);
+    while ((rc = hc_cursor_next(cur, &m, &err)) == HC_OK) {
+        if (seqs && n < max)
+            seqs[n] = m.seq;
+        n++;
+    }
+    cr_assert_eq(rc, HC_DONE, "cursor failed: %s", err.message);
+    hc_cursor_free(cur);
+    return n;
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = strlen(needle), len;
+    char *buf;
+    bool found = false;
+
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(len + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, len, f), len);
+    fclose(f);
+    for (size_t i = 0; i + n <= len && !found; i++)
+        found = memcmp(buf + i, needle, n) == 0;
+    free(buf);
+    return found;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Overwrites 4 big-endian bytes of the SQLite header (user_version at 60, application_id 68). */
+static void patch_header_u32(const char *path, long offset, uint32_t value)
+{
+    unsigned char b[4] = {(unsigned char)(value >> 24), (unsigned char)(value >> 16),
+                          (unsigned char)(value >> 8), (unsigned char)value};
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, offset, SEEK_SET), 0);
+    cr_assert_eq(fwrite(b, 1, 4, f), 4);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void make_small_recording(const char *path, int rows)
+{
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    int64_t s = begin_session(st, 1000);
+    for (int i = 0; i < rows; i++)
+        append_text(st, s, 1000 + i, "a/b", "{\"value\":1}");
+    close_ok(st);
+}
+
+static hc_err open_read_err(const char *path, hc_error *err)
+{
+    hc_store *st = NULL;
+    hc_err rc = hc_store_open(path, HC_STORE_READ, &st, err);
+    cr_assert_null(st);
+    return rc;
+}
+
+#define T_TEMP "haltian-iot/events/intg/key/measurements/ambientTemperature/dev-1"
+#define T_TEMP_ALIAS "haltian-iot/events/intg/key/measurements/ambient_temperature/dev-2"
+#define T_HUM "haltian-iot/events/intg/key/measurements/humidity/dev-1"
+#define T_OFFLINE "haltian-iot/events/intg/key/notifications/deviceOffline"
+#define P_TEMP "{\"measured_at\":\"2026-02-05T10:30:45.123Z\",\"value\":23.5}"
+#define P_HUM "{\"measured_at\":\"2026-02-05T10:30:46.000Z\",\"value\":45.8}"
+
+/* --- round trip ------------------------------------------------------------------------------- */
+
+Test(store, append_then_query_returns_every_payload_byte_for_byte)
+{
+    static const unsigned char binary[] = {0x00, 0xff, 0x80, 0x01, 0x00, 0xfe};
+    static const char nul_inside[] = "before\0after";
+    static const unsigned char bad_utf8[] = {0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1};
+    const char *path = tmp_path("roundtrip.db");
+    size_t big_len = 1024 * 1024;
+    unsigned char *big = malloc(big_len);
+    struct {
+        const void *data;
+        size_t len;
+    } cases[] = {{binary, sizeof(binary)},
+                 {"", 0},
+                 {nul_inside, sizeof(nul_inside) - 1},
+                 {bad_utf8, sizeof(bad_utf8)},
+                 {big, big_len}};
+    size_t n_cases = sizeof(cases) / sizeof(cases[0]);
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+    struct hc_msg m;
+    hc_store *st;
+    int64_t s;
+
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (unsigned char)(i * 31 + 7);
+    st = open_ok(path, HC_STORE_CREATE);
+    s = begin_session(st, 5000000000LL);
+    for (size_t i = 0; i < n_cases; i++) {
+        struct hc_msg in = {0};
+        int64_t seq = 0;
+        in.session_id = s;
+        in.received_at_ns = 5000000000LL + (int64_t)i;
+        in.mono_ns = 10 + (int64_t)i;
+        in.topic = "t/x";
+        in.payload = cases[i].len ? cases[i].data : NULL;
+        in.payload_len = cases[i].len;
+        in.qos = (int)(i % 3);
+        in.retain = i == 1;
+        in.dup = i == 2;
+        cr_assert_eq(hc_store_append(st, &in, &seq, &err), HC_OK, "%s", err.message);
+        cr_assert_eq(seq, (int64_t)i + 1);
+    }
+    close_ok(st);
+
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_query(st, NULL, &cur, &err), HC_OK, "%s", err.message);
+    for (size_t i = 0; i < n_cases; i++) {
+        cr_assert_eq(hc_cursor_next(cur, &m, &err), HC_OK, "%s", err.message);
+        cr_assert_eq(m.seq, (int64_t)i + 1);
+        cr_assert_eq(m.session_id, s);
+        cr_assert_eq(m.received_at_ns, 5000000000LL + (int64_t)i);
+        cr_assert_eq(m.mono_ns, 10 + (int64_t)i);
+        /* session started_at (5 s) + mono */
+        cr_assert_eq(m.timeline_ns, 5000000000LL + 10 + (int64_t)i);
+        cr_assert_str_eq(m.topic, "t/x");
+        cr_assert_eq(m.payload_len, cases[i].len, "case %zu: length %zu", i, m.payload_len);
+        if (cases[i].len)
+            cr_assert_eq(memcmp(m.payload, cases[i].data, cases[i].len), 0, "case %zu", i);
+        cr_assert_eq(m.qos, (int)(i % 3));
+        cr_assert_eq(m.retain, i == 1);
+        cr_assert_eq(m.dup, i == 2);
+    }
+    cr_assert_eq(hc_cursor_next(cur, &m, &err), HC_DONE);
+    hc_cursor_free(cur);
+    close_ok(st);
+    free(big);
+}
+
+Test(store, query_returns_messages_in_arrival_order_even_when_the_clock_went_back)
+{
+    hc_store *st = open_ok(tmp_path("order.db"), HC_STORE_CREATE);
+    int64_t s = begin_session(st, 0);
+    int64_t seqs[3];
+
+    append_text(st, s, 300, "a", "first");
+    append_text(st, s, 100, "b", "second");
+    append_text(st, s, 200, "c", "third");
+    cr_assert_eq(select_seqs(st, NULL, seqs, 3), 3);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 2);
+    cr_assert_eq(seqs[2], 3);
+    close_ok(st);
+}
+
+/* --- filters -------------------------------------------------------------------------------- */
+
+/* Five messages: two sessions, times 100..500, a mix of topics, kinds, types and devices. */
+static hc_store *filter_fixture(int64_t *s1, int64_t *s2)
+{
+    hc_store *st = open_ok(tmp_path("filters.db"), HC_STORE_CREATE);
+    *s1 = begin_session(st, 0);
+    append_text(st, *s1, 100, T_TEMP, P_TEMP);       /* 1 */
+    append_text(st, *s1, 200, T_HUM, P_HUM);         /* 2 */
+    append_text(st, *s1, 300, T_TEMP_ALIAS, P_TEMP); /* 3 */
+    *s2 = begin_session(st, 1000);
+    append_text(st, *s2, 400, T_OFFLINE, "{\"value\":true}");          /* 4 */
+    append_text(st, *s2, 500, "other/tree/x", "not json at all \x01"); /* 5 */
+    return st;
+}
+
+Test(store, time_window_includes_since_and_excludes_until)
+{
+    int64_t s1, s2, seqs[5];
+    hc_store *st = filter_fixture(&s1, &s2);
+    struct hc_select sel = {0};
+
+    sel.has_since = true;
+    sel.since_ns = 200;
+    sel.has_until = true;
+    sel.until_ns = 400;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 2);
+    cr_assert_eq(seqs[1], 3);
+
+    sel.has_until = false;
+    cr_assert_eq(select_seqs(st, &sel, NULL, 0), 4);
+    sel.has_since = false;
+    sel.has_until = true;
+    sel.until_ns = 100;
+    cr_assert_eq(select_seqs(st, &sel, NULL, 0), 0);
+    close_ok(st);
+}
+
+Test(store, topic_filters_with_plus_and_hash_select_matching_topics)
+{
+    int64_t s1, s2, seqs[5];
+    hc_store *st = filter_fixture(&s1, &s2);
+    struct hc_select sel = {0};
+    const char *plus[] = {"haltian-iot/events/+/+/measurements/+/dev-1"};
+    const char *hash[] = {"haltian-iot/events/intg/key/notifications/#"};
+    const char *both[] = {"other/#", T_HUM};
+    const char *everything[] = {"#"};
+    const char *invalid[] = {"a/#/b"};
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+
+    sel.topic_filters = plus;
+    sel.n_topic_filters = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 2);
+
+    sel.topic_filters = hash;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 1);
+    cr_assert_eq(seqs[0], 4);
+
+    sel.topic_filters = both;
+    sel.n_topic_filters = 2;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 2);
+    cr_assert_eq(seqs[1], 5);
+
+    sel.topic_filters = everything;
+    sel.n_topic_filters = 1;
+    cr_assert_eq(select_seqs(st, &sel, NULL, 0), 5);
+
+    sel.topic_filters = invalid;
+    cr_assert_eq(hc_store_query(st, &sel, &cur, &err), HC_ERR_INVALID);
+    cr_assert_null(cur);
+    cr_assert(strstr(err.message, "a/#/b") != NULL, "%s", err.message);
+    close_ok(st);
+}
+
+Test(store, kind_type_and_device_filters_use_the_decoded_columns)
+{
+    int64_t s1, s2, seqs[5];
+    hc_store *st = filter_fixture(&s1, &s2);
+    struct hc_select sel = {0};
+    const char *kinds[] = {"notifications"};
+    const char *types[] = {"ambientTemperature"};
+    const char *alias[] = {"ambient_temperature"};
+    const char *types2[] = {"humidity", "ambientTemperature"};
+    const char *devices[] = {"dev-1"};
+
+    sel.kinds = kinds;
+    sel.n_kinds = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 1);
+    cr_assert_eq(seqs[0], 4);
+    sel.n_kinds = 0;
+
+    /* The alias in the topic of message 3 was stored under its canonical name. */
+    sel.types = types;
+    sel.n_types = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 3);
+    sel.types = alias;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 3);
+    sel.types = types2;
+    sel.n_types = 2;
+    cr_assert_eq(select_seqs(st, &sel, NULL, 0), 3);
+    sel.n_types = 0;
+
+    sel.devices = devices;
+    sel.n_devices = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 2);
+    close_ok(st);
+}
+
+Test(store, session_limit_and_combined_filters_are_anded)
+{
+    int64_t s1, s2, seqs[5];
+    hc_store *st = filter_fixture(&s1, &s2);
+    struct hc_select sel = {0};
+    int64_t sessions[1];
+    const char *types[] = {"ambientTemperature"};
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+
+    sessions[0] = s2;
+    sel.sessions = sessions;
+    sel.n_sessions = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 4);
+    cr_assert_eq(seqs[1], 5);
+
+    sel.limit = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 1);
+    cr_assert_eq(seqs[0], 4);
+
+    /* Type AND time window AND session: message 3 only. */
+    sessions[0] = s1;
+    sel.limit = 0;
+    sel.types = types;
+    sel.n_types = 1;
+    sel.has_since = true;
+    sel.since_ns = 150;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 1);
+    cr_assert_eq(seqs[0], 3);
+
+    sel.limit = -1;
+    cr_assert_eq(hc_store_query(st, &sel, &cur, &err), HC_ERR_INVALID);
+    close_ok(st);
+}
+
+/* --- sessions and meta ----------------------------------------------------------------------- */
+
+struct session_log {
+    struct hc_session_row rows[4];
+    char reasons[4][64];
+    int n;
+};
+
+static int collect_session(const struct hc_session_row *row, void *user)
+{
+    struct session_log *log = user;
+    if (log->n < 4) {
+        log->rows[log->n] = *row;
+        snprintf(log->reasons[log->n], sizeof(log->reasons[0]), "%s", row->end_reason);
+        log->n++;
+    }
+    return 0;
+}
+
+Test(store, sessions_record_begin_end_reason_and_message_counts)
+{
+    hc_store *st = open_ok(tmp_path("sessions.db"), HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    struct session_log log = {0};
+    int64_t s1 = begin_session(st, 100);
+    int64_t s2;
+
+    append_text(st, s1, 110, "a", "x");
+    append_text(st, s1, 120, "a", "y");
+    cr_assert_eq(hc_store_session_end(st, s1, 130, "connection lost: keepalive timeout", &err),
+                 HC_OK, "%s", err.message);
+    s2 = begin_session(st, 200);
+    cr_assert_eq(hc_store_session_end(st, 999, 1, "x", &err), HC_ERR_INVALID);
+
+    cr_assert_eq(hc_store_sessions_each(st, collect_session, &log, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(log.n, 2);
+    cr_assert_eq(log.rows[0].id, s1);
+    cr_assert_eq(log.rows[0].started_at_ns, 100);
+    cr_assert_eq(log.rows[0].started_mono_ns, 1000);
+    cr_assert_eq(log.rows[0].ended_at_ns, 130);
+    cr_assert_str_eq(log.reasons[0], "connection lost: keepalive timeout");
+    cr_assert_eq(log.rows[0].messages, 2);
+    cr_assert_eq(log.rows[0].first_received_at_ns, 110);
+    cr_assert_eq(log.rows[0].last_received_at_ns, 120);
+    cr_assert_eq(log.rows[1].id, s2);
+    cr_assert_eq(log.rows[1].ended_at_ns, 0);
+    cr_assert_str_eq(log.reasons[1], "");
+    cr_assert_eq(log.rows[1].messages, 0);
+    close_ok(st);
+}
+
+Test(store, append_to_an_unknown_session_is_refused)
+{
+    hc_store *st = open_ok(tmp_path("nosession.db"), HC_STORE_CREATE);
+    struct hc_msg m = {0};
+    hc_error err = HC_ERROR_INIT;
+
+    m.session_id = 1;
+    m.topic = "a";
+    cr_assert_eq(hc_store_append(st, &m, NULL, &err), HC_ERR_INVALID);
+    cr_assert(strstr(err.message, "no session 1") != NULL, "%s", err.message);
+    close_ok(st);
+}
+
+static int collect_meta(const char *key, const char *value, void *user)
+{
+    char *buf = user;
+    strcat(buf, key);
+    strcat(buf, "=");
+    strcat(buf, value);
+    strcat(buf, ";");
+    return 0;
+}
+
+Test(store, meta_values_round_trip_and_list_in_key_order)
+{
+    const char *path = tmp_path("meta.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    char *value = NULL;
+    char listing[512] = "";
+
+    cr_assert_eq(hc_store_meta_set(st, "broker", "localhost:1883", &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_store_meta_set(st, "note", "first", &err), HC_OK);
+    cr_assert_eq(hc_store_meta_set(st, "note", "ünïcode note", &err), HC_OK);
+    close_ok(st);
+
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_meta_get(st, "note", &value, &err), HC_OK);
+    cr_assert_str_eq(value, "ünïcode note");
+    free(value);
+    cr_assert_eq(hc_store_meta_get(st, "absent", &value, &err), HC_OK);
+    cr_assert_null(value);
+    cr_assert_eq(hc_store_meta_each(st, collect_meta, listing, &err), HC_OK);
+    cr_assert_str_eq(listing, "broker=localhost:1883;note=ünïcode note;schema_version=1;");
+    cr_assert_eq(hc_store_meta_set(st, "x", "y", &err), HC_ERR_INVALID);
+    close_ok(st);
+}
+
+/* --- flushing ------------------------------------------------------------------------------- */
+
+static int64_t count_messages(hc_store *st)
+{
+    struct hc_store_summary sum;
+    hc_error err = HC_ERROR_INIT;
+    cr_assert_eq(hc_store_summarize(st, NULL, &sum, &err), HC_OK, "%s", err.message);
+    return sum.messages;
+}
+
+Test(store, a_second_connection_sees_rows_only_after_they_are_committed)
+{
+    const char *path = tmp_path("flush.db");
+    hc_store *writer = open_ok(path, HC_STORE_CREATE);
+    hc_store *reader;
+    hc_error err = HC_ERROR_INIT;
+    int64_t s;
+
+    hc_store_set_flush_interval(writer, 3600LL * 1000000000LL);
+    s = begin_session(writer, 0);
+    reader = open_ok(path, HC_STORE_READ);
+    for (int i = 0; i < 10; i++)
+        append_text(writer, s, i, "a/b", "payload");
+    cr_assert_eq(count_messages(writer), 10, "the writer sees its own batch");
+    cr_assert_eq(count_messages(reader), 0, "the reader must not see an uncommitted batch");
+    cr_assert_eq(hc_store_flush_if_due(writer, &err), HC_OK);
+    cr_assert_eq(count_messages(reader), 0, "the batch is not due yet");
+    cr_assert_eq(hc_store_flush(writer, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(count_messages(reader), 10);
+
+    /* A zero interval makes the next due check commit. */
+    append_text(writer, s, 99, "a/b", "more");
+    hc_store_set_flush_interval(writer, 0);
+    cr_assert_eq(hc_store_flush_if_due(writer, &err), HC_OK);
+    cr_assert_eq(count_messages(reader), 11);
+
+    /* The row bound commits during append. */
+    hc_store_set_flush_interval(writer, 3600LL * 1000000000LL);
+    hc_store_set_batch_rows(writer, 3);
+    append_text(writer, s, 100, "a/b", "1");
+    append_text(writer, s, 101, "a/b", "2");
+    cr_assert_eq(count_messages(reader), 11);
+    append_text(writer, s, 102, "a/b", "3");
+    cr_assert_eq(count_messages(reader), 14);
+    close_ok(reader);
+    close_ok(writer);
+}
+
+Test(store, close_commits_the_pending_batch)
+{
+    const char *path = tmp_path("close.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    int64_t s;
+
+    hc_store_set_flush_interval(st, 3600LL * 1000000000LL);
+    s = begin_session(st, 0);
+    append_text(st, s, 1, "a", "x");
+    close_ok(st);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(count_messages(st), 1);
+    close_ok(st);
+}
+
+/* --- refusing what is not a recording -------------------------------------------------------- */
+
+Test(store, a_text_file_is_not_a_recording)
+{
+    const char *path = tmp_path("notes.txt");
+    hc_error err = HC_ERROR_INIT;
+    const char text[] = "these are my notes, not a database\n";
+    hc_store *st = NULL;
+
+    write_file(path, text, sizeof(text) - 1);
+    cr_assert_eq(open_read_err(path, &err), HC_ERR_NOT_RECORDING);
+    cr_assert(strstr(err.message, "is not an hkit recording") != NULL, "%s", err.message);
+    cr_assert(strstr(err.message, "notes.txt'") != NULL, "%s", err.message);
+    /* Appending must not touch it either. */
+    cr_assert_eq(hc_store_open(path, HC_STORE_APPEND, &st, &err), HC_ERR_NOT_RECORDING);
+    cr_assert(file_contains(path, "these are my notes"));
+}
+
+Test(store, an_empty_file_is_not_a_recording)
+{
+    const char *path = tmp_path("empty.db");
+    hc_error err = HC_ERROR_INIT;
+
+    write_file(path, "", 0);
+    cr_assert_eq(open_read_err(path, &err), HC_ERR_NOT_RECORDING, "%s", err.message);
+}
+
+Test(store, a_missing_file_cannot_be_read)
+{
+    hc_error err = HC_ERROR_INIT;
+    cr_assert_eq(open_read_err(tmp_path("missing.db"), &err), HC_ERR_IO);
+    cr_assert(strstr(err.message, "cannot open '") != NULL, "%s", err.message);
+}
+
+Test(store, an_sqlite_file_of_another_application_is_not_a_recording)
+{
+    const char *path = tmp_path("other.db");
+    hc_error err = HC_ERROR_INIT;
+
+    make_small_recording(path, 1);
+    patch_header_u32(path, 68, 0x12345678);
+    cr_assert_eq(open_read_err(path, &err), HC_ERR_NOT_RECORDING);
+    cr_assert(strstr(err.message, "is not an hkit recording") != NULL, "%s", err.message);
+}
+
+Test(store, a_newer_schema_is_refused_naming_both_versions)
+{
+    const char *path = tmp_path("newer.db");
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st = NULL;
+
+    make_small_recording(path, 1);
+    patch_header_u32(path, 60, 7);
+    cr_assert_eq(open_read_err(path, &err), HC_ERR_SCHEMA_NEWER);
+    cr_assert(strstr(err.message, "version 7") != NULL, "%s", err.message);
+    cr_assert(strstr(err.message, "version 1") != NULL, "%s", err.message);
+    cr_assert_eq(hc_store_open(path, HC_STORE_APPEND, &st, &err), HC_ERR_SCHEMA_NEWER);
+}
+
+Test(store, a_truncated_copy_of_a_recording_is_reported_as_damaged)
+{
+    const char *path = tmp_path("full.db");
+    const char *cut = tmp_path("cut.db");
+    hc_error err = HC_ERROR_INIT;
+    struct stat sb;
+    FILE *f;
+    char *buf;
+
+    make_small_recording(path, 5000);
+    cr_assert_eq(stat(path, &sb), 0);
+    buf = malloc((size_t)sb.st_size);
+    cr_assert_not_null(buf);
+    f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(buf, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+    fclose(f);
+    write_file(cut, buf, (size_t)sb.st_size / 2);
+    free(buf);
+    cr_assert_eq(open_read_err(cut, &err), HC_ERR_CORRUPT);
+    cr_assert(strstr(err.message, "cut.db' is damaged") != NULL, "%s", err.message);
+}
+
+/* --- open modes ------------------------------------------------------------------------------ */
+
+Test(store, create_refuses_an_existing_file_and_force_replaces_it)
+{
+    const char *path = tmp_path("modes.db");
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st = NULL;
+
+    make_small_recording(path, 3);
+    cr_assert_eq(hc_store_open(path, HC_STORE_CREATE, &st, &err), HC_ERR_EXISTS);
+    cr_assert_null(st);
+    cr_assert(strstr(err.message, "modes.db': file exists") != NULL, "%s", err.message);
+
+    st = open_ok(path, HC_STORE_FORCE);
+    cr_assert_eq(count_messages(st), 0);
+    close_ok(st);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(count_messages(st), 0);
+    close_ok(st);
+}
+
+Test(store, append_adds_a_session_to_an_existing_recording_or_creates_one)
+{
+    const char *path = tmp_path("append.db");
+    struct session_log log = {0};
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st;
+    int64_t s;
+
+    st = open_ok(path, HC_STORE_APPEND); /* created */
+    s = begin_session(st, 10);
+    append_text(st, s, 11, "a", "one");
+    close_ok(st);
+
+    st = open_ok(path, HC_STORE_APPEND);
+    s = begin_session(st, 20);
+    cr_assert_eq(s, 2);
+    append_text(st, s, 21, "a", "two");
+    close_ok(st);
+
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_sessions_each(st, collect_session, &log, &err), HC_OK);
+    cr_assert_eq(log.n, 2);
+    cr_assert_eq(log.rows[1].messages, 1);
+    cr_assert_eq(count_messages(st), 2);
+    close_ok(st);
+}
+
+Test(store, read_only_stores_refuse_writes_and_destructors_accept_null)
+{
+    const char *path = tmp_path("ro.db");
+    hc_error err = HC_ERROR_INIT;
+    struct hc_msg m = {0};
+    hc_store *st;
+
+    make_small_recording(path, 1);
+    st = open_ok(path, HC_STORE_READ);
+    m.session_id = 1;
+    m.topic = "a";
+    cr_assert_eq(hc_store_append(st, &m, NULL, &err), HC_ERR_INVALID);
+    cr_assert_eq(hc_store_session_begin(st, 0, 0, NULL, &err), HC_ERR_INVALID);
+    cr_assert_eq(hc_store_vacuum(st, &err), HC_ERR_INVALID);
+    close_ok(st);
+    cr_assert_eq(hc_store_close(NULL, NULL), HC_OK);
+    hc_cursor_free(NULL);
+}
+
+/* --- summaries ------------------------------------------------------------------------------- */
+
+struct group_log {
+    char keys[8][128];
+    int64_t counts[8], first[8], last[8];
+    int n;
+};
+
+static int collect_group(const char *key, int64_t count, int64_t first_ns, int64_t last_ns,
+                         void *user)
+{
+    struct group_log *g = user;
+    if (g->n < 8) {
+        snprintf(g->keys[g->n], sizeof(g->keys[0]), "%s", key);
+        g->counts[g->n] = count;
+        g->first[g->n] = first_ns;
+        g->last[g->n] = last_ns;
+        g->n++;
+    }
+    return 0;
+}
+
+Test(store, count_by_groups_by_whitelisted_columns_only)
+{
+    int64_t s1, s2;
+    hc_store *st = filter_fixture(&s1, &s2);
+    hc_error err = HC_ERROR_INIT;
+    struct group_log g = {0};
+    struct hc_select sel = {0};
+
+    cr_assert_eq(hc_store_count_by(st, NULL, "session_id", collect_group, &g, &err), HC_OK, "%s",
+                 err.message);
+    cr_assert_eq(g.n, 2);
+    cr_assert_str_eq(g.keys[0], "1");
+    cr_assert_eq(g.counts[0], 3);
+    cr_assert_eq(g.first[0], 100);
+    cr_assert_eq(g.last[0], 300);
+    cr_assert_str_eq(g.keys[1], "2");
+    cr_assert_eq(g.counts[1], 2);
+
+    memset(&g, 0, sizeof(g));
+    cr_assert_eq(hc_store_count_by(st, NULL, "type", collect_group, &g, &err), HC_OK);
+    cr_assert_str_eq(g.keys[0], "ambientTemperature");
+    cr_assert_eq(g.counts[0], 2);
+
+    memset(&g, 0, sizeof(g));
+    sel.limit = 2;
+    cr_assert_eq(hc_store_count_by(st, &sel, "topic", collect_group, &g, &err), HC_OK);
+    cr_assert_eq(g.n, 2);
+    cr_assert_str_eq(g.keys[0], T_TEMP); /* ties ordered by key */
+    cr_assert_str_eq(g.keys[1], T_HUM);
+
+    /* Only message 5 ("not json at all") is undecodable; its key is the decoder's error code. */
+    memset(&g, 0, sizeof(g));
+    cr_assert_eq(hc_store_count_by(st, NULL, "decode_error", collect_group, &g, &err), HC_OK, "%s",
+                 err.message);
+    cr_assert_eq(g.n, 1);
+    cr_assert_eq(g.counts[0], 1);
+    cr_assert_eq(g.first[0], 500);
+    cr_assert_str_neq(g.keys[0], "");
+
+    cr_assert_eq(
+        hc_store_count_by(st, NULL, "payload; DROP TABLE messages", collect_group, &g, &err),
+        HC_ERR_INVALID);
+    cr_assert_eq(hc_store_count_by(st, NULL, "seq", collect_group, &g, &err), HC_ERR_INVALID);
+    cr_assert_eq(count_messages(st), 5);
+    close_ok(st);
+}
+
+Test(store, summarize_reports_counts_times_and_payload_size_statistics)
+{
+    hc_store *st = open_ok(tmp_path("summary.db"), HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    struct hc_store_summary sum;
+    struct hc_select sel = {0};
+    char payload[101];
+    int64_t s = begin_session(st, 0);
+
+    memset(payload, 'x', sizeof(payload));
+    begin_session(st, 0); /* a session without messages still counts */
+    for (int i = 1; i <= 100; i++)
+        append(st, s, 1000 + i, "a/b", payload, (size_t)i);
+    cr_assert_eq(hc_store_summarize(st, NULL, &sum, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(sum.messages, 100);
+    cr_assert_eq(sum.payload_bytes, 5050);
+    cr_assert_eq(sum.first_received_at_ns, 1001);
+    cr_assert_eq(sum.last_received_at_ns, 1100);
+    cr_assert_eq(sum.sessions, 2);
+    cr_assert_eq(sum.payload_min, 1);
+    cr_assert_eq(sum.payload_max, 100);
+    cr_assert_float_eq(sum.payload_mean, 50.5, 1e-9);
+    cr_assert_eq(sum.payload_p50, 50);
+    cr_assert_eq(sum.payload_p99, 99);
+
+    sel.has_since = true;
+    sel.since_ns = 1091;
+    cr_assert_eq(hc_store_summarize(st, &sel, &sum, &err), HC_OK);
+    cr_assert_eq(sum.messages, 10);
+    cr_assert_eq(sum.sessions, 1);
+    cr_assert_eq(sum.payload_min, 91);
+    cr_assert_eq(sum.payload_p50, 95);
+
+    sel.since_ns = 5000;
+    cr_assert_eq(hc_store_summarize(st, &sel, &sum, &err), HC_OK);
+    cr_assert_eq(sum.messages, 0);
+    cr_assert_eq(sum.first_received_at_ns, 0);
+    cr_assert_eq(sum.payload_p99, 0);
+    close_ok(st);
+}
+
+Test(store, building_the_indexes_keeps_every_selection_identical)
+{
+    int64_t s1, s2, seqs[5];
+    hc_store *st = filter_fixture(&s1, &s2);
+    hc_error err = HC_ERROR_INIT;
+    struct hc_select sel = {0};
+    const char *devices[] = {"dev-1"};
+    const char *types[] = {"ambient_temperature"};
+
+    cr_assert_eq(hc_store_index(st, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_store_index(st, &err), HC_OK, "building twice is harmless");
+    sel.devices = devices;
+    sel.n_devices = 1;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[0], 1);
+    cr_assert_eq(seqs[1], 2);
+    sel.n_devices = 0;
+    sel.types = types;
+    sel.n_types = 1;
+    sel.has_since = true;
+    sel.since_ns = 200;
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 1);
+    cr_assert_eq(seqs[0], 3);
+    /* Appends after indexing stay visible through the indexes. */
+    append_text(st, s2, 600, T_TEMP, P_TEMP);
+    cr_assert_eq(select_seqs(st, &sel, seqs, 5), 2);
+    cr_assert_eq(seqs[1], 6);
+    close_ok(st);
+}
+
+Test(store, summarize_counts_decode_errors)
+{
+    int64_t s1, s2;
+    hc_store *st = filter_fixture(&s1, &s2);
+    hc_error err = HC_ERROR_INIT;
+    struct hc_store_summary sum;
+
+    cr_assert_eq(hc_store_summarize(st, NULL, &sum, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(sum.messages, 5);
+    cr_assert_eq(sum.decode_errors, 1);
+    cr_assert_eq(sum.sessions, 2);
+    close_ok(st);
+}
+
+/* --- vacuum and scale ------------------------------------------------------------------------ */
+
+Test(store, replaced_values_do_not_survive_in_the_file_after_vacuum)
+{
+    const char *path = tmp_path("vacuum.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    int64_t s = begin_session(st, 0);
+
+    cr_assert_eq(hc_store_meta_set(st, "note", "MARKER-7f3a-secret-note", &err), HC_OK);
+    for (int i = 0; i < 200; i++)
+        append_text(st, s, i, "a/b", "filler payload to spread pages around");
+    cr_assert_eq(hc_store_flush(st, &err), HC_OK);
+    cr_assert_eq(hc_store_meta_set(st, "note", "redacted", &err), HC_OK);
+    cr_assert_eq(hc_store_vacuum(st, &err), HC_OK, "%s", err.message);
+    close_ok(st);
+    cr_assert_not(file_contains(path, "MARKER-7f3a-secret-note"));
+    cr_assert(file_contains(path, "redacted"));
+}
+
+Test(store, iterating_200k_rows_streams_them_all_in_order)
+{
+    const char *path = tmp_path("large.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+    struct hc_msg m;
+    int64_t s = begin_session(st, 0), expected = 1;
+    char topic[64];
+    hc_err rc;
+
+    for (int i = 0; i < 200000; i++) {
+        snprintf(topic, sizeof(topic), "site/dev-%d/t", i % 1000);
+        append_text(st, s, i, topic, "{\"value\":1}");
+    }
+    close_ok(st);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_query(st, NULL, &cur, &err), HC_OK);
+    while ((rc = hc_cursor_next(cur, &m, &err)) == HC_OK) {
+        cr_assert_eq(m.seq, expected);
+        snprintf(topic, sizeof(topic), "site/dev-%d/t", (int)((expected - 1) % 1000));
+        cr_assert_str_eq(m.topic, topic);
+        expected++;
+    }
+    cr_assert_eq(rc, HC_DONE, "%s", err.message);
+    cr_assert_eq(expected, 200001);
+    hc_cursor_free(cur);
+    close_ok(st);
+}
