@@ -1,0 +1,1319 @@
+/*
+ * hverify's work: find the cases under the paths given, run the decoder over each case's input
+ * (in-process for the built-in decoder, one child process per case for the user's), compare each
+ * output value with the expected one, and report. Strict order streams: neither the input nor
+ * the outputs are held in memory, so a million-message case costs what one message does. The
+ * other orders (per-device, any) collect the values of the case first.
+ *
+ * Updates never overwrite a reviewed file silently: --update writes expected.jsonl.pending
+ * (lines that still match keep their old text, so only real changes show in a diff), and
+ * accepting moves it into place. With CI set, nothing is written unless --force.
+ */
+#include "hverify.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hcore/decode.h"
+#include "hcore/jsonl.h"
+#include "hcore/store.h"
+#include "hcore/timefmt.h"
+
+#define MAX_DEPTH 32
+#define EXCERPT 120
+
+/* --- small helpers -----------------------------------------------------------------------------
+ */
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    struct stat st;
+    bool ok = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+
+    free(p);
+    return ok;
+}
+
+/* Single-quotes s for a shell command line the user can paste. */
+static void shell_quote(char *out, size_t size, const char *s)
+{
+    size_t o = 0;
+    bool plain = *s != '\0';
+
+    for (const char *c = s; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("/._-+:,=@", *c)))
+            plain = false;
+    if (plain) {
+        snprintf(out, size, "%s", s);
+        return;
+    }
+    if (o + 1 < size)
+        out[o++] = '\'';
+    for (; *s && o + 5 < size; s++) {
+        if (*s == '\'') {
+            memcpy(out + o, "'\\''", 4);
+            o += 4;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    if (o + 1 < size)
+        out[o++] = '\'';
+    out[o] = '\0';
+}
+
+/* Compact JSON of v cut to EXCERPT characters, or NULL for a missing value. */
+static char *excerpt_json(const cJSON *v)
+{
+    char *s;
+
+    if (!v)
+        return NULL;
+    s = cJSON_PrintUnformatted(v);
+    if (s && strlen(s) > EXCERPT)
+        strcpy(s + EXCERPT - 3, "...");
+    return s;
+}
+
+static char *excerpt_text(const char *t, size_t n)
+{
+    char *s = malloc(EXCERPT + 4);
+
+    if (!s)
+        return NULL;
+    if (n > EXCERPT)
+        snprintf(s, EXCERPT + 4, "%.*s...", EXCERPT - 3, t);
+    else
+        snprintf(s, EXCERPT + 4, "%.*s", (int)n, t);
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = '?';
+    return s;
+}
+
+static bool ci_mode(void)
+{
+    const char *ci = getenv("CI");
+
+    return ci && *ci && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
+}
+
+/* --- case discovery ----------------------------------------------------------------------------
+ */
+
+struct case_list {
+    char **dirs;
+    size_t n, cap;
+};
+
+static bool is_case_dir(const char *dir)
+{
+    return file_exists(dir, "input.jsonl") || file_exists(dir, "input.db") ||
+           file_exists(dir, "expected.jsonl") || file_exists(dir, "case.json");
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool list_add(struct case_list *l, const char *dir)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **d = realloc(l->dirs, cap * sizeof(*d));
+
+        if (!d)
+            return false;
+        l->dirs = d;
+        l->cap = cap;
+    }
+    l->dirs[l->n] = strdup(dir);
+    return l->dirs[l->n++] != NULL;
+}
+
+/* Sorted names in dir (bytewise, so the order does not depend on the locale). */
+static char **sorted_entries(const char *dir, size_t *count)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+
+    *count = 0;
+    if (!d)
+        return NULL;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            char **nn = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof(*nn));
+            if (!nn)
+                break;
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name)))
+            break;
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), name_cmp);
+    *count = n;
+    return names;
+}
+
+static void find_cases(const char *dir, int depth, struct case_list *l)
+{
+    size_t n;
+    char **names;
+
+    if (is_case_dir(dir)) {
+        list_add(l, dir);
+        return;
+    }
+    if (depth > MAX_DEPTH)
+        return;
+    names = sorted_entries(dir, &n);
+    for (size_t i = 0; i < n; i++) {
+        char *sub = path_join(dir, names[i]);
+        struct stat st;
+
+        if (sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            find_cases(sub, depth + 1, l);
+        free(sub);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Files in a case directory that hverify does not read: reported so nothing is left behind. */
+static void report_leftovers(const char *dir, bool updating)
+{
+    static const char *const known[] = {"input.jsonl",           "input.db",       "input.db-wal",
+                                        "input.db-shm",          "expected.jsonl", "case.json",
+                                        "expected.jsonl.pending"};
+    size_t n;
+    char **names = sorted_entries(dir, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        bool ok = false;
+        size_t len = strlen(names[i]);
+
+        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+            if (strcmp(names[i], known[k]) == 0)
+                ok = true;
+        if (strncmp(names[i], "README", 6) == 0 || (len > 3 && !strcmp(names[i] + len - 3, ".md")))
+            ok = true;
+        if (!ok)
+            tool_warn("unreferenced file '%s/%s' (hverify reads input.jsonl or input.db, "
+                      "expected.jsonl, case.json)",
+                      dir, names[i]);
+        else if (!updating && strcmp(names[i], "expected.jsonl.pending") == 0)
+            tool_warn("'%s/expected.jsonl.pending' is an update not yet accepted "
+                      "(review it, then: hverify accept %s)",
+                      dir, dir);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* --- case.json ----------------------------------------------------------------------------- */
+
+static bool add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size)
+{
+    struct hv_path *p = realloc(cfg->ignore, (cfg->n_ignore + 1) * sizeof(*p));
+    char reason[160];
+
+    if (!p) {
+        snprintf(why, size, "out of memory");
+        return false;
+    }
+    cfg->ignore = p;
+    if (!hv_path_compile(text, &cfg->ignore[cfg->n_ignore], reason, sizeof(reason))) {
+        snprintf(why, size, "bad path '%s': %s", text, reason);
+        return false;
+    }
+    cfg->n_ignore++;
+    return true;
+}
+
+static bool parse_order(const char *s, enum hv_order *out)
+{
+    if (strcmp(s, "strict") == 0)
+        *out = HV_ORDER_STRICT;
+    else if (strcmp(s, "per-device") == 0)
+        *out = HV_ORDER_PER_DEVICE;
+    else if (strcmp(s, "any") == 0)
+        *out = HV_ORDER_ANY;
+    else
+        return false;
+    return true;
+}
+
+static bool number_member(const cJSON *v, const char *what, double *out, char *why, size_t size)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
+        snprintf(why, size, "\"%s\" must be a number >= 0", what);
+        return false;
+    }
+    *out = v->valuedouble;
+    return true;
+}
+
+/* Reads dir/case.json (optional) into cfg and *order. false with a reason in why. */
+static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order, char *why,
+                               size_t size)
+{
+    char *path = path_join(dir, "case.json");
+    FILE *fp = path ? fopen(path, "rb") : NULL;
+    char *text = NULL;
+    size_t len = 0;
+    cJSON *doc = NULL;
+    bool ok = false;
+
+    if (!fp) {
+        free(path);
+        return true; /* optional */
+    }
+    {
+        FILE *ms = open_memstream(&text, &len);
+        char chunk[4096];
+        size_t k;
+
+        if (!ms) {
+            snprintf(why, size, "out of memory");
+            goto out;
+        }
+        while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+            fwrite(chunk, 1, k, ms);
+        fclose(ms);
+    }
+    doc = cJSON_Parse(text);
+    if (!cJSON_IsObject(doc)) {
+        snprintf(why, size, "'%s' is not a JSON object", path);
+        goto out;
+    }
+    for (const cJSON *m = doc->child; m; m = m->next) {
+        char reason[300];
+
+        reason[0] = '\0';
+        if (strcmp(m->string, "description") == 0 || strcmp(m->string, "source") == 0 ||
+            strcmp(m->string, "notes") == 0) {
+            continue;
+        } else if (strcmp(m->string, "abs_tol") == 0) {
+            if (!number_member(m, "abs_tol", &cfg->abs_tol, reason, sizeof(reason)))
+                goto bad;
+        } else if (strcmp(m->string, "rel_tol") == 0) {
+            if (!number_member(m, "rel_tol", &cfg->rel_tol, reason, sizeof(reason)))
+                goto bad;
+        } else if (strcmp(m->string, "order") == 0) {
+            if (!cJSON_IsString(m) || !parse_order(m->valuestring, order)) {
+                snprintf(reason, sizeof(reason), "\"order\" must be strict, per-device or any");
+                goto bad;
+            }
+        } else if (strcmp(m->string, "ignore") == 0) {
+            const cJSON *p;
+
+            if (!cJSON_IsArray(m)) {
+                snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
+                goto bad;
+            }
+            cJSON_ArrayForEach(p, m)
+            {
+                if (!cJSON_IsString(p)) {
+                    snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
+                    goto bad;
+                }
+                if (!add_ignore(cfg, p->valuestring, reason, sizeof(reason)))
+                    goto bad;
+            }
+        } else if (strcmp(m->string, "tolerances") == 0) {
+            const cJSON *t;
+
+            if (!cJSON_IsObject(m)) {
+                snprintf(reason, sizeof(reason),
+                         "\"tolerances\" must map paths to {\"abs\": x, \"rel\": y}");
+                goto bad;
+            }
+            cJSON_ArrayForEach(t, m)
+            {
+                struct hv_tol_rule *r = realloc(cfg->tols, (cfg->n_tols + 1) * sizeof(*r));
+                const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "abs");
+                const cJSON *rl = cJSON_GetObjectItemCaseSensitive(t, "rel");
+                char preason[160];
+
+                if (!r) {
+                    snprintf(reason, sizeof(reason), "out of memory");
+                    goto bad;
+                }
+                cfg->tols = r;
+                r = &cfg->tols[cfg->n_tols];
+                memset(r, 0, sizeof(*r));
+                if (!cJSON_IsObject(t) || (!a && !rl) ||
+                    cJSON_GetArraySize(t) != (a != NULL) + (rl != NULL)) {
+                    snprintf(reason, sizeof(reason),
+                             "tolerance for '%s' must be {\"abs\": x, \"rel\": y}", t->string);
+                    goto bad;
+                }
+                if ((a && !number_member(a, "abs", &r->abs_tol, reason, sizeof(reason))) ||
+                    (rl && !number_member(rl, "rel", &r->rel_tol, reason, sizeof(reason))))
+                    goto bad;
+                if (!hv_path_compile(t->string, &r->path, preason, sizeof(preason))) {
+                    snprintf(reason, sizeof(reason), "bad path '%s': %s", t->string, preason);
+                    goto bad;
+                }
+                cfg->n_tols++;
+            }
+        } else {
+            snprintf(reason, sizeof(reason),
+                     "unknown member \"%s\" (known: description, abs_tol, rel_tol, tolerances, "
+                     "ignore, order)",
+                     m->string);
+            goto bad;
+        }
+        continue;
+    bad:
+        snprintf(why, size, "'%s': %s", path, reason);
+        goto out;
+    }
+    ok = true;
+out:
+    cJSON_Delete(doc);
+    free(text);
+    fclose(fp);
+    free(path);
+    return ok;
+}
+
+/* --- input: input.jsonl or input.db ------------------------------------------------------------
+ */
+
+struct input {
+    hc_jsonl_reader *jr;
+    hc_store *st;
+    hc_cursor *cur;
+};
+
+static hc_err input_open(struct input *in, const char *dir, hc_error *err)
+{
+    char *p;
+    hc_err rc;
+    bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
+
+    memset(in, 0, sizeof(*in));
+    if (has_jsonl && has_db)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "both input.jsonl and input.db are present; keep one");
+    if (!has_jsonl && !has_db)
+        return hc_error_set(err, HC_ERR_IO, "no input.jsonl or input.db");
+    p = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
+    if (!p)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    if (has_jsonl) {
+        rc = hc_jsonl_reader_open(p, &in->jr, err);
+    } else {
+        struct hc_select sel;
+
+        memset(&sel, 0, sizeof(sel));
+        rc = hc_store_open(p, HC_STORE_READ, &in->st, err);
+        if (rc == HC_OK)
+            rc = hc_store_query(in->st, &sel, &in->cur, err);
+    }
+    free(p);
+    return rc;
+}
+
+static hc_err input_next(struct input *in, struct hc_msg *msg, hc_error *err)
+{
+    if (in->jr) {
+        struct hc_jsonl_record rec;
+        hc_err rc = hc_jsonl_next(in->jr, &rec, err);
+
+        if (rc == HC_OK)
+            *msg = rec.msg;
+        return rc;
+    }
+    return hc_cursor_next(in->cur, msg, err);
+}
+
+static void input_close(struct input *in)
+{
+    hc_jsonl_reader_close(in->jr);
+    hc_cursor_free(in->cur);
+    hc_store_close(in->st, NULL);
+    memset(in, 0, sizeof(*in));
+}
+
+/* --- one case's run ----------------------------------------------------------------------------
+ */
+
+struct item { /* a value kept for the non-strict orders */
+    cJSON *value;
+    char *topic;
+    long index;
+};
+
+struct items {
+    struct item *v;
+    size_t n, cap;
+};
+
+struct run {
+    const struct hverify_opts *o;
+    const char *dir;
+    struct hv_cfg cfg;
+    enum hv_order order;
+    struct hv_case_result *res;
+    hc_error err;
+
+    struct input in;
+    long n_input;
+    bool input_done;
+
+    FILE *exp_fp; /* NULL when there is no expected.jsonl (update creates it) */
+    char *exp_line;
+    size_t exp_cap;
+    long exp_lineno; /* physical line in expected.jsonl */
+    long n_expected; /* values read */
+
+    long n_actual;
+    FILE *pending; /* expected.jsonl.pending being written, or NULL */
+    bool changed;
+
+    char *print;
+    size_t print_cap;
+
+    /* topics of messages sent to an external decoder and not yet answered */
+    char **fifo;
+    size_t fifo_head, fifo_len, fifo_cap;
+    FILE *feed_ms;
+    char *feed_buf;
+    size_t feed_len;
+
+    struct items exp_items, act_items;
+};
+
+static bool items_add(struct items *l, cJSON *value, const char *topic, long index)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct item *v = realloc(l->v, cap * sizeof(*v));
+
+        if (!v)
+            return false;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n].value = value;
+    l->v[l->n].topic = xstrdup(topic);
+    l->v[l->n].index = index;
+    l->n++;
+    return true;
+}
+
+static void items_free(struct items *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        cJSON_Delete(l->v[i].value);
+        free(l->v[i].topic);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
+                         const char *note)
+{
+    struct hv_case_result *res = r->res;
+    struct hv_mismatch *m;
+
+    res->mismatch_count++;
+    r->changed = true;
+    if (r->o->max_report > 0 && res->n_mm >= (size_t)r->o->max_report)
+        return;
+    m = realloc(res->mm, (res->n_mm + 1) * sizeof(*m));
+    if (!m)
+        return;
+    res->mm = m;
+    m = &res->mm[res->n_mm++];
+    m->message = message;
+    m->topic = xstrdup(topic);
+    m->path = xstrdup(d ? d->path : "$");
+    m->expected = d ? excerpt_json(d->expected) : NULL;
+    m->actual = d ? excerpt_json(d->actual) : NULL;
+    m->note = xstrdup(note);
+}
+
+/* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
+ * 0 at the end. */
+static int expected_next(struct run *r, size_t *len)
+{
+    ssize_t n;
+
+    if (!r->exp_fp)
+        return 0;
+    while ((n = getline(&r->exp_line, &r->exp_cap, r->exp_fp)) >= 0) {
+        size_t k = (size_t)n;
+
+        r->exp_lineno++;
+        while (k > 0 && (r->exp_line[k - 1] == '\n' || r->exp_line[k - 1] == '\r' ||
+                         r->exp_line[k - 1] == ' ' || r->exp_line[k - 1] == '\t'))
+            k--;
+        r->exp_line[k] = '\0';
+        if (k == 0)
+            continue;
+        r->n_expected++;
+        *len = k;
+        return 1;
+    }
+    return 0;
+}
+
+static cJSON *parse_expected(struct run *r, size_t len)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(r->exp_line, len, &end, 0);
+
+    if (v && end != r->exp_line + len) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    if (!v) {
+        char *ex = excerpt_text(r->exp_line, len);
+
+        hc_error_set(&r->err, HC_ERR_PARSE, "'%s/expected.jsonl' line %ld is not JSON: %s", r->dir,
+                     r->exp_lineno, ex ? ex : "");
+        free(ex);
+    }
+    return v;
+}
+
+static bool pending_write(struct run *r, const char *text, size_t len)
+{
+    if (!r->pending)
+        return true;
+    if (fwrite(text, 1, len, r->pending) != len || fputc('\n', r->pending) == EOF) {
+        hc_error_set(&r->err, HC_ERR_IO, "cannot write '%s/expected.jsonl.pending': %s", r->dir,
+                     strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Compact print of v in r->print; NULL on out of memory. */
+static const char *print_value(struct run *r, const cJSON *v, size_t *len)
+{
+    for (;;) {
+        if (r->print_cap && cJSON_PrintPreallocated((cJSON *)v, r->print, (int)r->print_cap, 0)) {
+            *len = strlen(r->print);
+            return r->print;
+        }
+        {
+            size_t cap = r->print_cap ? r->print_cap * 2 : 4096;
+            char *p = realloc(r->print, cap);
+
+            if (!p || cap > (size_t)1 << 30)
+                return NULL;
+            r->print = p;
+            r->print_cap = cap;
+        }
+    }
+}
+
+/*
+ * One actual output value (owned: consumed here). text/len is its line as the decoder printed it
+ * (NULL for the built-in decoder). Returns false when the case cannot go on (r->err set).
+ */
+static bool sink(struct run *r, cJSON *actual, const char *text, size_t len, const char *topic)
+{
+    long index = ++r->n_actual;
+    size_t elen = 0;
+    bool ok = true;
+
+    if (!text) {
+        text = print_value(r, actual, &len);
+        if (!text) {
+            cJSON_Delete(actual);
+            hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory");
+            return false;
+        }
+    }
+    if (r->order != HV_ORDER_STRICT) {
+        if (!items_add(&r->act_items, actual, topic, index)) {
+            cJSON_Delete(actual);
+            hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory");
+            return false;
+        }
+        return pending_write(r, text, len);
+    }
+    if (!expected_next(r, &elen)) {
+        struct hv_diff d = {"$", NULL, actual};
+        char note[96];
+
+        snprintf(note, sizeof(note), "expected.jsonl has no line for this message");
+        add_mismatch(r, index, topic, &d, note);
+        ok = pending_write(r, text, len);
+    } else if (elen == len && memcmp(r->exp_line, text, len) == 0) {
+        /* Same bytes as a value printed before: equal, no need to parse (the fast path). */
+        ok = pending_write(r, text, len);
+    } else {
+        cJSON *expected = parse_expected(r, elen);
+        struct hv_diff d;
+
+        if (!expected) {
+            if (!r->o->update) {
+                cJSON_Delete(actual);
+                return false;
+            }
+            r->err.code = HC_OK;
+            d = (struct hv_diff){"$", NULL, actual};
+            add_mismatch(r, index, topic, &d, "the expected line is not JSON");
+            ok = pending_write(r, text, len);
+        } else if (hv_compare(expected, actual, &r->cfg, &d)) {
+            ok = pending_write(r, r->exp_line, elen); /* keep the reviewed text */
+        } else {
+            add_mismatch(r, index, topic, &d, NULL);
+            ok = pending_write(r, text, len);
+        }
+        cJSON_Delete(expected);
+    }
+    cJSON_Delete(actual);
+    return ok;
+}
+
+/* Strict order: expected lines left over after the last output. */
+static bool finish_strict(struct run *r)
+{
+    size_t elen;
+
+    while (expected_next(r, &elen)) {
+        cJSON *expected = parse_expected(r, elen);
+        struct hv_diff d = {"$", expected, NULL};
+
+        if (!expected && !r->o->update)
+            return false;
+        r->err.code = HC_OK;
+        add_mismatch(r, r->n_expected, NULL, &d,
+                     "no input message for this expected line (the input has fewer messages)");
+        cJSON_Delete(expected);
+    }
+    return true;
+}
+
+static const char *device_key(const cJSON *v)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "device_id");
+
+    return cJSON_IsString(d) ? d->valuestring : "";
+}
+
+static int item_device_cmp(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    int c = strcmp(device_key(x->value), device_key(y->value));
+
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index; /* stable: keeps order per device */
+}
+
+static bool finish_unordered(struct run *r)
+{
+    size_t elen;
+    struct items *e = &r->exp_items, *a = &r->act_items;
+
+    while (expected_next(r, &elen)) {
+        cJSON *v = parse_expected(r, elen);
+
+        if (!v)
+            return false;
+        if (!items_add(e, v, NULL, r->n_expected)) {
+            cJSON_Delete(v);
+            return hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory") == HC_OK;
+        }
+    }
+    if (r->order == HV_ORDER_PER_DEVICE) {
+        qsort(e->v, e->n, sizeof(*e->v), item_device_cmp);
+        qsort(a->v, a->n, sizeof(*a->v), item_device_cmp);
+        for (size_t i = 0; i < e->n || i < a->n; i++) {
+            struct hv_diff d;
+            const cJSON *ev = i < e->n ? e->v[i].value : NULL;
+            const cJSON *av = i < a->n ? a->v[i].value : NULL;
+
+            if (!hv_compare(ev, av, &r->cfg, &d))
+                add_mismatch(r, av ? a->v[i].index : 0, av ? a->v[i].topic : NULL, &d,
+                             !av ? "no actual value for this device's expected value" : NULL);
+        }
+        return true;
+    }
+    /* any: each actual value takes the first unused expected value it matches. */
+    {
+        bool *used = calloc(e->n + 1, sizeof(bool));
+        size_t next_unused = 0;
+
+        if (!used)
+            return hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory") == HC_OK;
+        for (size_t i = 0; i < a->n; i++) {
+            bool found = false;
+
+            for (size_t k = 0; k < e->n && !found; k++)
+                if (!used[k] && hv_compare(e->v[k].value, a->v[i].value, &r->cfg, NULL))
+                    used[k] = found = true;
+            if (!found) {
+                struct hv_diff d;
+
+                /* Explain against the first expected value nothing matched. */
+                while (next_unused < e->n && used[next_unused])
+                    next_unused++;
+                hv_compare(next_unused < e->n ? e->v[next_unused].value : NULL, a->v[i].value,
+                           &r->cfg, &d);
+                add_mismatch(r, a->v[i].index, a->v[i].topic, &d,
+                             "matches no expected value (order any); difference shown against "
+                             "the first unmatched expected value");
+            }
+        }
+        for (size_t k = 0; k < e->n; k++)
+            if (!used[k]) {
+                struct hv_diff d = {"$", e->v[k].value, NULL};
+                char note[96];
+
+                snprintf(note, sizeof(note), "expected.jsonl value %ld matched no output",
+                         e->v[k].index);
+                /* Only counted once per unmatched pair: skip when an actual was reported. */
+                if (r->n_actual < r->n_expected)
+                    add_mismatch(r, 0, NULL, &d, note);
+            }
+        free(used);
+    }
+    return true;
+}
+
+/* --- the built-in decoder ------------------------------------------------------------------------
+ */
+
+static bool run_builtin(struct run *r)
+{
+    struct hc_msg msg;
+    hc_err rc;
+
+    while ((rc = input_next(&r->in, &msg, &r->err)) == HC_OK) {
+        cJSON *out = NULL;
+
+        r->n_input++;
+        if (hc_decode_message(msg.topic, msg.payload, msg.payload_len, &out, &r->err) != HC_OK)
+            return false;
+        if (!sink(r, out, NULL, 0, msg.topic))
+            return false;
+    }
+    if (rc != HC_DONE) {
+        hc_error_prefix(&r->err, "input message %ld", r->n_input + 1);
+        return false;
+    }
+    r->input_done = true;
+    return true;
+}
+
+/* --- an external decoder ------------------------------------------------------------------------
+ */
+
+static bool fifo_push(struct run *r, const char *topic)
+{
+    if (r->fifo_len == r->fifo_cap) {
+        size_t cap = r->fifo_cap ? r->fifo_cap * 2 : 1024;
+        char **f = malloc(cap * sizeof(*f));
+
+        if (!f)
+            return false;
+        for (size_t i = 0; i < r->fifo_len; i++)
+            f[i] = r->fifo[(r->fifo_head + i) % r->fifo_cap];
+        free(r->fifo);
+        r->fifo = f;
+        r->fifo_cap = cap;
+        r->fifo_head = 0;
+    }
+    r->fifo[(r->fifo_head + r->fifo_len) % r->fifo_cap] = strdup(topic);
+    r->fifo_len++;
+    return true;
+}
+
+static char *fifo_pop(struct run *r)
+{
+    char *t;
+
+    if (!r->fifo_len)
+        return NULL;
+    t = r->fifo[r->fifo_head];
+    r->fifo_head = (r->fifo_head + 1) % r->fifo_cap;
+    r->fifo_len--;
+    return t;
+}
+
+static int feed(void *user, char **buf, size_t *len, size_t *cap, hc_error *err)
+{
+    struct run *r = user;
+    struct hc_msg msg;
+    hc_err rc = HC_OK;
+    off_t used;
+
+    if (r->input_done)
+        return 0;
+    rewind(r->feed_ms);
+    /* About 64 KiB per call: large enough to keep the pipe full, small enough to stream. */
+    while (ftello(r->feed_ms) < 65536 && (rc = input_next(&r->in, &msg, err)) == HC_OK) {
+        r->n_input++;
+        if (!fifo_push(r, msg.topic))
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory"), -1;
+        if (hc_jsonl_write(r->feed_ms, &msg, NULL, err) != HC_OK)
+            return -1;
+    }
+    if (rc == HC_DONE)
+        r->input_done = true;
+    else if (rc != HC_OK) {
+        hc_error_prefix(err, "input message %ld", r->n_input + 1);
+        return -1;
+    }
+    fflush(r->feed_ms);
+    used = ftello(r->feed_ms);
+    if (used < 0)
+        return hc_error_set(err, HC_ERR_IO, "cannot buffer input"), -1;
+    if ((size_t)used > *cap) {
+        char *nb = realloc(*buf, (size_t)used);
+
+        if (!nb)
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory"), -1;
+        *buf = nb;
+        *cap = (size_t)used;
+    }
+    memcpy(*buf, r->feed_buf, (size_t)used);
+    *len = (size_t)used;
+    return r->input_done ? 0 : 1;
+}
+
+static int on_line(void *user, char *line, size_t len)
+{
+    struct run *r = user;
+    long k = r->n_actual + 1;
+    char *topic, *ex;
+    const char *end = NULL;
+    cJSON *v;
+    bool ok;
+
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    topic = fifo_pop(r);
+    if (!topic) {
+        ex = excerpt_text(line, len);
+        hc_error_set(&r->err, HC_ERR_PARSE,
+                     "decoder printed more lines than input messages: line %ld (%ld messages "
+                     "%s): %s",
+                     k, r->n_input, r->input_done ? "in the case" : "sent so far", ex ? ex : "");
+        free(ex);
+        return 1;
+    }
+    v = len ? cJSON_ParseWithLengthOpts(line, len, &end, 0) : NULL;
+    if (v && end != line + len) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    if (!v) {
+        ex = excerpt_text(line, len);
+        hc_error_set(&r->err, HC_ERR_PARSE,
+                     "decoder output line %ld (message %ld, topic '%s') is not JSON: %s", k, k,
+                     topic, len ? ex : "(empty line)");
+        free(ex);
+        free(topic);
+        return 1;
+    }
+    ok = sink(r, v, line, len, topic);
+    free(topic);
+    return ok ? 0 : 1;
+}
+
+static bool run_external(struct run *r)
+{
+    hc_err rc;
+    hc_error err = HC_ERROR_INIT;
+
+    r->feed_ms = open_memstream(&r->feed_buf, &r->feed_len);
+    if (!r->feed_ms) {
+        hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    rc = hv_extdec_run(r->o->decoder, r->dir, r->o->timeout_ns, feed, on_line, r, &err);
+    if (rc != HC_OK) {
+        if (r->err.code == HC_OK)
+            r->err = err;
+        if (rc == HC_ERR_TIMEOUT || (r->err.code != HC_OK && rc != HC_ERR_PARSE &&
+                                     strstr(err.message, "decoder ") == err.message)) {
+            r->err = err;
+            hc_error_prefix(&r->err, "after %ld of %ld output lines", r->n_actual, r->n_input);
+        }
+        return false;
+    }
+    if (r->n_actual < r->n_input) {
+        hc_error_set(&r->err, HC_ERR_PARSE,
+                     "decoder printed %ld lines for %ld input messages (missing from message "
+                     "%ld on)",
+                     r->n_actual, r->n_input, r->n_actual + 1);
+        return false;
+    }
+    return true;
+}
+
+static void run_release(struct run *r)
+{
+    input_close(&r->in);
+    if (r->exp_fp)
+        fclose(r->exp_fp);
+    free(r->exp_line);
+    free(r->print);
+    while (r->fifo_len)
+        free(fifo_pop(r));
+    free(r->fifo);
+    if (r->feed_ms)
+        fclose(r->feed_ms);
+    free(r->feed_buf);
+    items_free(&r->exp_items);
+    items_free(&r->act_items);
+    hv_cfg_release(&r->cfg);
+}
+
+/* Builds the effective settings: command line and case.json together. */
+static bool case_settings(struct run *r)
+{
+    const struct hverify_opts *o = r->o;
+    enum hv_order case_order = HV_ORDER_UNSET;
+    char why[400];
+
+    r->cfg.abs_tol = 0;
+    r->cfg.rel_tol = 0;
+    if (!load_case_settings(r->dir, &r->cfg, &case_order, why, sizeof(why))) {
+        hc_error_set(&r->err, HC_ERR_PARSE, "%s", why);
+        return false;
+    }
+    if (o->abs_tol > r->cfg.abs_tol)
+        r->cfg.abs_tol = o->abs_tol;
+    if (o->rel_tol > r->cfg.rel_tol)
+        r->cfg.rel_tol = o->rel_tol;
+    for (size_t i = 0; i < o->n_ignore; i++)
+        if (!add_ignore(&r->cfg, o->ignore[i], why, sizeof(why))) {
+            hc_error_set(&r->err, HC_ERR_INVALID, "--ignore: %s", why);
+            return false;
+        }
+    r->order = o->order != HV_ORDER_UNSET     ? o->order
+               : case_order != HV_ORDER_UNSET ? case_order
+                                              : HV_ORDER_STRICT;
+    return true;
+}
+
+static void accept_command(const struct hverify_opts *o, const char *dir, char *out, size_t size)
+{
+    char qdir[1024], qdec[1024];
+
+    shell_quote(qdir, sizeof(qdir), dir);
+    if (o->decoder) {
+        shell_quote(qdec, sizeof(qdec), o->decoder);
+        snprintf(out, size, "hverify --update --accept --decoder %s %s", qdec, qdir);
+    } else {
+        snprintf(out, size, "hverify --update --accept %s", qdir);
+    }
+}
+
+/* Runs one case into res. */
+static void run_case(const struct hverify_opts *o, const char *dir, struct hv_case_result *res,
+                     bool writes_allowed)
+{
+    struct run r;
+    char *exp_path = path_join(dir, "expected.jsonl");
+    char *pend_path = path_join(dir, "expected.jsonl.pending");
+    int64_t t0 = hc_time_monotonic_ns();
+    bool ok = false;
+
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    r.dir = dir;
+    r.res = res;
+    res->name = xstrdup(dir);
+    if (!exp_path || !pend_path) {
+        hc_error_set(&r.err, HC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (!case_settings(&r))
+        goto done;
+    if (input_open(&r.in, dir, &r.err) != HC_OK)
+        goto done;
+    r.exp_fp = fopen(exp_path, "rb");
+    if (!r.exp_fp && !(errno == ENOENT && o->update)) {
+        hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(errno),
+                     errno == ENOENT ? " (create it with: hverify --update)" : "");
+        goto done;
+    }
+    if (o->update && writes_allowed) {
+        r.pending = fopen(pend_path, "wb");
+        if (!r.pending) {
+            hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+            goto done;
+        }
+    }
+    if (!(o->decoder ? run_external(&r) : run_builtin(&r)))
+        goto done;
+    if (!(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
+        goto done;
+    if (!r.exp_fp)
+        r.changed = true;
+    ok = true;
+done:
+    res->messages = r.n_input;
+    if (r.pending && fclose(r.pending) != 0 && ok) {
+        hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+        ok = false;
+    }
+    if (r.pending) {
+        if (!ok || !r.changed) {
+            unlink(pend_path);
+        } else if (o->accept) {
+            if (rename(pend_path, exp_path) != 0) {
+                hc_error_set(&r.err, HC_ERR_IO, "cannot rename '%s': %s", pend_path,
+                             strerror(errno));
+                ok = false;
+            }
+        }
+    }
+    if (!ok) {
+        res->status = HV_ERROR;
+        res->error = xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
+    } else {
+        res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
+        if (!r.exp_fp && !res->mismatch_count) {
+            res->mismatch_count = 1; /* a new case is a change until accepted */
+            res->status = HV_FAILED;
+        }
+    }
+    res->seconds = (double)(hc_time_monotonic_ns() - t0) / 1e9;
+    if (ok && o->update && o->accept && writes_allowed)
+        res->status = HV_PASSED; /* the fixture now holds this output */
+    if (ok && o->update && r.changed) {
+        if (!writes_allowed)
+            tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", dir);
+        else if (o->accept)
+            fprintf(o->json ? stderr : stdout, "updated %s (%ld messages)\n", exp_path, r.n_input);
+        else
+            fprintf(o->json ? stderr : stdout,
+                    "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
+                    pend_path, res->mismatch_count, r.n_input, dir);
+    }
+    run_release(&r);
+    free(exp_path);
+    free(pend_path);
+}
+
+/* --- text report ---------------------------------------------------------------------------- */
+
+static void print_case(const struct hverify_opts *o, const struct hv_case_result *c)
+{
+    FILE *fp = stdout;
+    char cmd[2200];
+
+    if (o->json || o->verbosity < 1)
+        return;
+    if (c->status == HV_PASSED) {
+        if (o->verbosity >= 2)
+            fprintf(fp, "ok    %s (%ld messages)\n", c->name, c->messages);
+        return;
+    }
+    if (c->status == HV_ERROR) {
+        fprintf(fp, "ERROR %s: %s\n", c->name, c->error);
+        return;
+    }
+    fprintf(fp, "FAIL  %s: %ld of %ld messages differ\n", c->name, c->mismatch_count, c->messages);
+    for (size_t i = 0; i < c->n_mm; i++) {
+        const struct hv_mismatch *m = &c->mm[i];
+
+        if (m->message)
+            fprintf(fp, "  message %ld", m->message);
+        else
+            fprintf(fp, "  expected.jsonl");
+        if (m->topic)
+            fprintf(fp, " (%s)", m->topic);
+        fprintf(fp, ": at %s: expected %s, got %s\n", m->path,
+                m->expected ? m->expected : "(missing)", m->actual ? m->actual : "(missing)");
+        if (m->note)
+            fprintf(fp, "    %s\n", m->note);
+    }
+    if ((long)c->n_mm < c->mismatch_count)
+        fprintf(fp, "  ... and %ld more (--max-report 0 shows all)\n",
+                c->mismatch_count - (long)c->n_mm);
+    accept_command(o, c->name, cmd, sizeof(cmd));
+    fprintf(fp, "  accept the new output: %s\n", cmd);
+}
+
+/* --- accepting pending files ----------------------------------------------------------------- */
+
+static int accept_pending(const struct hverify_opts *o, const struct case_list *cases)
+{
+    int code = TOOL_EXIT_OK;
+    long accepted = 0;
+
+    for (size_t i = 0; i < cases->n; i++) {
+        char *pend = path_join(cases->dirs[i], "expected.jsonl.pending");
+        char *exp = path_join(cases->dirs[i], "expected.jsonl");
+        struct stat st;
+
+        if (pend && exp && stat(pend, &st) == 0) {
+            if (ci_mode() && !o->force) {
+                tool_error("CI is set: not accepting '%s' (use --force)", pend);
+                code = TOOL_EXIT_FAILURE;
+            } else if (rename(pend, exp) != 0) {
+                tool_error("cannot rename '%s' to '%s': %s", pend, exp, strerror(errno));
+                code = TOOL_EXIT_FAILURE;
+            } else {
+                printf("accepted %s\n", exp);
+                accepted++;
+            }
+        }
+        free(pend);
+        free(exp);
+    }
+    printf("%ld accepted\n", accepted);
+    return code;
+}
+
+/* --- the run --------------------------------------------------------------------------------- */
+
+void hverify_free_results(struct hv_case_result *r, size_t n);
+
+void hverify_free_results(struct hv_case_result *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < r[i].n_mm; k++) {
+            free(r[i].mm[k].topic);
+            free(r[i].mm[k].path);
+            cJSON_free(r[i].mm[k].expected);
+            cJSON_free(r[i].mm[k].actual);
+            free(r[i].mm[k].note);
+        }
+        free(r[i].mm);
+        free(r[i].name);
+        free(r[i].error);
+    }
+    free(r);
+}
+
+static bool collect_cases(const struct hverify_opts *o, struct case_list *cases)
+{
+    for (size_t i = 0; i < o->n_paths; i++) {
+        char *p = strdup(o->paths[i]);
+        struct stat st;
+        size_t before = cases->n, len;
+
+        if (!p)
+            return false;
+        len = strlen(p);
+        while (len > 1 && p[len - 1] == '/')
+            p[--len] = '\0';
+        if (stat(p, &st) != 0) {
+            tool_error("cannot open '%s': %s", p, strerror(errno));
+            free(p);
+            return false;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            tool_error("'%s' is not a directory (give a case directory or a folder of cases)", p);
+            free(p);
+            return false;
+        }
+        find_cases(p, 0, cases);
+        if (cases->n == before) {
+            tool_error("no cases under '%s' (a case directory holds input.jsonl or input.db "
+                       "and expected.jsonl)",
+                       p);
+            free(p);
+            return false;
+        }
+        free(p);
+    }
+    return true;
+}
+
+int hverify_run(const struct hverify_opts *o)
+{
+    struct case_list cases = {NULL, 0, 0};
+    struct hv_case_result *results = NULL;
+    long passed = 0, failed = 0, errors = 0;
+    int code = TOOL_EXIT_OK;
+    bool writes_allowed = !ci_mode() || o->force;
+
+    signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
+    if (!collect_cases(o, &cases)) {
+        code = TOOL_EXIT_FAILURE;
+        goto out;
+    }
+    if (o->accept && !o->update) {
+        code = accept_pending(o, &cases);
+        goto out;
+    }
+    results = calloc(cases.n ? cases.n : 1, sizeof(*results));
+    if (!results) {
+        tool_error("out of memory");
+        code = TOOL_EXIT_FAILURE;
+        goto out;
+    }
+    for (size_t i = 0; i < cases.n; i++) {
+        report_leftovers(cases.dirs[i], o->update);
+        run_case(o, cases.dirs[i], &results[i], writes_allowed);
+        print_case(o, &results[i]);
+        if (results[i].status == HV_PASSED)
+            passed++;
+        else if (results[i].status == HV_FAILED)
+            failed++;
+        else
+            errors++;
+        fflush(stdout);
+    }
+    if (!o->json)
+        printf("%ld passed, %ld failed\n", passed, failed + errors);
+    if (errors)
+        tool_error("%ld of %ld cases could not run", errors, (long)cases.n);
+    if (o->json && !hv_report_json(stdout, results, cases.n))
+        code = TOOL_EXIT_FAILURE;
+    if (o->junit) {
+        hc_error err = HC_ERROR_INIT;
+
+        if (!hv_report_junit(o->junit, results, cases.n, &err)) {
+            tool_error("%s", err.message);
+            errors++;
+        }
+    }
+    if (errors)
+        code = TOOL_EXIT_FAILURE;
+    else if (failed)
+        code = TOOL_EXIT_MISMATCH;
+out:
+    if (results)
+        hverify_free_results(results, cases.n);
+    for (size_t i = 0; i < cases.n; i++)
+        free(cases.dirs[i]);
+    free(cases.dirs);
+    return code;
+}

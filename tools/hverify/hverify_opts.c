@@ -1,0 +1,193 @@
+/*
+ * hverify's command line: one getopt_long table, the usage text, strict values. Also accepts
+ * "hverify accept PATH..." as a spelling of --accept.
+ */
+#include "hverify.h"
+
+#include <getopt.h>
+#include <string.h>
+
+enum {
+    OPT_DECODER = TOOL_OPT_TOOL_BASE,
+    OPT_TIMEOUT,
+    OPT_ABS_TOL,
+    OPT_REL_TOL,
+    OPT_IGNORE,
+    OPT_ORDER,
+    OPT_UPDATE,
+    OPT_ACCEPT,
+    OPT_FORCE,
+    OPT_JSON,
+    OPT_JUNIT,
+    OPT_MAX_REPORT,
+    OPT_HELP
+};
+
+static const char usage[] =
+    "Usage: hverify [options] PATH...\n"
+    "       hverify accept PATH...\n"
+    "Runs a decoder over fixture cases and compares its output with the expected output.\n"
+    "PATH is a case directory (input.jsonl or input.db, expected.jsonl, optional case.json)\n"
+    "or a folder searched recursively for cases, run in name order.\n"
+    "\n"
+    "Decoder:\n"
+    "  --decoder 'CMD ARGS'  run CMD with sh -c once per case: input messages as JSON lines\n"
+    "                        on its stdin, one JSON value per line expected on its stdout\n"
+    "                        (default: hkit's built-in decoder)\n"
+    "  --timeout DURATION    per-case limit for --decoder, e.g. 500ms, 30s (default 60s);\n"
+    "                        the decoder's process group is killed when it passes\n"
+    "Comparison (structural: key order and whitespace never matter):\n"
+    "  --abs-tol X           numbers may differ by X\n"
+    "  --rel-tol X           numbers may differ by X times the larger magnitude\n"
+    "  --ignore PATH         skip this path (repeatable): value.entries, measurements[0].value,\n"
+    "                        measurements[*].unit, *.note, [\"odd.key\"]\n"
+    "  --order MODE          strict (default), per-device (order kept per device_id only) or\n"
+    "                        any; overrides case.json's \"order\"\n"
+    "Updating:\n"
+    "  --update              write the new output as expected.jsonl.pending in each case that\n"
+    "                        differs, and list what changed\n"
+    "  --accept              move expected.jsonl.pending files into place (no decoding);\n"
+    "                        with --update: write expected.jsonl directly\n"
+    "  --force               write even though CI is set in the environment\n"
+    "Reporting:\n"
+    "  --json                machine-readable report on stdout instead of text\n"
+    "  --junit FILE          also write a JUnit XML report (one testcase per case)\n"
+    "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
+    "  -q, --quiet           only the summary line\n"
+    "  -v, --verbose         also list the cases that passed\n"
+    "  --help                this help\n"
+    "\n"
+    "Summary line: 'N passed, M failed' (cases; M includes cases that could not "
+    "run).\n" TOOL_EXIT_CODES_HELP
+    "hverify: 0 all passed, 3 some case differs, 1 some case could not run (missing files,\n"
+    "decoder crash, exit status, timeout, wrong number of lines, output that is not JSON).\n";
+
+void hverify_opts_init(struct hverify_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->timeout_ns = 60LL * 1000000000LL;
+    o->max_report = 10;
+    o->verbosity = 1;
+}
+
+enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
+{
+    static const struct option longopts[] = {
+        {"decoder", required_argument, NULL, OPT_DECODER},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"abs-tol", required_argument, NULL, OPT_ABS_TOL},
+        {"rel-tol", required_argument, NULL, OPT_REL_TOL},
+        {"ignore", required_argument, NULL, OPT_IGNORE},
+        {"order", required_argument, NULL, OPT_ORDER},
+        {"update", no_argument, NULL, OPT_UPDATE},
+        {"accept", no_argument, NULL, OPT_ACCEPT},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"junit", required_argument, NULL, OPT_JUNIT},
+        {"max-report", required_argument, NULL, OPT_MAX_REPORT},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0}};
+    int opt;
+    bool accept_cmd = false;
+
+    if (argc > 1 && strcmp(argv[1], "accept") == 0) {
+        accept_cmd = true;
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":qv", longopts, NULL)) != -1) {
+        enum opts_result r = OPTS_OK;
+
+        switch (opt) {
+        case OPT_DECODER:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --decoder: must not be empty");
+            o->decoder = optarg;
+            break;
+        case OPT_TIMEOUT:
+            r = tool_parse_duration_ns("--timeout", optarg, &o->timeout_ns);
+            if (r == OPTS_OK && o->timeout_ns <= 0)
+                return tool_usage_error("invalid value '%s' for --timeout: must be > 0", optarg);
+            break;
+        case OPT_ABS_TOL:
+            r = tool_parse_double("--abs-tol", optarg, 0, 1e300, &o->abs_tol);
+            break;
+        case OPT_REL_TOL:
+            r = tool_parse_double("--rel-tol", optarg, 0, 1e300, &o->rel_tol);
+            break;
+        case OPT_IGNORE: {
+            struct hv_path p;
+            char why[160];
+
+            if (o->n_ignore >= HV_MAX_IGNORE)
+                return tool_usage_error("too many --ignore options (at most %d)", HV_MAX_IGNORE);
+            if (!hv_path_compile(optarg, &p, why, sizeof(why)))
+                return tool_usage_error("invalid value '%s' for --ignore: %s", optarg, why);
+            hv_path_release(&p);
+            o->ignore[o->n_ignore++] = optarg;
+            break;
+        }
+        case OPT_ORDER:
+            if (strcmp(optarg, "strict") == 0)
+                o->order = HV_ORDER_STRICT;
+            else if (strcmp(optarg, "per-device") == 0)
+                o->order = HV_ORDER_PER_DEVICE;
+            else if (strcmp(optarg, "any") == 0)
+                o->order = HV_ORDER_ANY;
+            else
+                return tool_usage_error(
+                    "invalid value '%s' for --order: expected strict, per-device or any", optarg);
+            break;
+        case OPT_UPDATE:
+            o->update = true;
+            break;
+        case OPT_ACCEPT:
+            o->accept = true;
+            break;
+        case OPT_FORCE:
+            o->force = true;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_JUNIT:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --junit: must not be empty");
+            o->junit = optarg;
+            break;
+        case OPT_MAX_REPORT:
+            r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);
+            break;
+        case 'q':
+            o->verbosity = 0;
+            break;
+        case 'v':
+            o->verbosity = 2;
+            break;
+        case OPT_HELP:
+            fputs(usage, stdout);
+            return OPTS_HELP;
+        case ':':
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+        if (r != OPTS_OK)
+            return r;
+    }
+    if (accept_cmd) {
+        if (o->update)
+            return tool_usage_error("'accept' takes no --update (it only moves pending files)");
+        o->accept = true;
+    }
+    if (optind >= argc)
+        return tool_usage_error("no case or folder given");
+    o->paths = (const char **)(argv + optind);
+    o->n_paths = (size_t)(argc - optind);
+    return OPTS_OK;
+}

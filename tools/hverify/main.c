@@ -1,0 +1,19 @@
+/*
+ * hverify: checks decoder output against recorded fixture cases.
+ */
+#include "hverify.h"
+
+int main(int argc, char **argv)
+{
+    struct hverify_opts o;
+    enum opts_result r;
+
+    tool_init(argv[0]);
+    hverify_opts_init(&o);
+    r = hverify_parse(argc, argv, &o);
+    if (r == OPTS_HELP)
+        return tool_finish_stdout(TOOL_EXIT_OK);
+    if (r != OPTS_OK)
+        return TOOL_EXIT_USAGE;
+    return tool_finish_stdout(hverify_run(&o));
+}
