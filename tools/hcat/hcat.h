@@ -1,0 +1,61 @@
+/*
+ * hcat: looks inside recordings and JSON lines: prints messages (JSON lines or CSV), summarises a
+ * recording (--info), writes a selection or an import as a new recording (-o), merging several
+ * inputs in arrival order, and redacts ids on the way (--redact, --mask). The work is hcat_run
+ * so tests can call it; hcat_parse turns argv into options.
+ */
+#ifndef HCAT_H
+#define HCAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcore/error.h"
+#include "tool.h"
+
+#define HCAT_MAX_INPUTS 256
+#define HCAT_MAX_MASKS 64
+#define HCAT_DEFAULT_TOP 10
+
+enum hcat_format { HCAT_FORMAT_JSONL, HCAT_FORMAT_CSV };
+
+struct hcat_opts {
+    const char *inputs[HCAT_MAX_INPUTS];
+    size_t n_inputs;
+    struct tool_select select;
+    char selection_text[2048]; /* the selection options as given, for provenance */
+    const char *output;        /* -o: write a recording; NULL: print */
+    bool force;
+    bool info, json, decode;
+    long top; /* --top N groups in --info */
+    enum hcat_format format;
+    bool redact;
+    const char *redact_key_file;
+    const char *masks[HCAT_MAX_MASKS];
+    size_t n_masks;
+    bool skip_bad;
+    const char *note; /* --note: replaces the meta note of the output */
+};
+
+/* Parses argv (prints usage errors, or --help on stdout). */
+enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o);
+
+struct hcat_summary {
+    int64_t messages;    /* written or printed */
+    int64_t skipped_bad; /* bad JSON lines skipped (--skip-bad) */
+    int64_t sessions;    /* sessions written with -o */
+    size_t redacted_ids; /* distinct ids replaced */
+    bool random_key;     /* --redact without --redact-key */
+};
+
+/*
+ * Runs hcat. Data goes to out (stdout in the tool); on failure err holds one line naming the
+ * file. HC_ERR_EXISTS for an existing output without --force.
+ */
+hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err);
+
+/* Writes one CSV field with RFC 4180 quoting (quoted when it holds , " CR or LF). */
+void hcat_csv_field(FILE *out, const char *text, size_t len);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * hcat's command line: one getopt_long table (shared selection options included), the usage
+ * text, and the checks that reject combinations that would not do what the user meant.
+ */
+#include "hcat.h"
+
+#include <getopt.h>
+#include <string.h>
+
+enum {
+    OPT_FORCE = TOOL_OPT_TOOL_BASE,
+    OPT_INFO,
+    OPT_JSON,
+    OPT_TOP,
+    OPT_DECODE,
+    OPT_FORMAT,
+    OPT_REDACT,
+    OPT_REDACT_KEY,
+    OPT_MASK,
+    OPT_SKIP_BAD,
+    OPT_NOTE,
+    OPT_HELP
+};
+
+static const char usage[] =
+    "Usage: hcat [OPTION]... FILE...\n"
+    "Print, summarise, cut, merge, import and redact recordings.\n"
+    "FILE is a recording (.db) or JSON lines (hkit's own or mosquitto_sub -F '%%j'); '-' reads\n"
+    "JSON lines from standard input. Several files merge in arrival order (received_at).\n"
+    "\n"
+    "Output:\n"
+    "  (default)             print the selected messages as JSON lines on stdout\n"
+    "  --format FMT          jsonl (default) or csv (RFC 4180, header row)\n"
+    "  --decode              add the decoder's output to each line (\"decoded\" / column)\n"
+    "  --info                summarise each FILE instead: time span, counts and rates per kind,\n"
+    "                        type and device, sessions and gaps, payload sizes, decode errors,\n"
+    "                        meta\n"
+    "  --json                with --info: one JSON object per FILE\n"
+    "  --top N               with --info: show the N largest groups (default 10; 0 for all)\n"
+    "  -o, --output FILE     write the selection as a new recording (meta copied, provenance\n"
+    "                        added, sessions carried over); also imports JSON lines\n"
+    "  --force               replace an existing output file\n"
+    "  --note TEXT           set the output's meta note\n"
+    "  --skip-bad            skip (and count) bad JSON lines instead of stopping at the first\n"
+    "\n"
+    "Redaction:\n"
+    "  --redact              replace integration, API key, device and Thingsee ids with\n"
+    "                        UUID-shaped pseudonyms (HMAC-SHA256), in topics, payloads and meta;\n"
+    "                        the broker client id is dropped from the meta\n"
+    "  --redact-key FILE     key for the pseudonyms (at least 16 bytes): the same key gives the\n"
+    "                        same pseudonyms across files; without it a random key is used for\n"
+    "                        this run only (implies --redact)\n"
+    "  --mask PATH           set the JSON member at dotted PATH (value.space_id) to null;\n"
+    "                        repeatable (implies --redact)\n"
+    "\n"
+    "%s"
+    "\n"
+    "General:\n"
+    "  -q, --quiet           only errors on stderr\n"
+    "  -v, --verbose         more detail on stderr\n"
+    "  --help                show this help and exit\n"
+    "\n" TOOL_EXIT_CODES_HELP;
+
+static void append_selection(struct hcat_opts *o, const char *option, const char *arg)
+{
+    size_t used = strlen(o->selection_text);
+    snprintf(o->selection_text + used, sizeof(o->selection_text) - used, "%s%s %s", used ? " " : "",
+             option, arg);
+}
+
+static const char *select_option_name(int opt)
+{
+    switch (opt) {
+    case TOOL_OPT_SINCE:
+        return "--since";
+    case TOOL_OPT_UNTIL:
+        return "--until";
+    case 't':
+        return "-t";
+    case TOOL_OPT_KIND:
+        return "--kind";
+    case TOOL_OPT_TYPE:
+        return "--type";
+    case TOOL_OPT_DEVICE:
+        return "--device";
+    case TOOL_OPT_SESSION:
+        return "--session";
+    default:
+        return "--limit";
+    }
+}
+
+enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
+{
+    static const struct option longopts[] = {
+        TOOL_SELECT_LONG_OPTIONS,
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"info", no_argument, NULL, OPT_INFO},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"decode", no_argument, NULL, OPT_DECODE},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"redact", no_argument, NULL, OPT_REDACT},
+        {"redact-key", required_argument, NULL, OPT_REDACT_KEY},
+        {"mask", required_argument, NULL, OPT_MASK},
+        {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
+        {"note", required_argument, NULL, OPT_NOTE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0}};
+    int opt;
+
+    memset(o, 0, sizeof(*o));
+    tool_select_init(&o->select);
+    o->top = HCAT_DEFAULT_TOP;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:qv", longopts, NULL)) !=
+           -1) {
+        enum opts_result r = tool_select_option(&o->select, opt, optarg);
+        if (r == OPTS_ERROR)
+            return r;
+        if (r == OPTS_OK) {
+            append_selection(o, select_option_name(opt), optarg);
+            continue;
+        }
+        switch (opt) {
+        case 'o':
+            o->output = optarg;
+            break;
+        case OPT_FORCE:
+            o->force = true;
+            break;
+        case OPT_INFO:
+            o->info = true;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_TOP:
+            if (tool_parse_long("--top", optarg, 0, 1000000, &o->top) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_DECODE:
+            o->decode = true;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "jsonl") == 0)
+                o->format = HCAT_FORMAT_JSONL;
+            else if (strcmp(optarg, "csv") == 0)
+                o->format = HCAT_FORMAT_CSV;
+            else
+                return tool_usage_error("invalid value '%s' for --format: expected jsonl or csv",
+                                        optarg);
+            break;
+        case OPT_REDACT:
+            o->redact = true;
+            break;
+        case OPT_REDACT_KEY:
+            o->redact = true;
+            o->redact_key_file = optarg;
+            break;
+        case OPT_MASK:
+            if (o->n_masks >= HCAT_MAX_MASKS)
+                return tool_usage_error("too many --mask options (at most %d)", HCAT_MAX_MASKS);
+            if (!*optarg || optarg[0] == '.' || optarg[strlen(optarg) - 1] == '.' ||
+                strstr(optarg, ".."))
+                return tool_usage_error("invalid value '%s' for --mask: expected member names "
+                                        "joined by dots (value.space_id)",
+                                        optarg);
+            o->redact = true;
+            o->masks[o->n_masks++] = optarg;
+            break;
+        case OPT_SKIP_BAD:
+            o->skip_bad = true;
+            break;
+        case OPT_NOTE:
+            o->note = optarg;
+            break;
+        case 'q':
+            tool_verbosity = 0;
+            break;
+        case 'v':
+            tool_verbosity = 2;
+            break;
+        case OPT_HELP:
+            printf(usage, tool_select_usage);
+            return OPTS_HELP;
+        case ':':
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (o->n_inputs >= HCAT_MAX_INPUTS)
+            return tool_usage_error("too many input files (at most %d)", HCAT_MAX_INPUTS);
+        o->inputs[o->n_inputs++] = argv[i];
+    }
+    if (!o->n_inputs)
+        return tool_usage_error("no input file given");
+    if (o->json && !o->info)
+        return tool_usage_error("--json only applies to --info");
+    if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))
+        return tool_usage_error("--info cannot be combined with -o, --redact, --mask, --decode "
+                                "or --format");
+    if (o->output && (o->decode || o->format != HCAT_FORMAT_JSONL))
+        return tool_usage_error("--decode and --format apply to printed output, not to -o");
+    if (o->force && !o->output)
+        return tool_usage_error("--force only applies to -o");
+    if (o->note && !o->output)
+        return tool_usage_error("--note only applies to -o");
+    /* values are checked now (exit 2); +DURATION is resolved against the inputs later */
+    if (tool_select_resolve(&o->select, 0) != OPTS_OK)
+        return OPTS_ERROR;
+    for (size_t i = 0; i < o->n_inputs; i++)
+        if (o->output && strcmp(o->inputs[i], o->output) == 0)
+            return tool_usage_error("output '%s' is also an input", o->output);
+    return OPTS_OK;
+}
