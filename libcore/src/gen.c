@@ -1,2 +1,1371 @@
-/* placeholder: gen is being written */
-typedef int hc__placeholder_gen;
+/*
+ * The traffic generator (see hcore/gen.h). Every device owns a few "streams", one per measurement
+ * type it sends; a stream wakes at its sampling period, advances the device's physical model
+ * (mean-reverting random walks for temperature, humidity, pressure; Markov occupancy driven by a
+ * day/night and weekday activity curve; slowly draining batteries) and decides whether the
+ * sample is reported: always, on a threshold crossing, on a state change, or while there is
+ * activity, with an hourly heartbeat otherwise. Streams wait in a 4-ary min-heap keyed by
+ * (due time, stream index), so messages come out in time order with a fixed tie order.
+ *
+ * The hot path never allocates, never calls cJSON or printf, and uses no libm function whose
+ * result could differ between C libraries (only +, *, / and sqrt): payloads are written by hand
+ * into reused buffers, and the same seed gives the same bytes.
+ */
+#include "hcore/gen.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- measurement types -------------------------------------------------------------------- */
+
+enum gtype {
+    GT_TEMP,
+    GT_HUM,
+    GT_PRESS,
+    GT_LIGHT,
+    GT_CO2,
+    GT_TVOC,
+    GT_OCC,
+    GT_MOVE,
+    GT_DIRMOVE,
+    GT_BATT,
+    GT_MAG,
+    GT_MAGCH,
+    GT_VIB,
+    GT_ORIENT,
+    GT_DIST,
+    GT_ECHO,
+    GT_RES,
+    GT_POS,
+    GT_ZONE,
+    GT_CONF,
+    GT_RSS,
+    GT__COUNT
+};
+
+struct gtype_info {
+    const char *name;  /* canonical */
+    const char *alias; /* documented alternative spelling used by --shapes mixed */
+    int tsm_id;        /* legacy Thingsee profile; 0: no legacy form */
+};
+
+static const struct gtype_info gtypes[GT__COUNT] = {
+    [GT_TEMP] = {"ambientTemperature", "ambient_temperature", 12100},
+    [GT_HUM] = {"humidity", "ambientHumidity", 12100},
+    [GT_PRESS] = {"barometricPressure", "air_pressure", 12100},
+    [GT_LIGHT] = {"ambientLight", "ambient_light", 12100},
+    [GT_CO2] = {"co2", "CO2", 24100},
+    [GT_TVOC] = {"tvoc", "TVOC", 24101},
+    [GT_OCC] = {"occupancyStatus", "occupancyStatus", 2100},
+    [GT_MOVE] = {"movementDetections", "pir_count", 13100},
+    [GT_DIRMOVE] = {"directionalMovement", "peopleCounting", 13103},
+    [GT_BATT] = {"batteryPercentage", "battery_level", 1110},
+    [GT_MAG] = {"magneticState", "magnetoSwitchStatus", 12101},
+    [GT_MAGCH] = {"magneticStateChanges", "magneticStateChanges", 12101},
+    [GT_VIB] = {"vibration", "vibration", 16100},
+    [GT_ORIENT] = {"deviceOrientation", "deviceOrientation", 1111},
+    [GT_DIST] = {"distance", "radar_distance", 17100},
+    [GT_ECHO] = {"echo", "echo", 0},
+    [GT_RES] = {"electricalResistance", "electricalResistance", 12102},
+    [GT_POS] = {"position", "positionLocal", 0},
+    [GT_ZONE] = {"positionZone", "positionZone", 0},
+    [GT_CONF] = {"positionConfidence", "positionConfidence", 0},
+    [GT_RSS] = {"rss", "rssi", 0},
+};
+
+/* How a stream decides to report a sample. */
+enum smode {
+    SM_ALWAYS,    /* every sample */
+    SM_THRESHOLD, /* change >= threshold since the last report, or heartbeat */
+    SM_CHANGE,    /* state changed, or heartbeat */
+    SM_ACTIVE     /* non-zero activity, or a zero heartbeat */
+};
+
+struct sspec {
+    enum gtype type;
+    enum smode mode;
+    int32_t sample_s;
+    int32_t heartbeat_s;
+    double threshold;
+};
+
+#define HOUR 3600
+#define SIX_HOURS 21600
+
+static const struct sspec env_hourly[] = {
+    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},  {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {GT_PRESS, SM_THRESHOLD, 60, HOUR, 1.0}, {GT_LIGHT, SM_THRESHOLD, 60, HOUR, 100.0},
+    {GT_MAG, SM_CHANGE, 60, HOUR, 0},        {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},         {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec env_minute[] = {
+    {GT_TEMP, SM_ALWAYS, 60, 0, 0},        {GT_HUM, SM_ALWAYS, 60, 0, 0},
+    {GT_PRESS, SM_ALWAYS, 60, 0, 0},       {GT_LIGHT, SM_ALWAYS, 60, 0, 0},
+    {GT_MAG, SM_CHANGE, 60, HOUR, 0},      {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},       {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec presence_movement[] = {
+    {GT_MOVE, SM_ACTIVE, 60, HOUR, 0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec presence_occupancy[] = {
+    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec air_streams[] = {
+    {GT_CO2, SM_ALWAYS, 300, 0, 0},   {GT_TVOC, SM_ALWAYS, 300, 0, 0},
+    {GT_TEMP, SM_ALWAYS, 300, 0, 0},  {GT_HUM, SM_ALWAYS, 300, 0, 0},
+    {GT_PRESS, SM_ALWAYS, 300, 0, 0}, {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec beam_streams[] = {
+    {GT_DIST, SM_THRESHOLD, 60, HOUR, 100.0},
+    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec count_streams[] = {
+    {GT_DIRMOVE, SM_ACTIVE, 30, HOUR, 0},
+};
+static const struct sspec tag_streams[] = {
+    {GT_POS, SM_ACTIVE, 60, HOUR, 0},      {GT_ZONE, SM_CHANGE, 60, HOUR, 0},
+    {GT_CONF, SM_THRESHOLD, 60, HOUR, 10}, {GT_RSS, SM_ALWAYS, 600, 0, 0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+static const struct sspec radar_streams[] = {
+    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
+    {GT_DIST, SM_THRESHOLD, 60, HOUR, 200.0},
+    {GT_ECHO, SM_ALWAYS, HOUR, 0, 0},
+};
+static const struct sspec leakage_streams[] = {
+    {GT_RES, SM_THRESHOLD, 60, HOUR, 0.5}, /* relative change */
+    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+};
+
+static const char *const kind_names[HC_GEN_KIND__COUNT] = {
+    "environment", "presence", "air", "beam", "count", "tag", "radar", "leakage"};
+/* Legacy device id prefixes (6 characters of the 17-character tuid). */
+static const char *const kind_tuid_prefix[HC_GEN_KIND__COUNT] = {
+    "TSEN01", "TSPR04", "TSAR02", "TSBE01", "TSPC01", "TSAT01", "TSRA01", "TSLE01"};
+static const long default_mix[HC_GEN_KIND__COUNT] = {20, 40, 5, 5, 5, 10, 5, 5};
+
+/* ---- random numbers ----------------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t s = a ^ (b * 0xd1b54a32d192ed03ULL) ^ (c * 0x8cb92ba72f3d8dd7ULL);
+    splitmix64(&s);
+    return splitmix64(&s);
+}
+
+static double uniform(uint64_t *state)
+{
+    return (double)(splitmix64(state) >> 11) * 0x1.0p-53;
+}
+
+static double uniform_in(uint64_t *state, double lo, double hi)
+{
+    return lo + (hi - lo) * uniform(state);
+}
+
+/* Approximately standard normal (Irwin-Hall of 4 uniforms, scaled): cheap and libm-free. */
+static double normal(uint64_t *state)
+{
+    double s = uniform(state) + uniform(state) + uniform(state) + uniform(state);
+    return (s - 2.0) * 1.7320508075688772;
+}
+
+static bool chance(uint64_t *state, double p)
+{
+    return uniform(state) < p;
+}
+
+static double clampd(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static void format_uuid(uint64_t hi, uint64_t lo, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    int i, j = 0;
+
+    for (i = 0; i < 8; i++) {
+        b[i] = (unsigned char)(hi >> (56 - 8 * i));
+        b[8 + i] = (unsigned char)(lo >> (56 - 8 * i));
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = hex[b[i] >> 4];
+        out[j++] = hex[b[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+static void uuid_from(uint64_t seed, uint64_t a, uint64_t b, char out[37])
+{
+    format_uuid(mix3(seed, a, b), mix3(seed ^ 0x5555555555555555ULL, a, b), out);
+}
+
+/* ---- model state -------------------------------------------------------------------------- */
+
+struct device {
+    uint64_t rng;
+    enum hc_gen_kind kind;
+    uint32_t index;
+    char id[40]; /* UUID or tuid */
+    /* --shapes mixed style, fixed per device (all zero in canonical mode) */
+    uint8_t ts_style;    /* 0: .123Z, 1: .123000+00:00, 2: no fraction */
+    uint8_t alias_style; /* 1: alias spelling of the type in the topic */
+    uint8_t named_style; /* 1: named fields instead of "value" where documented */
+    uint8_t pos_style;   /* 0: position_local/global, 1: GeoJSON value, 2: +floor, 3: local */
+    bool occupied, door, door_open, moving, present;
+    uint8_t zone, floor;
+    double temp, temp_base, hum, hum_base, press, light, light_base;
+    double co2, tvoc, batt, conf, res, res_base, x, y, dist, dist_far, dist_near, traffic;
+    double vib_total, ox, oy, echo;
+    int64_t leak_until_ms;
+    uint32_t total_in, total_out, door_changes, hall_total, move_count;
+};
+
+struct stream {
+    uint32_t device;
+    uint8_t type;
+    uint8_t mode;
+    int32_t sample_ms;
+    int32_t heartbeat_ms;
+    double threshold;
+    int64_t last_emit_ms;
+    double last_value;
+};
+
+/* The sampled value(s) of one report. */
+struct gval {
+    double v[4];
+    bool b;
+    int tsm_ev;
+};
+
+#define KEY_SHIFT 24
+#define MAX_STREAMS ((1u << KEY_SHIFT) - 1)
+
+struct hc_gen {
+    struct hc_gen_options opts;
+    uint64_t latency_rng;
+    int64_t start_ms, end_ms;
+    struct device *devices;
+    size_t n_devices;
+    size_t kind_first[HC_GEN_KIND__COUNT]; /* index of the first device of each kind */
+    struct stream *streams;
+    size_t n_streams;
+    uint64_t *heap; /* (due ms - start ms) << KEY_SHIFT | stream index */
+    size_t heap_len;
+    int64_t last_received_ns;
+    char prefix[320]; /* "haltian-iot/events/<integration>/<key>/measurements/" */
+    size_t prefix_len;
+    char gateway_tuid[18];
+    char gateway_uuid[37];
+    char space_id[37];
+    char building_id[37];
+    char zone_ids[4][37];
+    int64_t day_cached;
+    char day_text[12]; /* "YYYY-MM-DDT" */
+    char topic[512];
+    char payload[1024];
+    struct gval val;
+};
+
+/* Weekday activity by UTC hour (office pattern), interpolated linearly between hours. */
+static const double activity_by_hour[25] = {0.02, 0.02, 0.02, 0.02, 0.02, 0.03, 0.08, 0.30, 0.70,
+                                            0.90, 0.95, 0.90, 0.75, 0.85, 0.90, 0.85, 0.70, 0.45,
+                                            0.20, 0.10, 0.06, 0.04, 0.03, 0.02, 0.02};
+
+static double activity_at(int64_t ms)
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
+    int64_t in_day = ms - days * 86400000;
+    int dow = (int)(((days + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday; 0 = Sunday */
+    int hour = (int)(in_day / 3600000);
+    double frac = (double)(in_day % 3600000) / 3600000.0;
+    double a =
+        activity_by_hour[hour] + (activity_by_hour[hour + 1] - activity_by_hour[hour]) * frac;
+    return dow == 0 || dow == 6 ? a * 0.12 : a;
+}
+
+/* ---- heap --------------------------------------------------------------------------------- */
+
+static void heap_sift_down(uint64_t *h, size_t n, size_t i)
+{
+    uint64_t key = h[i];
+    for (;;) {
+        size_t c = 4 * i + 1, best, k, end;
+        if (c >= n)
+            break;
+        best = c;
+        end = c + 4 < n ? c + 4 : n;
+        for (k = c + 1; k < end; k++)
+            if (h[k] < h[best])
+                best = k;
+        if (h[best] >= key)
+            break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = key;
+}
+
+/* ---- formatting --------------------------------------------------------------------------- */
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_int(char *p, int64_t v)
+{
+    if (v < 0) {
+        *p++ = '-';
+        return put_uint(p, (uint64_t)(-(v + 1)) + 1);
+    }
+    return put_uint(p, (uint64_t)v);
+}
+
+static int64_t round_i64(double v)
+{
+    return (int64_t)(v < 0 ? v - 0.5 : v + 0.5);
+}
+
+/* v with exactly dec decimals (0-6), rounded half away from zero; never "-0.0". */
+static char *put_fixed(char *p, double v, int dec)
+{
+    static const int64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    int64_t n = round_i64(v * (double)pow10[dec]);
+    int64_t ip, fp;
+    int i;
+
+    if (n < 0) {
+        *p++ = '-';
+        n = -n;
+    }
+    ip = n / pow10[dec];
+    fp = n % pow10[dec];
+    p = put_uint(p, (uint64_t)ip);
+    if (dec > 0) {
+        *p++ = '.';
+        for (i = dec - 1; i >= 0; i--) {
+            p[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        p += dec;
+    }
+    return p;
+}
+
+static char *put_2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    int64_t era, yoe, doy, mp, yy;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    yoe = z - era * 146097;
+    yy = (yoe - yoe / 1460 + yoe / 36524 - yoe / 146096) / 365;
+    doy = yoe - (365 * yy + yy / 4 - yy / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yy + era * 400 + (*m <= 2));
+}
+
+static char *put_time(hc_gen *g, char *p, int64_t ms, int style)
+{
+    int64_t days = ms / 86400000, in_day = ms % 86400000;
+    int s = (int)(in_day / 1000), frac = (int)(in_day % 1000);
+
+    if (days != g->day_cached) {
+        int y, m, d;
+        civil_from_days(days, &y, &m, &d);
+        put_2(put_2(g->day_text, y / 100), y % 100);
+        g->day_text[4] = '-';
+        put_2(g->day_text + 5, m);
+        g->day_text[7] = '-';
+        put_2(g->day_text + 8, d);
+        g->day_text[10] = 'T';
+        g->day_cached = days;
+    }
+    memcpy(p, g->day_text, 11);
+    p += 11;
+    p = put_2(p, s / 3600);
+    *p++ = ':';
+    p = put_2(p, s / 60 % 60);
+    *p++ = ':';
+    p = put_2(p, s % 60);
+    if (style != 2) {
+        *p++ = '.';
+        *p++ = (char)('0' + frac / 100);
+        p = put_2(p, frac % 100);
+    }
+    if (style == 1)
+        return PUT_LIT(p, "000+00:00");
+    *p++ = 'Z';
+    return p;
+}
+
+static char *put_measured_at(hc_gen *g, char *p, const struct device *d, int64_t ms)
+{
+    p = PUT_LIT(p, "\"measured_at\":\"");
+    p = put_time(g, p, ms, d->ts_style);
+    *p++ = '"';
+    return p;
+}
+
+static char *put_bool(char *p, bool b)
+{
+    return b ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
+}
+
+static void lon_lat(const struct device *d, double *lon, double *lat)
+{
+    /* A building in Helsinki; metres to degrees at 60.17 N. */
+    *lon = 24.9384 + d->x / (111320.0 * 0.49815);
+    *lat = 60.1699 + d->y / 111320.0;
+}
+
+/* The JSON value of a Haltian IoT message (canonical "value" member content). */
+static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
+{
+    const struct gval *v = &g->val;
+    double lon, lat;
+
+    switch (t) {
+    case GT_TEMP:
+    case GT_HUM:
+    case GT_CONF:
+        return put_fixed(p, v->v[0], 1);
+    case GT_PRESS:
+        return put_fixed(p, v->v[0], 2);
+    case GT_LIGHT:
+    case GT_CO2:
+    case GT_TVOC:
+    case GT_MOVE:
+    case GT_BATT:
+    case GT_MAGCH:
+    case GT_ECHO:
+    case GT_RES:
+        return put_int(p, round_i64(v->v[0]));
+    case GT_DIST:
+        if (d->kind == HC_GEN_RADAR && d->alias_style)
+            return put_fixed(p, v->v[0] / 1000.0, 3); /* radar_distance is in metres */
+        return put_int(p, round_i64(v->v[0]));
+    case GT_OCC:
+    case GT_MAG:
+        return put_bool(p, v->b);
+    case GT_DIRMOVE:
+        if (d->alias_style) {
+            p = PUT_LIT(p, "{\"in\":");
+            p = put_int(p, round_i64(v->v[0]));
+            p = PUT_LIT(p, ",\"out\":");
+            p = put_int(p, round_i64(v->v[1]));
+            p = PUT_LIT(p, ",\"net\":");
+            p = put_int(p, round_i64(v->v[0]) - round_i64(v->v[1]));
+            *p++ = '}';
+            return p;
+        }
+        p = PUT_LIT(p, "{\"entries\":");
+        p = put_int(p, round_i64(v->v[0]));
+        p = PUT_LIT(p, ",\"exits\":");
+        p = put_int(p, round_i64(v->v[1]));
+        *p++ = '}';
+        return p;
+    case GT_VIB:
+        p = PUT_LIT(p, "{\"level\":");
+        p = put_fixed(p, v->v[0], 3);
+        p = PUT_LIT(p, ",\"total\":");
+        p = put_fixed(p, v->v[1], 2);
+        *p++ = '}';
+        return p;
+    case GT_ORIENT:
+        p = PUT_LIT(p, "{\"accx\":");
+        p = put_fixed(p, v->v[0], 3);
+        p = PUT_LIT(p, ",\"accy\":");
+        p = put_fixed(p, v->v[1], 3);
+        p = PUT_LIT(p, ",\"accz\":");
+        p = put_fixed(p, v->v[2], 3);
+        *p++ = '}';
+        return p;
+    case GT_POS:
+        lon_lat(d, &lon, &lat);
+        if (d->pos_style == 3) {
+            p = PUT_LIT(p, "{\"x\":");
+            p = put_fixed(p, d->x, 2);
+            p = PUT_LIT(p, ",\"y\":");
+            p = put_fixed(p, d->y, 2);
+            return PUT_LIT(p, ",\"z\":0.0}");
+        }
+        if (d->pos_style == 1) {
+            p = PUT_LIT(p, "{\"type\":\"Point\",\"coordinates\":[");
+            p = put_fixed(p, lon, 6);
+            *p++ = ',';
+            p = put_fixed(p, lat, 6);
+            return PUT_LIT(p, "]}");
+        }
+        p = PUT_LIT(p, "{\"position_local\":{\"x\":");
+        p = put_fixed(p, d->x, 2);
+        p = PUT_LIT(p, ",\"y\":");
+        p = put_fixed(p, d->y, 2);
+        p = PUT_LIT(p, ",\"z\":0.0},\"position_global\":{\"type\":\"Point\",\"coordinates\":[");
+        p = put_fixed(p, lon, 6);
+        *p++ = ',';
+        p = put_fixed(p, lat, 6);
+        p = PUT_LIT(p, "]},\"accuracy\":");
+        p = put_fixed(p, v->v[0], 1);
+        p = PUT_LIT(p, ",\"space_id\":\"");
+        p = put_str(p, g->space_id);
+        *p++ = '"';
+        if (d->pos_style == 2) {
+            p = PUT_LIT(p, ",\"floor\":");
+            p = put_uint(p, d->floor);
+            p = PUT_LIT(p, ",\"building_id\":\"");
+            p = put_str(p, g->building_id);
+            *p++ = '"';
+        }
+        *p++ = '}';
+        return p;
+    case GT_ZONE:
+        *p++ = '"';
+        p = put_str(p, g->zone_ids[d->zone & 3]);
+        *p++ = '"';
+        return p;
+    case GT_RSS:
+        p = PUT_LIT(p, "{\"rss\":");
+        p = put_int(p, round_i64(v->v[0]));
+        p = PUT_LIT(p, ",\"isStatic\":");
+        p = put_bool(p, !d->moving);
+        p = PUT_LIT(p, ",\"mode\":\"asset\",\"moveCount\":");
+        p = put_uint(p, d->move_count);
+        p = PUT_LIT(p, ",\"sourceDeviceId\":\"");
+        p = put_str(p, g->gateway_uuid);
+        return PUT_LIT(p, "\"}");
+    case GT__COUNT:
+        break;
+    }
+    return p;
+}
+
+static const char *topic_type(const struct device *d, enum gtype t)
+{
+    if (t == GT_POS && d->pos_style == 3)
+        return "positionLocal";
+    if (!d->alias_style || (t == GT_DIST && d->kind != HC_GEN_RADAR))
+        return gtypes[t].name;
+    return gtypes[t].alias;
+}
+
+static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
+{
+    char *p = g->topic;
+    const char *type = topic_type(d, t);
+
+    memcpy(p, g->prefix, g->prefix_len);
+    p = put_str(p + g->prefix_len, type);
+    *p++ = '/';
+    p = put_str(p, d->id);
+    *p = '\0';
+
+    p = g->payload;
+    *p++ = '{';
+    if (d->named_style && (t == GT_OCC || t == GT_MAG || t == GT_DIRMOVE || t == GT_ORIENT)) {
+        /* named fields: documented for these types only */
+        p = put_measured_at(g, p, d, ms);
+        if (t == GT_OCC) {
+            p = PUT_LIT(p, ",\"isOccupied\":");
+            p = put_bool(p, g->val.b);
+        } else if (t == GT_MAG) {
+            if (d->alias_style) { /* magnetoSwitchStatus: opposite polarity */
+                p = PUT_LIT(p, ",\"isClosed\":");
+                p = put_bool(p, !g->val.b);
+            } else {
+                p = PUT_LIT(p, ",\"isOpen\":");
+                p = put_bool(p, g->val.b);
+            }
+        } else {
+            char inner[256];
+            char *q = put_value(g, inner, d, t);
+            *p++ = ',';
+            /* strip the braces of the object value */
+            memcpy(p, inner + 1, (size_t)(q - inner - 2));
+            p += q - inner - 2;
+        }
+    } else if (t == GT_POS && d->pos_style == 1) {
+        /* the GeoJSON layout puts value first and space_id beside it */
+        p = PUT_LIT(p, "\"value\":");
+        p = put_value(g, p, d, t);
+        *p++ = ',';
+        p = put_measured_at(g, p, d, ms);
+        p = PUT_LIT(p, ",\"space_id\":\"");
+        p = put_str(p, g->space_id);
+        *p++ = '"';
+    } else {
+        p = put_measured_at(g, p, d, ms);
+        p = PUT_LIT(p, ",\"value\":");
+        if (t == GT_MAG && d->alias_style) {
+            p = put_bool(p, !g->val.b);
+        } else {
+            p = put_value(g, p, d, t);
+        }
+    }
+    *p++ = '}';
+    *p = '\0';
+    return (size_t)(p - g->payload);
+}
+
+static size_t format_thingsee(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
+{
+    const struct gval *v = &g->val;
+    int tsm = gtypes[t].tsm_id;
+    char *p = g->topic;
+
+    if (t == GT_DIST && d->kind == HC_GEN_RADAR)
+        tsm = 17200;
+    p = PUT_LIT(p, "cloudext/json/pr/fi/prfi00hkitgen/");
+    p = put_str(p, d->id);
+    *p++ = '/';
+    p = put_uint(p, (uint64_t)tsm);
+    *p = '\0';
+
+    p = g->payload;
+    p = PUT_LIT(p, "{\"tsmId\":");
+    p = put_uint(p, (uint64_t)tsm);
+    p = PUT_LIT(p, ",\"tsmEv\":");
+    p = put_uint(p, (uint64_t)v->tsm_ev);
+    *p++ = ',';
+    switch (t) {
+    case GT_TEMP:
+        p = PUT_LIT(p, "\"temp\":");
+        p = put_fixed(p, v->v[0], 1);
+        break;
+    case GT_HUM:
+        p = PUT_LIT(p, "\"humd\":");
+        p = put_fixed(p, v->v[0], 1);
+        break;
+    case GT_PRESS:
+        p = PUT_LIT(p, "\"airp\":"); /* Pa */
+        p = put_fixed(p, v->v[0] * 100.0, 1);
+        break;
+    case GT_LIGHT:
+        p = PUT_LIT(p, "\"lght\":");
+        p = put_int(p, round_i64(v->v[0]));
+        break;
+    case GT_CO2:
+        p = PUT_LIT(p, "\"carbonDioxide\":");
+        p = put_int(p, round_i64(v->v[0]));
+        p = PUT_LIT(p, ",\"status\":0");
+        break;
+    case GT_TVOC:
+        p = PUT_LIT(p, "\"tvoc\":");
+        p = put_int(p, round_i64(v->v[0]));
+        break;
+    case GT_OCC:
+        p = PUT_LIT(p, "\"state\":");
+        *p++ = v->b ? '1' : '0';
+        break;
+    case GT_MOVE:
+        p = PUT_LIT(p, "\"moveCount\":");
+        p = put_int(p, round_i64(v->v[0]));
+        break;
+    case GT_DIRMOVE:
+        p = PUT_LIT(p, "\"in\":");
+        p = put_int(p, round_i64(v->v[0]));
+        p = PUT_LIT(p, ",\"out\":");
+        p = put_int(p, round_i64(v->v[1]));
+        p = PUT_LIT(p, ",\"totalIn\":");
+        p = put_uint(p, d->total_in);
+        p = PUT_LIT(p, ",\"totalOut\":");
+        p = put_uint(p, d->total_out);
+        break;
+    case GT_BATT:
+        p = PUT_LIT(p, "\"batl\":");
+        p = put_fixed(p, v->v[0], 1);
+        p = PUT_LIT(p, ",\"chrg\":0");
+        break;
+    case GT_MAG:
+        p = PUT_LIT(p, "\"hall\":"); /* 0 open, 1 closed */
+        *p++ = v->b ? '0' : '1';
+        break;
+    case GT_MAGCH:
+        p = PUT_LIT(p, "\"hallCount\":");
+        p = put_int(p, round_i64(v->v[0]));
+        break;
+    case GT_VIB:
+        p = PUT_LIT(p, "\"activityLevel\":");
+        p = put_fixed(p, v->v[0], 3);
+        p = PUT_LIT(p, ",\"energyLevel\":");
+        p = put_fixed(p, v->v[1], 2);
+        break;
+    case GT_ORIENT: /* mG */
+        p = PUT_LIT(p, "\"accx\":");
+        p = put_int(p, round_i64(v->v[0] * 1000.0));
+        p = PUT_LIT(p, ",\"accy\":");
+        p = put_int(p, round_i64(v->v[1] * 1000.0));
+        p = PUT_LIT(p, ",\"accz\":");
+        p = put_int(p, round_i64(v->v[2] * 1000.0));
+        break;
+    case GT_DIST:
+        p = PUT_LIT(p, "\"dist\":");
+        p = put_int(p, round_i64(v->v[0]));
+        p = PUT_LIT(p, ",\"status\":0");
+        break;
+    case GT_RES:
+        p = PUT_LIT(p, "\"resistance\":");
+        p = put_int(p, round_i64(v->v[0]));
+        break;
+    default:
+        break;
+    }
+    p = PUT_LIT(p, ",\"tsmTs\":");
+    p = put_uint(p, (uint64_t)(ms / 1000));
+    *p++ = '.';
+    *p++ = (char)('0' + ms % 1000 / 100);
+    p = put_2(p, (int)(ms % 100));
+    p = PUT_LIT(p, ",\"tsmTuid\":\"");
+    p = put_str(p, d->id);
+    p = PUT_LIT(p, "\",\"tsmGw\":\"");
+    p = put_str(p, g->gateway_tuid);
+    p = PUT_LIT(p, "\",\"deploymentGroupId\":\"prfi00hkitgen\"}");
+    *p = '\0';
+    return (size_t)(p - g->payload);
+}
+
+/* ---- the physical model ------------------------------------------------------------------- */
+
+/* Markov occupancy step for a period of `minutes`: more arrivals and longer stays by day. */
+static void step_occupancy(struct device *d, double a, double minutes)
+{
+    if (d->occupied)
+        d->occupied = !chance(&d->rng, (0.03 + 0.15 * (1.0 - a)) * minutes);
+    else
+        d->occupied = chance(&d->rng, (0.004 + 0.08 * a) * minutes);
+}
+
+/* Mean-reverting walk: theta per minute toward mu, sigma per sqrt(minute). */
+static double ou_step(uint64_t *rng, double x, double mu, double theta, double sigma,
+                      double minutes)
+{
+    return x + theta * minutes * (mu - x) + sigma * sqrt(minutes) * normal(rng);
+}
+
+/* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
+static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
+{
+    struct gval *v = &g->val;
+    double a = activity_at(t);
+    double minutes = (double)s->sample_ms / 60000.0;
+    int i;
+
+    switch ((enum gtype)s->type) {
+    case GT_TEMP:
+        d->temp = clampd(ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes),
+                         -40.0, 85.0);
+        return v->v[0] = d->temp;
+    case GT_HUM:
+        d->hum = clampd(ou_step(&d->rng, d->hum, d->hum_base + 6.0 * a, 0.01, 0.15, minutes), 0.0,
+                        100.0);
+        return v->v[0] = d->hum;
+    case GT_PRESS:
+        d->press =
+            clampd(ou_step(&d->rng, d->press, 1013.25, 0.0005, 0.03, minutes), 870.0, 1084.0);
+        return v->v[0] = d->press;
+    case GT_LIGHT: {
+        double target = 2.0 + d->light_base * (a > 0.15 ? a : 0.0);
+        d->light =
+            clampd(d->light + 0.6 * (target - d->light) + 12.0 * normal(&d->rng), 0.0, 100000.0);
+        return v->v[0] = d->light;
+    }
+    case GT_CO2:
+        step_occupancy(d, a, minutes);
+        d->co2 = clampd(d->co2 + 0.15 * ((d->occupied ? 950.0 * a + 500.0 : 420.0) - d->co2) +
+                            10.0 * normal(&d->rng),
+                        400.0, 5000.0);
+        return v->v[0] = d->co2;
+    case GT_TVOC:
+        d->tvoc = clampd(d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
+                             8.0 * normal(&d->rng),
+                         0.0, 60000.0);
+        return v->v[0] = d->tvoc;
+    case GT_OCC:
+        step_occupancy(d, a, minutes);
+        v->b = d->occupied;
+        return d->occupied ? 1.0 : 0.0;
+    case GT_MOVE:
+        step_occupancy(d, a, minutes);
+        v->v[0] = 0;
+        if (d->occupied && !chance(&d->rng, 0.1)) {
+            double m = 1.0 + uniform(&d->rng) * (4.0 + 26.0 * a);
+            v->v[0] = m > 34.0 ? 34.0 : (double)(int)m;
+        }
+        return v->v[0];
+    case GT_DIRMOVE: {
+        double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
+        int in = 0, out = 0;
+        for (i = 0; i < 8; i++) {
+            in += chance(&d->rng, p);
+            out += chance(&d->rng, p);
+        }
+        d->total_in += (uint32_t)in;
+        d->total_out += (uint32_t)out;
+        v->v[0] = in;
+        v->v[1] = out;
+        return in + out;
+    }
+    case GT_BATT:
+        d->batt = clampd(d->batt - uniform(&d->rng) * 0.06, 1.0, 100.0);
+        return v->v[0] = d->batt;
+    case GT_MAG:
+        if (d->door) {
+            bool was = d->door_open;
+            if (d->door_open)
+                d->door_open = !chance(&d->rng, 0.6);
+            else
+                d->door_open = chance(&d->rng, 0.15 * a);
+            if (was != d->door_open) {
+                d->door_changes++;
+                d->hall_total++;
+            }
+        }
+        v->b = d->door_open;
+        return d->door_open ? 1.0 : 0.0;
+    case GT_MAGCH:
+        v->v[0] = d->door_changes;
+        d->door_changes = 0;
+        return v->v[0];
+    case GT_VIB:
+        v->v[0] = clampd(0.01 + 0.25 * a * uniform(&d->rng), 0.0, 1.0);
+        d->vib_total = d->vib_total * 0.9 + v->v[0] * 10.0;
+        v->v[1] = d->vib_total;
+        return v->v[0];
+    case GT_ORIENT:
+        v->v[0] = d->ox + 0.004 * normal(&d->rng);
+        v->v[1] = d->oy + 0.004 * normal(&d->rng);
+        v->v[2] = sqrt(1.0 - d->ox * d->ox - d->oy * d->oy) + 0.004 * normal(&d->rng);
+        return v->v[2];
+    case GT_DIST:
+        if (d->kind == HC_GEN_RADAR) {
+            /* occupancy is advanced by the radar's occupancy stream */
+            if (d->occupied)
+                d->dist = clampd(ou_step(&d->rng, d->dist, d->dist_near, 0.2, 80.0, minutes), 300.0,
+                                 3900.0);
+            else
+                d->dist = d->dist_far + 10.0 * normal(&d->rng);
+        } else {
+            if (d->present)
+                d->present = !chance(&d->rng, 0.05 + 0.2 * (1.0 - a));
+            else
+                d->present = chance(&d->rng, 0.03 * a);
+            d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
+        }
+        d->dist = clampd(d->dist, 0.0, 4000.0);
+        return v->v[0] = (double)round_i64(d->dist);
+    case GT_ECHO:
+        d->echo = clampd(40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng), 0.0, 255.0);
+        return v->v[0] = d->echo;
+    case GT_RES:
+        if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
+            d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
+        if (d->leak_until_ms > t)
+            d->res = uniform_in(&d->rng, 800.0, 20000.0);
+        else
+            d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
+        return v->v[0] = d->res;
+    case GT_POS:
+        if (d->moving)
+            d->moving = !chance(&d->rng, 0.3);
+        else
+            d->moving = chance(&d->rng, 0.01 + 0.2 * a);
+        if (d->moving) {
+            d->move_count++;
+            d->x += 2.0 * normal(&d->rng);
+            d->y += 2.0 * normal(&d->rng);
+            d->x = d->x < 0 ? -d->x : d->x > 40.0 ? 80.0 - d->x : d->x;
+            d->y = d->y < 0 ? -d->y : d->y > 25.0 ? 50.0 - d->y : d->y;
+            d->x = clampd(d->x, 0.0, 40.0);
+            d->y = clampd(d->y, 0.0, 25.0);
+        }
+        v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
+        return d->moving ? 1.0 : 0.0;
+    case GT_ZONE:
+        d->zone = (uint8_t)((d->x >= 20.0 ? 1 : 0) + (d->y >= 12.5 ? 2 : 0));
+        return d->zone;
+    case GT_CONF:
+        d->conf = clampd(ou_step(&d->rng, d->conf, d->moving ? 70.0 : 90.0, 0.2, 3.0, minutes), 0.0,
+                         100.0);
+        return v->v[0] = d->conf;
+    case GT_RSS:
+        v->v[0] = clampd(-70.0 + 8.0 * normal(&d->rng), -100.0, 0.0);
+        return v->v[0];
+    case GT__COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* Decides whether the sample just taken is reported; sets the Thingsee event reason. */
+static bool should_report(hc_gen *g, struct stream *s, double x, int64_t t)
+{
+    bool heartbeat = s->heartbeat_ms > 0 && t - s->last_emit_ms >= s->heartbeat_ms;
+    double diff = x - s->last_value;
+
+    g->val.tsm_ev = 10; /* timed */
+    switch ((enum smode)s->mode) {
+    case SM_ALWAYS:
+        return true;
+    case SM_THRESHOLD:
+        if (diff < 0)
+            diff = -diff;
+        if (s->type == GT_RES) /* relative: resistance spans decades */
+            diff = s->last_value > 0 ? diff / s->last_value : 1.0;
+        if (diff >= s->threshold) {
+            g->val.tsm_ev = 9;
+            return true;
+        }
+        return heartbeat;
+    case SM_CHANGE:
+        if (x != s->last_value) {
+            g->val.tsm_ev = 7;
+            return true;
+        }
+        return heartbeat;
+    case SM_ACTIVE:
+        return x != 0.0 || heartbeat;
+    }
+    return false;
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+void hc_gen_options_init(struct hc_gen_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->seed = 1;
+    opts->start_ns = HC_GEN_DEFAULT_START_NS;
+    opts->duration_ns = 3600LL * 1000000000LL;
+    memcpy(opts->devices, default_mix, sizeof(default_mix));
+}
+
+const char *hc_gen_kind_name(enum hc_gen_kind kind)
+{
+    return (unsigned)kind < HC_GEN_KIND__COUNT ? kind_names[kind] : NULL;
+}
+
+hc_err hc_gen_parse_devices(const char *spec, long counts[HC_GEN_KIND__COUNT], hc_error *err)
+{
+    bool seen[HC_GEN_KIND__COUNT] = {false};
+    const char *p = spec;
+    long total = 0;
+    int k;
+
+    for (k = 0; k < HC_GEN_KIND__COUNT; k++)
+        counts[k] = 0;
+    if (!spec || !*spec)
+        return hc_error_set(err, HC_ERR_INVALID, "empty device mix");
+    while (*p) {
+        const char *eq = strchr(p, '='), *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        char *num_end;
+        size_t name_len;
+        long n;
+
+        if (!eq || eq > end)
+            return hc_error_set(err, HC_ERR_INVALID, "expected KIND=COUNT, got '%.*s'",
+                                (int)(end - p), p);
+        name_len = (size_t)(eq - p);
+        for (k = 0; k < HC_GEN_KIND__COUNT; k++)
+            if (strlen(kind_names[k]) == name_len && memcmp(kind_names[k], p, name_len) == 0)
+                break;
+        if (k == HC_GEN_KIND__COUNT)
+            return hc_error_set(err, HC_ERR_INVALID,
+                                "unknown device kind '%.*s' (known: environment, presence, air, "
+                                "beam, count, tag, radar, leakage)",
+                                (int)name_len, p);
+        if (seen[k])
+            return hc_error_set(err, HC_ERR_INVALID, "device kind '%s' given twice", kind_names[k]);
+        seen[k] = true;
+        if (eq + 1 == end || eq[1] < '0' || eq[1] > '9')
+            return hc_error_set(err, HC_ERR_INVALID, "bad count '%.*s' for '%s'",
+                                (int)(end - eq - 1), eq + 1, kind_names[k]);
+        n = strtol(eq + 1, &num_end, 10);
+        if (num_end != end || n < 0 || n > 1000000)
+            return hc_error_set(err, HC_ERR_INVALID,
+                                "bad count '%.*s' for '%s' (a whole number up to 1000000)",
+                                (int)(end - eq - 1), eq + 1, kind_names[k]);
+        counts[k] = n;
+        total += n;
+        p = comma ? comma + 1 : end;
+        if (comma && !*p)
+            return hc_error_set(err, HC_ERR_INVALID, "trailing ',' in device mix");
+    }
+    if (total == 0)
+        return hc_error_set(err, HC_ERR_INVALID, "no devices in the mix");
+    return HC_OK;
+}
+
+static void make_tuid(uint64_t *rng, const char *prefix, char out[18])
+{
+    int i;
+    memcpy(out, prefix, 6);
+    for (i = 6; i < 9; i++)
+        out[i] = (char)('A' + splitmix64(rng) % 26);
+    for (i = 9; i < 17; i++)
+        out[i] = (char)('0' + splitmix64(rng) % 10);
+    out[17] = '\0';
+}
+
+static void init_device(hc_gen *g, struct device *d, enum hc_gen_kind kind, uint32_t index)
+{
+    uint64_t *r = &d->rng;
+
+    memset(d, 0, sizeof(*d));
+    d->kind = kind;
+    d->index = index;
+    d->rng = mix3(g->opts.seed, (uint64_t)kind + 1, (uint64_t)index + 1);
+    if (g->opts.thingsee)
+        make_tuid(r, kind_tuid_prefix[kind], d->id);
+    else
+        uuid_from(g->opts.seed, 0x100 + (uint64_t)kind, index, d->id);
+    if (g->opts.shapes == HC_GEN_SHAPES_MIXED && !g->opts.thingsee) {
+        double u = uniform(r);
+        d->ts_style = (uint8_t)(u < 0.5 ? 0 : u < 0.8 ? 1 : 2);
+        d->alias_style = chance(r, 0.35);
+        d->named_style = chance(r, 0.5);
+        d->pos_style = (uint8_t)(splitmix64(r) % 4);
+    }
+    d->temp_base = uniform_in(r, 19.5, 23.0);
+    d->temp = d->temp_base + uniform_in(r, -0.5, 0.5);
+    d->hum_base = uniform_in(r, 25.0, 50.0);
+    d->hum = d->hum_base;
+    d->press = 1013.25 + uniform_in(r, -12.0, 12.0);
+    d->light_base = uniform_in(r, 300.0, 700.0);
+    d->co2 = 420.0;
+    d->tvoc = 60.0;
+    d->batt = uniform_in(r, 45.0, 100.0);
+    d->conf = uniform_in(r, 75.0, 95.0);
+    d->res_base = uniform_in(r, 1.5e6, 8e6);
+    d->res = d->res_base;
+    d->x = uniform_in(r, 0.0, 40.0);
+    d->y = uniform_in(r, 0.0, 25.0);
+    d->floor = (uint8_t)(splitmix64(r) % 4);
+    d->zone = (uint8_t)((d->x >= 20.0 ? 1 : 0) + (d->y >= 12.5 ? 2 : 0));
+    d->dist_far = uniform_in(r, kind == HC_GEN_RADAR ? 3200.0 : 1800.0, 3800.0);
+    d->dist_near = uniform_in(r, 600.0, 1400.0);
+    d->dist = d->dist_far;
+    d->traffic = uniform_in(r, 0.5, 2.0);
+    d->door = chance(r, 0.3);
+    d->ox = uniform_in(r, -0.05, 0.05);
+    d->oy = uniform_in(r, -0.05, 0.05);
+}
+
+static void device_streams(const hc_gen *g, const struct device *d, const struct sspec **specs,
+                           size_t *n)
+{
+    switch (d->kind) {
+    case HC_GEN_ENVIRONMENT:
+        /* a fifth report every minute, the rest hourly with threshold events */
+        if ((mix3(g->opts.seed, 0xe1, d->index) % 5) == 0) {
+            *specs = env_minute;
+            *n = HC__ARRAY_LEN(env_minute);
+        } else {
+            *specs = env_hourly;
+            *n = HC__ARRAY_LEN(env_hourly);
+        }
+        return;
+    case HC_GEN_PRESENCE:
+        if ((mix3(g->opts.seed, 0xe2, d->index) % 5) < 3) {
+            *specs = presence_movement;
+            *n = HC__ARRAY_LEN(presence_movement);
+        } else {
+            *specs = presence_occupancy;
+            *n = HC__ARRAY_LEN(presence_occupancy);
+        }
+        return;
+    case HC_GEN_AIR:
+        *specs = air_streams;
+        *n = HC__ARRAY_LEN(air_streams);
+        return;
+    case HC_GEN_BEAM:
+        *specs = beam_streams;
+        *n = HC__ARRAY_LEN(beam_streams);
+        return;
+    case HC_GEN_COUNT:
+        *specs = count_streams;
+        *n = HC__ARRAY_LEN(count_streams);
+        return;
+    case HC_GEN_TAG:
+        *specs = tag_streams;
+        *n = HC__ARRAY_LEN(tag_streams);
+        return;
+    case HC_GEN_RADAR:
+        *specs = radar_streams;
+        *n = HC__ARRAY_LEN(radar_streams);
+        return;
+    case HC_GEN_LEAKAGE:
+    default:
+        *specs = leakage_streams;
+        *n = HC__ARRAY_LEN(leakage_streams);
+        return;
+    }
+}
+
+/* The value a stream starts from, so the first sample is not mistaken for a threshold event. */
+static double initial_value(const struct device *d, enum gtype t)
+{
+    switch (t) {
+    case GT_TEMP:
+        return d->temp;
+    case GT_HUM:
+        return d->hum;
+    case GT_PRESS:
+        return d->press;
+    case GT_LIGHT:
+        return d->light;
+    case GT_DIST:
+        return (double)round_i64(d->dist);
+    case GT_RES:
+        return d->res;
+    case GT_CONF:
+        return d->conf;
+    case GT_ZONE:
+        return d->zone;
+    default:
+        return 0.0;
+    }
+}
+
+hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err)
+{
+    hc_gen *g;
+    size_t n_dev = 0, n_str = 0, i;
+    int k;
+    uint64_t r;
+
+    if (!opts || !out)
+        return hc_error_set(err, HC_ERR_INVALID, "missing options");
+    *out = NULL;
+    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
+        if (opts->devices[k] < 0 || opts->devices[k] > 1000000)
+            return hc_error_set(err, HC_ERR_INVALID, "bad device count %ld for '%s'",
+                                opts->devices[k], kind_names[k]);
+        n_dev += (size_t)opts->devices[k];
+    }
+    if (n_dev == 0)
+        return hc_error_set(err, HC_ERR_INVALID, "no devices in the mix");
+    if (opts->duration_ns < 0 || opts->duration_ns / 1000000 >= (INT64_C(1) << 39))
+        return hc_error_set(err, HC_ERR_INVALID, "duration out of range");
+    if (opts->start_ns < 0)
+        return hc_error_set(err, HC_ERR_INVALID, "start before 1970");
+
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    g->opts = *opts;
+    if (!g->opts.integration_id)
+        g->opts.integration_id = HC_GEN_DEFAULT_INTEGRATION_ID;
+    if (!g->opts.api_key_id)
+        g->opts.api_key_id = HC_GEN_DEFAULT_API_KEY_ID;
+    if (strlen(g->opts.integration_id) + strlen(g->opts.api_key_id) > 200 ||
+        strchr(g->opts.integration_id, '/') || strchr(g->opts.api_key_id, '/') ||
+        !*g->opts.integration_id || !*g->opts.api_key_id) {
+        free(g);
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "integration and API key ids must be non-empty topic levels");
+    }
+    g->opts.integration_id = NULL; /* not kept: the prefix holds them */
+    g->opts.api_key_id = NULL;
+    g->prefix_len = (size_t)snprintf(
+        g->prefix, sizeof(g->prefix), "haltian-iot/events/%s/%s/measurements/",
+        opts->integration_id ? opts->integration_id : HC_GEN_DEFAULT_INTEGRATION_ID,
+        opts->api_key_id ? opts->api_key_id : HC_GEN_DEFAULT_API_KEY_ID);
+    g->start_ms = (opts->start_ns + 999999) / 1000000;
+    g->end_ms = (opts->start_ns + opts->duration_ns + 999999) / 1000000;
+    g->day_cached = -1;
+    g->latency_rng = mix3(opts->seed, 0x1a7e, 0);
+    g->last_received_ns = INT64_MIN;
+    r = mix3(opts->seed, 0x6a7e, 0);
+    make_tuid(&r, "TSGW06", g->gateway_tuid);
+    uuid_from(opts->seed, 0x200, 0, g->gateway_uuid);
+    uuid_from(opts->seed, 0x201, 0, g->space_id);
+    uuid_from(opts->seed, 0x202, 0, g->building_id);
+    for (i = 0; i < 4; i++)
+        uuid_from(opts->seed, 0x203, i, g->zone_ids[i]);
+
+    g->n_devices = n_dev;
+    g->devices = calloc(n_dev, sizeof(*g->devices));
+    if (!g->devices)
+        goto nomem;
+    i = 0;
+    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
+        long j;
+        g->kind_first[k] = i;
+        for (j = 0; j < opts->devices[k]; j++) {
+            const struct sspec *specs;
+            size_t n, s;
+            init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
+            device_streams(g, &g->devices[i], &specs, &n);
+            for (s = 0; s < n; s++)
+                if (!opts->thingsee || gtypes[specs[s].type].tsm_id)
+                    n_str++;
+            i++;
+        }
+    }
+    if (n_str > MAX_STREAMS) {
+        hc_gen_free(g);
+        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu streams, at most %u)",
+                            n_str, MAX_STREAMS);
+    }
+    g->streams = calloc(n_str ? n_str : 1, sizeof(*g->streams));
+    g->heap = calloc(n_str ? n_str : 1, sizeof(*g->heap));
+    if (!g->streams || !g->heap)
+        goto nomem;
+    for (i = 0; i < n_dev; i++) {
+        struct device *d = &g->devices[i];
+        const struct sspec *specs;
+        size_t n, s;
+        device_streams(g, d, &specs, &n);
+        for (s = 0; s < n; s++) {
+            struct stream *st;
+            int64_t first, beats;
+            if (opts->thingsee && !gtypes[specs[s].type].tsm_id)
+                continue;
+            st = &g->streams[g->n_streams];
+            st->device = (uint32_t)i;
+            st->type = (uint8_t)specs[s].type;
+            st->mode = (uint8_t)specs[s].mode;
+            st->sample_ms = specs[s].sample_s * 1000;
+            st->heartbeat_ms = specs[s].heartbeat_s * 1000;
+            st->threshold = specs[s].threshold;
+            st->last_value = initial_value(d, specs[s].type);
+            /* per-stream phase so devices do not all report on the same second */
+            first = (int64_t)(splitmix64(&d->rng) % (uint64_t)st->sample_ms);
+            /* a heartbeat already under way: the first ones spread over the hour */
+            beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
+            st->last_emit_ms = g->start_ms + first -
+                               (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
+            if (g->start_ms + first < g->end_ms)
+                g->heap[g->heap_len++] = ((uint64_t)first << KEY_SHIFT) | g->n_streams;
+            g->n_streams++;
+        }
+    }
+    for (i = g->heap_len / 4 + 1; i-- > 0;)
+        heap_sift_down(g->heap, g->heap_len, i);
+    *out = g;
+    return HC_OK;
+
+nomem:
+    hc_gen_free(g);
+    return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+}
+
+hc_err hc_gen_next(hc_gen *g, struct hc_gen_msg *msg)
+{
+    while (g->heap_len > 0) {
+        uint64_t key = g->heap[0];
+        struct stream *s = &g->streams[key & MAX_STREAMS];
+        struct device *d = &g->devices[s->device];
+        int64_t t = g->start_ms + (int64_t)(key >> KEY_SHIFT);
+        int64_t next = t + s->sample_ms;
+        double x = sample(g, d, s, t);
+        bool report = should_report(g, s, x, t);
+        size_t len;
+        int64_t latency_ns;
+
+        if (next < g->end_ms) {
+            g->heap[0] = ((uint64_t)(next - g->start_ms) << KEY_SHIFT) | (key & MAX_STREAMS);
+        } else {
+            g->heap[0] = g->heap[--g->heap_len];
+        }
+        if (g->heap_len > 1)
+            heap_sift_down(g->heap, g->heap_len, 0);
+        if (!report)
+            continue;
+        s->last_emit_ms = t;
+        s->last_value = x;
+
+        len = g->opts.thingsee ? format_thingsee(g, d, (enum gtype)s->type, t)
+                               : format_haltian(g, d, (enum gtype)s->type, t);
+        /* delivery latency: 60-260 ms through the cloud, sometimes seconds */
+        latency_ns = 60000000 + (int64_t)(splitmix64(&g->latency_rng) % 200000000);
+        if (splitmix64(&g->latency_rng) % 100 == 0)
+            latency_ns += (int64_t)(splitmix64(&g->latency_rng) % 3000000000LL);
+        msg->measured_at_ns = t * 1000000;
+        msg->received_at_ns = msg->measured_at_ns + latency_ns;
+        if (msg->received_at_ns <= g->last_received_ns)
+            msg->received_at_ns = g->last_received_ns + 1000;
+        g->last_received_ns = msg->received_at_ns;
+        msg->topic = g->topic;
+        msg->payload = g->payload;
+        msg->payload_len = len;
+        msg->type = gtypes[s->type].name;
+        msg->kind = d->kind;
+        msg->device = d->index;
+        if (s->type == GT_POS && d->pos_style == 3)
+            msg->type = "positionLocal";
+        return HC_OK;
+    }
+    return HC_DONE;
+}
+
+const char *hc_gen_device_id(const hc_gen *g, enum hc_gen_kind kind, uint32_t device)
+{
+    if ((unsigned)kind >= HC_GEN_KIND__COUNT || device >= (uint32_t)g->opts.devices[kind])
+        return NULL;
+    return g->devices[g->kind_first[kind] + device].id;
+}
+
+void hc_gen_free(hc_gen *g)
+{
+    if (!g)
+        return;
+    free(g->devices);
+    free(g->streams);
+    free(g->heap);
+    free(g);
+}
