@@ -1,0 +1,290 @@
+/*
+ * hreplay's command line: one getopt_long table (shared MQTT and selection options included),
+ * the usage text, and strict parsing of every value.
+ */
+#include "hreplay.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_SPEED = TOOL_OPT_TOOL_BASE,
+    OPT_RATE,
+    OPT_MAX,
+    OPT_MAX_GAP,
+    OPT_LOOP,
+    OPT_INFLIGHT,
+    OPT_RETAIN,
+    OPT_REMAP,
+    OPT_REBASE_TIME,
+    OPT_FANOUT,
+    OPT_CONNECTIONS,
+    OPT_SHARD,
+    OPT_REPORT_JSON,
+    OPT_LATENESS_LOG,
+    OPT_QUIET,
+    OPT_HELP
+};
+
+static const char usage[] =
+    "Usage: hreplay [OPTION]... INPUT\n"
+    "Republish a recording (.db) or JSON lines (INPUT, '-' for standard input) to an MQTT\n"
+    "broker, on the recorded schedule or faster, and report how well the schedule was kept.\n"
+    "Payload bytes, QoS and retain flags are sent as recorded; per-device order is kept.\n"
+    "\n"
+    "Timing (default: the recorded timing):\n"
+    "  --speed X             X times faster than recorded (0.5 = half speed)\n"
+    "  --rate N              N messages per second, evenly spaced\n"
+    "  --max                 as fast as the broker accepts (bounded by --inflight)\n"
+    "  --max-gap DURATION    cap every idle gap at DURATION (e.g. 5s), also between sessions\n"
+    "  --loop N              replay N times (0 = until interrupted; default 1); each pass\n"
+    "                        continues the schedule one mean message interval after the last\n"
+    "  --inflight N          unacknowledged QoS 1/2 messages per connection (default 1000)\n"
+    "\n"
+    "Output:\n"
+    "  -q, --qos QOS         publish every message at QOS (0-2) instead of as recorded\n"
+    "  --retain keep|never   keep the recorded retain flags (default) or clear them all\n"
+    "  --remap FROM=TO       replace the topic prefix FROM with TO (repeatable; first match)\n"
+    "  --integration-id ID   replace segment 3 of haltian-iot/events/... topics with ID\n"
+    "  --api-key-id ID       replace segment 4 of haltian-iot/events/... topics with ID; also\n"
+    "                        the MQTT user name unless -u is given\n"
+    "  --rebase-time         rewrite \"measured_at\"/\"received_at\" in JSON payloads to the send\n"
+    "                        time plus their recorded offset (payload bytes then change)\n"
+    "\n"
+    "Load:\n"
+    "  --fanout K            replay each device as K devices (copy 1 keeps the real id, the\n"
+    "                        others get stable derived UUID-shaped ids)\n"
+    "  --connections N       spread devices over N connections by device hash (default 1)\n"
+    "  --shard K/N           replay only shard K (1..N) of N device shards\n"
+    "\n"
+    "Reporting:\n"
+    "  --report-json FILE    write the final report as JSON to FILE\n"
+    "  --lateness-log FILE   write each message's lateness in ns, one line per message\n"
+    "  -v, --verbose         more diagnostics\n"
+    "  --quiet               no progress line, no report on stderr (errors still shown)\n"
+    "  --help                show this help\n"
+    "\n"
+    "Broker connection (default mqtt://localhost:1883; -u is the user name):\n";
+
+static const char usage_tail[] =
+    "\n"
+    "The report (stderr, and --report-json) gives messages sent and failed, the achieved rate,\n"
+    "lateness p50/p99/max in microseconds and whether the schedule was kept (p99 lateness\n"
+    "under 1 ms). A lost connection is re-established with backoff (for up to 60 s); QoS 1/2\n"
+    "messages resume from the first unacknowledged one, QoS 0 losses are counted as possible.\n"
+    "Ctrl-C stops cleanly and prints the report.\n" TOOL_EXIT_CODES_HELP;
+
+static void print_usage(void)
+{
+    fputs(usage, stdout);
+    /* the shared text starts with its own heading line: skip it */
+    const char *body = strchr(tool_mqtt_usage, '\n');
+    fputs(body ? body + 1 : tool_mqtt_usage, stdout);
+    fputs("\n", stdout);
+    fputs(tool_select_usage, stdout);
+    fputs(usage_tail, stdout);
+}
+
+static enum opts_result parse_shard(const char *arg, struct hreplay_opts *o)
+{
+    char *end;
+    long k, n;
+
+    k = strtol(arg, &end, 10);
+    if (end == arg || *end != '/')
+        goto bad;
+    n = strtol(end + 1, &end, 10);
+    if (*end || n < 1 || n > 65536 || k < 1 || k > n)
+        goto bad;
+    o->shard_k = k;
+    o->shard_n = n;
+    return OPTS_OK;
+bad:
+    return tool_usage_error("invalid value '%s' for --shard: expected K/N with 1 <= K <= N "
+                            "(e.g. 2/4)",
+                            arg);
+}
+
+enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
+{
+    static const struct option longopts[] = {
+        TOOL_MQTT_LONG_OPTIONS,
+        TOOL_SELECT_LONG_OPTIONS,
+        {"speed", required_argument, NULL, OPT_SPEED},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"max", no_argument, NULL, OPT_MAX},
+        {"max-gap", required_argument, NULL, OPT_MAX_GAP},
+        {"loop", required_argument, NULL, OPT_LOOP},
+        {"inflight", required_argument, NULL, OPT_INFLIGHT},
+        {"qos", required_argument, NULL, 'q'},
+        {"retain", required_argument, NULL, OPT_RETAIN},
+        {"remap", required_argument, NULL, OPT_REMAP},
+        {"rebase-time", no_argument, NULL, OPT_REBASE_TIME},
+        {"fanout", required_argument, NULL, OPT_FANOUT},
+        {"connections", required_argument, NULL, OPT_CONNECTIONS},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"report-json", required_argument, NULL, OPT_REPORT_JSON},
+        {"lateness-log", required_argument, NULL, OPT_LATENESS_LOG},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0}};
+    const char *username = NULL;
+    const char *mode_option = NULL;
+    long v;
+    int opt;
+
+    memset(o, 0, sizeof(*o));
+    tool_select_init(&o->select);
+    o->qos = -1;
+    o->fanout = 1;
+    o->connections = 1;
+    o->loops = 1;
+    o->inflight = 1000;
+    o->sched.mode = HC_SCHED_ORIGINAL;
+    opterr = 0;
+    optind = 1;
+
+    while (
+        (opt = getopt_long(argc, argv, ":" TOOL_MQTT_SHORT_OPTIONS TOOL_SELECT_SHORT_OPTIONS "q:v",
+                           longopts, NULL)) != -1) {
+        enum opts_result r;
+
+        if (opt == 'u')
+            username = optarg;
+        else if (opt == TOOL_OPT_API_KEY_ID)
+            o->topic_api_key_id = optarg;
+        else if (opt == TOOL_OPT_INTEGRATION_ID)
+            o->topic_integration_id = optarg;
+        r = tool_mqtt_option(&o->mqtt, opt, optarg);
+        if (r == OPTS_UNKNOWN)
+            r = tool_select_option(&o->select, opt, optarg);
+        if (r == OPTS_ERROR)
+            return OPTS_ERROR;
+        if (r == OPTS_OK)
+            continue;
+
+        switch (opt) {
+        case OPT_SPEED:
+        case OPT_RATE:
+        case OPT_MAX: {
+            const char *name = opt == OPT_SPEED ? "--speed" : opt == OPT_RATE ? "--rate" : "--max";
+            if (mode_option && strcmp(mode_option, name) != 0)
+                return tool_usage_error("%s and %s cannot be combined", mode_option, name);
+            mode_option = name;
+            if (opt == OPT_SPEED) {
+                if (tool_parse_double("--speed", optarg, 1e-9, 1e9, &o->sched.speed) != OPTS_OK)
+                    return OPTS_ERROR;
+                o->sched.mode = HC_SCHED_SPEED;
+            } else if (opt == OPT_RATE) {
+                if (tool_parse_double("--rate", optarg, 1e-6, 1e9, &o->sched.rate) != OPTS_OK)
+                    return OPTS_ERROR;
+                o->sched.mode = HC_SCHED_RATE;
+            } else {
+                o->sched.mode = HC_SCHED_MAX;
+            }
+            break;
+        }
+        case OPT_MAX_GAP:
+            if (tool_parse_duration_ns("--max-gap", optarg, &o->sched.max_gap_ns) != OPTS_OK)
+                return OPTS_ERROR;
+            if (o->sched.max_gap_ns <= 0)
+                return tool_usage_error("invalid value '%s' for --max-gap: must be above 0",
+                                        optarg);
+            break;
+        case OPT_LOOP:
+            if (tool_parse_long("--loop", optarg, 0, 1000000000L, &o->loops) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_INFLIGHT:
+            if (tool_parse_long("--inflight", optarg, 1, 65535, &o->inflight) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case 'q':
+            if (tool_parse_long("--qos", optarg, 0, 2, &v) != OPTS_OK)
+                return OPTS_ERROR;
+            o->qos = (int)v;
+            break;
+        case OPT_RETAIN:
+            if (strcmp(optarg, "keep") == 0)
+                o->retain_never = false;
+            else if (strcmp(optarg, "never") == 0)
+                o->retain_never = true;
+            else
+                return tool_usage_error("invalid value '%s' for --retain: expected keep or never",
+                                        optarg);
+            break;
+        case OPT_REMAP: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return tool_usage_error("invalid value '%s' for --remap: expected FROM=TO with a "
+                                        "non-empty FROM",
+                                        optarg);
+            if (o->n_remaps >= HREPLAY_MAX_REMAPS)
+                return tool_usage_error("too many --remap options (at most %d)",
+                                        HREPLAY_MAX_REMAPS);
+            o->remaps[o->n_remaps].from = optarg;
+            o->remaps[o->n_remaps].from_len = (size_t)(eq - optarg);
+            o->remaps[o->n_remaps].to = eq + 1;
+            o->n_remaps++;
+            break;
+        }
+        case OPT_REBASE_TIME:
+            o->rebase_time = true;
+            break;
+        case OPT_FANOUT:
+            if (tool_parse_long("--fanout", optarg, 1, 1000000L, &o->fanout) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_CONNECTIONS:
+            if (tool_parse_long("--connections", optarg, 1, 256, &o->connections) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_SHARD:
+            if (parse_shard(optarg, o) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_REPORT_JSON:
+            o->report_json = optarg;
+            break;
+        case OPT_LATENESS_LOG:
+            o->lateness_log = optarg;
+            break;
+        case 'v':
+            tool_verbosity = 2;
+            break;
+        case OPT_QUIET:
+            tool_verbosity = 0;
+            break;
+        case OPT_HELP:
+            print_usage();
+            return OPTS_HELP;
+        case ':':
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return tool_usage_error("no input given (a recording .db, JSON lines, or '-')");
+    if (optind + 1 < argc)
+        return tool_usage_error("unexpected argument '%s' (one input at a time)", argv[optind + 1]);
+    o->input = argv[optind];
+    if (o->loops != 1 && strcmp(o->input, "-") == 0)
+        return tool_usage_error("--loop needs a file: standard input can be read only once");
+    if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
+        return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
+                                "%s",
+                                mode_option);
+    /* --api-key-id is the MQTT user name too, unless -u names another */
+    o->mqtt.api_key_id = username ? username : o->topic_api_key_id;
+    o->username_given = username != NULL;
+    return OPTS_OK;
+}
+
+void hreplay_opts_release(struct hreplay_opts *o)
+{
+    tool_mqtt_release(&o->mqtt);
+}
