@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +42,7 @@ hc_err hc_jsonl_reader_open(const char *path, hc_jsonl_reader **out, hc_error *e
         r->fp = fopen(path, "rb");
         r->owns_fp = true;
         if (!r->fp) {
-            hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path,
-                                     strerror(errno));
+            hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
             free(r->path);
             free(r);
             return rc;
@@ -99,6 +99,44 @@ static bool json_int64(const cJSON *item, int64_t *out)
     return (double)*out == item->valuedouble;
 }
 
+/*
+ * cJSON holds numbers as doubles, exact only up to 2^53, but ns timestamps
+ * (session_started_at_ns, ~1.8e18) need all 64 bits. The top-level member's digits are read
+ * again from the line itself: an unescaped "name" can only be a key there, since quotes inside
+ * JSON strings are escaped. Falls back to the double when the text cannot be found.
+ */
+static bool line_int64(const hc_jsonl_reader *r, const char *name, const cJSON *item, int64_t *out)
+{
+    char pattern[64];
+    const char *at;
+    size_t plen;
+
+    if (!cJSON_IsNumber(item))
+        return false;
+    plen = (size_t)snprintf(pattern, sizeof(pattern), "\"%s\"", name);
+    for (at = strstr(r->line, pattern); at; at = strstr(at + 1, pattern)) {
+        const char *p = at + plen;
+        char *end;
+        long long v;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p++ != ':')
+            continue;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        errno = 0;
+        v = strtoll(p, &end, 10);
+        if (end == p || errno || *end == '.' || *end == 'e' || *end == 'E')
+            break;
+        /* the same member as cJSON's, to within a double's precision */
+        if (fabs((double)v - item->valuedouble) > fabs(item->valuedouble) * 1e-15 + 1)
+            break;
+        *out = (int64_t)v;
+        return true;
+    }
+    return json_int64(item, out);
+}
+
 static hc_err fill_payload(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_record *rec,
                            hc_error *err)
 {
@@ -109,8 +147,8 @@ static hc_err fill_payload(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl
         size_t n;
         if (!cJSON_IsString(b64))
             return line_error(r, err, "\"payload_b64\" must be a string");
-        if (hc_base64_decode(b64->valuestring, strlen(b64->valuestring), &r->payload, &n,
-                             NULL) != HC_OK)
+        if (hc_base64_decode(b64->valuestring, strlen(b64->valuestring), &r->payload, &n, NULL) !=
+            HC_OK)
             return line_error(r, err, "\"payload_b64\" is not valid base64");
         rec->msg.payload = r->payload;
         rec->msg.payload_len = n;
@@ -136,16 +174,16 @@ static hc_err parse_hkit(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_r
     const cJSON *item;
     int64_t v;
 
-    if ((item = cJSON_GetObjectItemCaseSensitive(obj, "seq")) && json_int64(item, &v))
+    if ((item = cJSON_GetObjectItemCaseSensitive(obj, "seq")) && line_int64(r, "seq", item, &v))
         rec->msg.seq = v;
-    if ((item = cJSON_GetObjectItemCaseSensitive(obj, "session")) && json_int64(item, &v))
+    if ((item = cJSON_GetObjectItemCaseSensitive(obj, "session")) &&
+        line_int64(r, "session", item, &v))
         rec->msg.session_id = v;
     item = cJSON_GetObjectItemCaseSensitive(obj, "received_at");
     if (item && !cJSON_IsNull(item)) {
-        if (!cJSON_IsString(item) || hc_time_parse_rfc3339(item->valuestring,
-                                                           strlen(item->valuestring),
-                                                           &rec->msg.received_at_ns,
-                                                           NULL) != HC_OK)
+        if (!cJSON_IsString(item) ||
+            hc_time_parse_rfc3339(item->valuestring, strlen(item->valuestring),
+                                  &rec->msg.received_at_ns, NULL) != HC_OK)
             return line_error(r, err, "\"received_at\" is not an RFC 3339 timestamp");
         rec->has_received_at = true;
     }
@@ -153,8 +191,8 @@ static hc_err parse_hkit(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_r
         const cJSON *start = cJSON_GetObjectItemCaseSensitive(obj, "session_started_at_ns");
         const cJSON *mono = cJSON_GetObjectItemCaseSensitive(obj, "mono_ns");
         if (start && mono) {
-            if (!json_int64(start, &rec->session_started_at_ns) ||
-                !json_int64(mono, &rec->msg.mono_ns))
+            if (!line_int64(r, "session_started_at_ns", start, &rec->session_started_at_ns) ||
+                !line_int64(r, "mono_ns", mono, &rec->msg.mono_ns))
                 return line_error(r, err,
                                   "\"session_started_at_ns\" and \"mono_ns\" must be integers");
             rec->has_session_start = true;
