@@ -130,8 +130,13 @@ static int fold_char(const char **s, const char *end)
 /* Equal ignoring ASCII case, '_' and '-'. */
 static bool fold_eq(const char *a, size_t an, const char *b)
 {
-    const char *ae = a + an, *be = b + strlen(b);
+    const char *ae = a + an, *be;
+    int a0 = (unsigned char)a[0], b0 = (unsigned char)b[0];
 
+    /* Every name starts with a letter: most candidates differ there, before any strlen. */
+    if (an == 0 || (a0 | 0x20) != (b0 | 0x20))
+        return false;
+    be = b + strlen(b);
     for (;;) {
         int ca = fold_char(&a, ae), cb = fold_char(&b, be);
 
@@ -451,7 +456,13 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
 static bool utf8_valid(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(p + i, n - i);
+        size_t k;
+
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = utf8_seq(p + i, n - i);
 
         if (k == 0)
             return false;
@@ -590,6 +601,8 @@ static void put_timestamp(struct dec *d, cJSON *obj, int64_t ms)
 {
     char buf[40];
 
+    /* Always an owned copy, never shared with measured_at_received: callers may delete either
+     * member (ignored paths) without the other dangling. */
     if (!obj)
         return;
     hc_time_format_rfc3339(ms * 1000000, 3, buf, sizeof(buf));
@@ -1479,6 +1492,18 @@ static void thingsee_payload(struct dec *d, cJSON *obj, cJSON *root)
 
 /* ---- topic ---- */
 
+static const char *const known_kinds[] = {"measurements", "messages", "notifications", "payloads"};
+
+static void put_kind(struct dec *d, cJSON *obj)
+{
+    for (size_t i = 0; i < HC__ARRAY_LEN(known_kinds); i++)
+        if (span_is(d->kind, known_kinds[i])) {
+            put_ref(d, obj, "kind", known_kinds[i]);
+            return;
+        }
+    put_span(d, obj, "kind", d->kind);
+}
+
 static void haltian_topic(struct dec *d, cJSON *obj)
 {
     static const char *const keys[] = {NULL, NULL, "integration_id", "api_key_id",
@@ -1506,13 +1531,17 @@ static void haltian_topic(struct dec *d, cJSON *obj)
     }
     put_ref(d, obj, "format", "haltian");
     if (d->kind.p)
-        put_span(d, obj, "kind", d->kind);
+        put_kind(d, obj);
     if (d->type_received.p) {
         if (d->type_str)
             put_ref(d, obj, "type", d->type_str);
         else
             put_span(d, obj, "type", d->type_received);
-        put_span(d, obj, "type_received", d->type_received);
+        /* The usual case, received == canonical, needs no copy. */
+        if (d->type_str && span_is(d->type_received, d->type_str))
+            put_ref(d, obj, "type_received", d->type_str);
+        else
+            put_span(d, obj, "type_received", d->type_received);
     }
     for (int i = 2; i < 4 && i < n; i++)
         put_span(d, obj, keys[i], d->lv[i]);

@@ -12,7 +12,8 @@
 #include "hcore/decode.h"
 #include "hcore/timefmt.h"
 
-#define H "haltian-iot/events/0f8c2c4e-2a7e-4d4b-9a51-6a3f0f9b1c11/7d3c9f5e-1b2a-4c8d-9e0f-123456789abc"
+#define H                                                                                          \
+    "haltian-iot/events/0f8c2c4e-2a7e-4d4b-9a51-6a3f0f9b1c11/7d3c9f5e-1b2a-4c8d-9e0f-123456789abc"
 #define DEV "b1a2c3d4-e5f6-4789-a012-3456789abcde"
 #define M(type) H "/measurements/" type "/" DEV
 #define TS "\"measured_at\":\"2026-02-05T10:30:45.123Z\""
@@ -224,8 +225,7 @@ static const struct type_case table[] = {
     {"solarPanelVoltage", "3.2", "V"},
     {"harvesterStorageVoltage", "3.2", "V"},
     {"usbVoltage", "3.2", "V"},
-    {"rss",
-     "{\"rss\":-67,\"isStatic\":true,\"mode\":1,\"moveCount\":0,\"sourceDeviceId\":\"abc\"}",
+    {"rss", "{\"rss\":-67,\"isStatic\":true,\"mode\":1,\"moveCount\":0,\"sourceDeviceId\":\"abc\"}",
      "dBm"},
     {"systemTemperature", "28.5", "°C"},
     {"bootCount", "{\"bootCount\":42,\"bootReason\":\"power_on\"}", NULL},
@@ -321,8 +321,9 @@ Test(decode, aliases_in_topics_are_normalised_and_noted)
         {"battery_level", "90", "batteryPercentage"},
         {"rssi", "-70", "rss"},
         {"device_temperature", "30", "systemTemperature"},
-        {"position_zone", "{\"zone_id\":\"z1\",\"zone_name\":\"Lobby\",\"entered_at\":"
-                          "\"2026-02-05T10:00:00Z\"}",
+        {"position_zone",
+         "{\"zone_id\":\"z1\",\"zone_name\":\"Lobby\",\"entered_at\":"
+         "\"2026-02-05T10:00:00Z\"}",
          "positionZone"},
     };
 
@@ -458,11 +459,12 @@ Test(decode, numeric_zero_and_one_are_accepted_as_booleans_with_a_note)
 
 Test(decode, position_with_local_and_global_becomes_one_flat_object)
 {
-    cJSON *o = dec(M("position"),
-                   "{\"measured_at\":\"2026-02-05T10:30:45.123Z\",\"value\":{\"position_local\":"
-                   "{\"x\":12.5,\"y\":8.3,\"z\":0.0},\"position_global\":{\"type\":\"Point\","
-                   "\"coordinates\":[24.9384,60.1699]},\"accuracy\":2.5,\"space_id\":"
-                   "\"55a0a3d0-84b6-4ace-b131-0b2420053e91\",\"floor\":2,\"building_id\":\"b-7\"}}");
+    cJSON *o =
+        dec(M("position"),
+            "{\"measured_at\":\"2026-02-05T10:30:45.123Z\",\"value\":{\"position_local\":"
+            "{\"x\":12.5,\"y\":8.3,\"z\":0.0},\"position_global\":{\"type\":\"Point\","
+            "\"coordinates\":[24.9384,60.1699]},\"accuracy\":2.5,\"space_id\":"
+            "\"55a0a3d0-84b6-4ace-b131-0b2420053e91\",\"floor\":2,\"building_id\":\"b-7\"}}");
 
     assert_ok(o);
     cr_assert_str_eq(str_at(o, "shape"), "position");
@@ -512,12 +514,12 @@ Test(decode, position_without_coordinates_is_a_value_type_error)
 {
     assert_error(dec(M("position"), "{" TS ",\"value\":{\"foo\":1}}"), "value-type");
     assert_error(dec(M("position"), "{" TS ",\"value\":[1,2]}"), "value-type");
-    assert_error(dec(M("position"),
-                     "{" TS ",\"value\":{\"type\":\"Point\",\"coordinates\":[\"a\",1]}}"),
-                 "value-type");
-    assert_error(dec(M("position"),
-                     "{" TS ",\"value\":{\"type\":\"LineString\",\"coordinates\":[1,2]}}"),
-                 "value-type");
+    assert_error(
+        dec(M("position"), "{" TS ",\"value\":{\"type\":\"Point\",\"coordinates\":[\"a\",1]}}"),
+        "value-type");
+    assert_error(
+        dec(M("position"), "{" TS ",\"value\":{\"type\":\"LineString\",\"coordinates\":[1,2]}}"),
+        "value-type");
 }
 
 /* ---- other kinds ---- */
@@ -794,8 +796,7 @@ Test(decode, thingsee_remaining_profiles_map_to_their_types)
         {"{\"tsmId\":17100,\"tsmTs\":1,\"dist\":1250,\"status\":0}", "distance", "mm", 1250},
         {"{\"tsmId\":17200,\"tsmTs\":1,\"dist\":900}", "distance", "mm", 900},
         {"{\"tsmId\":24101,\"tsmTs\":1,\"tvoc\":125}", "tvoc", "ppb", 125},
-        {"{\"tsmId\":12102,\"tsmTs\":1,\"resistance\":10000}", "electricalResistance", "Ω",
-         10000},
+        {"{\"tsmId\":12102,\"tsmTs\":1,\"resistance\":10000}", "electricalResistance", "Ω", 10000},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -903,8 +904,7 @@ Test(decode, missing_and_invalid_timestamps_are_errors)
     cr_assert_null(at(o, "measured_at"));
     assert_error(dec(M("co2"), "{\"measured_at\":\"yesterday\",\"value\":850}"),
                  "invalid-timestamp");
-    assert_error(dec(M("co2"), "{\"measured_at\":1738060200,\"value\":850}"),
-                 "invalid-timestamp");
+    assert_error(dec(M("co2"), "{\"measured_at\":1738060200,\"value\":850}"), "invalid-timestamp");
     assert_error(dec(M("co2"), "{\"measured_at\":\"2026-02-30T10:00:00Z\",\"value\":850}"),
                  "invalid-timestamp");
     assert_error(dec(M("co2"), "{\"measured_at\":\"2026-02-05T10:30:45\",\"value\":850}"),
@@ -919,14 +919,14 @@ Test(decode, missing_value_is_an_error)
 
 Test(decode, non_utf8_payload_is_an_error)
 {
-    static const unsigned char bad[] = "{\"measured_at\":\"2026-02-05T10:30:45Z\",\"value\":\"\xff\"}";
+    static const unsigned char bad[] =
+        "{\"measured_at\":\"2026-02-05T10:30:45Z\",\"value\":\"\xff\"}";
     static const unsigned char overlong[] = "{\"value\":\"\xc0\xaf\"}";
     static const unsigned char surrogate[] = "{\"value\":\"\xed\xa0\x80\"}";
 
     assert_error(decode_bytes(M("deviceRole"), bad, sizeof(bad) - 1), "invalid-utf8");
     assert_error(decode_bytes(M("deviceRole"), overlong, sizeof(overlong) - 1), "invalid-utf8");
-    assert_error(decode_bytes(M("deviceRole"), surrogate, sizeof(surrogate) - 1),
-                 "invalid-utf8");
+    assert_error(decode_bytes(M("deviceRole"), surrogate, sizeof(surrogate) - 1), "invalid-utf8");
     assert_ok(dec(M("deviceRole"), "{" TS ",\"value\":\"gåteway ✓ \xf0\x9f\x98\x80\"}"));
 }
 
@@ -1009,8 +1009,7 @@ Test(decode, null_arguments_are_rejected_without_output)
     cJSON *o = NULL;
     struct hc_decode_index idx;
 
-    cr_assert_eq(hc_decode_message(NULL, (const unsigned char *)"{}", 2, &o, NULL),
-                 HC_ERR_INVALID);
+    cr_assert_eq(hc_decode_message(NULL, (const unsigned char *)"{}", 2, &o, NULL), HC_ERR_INVALID);
     cr_assert_eq(hc_decode_message(M("co2"), (const unsigned char *)"{}", 2, NULL, NULL),
                  HC_ERR_INVALID);
     cr_assert_eq(hc_decode_message(M("co2"), NULL, 5, &o, NULL), HC_ERR_INVALID);

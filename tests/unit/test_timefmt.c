@@ -150,11 +150,11 @@ Test(timefmt, malformed_text_is_rejected)
 {
     parse_bad("");
     parse_bad("2026-02-05");
-    parse_bad("2026-02-05T10:30:45");         /* no zone */
-    parse_bad("2026-02-05T10:30:45.Z");       /* dot without digits */
-    parse_bad("2026-02-05T10:30:45.123");     /* no zone */
+    parse_bad("2026-02-05T10:30:45");          /* no zone */
+    parse_bad("2026-02-05T10:30:45.Z");        /* dot without digits */
+    parse_bad("2026-02-05T10:30:45.123");      /* no zone */
     parse_bad("2026-02-05T10:30:45.123Zjunk"); /* trailing text */
-    parse_bad("2026-02-05T10:30:45+0200");    /* offset without colon */
+    parse_bad("2026-02-05T10:30:45+0200");     /* offset without colon */
     parse_bad("2026-02-05T10:30:45+02");
     parse_bad("2026-02-05X10:30:45Z");
     parse_bad("2026/02/05T10:30:45Z");
