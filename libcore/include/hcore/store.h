@@ -194,15 +194,14 @@ struct hc_session_row {
     int64_t id;
     int64_t started_at_ns;
     int64_t started_mono_ns;
-    int64_t ended_at_ns; /* 0 while open or when the writer died */
+    int64_t ended_at_ns;    /* 0 while open or when the writer died */
     const char *end_reason; /* "" when none */
     int64_t messages;
     int64_t first_received_at_ns, last_received_at_ns; /* 0 when no messages */
 };
 
 /* Calls fn for each session in id order. */
-hc_err hc_store_sessions_each(hc_store *st,
-                              int (*fn)(const struct hc_session_row *row, void *user),
+hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_row *row, void *user),
                               void *user, hc_error *err);
 
 #ifdef __cplusplus
