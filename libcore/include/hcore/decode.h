@@ -27,9 +27,11 @@ extern "C" {
 #define HC_DECODE_FORMAT_VERSION 1
 
 /*
- * Decodes one message. On HC_OK *out is a new cJSON object owned by the caller (cJSON_Delete).
- * Malformed input still returns HC_OK with an "error" member in *out. Returns HC_ERR_NOMEM or
- * HC_ERR_INVALID (NULL topic or out) only.
+ * Decodes one message. On HC_OK *out is a new cJSON object owned by the caller (cJSON_Delete);
+ * some of its strings are cJSON references to static text, which cJSON_Delete and
+ * cJSON_Duplicate handle. Malformed input still returns HC_OK with an "error" member in *out.
+ * Returns HC_ERR_NOMEM, or HC_ERR_INVALID (NULL topic or out, NULL payload with a length) only.
+ * payload need not be NUL-terminated; exactly payload_len bytes are read.
  */
 hc_err hc_decode_message(const char *topic, const unsigned char *payload, size_t payload_len,
                          cJSON **out, hc_error *err);
@@ -47,14 +49,20 @@ struct hc_decode_index {
     int has_error;          /* 1 when hc_decode_message would report an error */
 };
 
-/* Fills idx (never fails on bad input; zeroes fields it cannot fill). Fast path for recording. */
+/*
+ * Fills idx (never fails on bad input; zeroes fields it cannot fill). Runs the same decoding pass
+ * as hc_decode_message without building the output, so both always agree on kind, type, device,
+ * measured_at and whether there is an error. Thread-safe; allocates only inside cJSON's parser.
+ */
 void hc_decode_index(const char *topic, const unsigned char *payload, size_t payload_len,
                      struct hc_decode_index *idx);
 
 /*
  * Canonical name for a type name or alias ("ambient_temperature", "CO2", "ambientHumidity"
- * -> "ambientTemperature", "co2", "humidity"); NULL when unknown. Case-sensitive as documented
- * aliases are, plus upper-case forms. Unit of a canonical type ("°C"), NULL when none.
+ * -> "ambientTemperature", "co2", "humidity"); NULL when unknown. Matching ignores ASCII case
+ * and the separators '_' and '-', so camelCase, snake_case and upper-case spellings of a name
+ * or of a documented alias all match. Unit of a type ("°C"; aliases accepted), NULL when the
+ * type has none or is unknown. Returned strings are static.
  */
 const char *hc_decode_canonical_type(const char *name);
 const char *hc_decode_unit(const char *canonical_type);
