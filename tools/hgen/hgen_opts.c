@@ -195,6 +195,7 @@ static enum opts_result parse_one(struct hgen_opts *o, int opt, const char *arg,
         return OPTS_OK;
     case OPT_QUIET:
         o->quiet = true;
+        tool_verbosity = 0;
         return OPTS_OK;
     default:
         return tool_mqtt_option(&o->mqtt, opt, arg);
