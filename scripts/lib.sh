@@ -151,6 +151,6 @@ hkit_expect_exit() {
 hkit_test_setup() {
     HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
     trap 'hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
-    : "${HKIT_BIN:?HKIT_BIN must point at the build's bin directory}"
+    : "${HKIT_BIN:?HKIT_BIN must point at the bin directory of a build}"
     export PATH="$HKIT_BIN:$PATH"
 }
