@@ -179,7 +179,8 @@ static char **sorted_entries(const char *dir, size_t *count)
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n)
+        qsort(names, n, sizeof(*names), name_cmp);
     *count = n;
     return names;
 }
