@@ -72,15 +72,15 @@ hkit_expect_exit 3 hverify --update "$HKIT_TMP/new"
 hverify accept "$HKIT_TMP/new" >/dev/null
 hkit_assert_eq "$good" "$(cat "$HKIT_TMP/new/expected.jsonl")" "new case created"
 
-# A recording (.db) as input, made by the sqlite3 CLI (independent of hkit's writer) when the
-# store's schema can be created by hcat; here: convert with hcat if it exists.
-if command -v hcat >/dev/null 2>&1 && hcat --help 2>/dev/null | grep -q -- --import; then
-    mkdir "$HKIT_TMP/db"
-    if hcat --import "$C/input.jsonl" -o "$HKIT_TMP/db/input.db" >/dev/null 2>&1; then
-        cp "$C/expected.jsonl" "$HKIT_TMP/db/"
-        hkit_expect_exit 0 hverify "$HKIT_TMP/db"
-    fi
-fi
+# A recording (.db) as input, imported with hcat, then checked with the sqlite3 CLI.
+mkdir "$HKIT_TMP/db"
+hcat "$C/input.jsonl" -o "$HKIT_TMP/db/input.db" >/dev/null 2>&1
+hkit_assert_eq 5 "$(sqlite3 "$HKIT_TMP/db/input.db" 'SELECT count(*) FROM messages')" "rows in the recording"
+cp "$C/expected.jsonl" "$HKIT_TMP/db/"
+hkit_expect_exit 0 hverify "$HKIT_TMP/db"
+cp "$C/input.jsonl" "$HKIT_TMP/db/"
+hkit_expect_exit 1 hverify "$HKIT_TMP/db"
+hkit_assert_contains "$OUT" "ERROR $HKIT_TMP/db: both input.jsonl and input.db are present; keep one" "two inputs"
 
 # Argument errors: exact message and status 2.
 expect_usage() { # message args...
