@@ -812,6 +812,12 @@ static void typed_value(struct dec *d, cJSON *obj, cJSON *parent, cJSON *v, cons
     case VK_INTEGER:
         if (!want_number(d, v, name))
             return;
+        /* counts beyond 2^53 cannot be held exactly by any JSON consumer using doubles */
+        if (t->vkind == VK_INTEGER && fabs(v->valuedouble) > 9007199254740992.0) {
+            fail(d, "number-out-of-range", "%s value %.17g is beyond the exact integer range",
+                 name, v->valuedouble);
+            return;
+        }
         if (d->alias_flags & ALIAS_METRES) {
             note(d, "unit: %.*s m -> mm (x1000)", (int)d->type_received.n, d->type_received.p);
             put_num(d, obj, "value", v->valuedouble * 1000.0);
