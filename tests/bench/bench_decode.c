@@ -1,9 +1,11 @@
 /*
  * Decoder throughput on Haltian-sized messages (161-byte topics, ~59-byte JSON payloads, a mix
  * of types, aliases and named-field payloads as a real stream has). Prints msg/s, median of
- * three runs, for: hc_decode_message + cJSON_PrintUnformatted (what hcat --decode and hverify
- * do per message), hc_decode_index (what the recorder does per message), and cJSON_Parse alone
- * as the floor any cJSON-based decoder pays.
+ * three runs, for: hc_decode_message + a printer (cJSON_PrintUnformatted, or hc_jsonout_print
+ * into a reused buffer: what hcat --decode and hverify do per message), each printer alone on
+ * already decoded messages, hc_decode_index (what the recorder does per message), and
+ * cJSON_Parse alone as the floor any cJSON-based decoder pays. Before timing, both printers must
+ * give the same bytes for every sample.
  *
  *   bench_decode [messages]     (default 1000000; build with -DCMAKE_BUILD_TYPE=Release)
  */
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "hcore/decode.h"
+#include "hcore/jsonout.h"
 #include "hcore/timefmt.h"
 
 #define DISTINCT 4096
@@ -24,6 +27,8 @@ struct sample {
 };
 
 static struct sample samples[DISTINCT];
+static cJSON *decoded[DISTINCT]; /* for the print-only modes */
+static struct hc_jsonout printer = HC_JSONOUT_INIT;
 
 /* Deterministic so runs compare. */
 static unsigned next_rand(unsigned *s)
@@ -92,6 +97,32 @@ static void make_samples(void)
     }
 }
 
+static size_t output_bytes;
+
+/* Decodes every sample once and insists that both printers agree byte for byte. */
+static int check_printers(void)
+{
+    for (int i = 0; i < DISTINCT; i++) {
+        const struct sample *m = &samples[i];
+        char *text;
+        int same;
+
+        if (hc_decode_message(m->topic, (const unsigned char *)m->payload, m->len, &decoded[i],
+                              NULL) != HC_OK ||
+            hc_jsonout_print(&printer, decoded[i], NULL) != HC_OK)
+            return -1;
+        text = cJSON_PrintUnformatted(decoded[i]);
+        same = text && strcmp(text, printer.data) == 0;
+        output_bytes += printer.len;
+        free(text);
+        if (!same) {
+            fprintf(stderr, "bench_decode: printers differ on sample %d\n", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -99,7 +130,15 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-enum mode { MODE_DECODE_PRINT, MODE_INDEX, MODE_PARSE };
+enum mode {
+    MODE_DECODE_PRINT,
+    MODE_DECODE_JSONOUT,
+    MODE_PRINT_ONLY,
+    MODE_JSONOUT_ONLY,
+    MODE_INDEX,
+    MODE_PARSE,
+    MODE__COUNT
+};
 
 static double run(enum mode mode, long n, size_t *sink)
 {
@@ -119,6 +158,24 @@ static double run(enum mode mode, long n, size_t *sink)
             *sink += text ? strlen(text) : 0;
             free(text);
             cJSON_Delete(o);
+        } else if (mode == MODE_DECODE_JSONOUT) {
+            cJSON *o = NULL;
+
+            if (hc_decode_message(m->topic, (const unsigned char *)m->payload, m->len, &o, NULL) !=
+                    HC_OK ||
+                hc_jsonout_print(&printer, o, NULL) != HC_OK)
+                return -1;
+            *sink += printer.len;
+            cJSON_Delete(o);
+        } else if (mode == MODE_PRINT_ONLY) {
+            char *text = cJSON_PrintUnformatted(decoded[i % DISTINCT]);
+
+            *sink += text ? strlen(text) : 0;
+            free(text);
+        } else if (mode == MODE_JSONOUT_ONLY) {
+            if (hc_jsonout_print(&printer, decoded[i % DISTINCT], NULL) != HC_OK)
+                return -1;
+            *sink += printer.len;
         } else if (mode == MODE_INDEX) {
             struct hc_decode_index idx;
 
@@ -137,7 +194,11 @@ static double run(enum mode mode, long n, size_t *sink)
 int main(int argc, char **argv)
 {
     static const char *const names[] = {"hc_decode_message + cJSON_PrintUnformatted",
-                                        "hc_decode_index", "cJSON_Parse of the payload only"};
+                                        "hc_decode_message + hc_jsonout_print",
+                                        "cJSON_PrintUnformatted only (decoded)",
+                                        "hc_jsonout_print only (decoded)",
+                                        "hc_decode_index",
+                                        "cJSON_Parse of the payload only"};
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
     size_t topic_bytes = 0, payload_bytes = 0, sink = 0;
 
@@ -150,9 +211,12 @@ int main(int argc, char **argv)
         topic_bytes += strlen(samples[i].topic);
         payload_bytes += samples[i].len;
     }
-    printf("bench_decode: %ld messages, mean topic %zu bytes, mean payload %zu bytes\n", n,
-           topic_bytes / DISTINCT, payload_bytes / DISTINCT);
-    for (int mode = 0; mode < 3; mode++) {
+    if (check_printers() != 0)
+        return 1;
+    printf("bench_decode: %ld messages, mean topic %zu bytes, mean payload %zu bytes, "
+           "mean output %zu bytes\n",
+           n, topic_bytes / DISTINCT, payload_bytes / DISTINCT, output_bytes / DISTINCT);
+    for (int mode = 0; mode < MODE__COUNT; mode++) {
         double rates[RUNS];
 
         for (int r = 0; r < RUNS; r++)
@@ -161,6 +225,9 @@ int main(int argc, char **argv)
         printf("%-45s %10.0f msg/s (median of %d; min %.0f, max %.0f)\n", names[mode],
                rates[RUNS / 2], RUNS, rates[0], rates[RUNS - 1]);
     }
+    for (int i = 0; i < DISTINCT; i++)
+        cJSON_Delete(decoded[i]);
+    hc_jsonout_release(&printer);
     if (fflush(stdout) != 0 || ferror(stdout))
         return 1;
     return sink == 0; /* keeps the work from being optimised away */
