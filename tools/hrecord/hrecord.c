@@ -305,6 +305,9 @@ static hc_err connect_and_subscribe(struct run *r, bool first, unsigned attempt,
             rc = HC_ERR_CONNECT;
         } else if (is_fatal_connect_error(rc)) {
             *err = cerr;
+            /* Mosquitto answers a wrong password with CONNACK 5, not 4: name both causes. */
+            if (rc == HC_ERR_NOT_AUTHORIZED)
+                hc_error_prefix(err, "bad credentials or a key without access");
             return rc;
         } else if (first && !o->retry_connect) {
             return hc_error_set(err, rc, "%s; use --retry-connect to keep trying", cerr.message);

@@ -125,7 +125,7 @@ static enum opts_result parse_one(struct hrecord_opts *o, int opt, const char *a
     switch (opt) {
     case 't':
         if (hc_topic_filter_validate(arg, &err) != HC_OK)
-            return tool_usage_error("invalid topic filter '%s' for -t: %s", arg, err.message);
+            return tool_usage_error("%s", err.message);
         return add_arg(o->topics, &o->n_topics, "-t", arg);
     case TOOL_OPT_KIND:
         return add_arg(o->kinds, &o->n_kinds, "--kind", arg);
