@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcore/jsonout.h"
 #include "hcore/text.h"
 #include "hcore/timefmt.h"
 
@@ -411,12 +412,13 @@ hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, 
         out_raw(&b, "\"", 1);
     }
     if (decoded) {
-        char *printed = cJSON_PrintUnformatted(decoded);
-        if (!printed)
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        /* Reused like b: exact numbers, no allocation per line once warm. */
+        static struct hc_jsonout printed;
+        hc_err rc = hc_jsonout_print(&printed, decoded, err);
+        if (rc != HC_OK)
+            return rc;
         out_str(&b, ",\"decoded\":");
-        out_str(&b, printed);
-        cJSON_free(printed);
+        out_raw(&b, printed.data, printed.len);
     }
     out_raw(&b, "}\n", 2);
     if (b.failed)

@@ -174,6 +174,9 @@ size_t hc_jsonout_format_number(double d, char *dst)
     return n;
 }
 
+/* Room a string asks for at a time; more than most keys and values need. */
+#define STRING_CHUNK 64
+
 /* The part of the output being written; end leaves room for the final NUL. */
 struct writer {
     struct hc_jsonout *out;
@@ -217,53 +220,62 @@ static const unsigned char needs_escape[256] = {
     [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
 };
 
+/* One pass, no strlen: copy until an escape, the NUL, or the reserved room runs out. */
 static bool put_string(struct writer *w, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)(s ? s : "");
-    size_t left = strlen((const char *)u);
-    unsigned char c;
 
-    if (!reserve(w, left + 2))
+    if (!reserve(w, STRING_CHUNK))
         return false;
     *w->p++ = '"';
-    while ((c = *u++) != 0) {
-        left--;
-        if (!needs_escape[c]) {
-            *w->p++ = (char)c;
+    for (;;) {
+        /* Below limit there is room for a 6-byte escape and the closing quote. */
+        char *p = w->p, *limit = w->end - 7;
+        unsigned char c = 0;
+
+        while (p < limit && !needs_escape[c = *u]) {
+            *p++ = (char)c;
+            u++;
+        }
+        w->p = p;
+        if (p >= limit) {
+            if (!reserve(w, (size_t)(w->end - w->p) + STRING_CHUNK))
+                return false;
             continue;
         }
-        /* Room for this escape plus the rest unescaped and the closing quote. */
-        if (!reserve(w, 6 + left + 1))
-            return false;
-        *w->p++ = '\\';
+        if (c == 0)
+            break;
+        u++;
+        *p++ = '\\';
         switch (c) {
         case '"':
         case '\\':
-            *w->p++ = (char)c;
+            *p++ = (char)c;
             break;
         case '\b':
-            *w->p++ = 'b';
+            *p++ = 'b';
             break;
         case '\f':
-            *w->p++ = 'f';
+            *p++ = 'f';
             break;
         case '\n':
-            *w->p++ = 'n';
+            *p++ = 'n';
             break;
         case '\r':
-            *w->p++ = 'r';
+            *p++ = 'r';
             break;
         case '\t':
-            *w->p++ = 't';
+            *p++ = 't';
             break;
         default:
-            memcpy(w->p, "u00", 3);
-            w->p[3] = hex[c >> 4];
-            w->p[4] = hex[c & 15];
-            w->p += 5;
+            memcpy(p, "u00", 3);
+            p[3] = hex[c >> 4];
+            p[4] = hex[c & 15];
+            p += 5;
             break;
         }
+        w->p = p;
     }
     *w->p++ = '"';
     return true;

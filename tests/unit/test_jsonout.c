@@ -283,6 +283,24 @@ Test(jsonout, every_byte_in_keys_and_strings_survives_a_round_trip_and_matches_c
     cJSON_Delete(obj);
 }
 
+Test(jsonout, long_strings_with_scattered_escapes_print_exactly_as_cjson_does)
+{
+    enum { LEN = 100000 };
+    char *text = malloc(LEN + 1), *theirs;
+    cJSON *s;
+
+    cr_assert_not_null(text);
+    for (size_t i = 0; i < LEN; i++)
+        text[i] = (char)(i % 97 == 0 ? '\n' : i % 89 == 0 ? '\x02' : 'a' + (char)(i % 26));
+    text[LEN] = '\0';
+    s = cJSON_CreateString(text);
+    theirs = cJSON_PrintUnformatted(s);
+    cr_assert_str_eq(print_ok(s), theirs);
+    cJSON_free(theirs);
+    cJSON_Delete(s);
+    free(text);
+}
+
 Test(jsonout, references_const_keys_and_raw_items_print_like_their_targets)
 {
     cJSON *shared = cJSON_Parse("{\"x\":[1,2,{\"y\":\"z\"}]}");
