@@ -93,7 +93,7 @@ static size_t put_plain_decimal(double a, char *dst)
         char *start = u64_digits_backwards(m, end);
         size_t ndigits = (size_t)(end - start), frac = (size_t)k, n = 0;
 
-        /* A trailing zero would mean a shorter k already matched; drop any rounding left over. */
+        /* m ending in 0 is the same rational with one digit fewer, hence the same double. */
         while (frac > 1 && end[-1] == '0') {
             end--;
             ndigits--;
@@ -135,13 +135,17 @@ static size_t put_general(double d, char *dst)
         memcpy(dst, "null", 5);
         return 4;
     }
-    /* Both printf and strtod above use the locale's decimal point; JSON's is '.'. */
+    /* printf and strtod above agree on the locale's decimal point (maybe several bytes, maybe
+     * not '.'); JSON's is '.'. */
+    size_t n = 0;
     for (int i = 0; i < len; i++) {
         char c = dst[i];
-        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e'))
-            dst[i] = '.';
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e')
+            dst[n++] = c;
+        else if (n == 0 || dst[n - 1] != '.')
+            dst[n++] = '.';
     }
-    return (size_t)len;
+    return n;
 }
 
 /* Writes without the NUL, so the walker can use it in place. */

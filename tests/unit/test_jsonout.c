@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +168,21 @@ Test(jsonout, numbers_print_in_their_shortest_exact_form)
     expect_number(NAN, "null");
     expect_number(INFINITY, "null");
     expect_number(-INFINITY, "null");
+}
+
+Test(jsonout, numbers_use_a_decimal_point_whatever_the_locale)
+{
+    static const char *const comma_locales[] = {"de_DE.UTF-8", "fr_FR.UTF-8", "de_DE", "fr_FR"};
+    bool found = false;
+
+    for (size_t i = 0; i < sizeof(comma_locales) / sizeof(comma_locales[0]) && !found; i++)
+        found = setlocale(LC_NUMERIC, comma_locales[i]) != NULL;
+    if (!found)
+        cr_skip_test("no locale with a decimal comma installed");
+    expect_number(1.5e-5, "1.5e-05");
+    expect_number(1.7976931348623157e308, "1.7976931348623157e+308");
+    expect_number(23.5, "23.5");
+    setlocale(LC_NUMERIC, "C");
 }
 
 Test(jsonout, tricky_doubles_read_back_identical)
