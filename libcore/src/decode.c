@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode_split.h"
 #include "hcore/timefmt.h"
 #include "internal.h"
 
@@ -814,8 +815,8 @@ static void typed_value(struct dec *d, cJSON *obj, cJSON *parent, cJSON *v, cons
             return;
         /* counts beyond 2^53 cannot be held exactly by any JSON consumer using doubles */
         if (t->vkind == VK_INTEGER && fabs(v->valuedouble) > 9007199254740992.0) {
-            fail(d, "number-out-of-range", "%s value %.17g is beyond the exact integer range",
-                 name, v->valuedouble);
+            fail(d, "number-out-of-range", "%s value %.17g is beyond the exact integer range", name,
+                 v->valuedouble);
             return;
         }
         if (d->alias_flags & ALIAS_METRES) {
@@ -1608,13 +1609,11 @@ static void thingsee_topic(struct dec *d, cJSON *obj)
 
 /* ---- the one decoding pass ---- */
 
-static void decode(struct dec *d, const char *topic, const unsigned char *payload, size_t len)
+/* The half of the pass that reads the topic alone; sets d->err_code on a topic error. */
+static void decode_topic(struct dec *d, const char *topic)
 {
     cJSON *obj = d->out;
-    struct prescan ps;
-    const char *end = NULL;
     size_t tlen = strlen(topic);
-    bool binary_ok;
 
     if (tlen == 0 || !utf8_valid((const unsigned char *)topic, tlen)) {
         put_ref(d, obj, "format", "unknown");
@@ -1632,11 +1631,123 @@ static void decode(struct dec *d, const char *topic, const unsigned char *payloa
             put(d, obj, "topic", cJSON_CreateString(topic));
         fail(d, "not-haltian-topic",
              "topic is neither haltian-iot/events/... nor cloudext/json/...");
-        return;
     }
-    if (d->err_code)
-        return;
+}
 
+/* JSON number grammar (RFC 8259), no exponent, at most max bytes: such a number is finite and
+ * below 2^53 in magnitude whatever its digits. Returns its length, 0 when it is not one. */
+static size_t plain_number(const unsigned char *p, const unsigned char *end, size_t max)
+{
+    const unsigned char *s = p;
+
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || *p < '0' || *p > '9')
+        return 0;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return 0;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E'))
+        return 0;
+    return (size_t)(p - s) <= max ? (size_t)(p - s) : 0;
+}
+
+static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*
+ * The index's shortcut for the everyday Haltian measurement: a payload that is exactly
+ * {"measured_at": "<printable ASCII, no escapes>", "value": <plain number>} (either order, JSON
+ * whitespace allowed) under a measurements topic whose type takes a number. For such bytes the
+ * full pass provably ends without error and with measured_at parsed from that very string (valid
+ * UTF-8, no control characters, depth 1, one timestamp member, a finite number within the
+ * integer range), so the shortcut records just that. Anything else, including a timestamp the
+ * parser rejects, returns false and the full pass decides.
+ */
+static bool index_fast_measurement(struct dec *d, const unsigned char *p, size_t len)
+{
+    const struct type_def *t = d->tdef;
+    const unsigned char *end = p + len, *ts = NULL;
+    size_t ts_n = 0;
+    bool seen_value = false;
+    hc_error perr = HC_ERROR_INIT;
+    int64_t ns;
+
+    if (d->format != FMT_HALTIAN || !t || !span_is(d->kind, "measurements") ||
+        (t->vkind != VK_NUMBER && t->vkind != VK_INTEGER && t->vkind != VK_NUMBER_OR_OBJECT))
+        return false;
+    p = skip_ws(p, end);
+    if (p >= end || *p++ != '{')
+        return false;
+    for (int member = 0; member < 2; member++) {
+        p = skip_ws(p, end);
+        if (member) {
+            if (p >= end || *p++ != ',')
+                return false;
+            p = skip_ws(p, end);
+        }
+        if ((size_t)(end - p) >= 13 && memcmp(p, "\"measured_at\"", 13) == 0 && !ts) {
+            p = skip_ws(p + 13, end);
+            if (p >= end || *p++ != ':')
+                return false;
+            p = skip_ws(p, end);
+            if (p >= end || *p++ != '"')
+                return false;
+            ts = p;
+            while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+                p++;
+            if (p >= end || *p != '"')
+                return false;
+            ts_n = (size_t)(p - ts);
+            p++;
+        } else if ((size_t)(end - p) >= 7 && memcmp(p, "\"value\"", 7) == 0 && !seen_value) {
+            size_t n;
+
+            p = skip_ws(p + 7, end);
+            if (p >= end || *p++ != ':')
+                return false;
+            p = skip_ws(p, end);
+            n = plain_number(p, end, 15);
+            if (!n)
+                return false;
+            p += n;
+            seen_value = true;
+        } else {
+            return false;
+        }
+    }
+    p = skip_ws(p, end);
+    if (p >= end || *p++ != '}' || skip_ws(p, end) != end)
+        return false;
+    if (hc_time_parse_rfc3339((const char *)ts, ts_n, &ns, &perr) != HC_OK)
+        return false;
+    set_timestamp_ms(d, ns / 1000000 - (ns % 1000000 < 0));
+    return true;
+}
+
+/* The half of the pass that reads the payload, after a topic without error. */
+static void decode_payload(struct dec *d, const unsigned char *payload, size_t len)
+{
+    cJSON *obj = d->out;
+    struct prescan ps;
+    const char *end = NULL;
+    bool binary_ok;
+
+    if (!obj && index_fast_measurement(d, payload, len))
+        return;
     /* messages/rawData carries "binary message content": keep non-JSON bytes as base64. */
     binary_ok = d->format == FMT_HALTIAN && span_is(d->kind, "messages");
     if (len == 0 && !binary_ok) {
@@ -1685,6 +1796,14 @@ static void decode(struct dec *d, const char *topic, const unsigned char *payloa
         return;
     }
     haltian_payload(d, obj, d->root);
+}
+
+static void decode(struct dec *d, const char *topic, const unsigned char *payload, size_t len)
+{
+    decode_topic(d, topic);
+    if (d->err_code)
+        return;
+    decode_payload(d, payload, len);
 }
 
 static void finish_output(struct dec *d)
@@ -1755,10 +1874,122 @@ static void copy_field(char *dst, size_t size, const char *p, size_t n)
     dst[n] = '\0';
 }
 
+/* --- the index, in two halves (decode_split.h) --- */
+
+static struct hc__topic_part part_of(const char *topic, struct span sp)
+{
+    struct hc__topic_part part = {0, 0, false};
+
+    if (sp.p) {
+        part.off = (size_t)(sp.p - topic);
+        part.n = sp.n;
+        part.set = true;
+    }
+    return part;
+}
+
+static struct span span_of(const char *topic, struct hc__topic_part part)
+{
+    struct span sp = {NULL, 0};
+
+    if (part.set) {
+        sp.p = topic + part.off;
+        sp.n = part.n;
+    }
+    return sp;
+}
+
+void hc__decode_topic(const char *topic, struct hc__decoded_topic *dt)
+{
+    struct dec d;
+
+    memset(&d, 0, offsetof(struct dec, notes));
+    d.nnotes = 0;
+    decode_topic(&d, topic);
+    dt->format = (int)d.format;
+    dt->err_code = d.err_code;
+    dt->kind_str = d.kind_str;
+    dt->type_str = d.type_str;
+    dt->tdef = d.tdef;
+    dt->alias_flags = d.alias_flags;
+    /* Every span the topic half sets points into the topic itself. */
+    dt->kind = part_of(topic, d.kind);
+    dt->type_received = part_of(topic, d.type_received);
+    dt->device = part_of(topic, d.device);
+}
+
+/* kind, type and device as hc_decode_index has always reported them, from d's state. */
+static void index_fields(const struct dec *d, struct hc_decode_index *idx)
+{
+    if (d->kind_str)
+        copy_field(idx->kind, sizeof(idx->kind), d->kind_str, strlen(d->kind_str));
+    else
+        copy_field(idx->kind, sizeof(idx->kind), d->kind.p, d->kind.n);
+    if (d->type_str)
+        copy_field(idx->type, sizeof(idx->type), d->type_str, strlen(d->type_str));
+    else
+        copy_field(idx->type, sizeof(idx->type), d->type_received.p, d->type_received.n);
+    copy_field(idx->device_id, sizeof(idx->device_id), d->device.p, d->device.n);
+}
+
+/* Puts d back in the state the topic half left it in. */
+static void restore_topic(struct dec *d, const char *topic, const struct hc__decoded_topic *dt)
+{
+    memset(d, 0, offsetof(struct dec, notes));
+    d->nnotes = 0;
+    d->format = (enum format)dt->format;
+    d->err_code = dt->err_code;
+    d->kind_str = dt->kind_str;
+    d->type_str = dt->type_str;
+    d->tdef = dt->tdef;
+    d->alias_flags = dt->alias_flags;
+    d->kind = span_of(topic, dt->kind);
+    d->type_received = span_of(topic, dt->type_received);
+    d->device = span_of(topic, dt->device);
+}
+
+void hc__decode_topic_index(const char *topic, const struct hc__decoded_topic *dt,
+                            struct hc_decode_index *idx)
+{
+    struct dec d;
+
+    memset(idx, 0, sizeof(*idx));
+    restore_topic(&d, topic, dt);
+    index_fields(&d, idx);
+    idx->has_error = d.err_code != NULL;
+}
+
+void hc__decode_payload(const char *topic, const struct hc__decoded_topic *dt,
+                        const unsigned char *payload, size_t payload_len,
+                        struct hc__decoded_payload *out)
+{
+    struct dec d;
+
+    restore_topic(&d, topic, dt);
+    if (!d.err_code)
+        decode_payload(&d, payload ? payload : (const unsigned char *)"", payload_len);
+    out->measured_at_ms = d.has_ts ? d.ts_ms : 0;
+    out->has_measured_at = d.has_ts;
+    out->has_error = d.err_code != NULL;
+    /* Only a legacy Thingsee payload names the type; its text may live in the parsed tree. */
+    out->type_from_payload =
+        d.type_str != dt->type_str || d.type_received.p != span_of(topic, dt->type_received).p;
+    if (out->type_from_payload) {
+        if (d.type_str)
+            copy_field(out->type, sizeof(out->type), d.type_str, strlen(d.type_str));
+        else
+            copy_field(out->type, sizeof(out->type), d.type_received.p, d.type_received.n);
+    } else {
+        out->type[0] = '\0';
+    }
+    cJSON_Delete(d.root);
+}
+
 void hc_decode_index(const char *topic, const unsigned char *payload, size_t payload_len,
                      struct hc_decode_index *idx)
 {
-    struct dec d;
+    struct hc__decoded_topic dt;
+    struct hc__decoded_payload dp;
 
     if (!idx)
         return;
@@ -1767,20 +1998,12 @@ void hc_decode_index(const char *topic, const unsigned char *payload, size_t pay
         idx->has_error = 1;
         return;
     }
-    memset(&d, 0, offsetof(struct dec, notes));
-    d.nnotes = 0;
-    decode(&d, topic, payload ? payload : (const unsigned char *)"", payload_len);
-    if (d.kind_str)
-        copy_field(idx->kind, sizeof(idx->kind), d.kind_str, strlen(d.kind_str));
-    else
-        copy_field(idx->kind, sizeof(idx->kind), d.kind.p, d.kind.n);
-    if (d.type_str)
-        copy_field(idx->type, sizeof(idx->type), d.type_str, strlen(d.type_str));
-    else
-        copy_field(idx->type, sizeof(idx->type), d.type_received.p, d.type_received.n);
-    copy_field(idx->device_id, sizeof(idx->device_id), d.device.p, d.device.n);
-    idx->measured_at_ms = d.has_ts ? d.ts_ms : 0;
-    idx->has_measured_at = d.has_ts;
-    idx->has_error = d.err_code != NULL;
-    cJSON_Delete(d.root);
+    hc__decode_topic(topic, &dt);
+    hc__decode_topic_index(topic, &dt, idx);
+    hc__decode_payload(topic, &dt, payload, payload_len, &dp);
+    if (dp.type_from_payload)
+        memcpy(idx->type, dp.type, sizeof(idx->type));
+    idx->measured_at_ms = dp.measured_at_ms;
+    idx->has_measured_at = dp.has_measured_at;
+    idx->has_error = dp.has_error;
 }

@@ -22,6 +22,7 @@
 
 #include <sqlite3.h>
 
+#include "decode_split.h"
 #include "hcore/decode.h"
 #include "hcore/topic.h"
 #include "internal.h"
@@ -41,6 +42,7 @@ struct topic_slot {
     char *name; /* NULL: empty slot */
     uint64_t hash;
     int64_t id;
+    struct hc__decoded_topic dt; /* the decoder's topic half, run once per topic */
 };
 
 struct topic_cache {
@@ -76,19 +78,17 @@ static void topic_cache_clear(struct topic_cache *c)
     c->count = 0;
 }
 
-static bool topic_cache_get(const struct topic_cache *c, const char *name, uint64_t hash,
-                            int64_t *id)
+static const struct topic_slot *topic_cache_get(const struct topic_cache *c, const char *name,
+                                                size_t len, uint64_t hash)
 {
     if (!c->cap)
-        return false;
+        return NULL;
     for (size_t i = hash & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
         const struct topic_slot *s = &c->slots[i];
         if (!s->name)
-            return false;
-        if (s->hash == hash && strcmp(s->name, name) == 0) {
-            *id = s->id;
-            return true;
-        }
+            return NULL;
+        if (s->hash == hash && memcmp(s->name, name, len + 1) == 0)
+            return s;
     }
 }
 
@@ -101,7 +101,8 @@ static void topic_cache_place(struct topic_slot *slots, size_t cap, struct topic
 }
 
 /* Failing to cache is not an error: the topics table stays the source of truth. */
-static void topic_cache_put(struct topic_cache *c, const char *name, uint64_t hash, int64_t id)
+static void topic_cache_put(struct topic_cache *c, const char *name, uint64_t hash, int64_t id,
+                            const struct hc__decoded_topic *dt)
 {
     struct topic_slot entry;
 
@@ -124,6 +125,7 @@ static void topic_cache_put(struct topic_cache *c, const char *name, uint64_t ha
         return;
     entry.hash = hash;
     entry.id = id;
+    entry.dt = *dt;
     topic_cache_place(c->slots, c->cap, entry);
     c->count++;
 }
@@ -159,8 +161,14 @@ static const char SCHEMA_SQL[] =
     "  started_mono_ns INTEGER NOT NULL," /* CLOCK_MONOTONIC at connect */
     "  ended_at_ns INTEGER,"              /* CLOCK_REALTIME; NULL while open or after a crash */
     "  end_reason TEXT);"
-    "CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-    "CREATE TABLE messages("
+    /* What the decoder takes from a topic alone is stored once per topic, not per message. */
+    "CREATE TABLE topics("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"
+    "  type TEXT NOT NULL," /* canonical; "" for legacy Thingsee (typed by the payload) */
+    "  device_id TEXT NOT NULL);"
+    "CREATE TABLE message_rows("
     "  seq INTEGER PRIMARY KEY,"
     "  session_id INTEGER NOT NULL,"
     "  received_at_ns INTEGER NOT NULL," /* CLOCK_REALTIME */
@@ -170,11 +178,16 @@ static const char SCHEMA_SQL[] =
     "  qos INTEGER NOT NULL,"
     "  retain INTEGER NOT NULL,"
     "  dup INTEGER NOT NULL,"
-    "  kind TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
-    "  device_id TEXT NOT NULL,"
     "  measured_at_ms INTEGER,"
-    "  decode_error INTEGER NOT NULL);"
+    "  decode_error INTEGER NOT NULL,"
+    "  payload_type TEXT);" /* NULL unless the payload names the type (legacy Thingsee) */
+    /* Every message with its decoded columns, as one table would show them. The LEFT JOIN lets
+     * SQLite skip topics entirely when no topic column is read (count(*), payloads). */
+    "CREATE VIEW messages AS SELECT"
+    "  r.seq, r.session_id, r.received_at_ns, r.mono_ns, r.topic_id, r.payload, r.qos, r.retain,"
+    "  r.dup, t.kind, coalesce(r.payload_type, t.type) AS type, t.device_id, r.measured_at_ms,"
+    "  r.decode_error"
+    "  FROM message_rows r LEFT JOIN topics t ON t.id = r.topic_id;"
     /* What a person opening the file with the sqlite3 shell wants to read. */
     "CREATE VIEW messages_v AS SELECT"
     "  m.seq, m.session_id,"
@@ -182,20 +195,25 @@ static const char SCHEMA_SQL[] =
     "  m.received_at_ns, m.mono_ns, s.started_at_ns + m.mono_ns AS timeline_ns,"
     "  t.name AS topic, CAST(m.payload AS TEXT) AS payload_text, m.payload,"
     "  length(m.payload) AS payload_len, m.qos, m.retain, m.dup,"
-    "  m.kind, m.type, m.device_id, m.measured_at_ms, m.decode_error"
-    "  FROM messages m JOIN topics t ON t.id = m.topic_id"
+    "  t.kind, coalesce(m.payload_type, t.type) AS type, t.device_id, m.measured_at_ms,"
+    "  m.decode_error"
+    "  FROM message_rows m JOIN topics t ON t.id = m.topic_id"
     "  LEFT JOIN sessions s ON s.id = m.session_id;";
 
 /*
  * Secondary indexes are not part of the write path: measured with 1000 interleaved devices, an
- * index on device_id cut appends from ~430k to ~110k msg/s (every batch dirties a page per device)
- * and one on received_at_ns alone by ~25%, while a full scan of 1M rows with a device filter takes
- * ~0.1 s. hc_store_index builds them on demand; queries use them when they exist.
+ * index on the messages' topic or time dirties pages all over the index in every batch and slows
+ * appends several times over (see README, "The recording format"), while a full scan of 1M rows
+ * with a device filter takes ~0.1 s. hc_store_index builds them on demand; queries use them when
+ * they exist. Kind, type and device filters go through topics (a few thousand rows) to topic_id.
  */
 static const char INDEX_SQL[] =
-    "CREATE INDEX IF NOT EXISTS messages_type ON messages(type);"
-    "CREATE INDEX IF NOT EXISTS messages_device_id ON messages(device_id);"
-    "CREATE INDEX IF NOT EXISTS messages_received_at ON messages(received_at_ns);";
+    "CREATE INDEX IF NOT EXISTS topics_type ON topics(type);"
+    "CREATE INDEX IF NOT EXISTS topics_device_id ON topics(device_id);"
+    "CREATE INDEX IF NOT EXISTS message_rows_topic ON message_rows(topic_id);"
+    "CREATE INDEX IF NOT EXISTS message_rows_payload_type ON message_rows(payload_type)"
+    "  WHERE payload_type IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS message_rows_received_at ON message_rows(received_at_ns);";
 
 static int64_t mono_now_ns(void)
 {
@@ -452,7 +470,7 @@ static hc_err validate_schema(hc_store *st, hc_error *err)
                             st->path, (long long)version, HC_STORE_SCHEMA_VERSION);
     rc = query_int(st,
                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                   "('meta', 'sessions', 'topics', 'messages')",
+                   "('meta', 'sessions', 'topics', 'message_rows')",
                    &tables);
     if (rc != SQLITE_OK)
         return db_fail(st, rc, err, "open");
@@ -514,16 +532,18 @@ static hc_err prepare_writer(hc_store *st, hc_error *err)
     int64_t max_id = 0;
 
     rc = sqlite3_prepare_v3(st->db,
-                            "INSERT INTO messages(session_id, received_at_ns, mono_ns, topic_id, "
-                            "payload, qos, retain, dup, kind, type, device_id, measured_at_ms, "
-                            "decode_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO message_rows(session_id, received_at_ns, mono_ns, "
+                            "topic_id, payload, qos, retain, dup, measured_at_ms, decode_error, "
+                            "payload_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             -1, SQLITE_PREPARE_PERSISTENT, &st->insert_message, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(st->db, "SELECT id FROM topics WHERE name = ?", -1,
                                 SQLITE_PREPARE_PERSISTENT, &st->select_topic, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v3(st->db, "INSERT INTO topics(name) VALUES (?)", -1,
-                                SQLITE_PREPARE_PERSISTENT, &st->insert_topic, NULL);
+        rc = sqlite3_prepare_v3(st->db,
+                                "INSERT INTO topics(name, kind, type, device_id) "
+                                "VALUES (?, ?, ?, ?)",
+                                -1, SQLITE_PREPARE_PERSISTENT, &st->insert_topic, NULL);
     if (rc == SQLITE_OK)
         rc = query_int(st, "SELECT max(id) FROM sessions", &max_id);
     if (rc != SQLITE_OK)
@@ -865,45 +885,83 @@ out:
     return code;
 }
 
-/* The topic's id, inserting the name on first sight. Runs inside the open batch. */
-static int intern_topic(hc_store *st, const char *topic, int64_t *id)
+/*
+ * The topic's cache entry (id and decoded topic half), inserting the topic with its decoded
+ * columns on first sight. Runs inside the open batch. When the cache cannot hold the entry (out
+ * of memory), *scratch is filled and returned instead.
+ */
+static int intern_topic(hc_store *st, const char *topic, struct topic_slot *scratch,
+                        const struct topic_slot **out)
 {
     size_t len = strlen(topic);
     uint64_t hash = topic_hash(topic, len);
+    const struct topic_slot *hit = topic_cache_get(&st->topics, topic, len, hash);
+    sqlite3_stmt *ins = st->insert_topic;
     int rc;
 
-    if (topic_cache_get(&st->topics, topic, hash, id))
+    if (hit) {
+        *out = hit;
         return SQLITE_OK;
+    }
+    hc__decode_topic(topic, &scratch->dt);
     rc = sqlite3_bind_text64(st->select_topic, 1, topic, len, SQLITE_STATIC, SQLITE_UTF8);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st->select_topic);
     if (rc == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st->select_topic, 0);
+        scratch->id = sqlite3_column_int64(st->select_topic, 0);
         rc = SQLITE_OK;
     } else if (rc == SQLITE_DONE) {
-        rc = sqlite3_bind_text64(st->insert_topic, 1, topic, len, SQLITE_STATIC, SQLITE_UTF8);
+        struct hc_decode_index idx;
+
+        hc__decode_topic_index(topic, &scratch->dt, &idx);
+        rc = sqlite3_bind_text64(ins, 1, topic, len, SQLITE_STATIC, SQLITE_UTF8);
         if (rc == SQLITE_OK)
-            rc = sqlite3_step(st->insert_topic);
+            rc = sqlite3_bind_text(ins, 2, idx.kind, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(ins, 3, idx.type, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(ins, 4, idx.device_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(ins);
         if (rc == SQLITE_DONE) {
-            *id = sqlite3_last_insert_rowid(st->db);
+            scratch->id = sqlite3_last_insert_rowid(st->db);
             rc = SQLITE_OK;
         }
-        sqlite3_reset(st->insert_topic);
-        sqlite3_clear_bindings(st->insert_topic);
+        sqlite3_reset(ins);
+        sqlite3_clear_bindings(ins);
     }
     sqlite3_reset(st->select_topic);
     sqlite3_clear_bindings(st->select_topic);
-    if (rc == SQLITE_OK)
-        topic_cache_put(&st->topics, topic, hash, *id);
-    return rc;
+    if (rc != SQLITE_OK)
+        return rc;
+    topic_cache_put(&st->topics, topic, hash, scratch->id, &scratch->dt);
+    hit = topic_cache_get(&st->topics, topic, len, hash);
+    *out = hit ? hit : scratch;
+    return SQLITE_OK;
+}
+
+/* The type column of a message row: NULL unless its payload names a type other than the topic's
+ * (legacy Thingsee), so a Haltian row spends nothing on it. */
+static int bind_payload_type(sqlite3_stmt *ins, int at, const char *topic,
+                             const struct topic_slot *ts, const struct hc__decoded_payload *dp)
+{
+    struct hc_decode_index idx;
+
+    if (!dp->type_from_payload)
+        return sqlite3_bind_null(ins, at);
+    hc__decode_topic_index(topic, &ts->dt, &idx);
+    if (strcmp(idx.type, dp->type) == 0)
+        return sqlite3_bind_null(ins, at);
+    return sqlite3_bind_text(ins, at, dp->type, -1, SQLITE_TRANSIENT);
 }
 
 hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out, hc_error *err)
 {
     static const unsigned char empty[1] = {0};
-    struct hc_decode_index idx;
+    struct hc__decoded_payload dp;
+    struct topic_slot scratch;
+    const struct topic_slot *ts = NULL;
     sqlite3_stmt *ins;
-    int64_t topic_id = 0;
     hc_err code;
     int rc;
 
@@ -923,13 +981,14 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
         return hc_error_set(err, HC_ERR_INVALID, "cannot append to '%s': no session %lld", st->path,
                             (long long)msg->session_id);
 
-    hc_decode_index(msg->topic, msg->payload, msg->payload_len, &idx);
     code = begin_batch(st, err);
     if (code != HC_OK)
         return code;
-    rc = intern_topic(st, msg->topic, &topic_id);
+    rc = intern_topic(st, msg->topic, &scratch, &ts);
     if (rc != SQLITE_OK)
         goto fail;
+    /* The same two halves hc_decode_index runs, the topic's half cached. */
+    hc__decode_payload(msg->topic, &ts->dt, msg->payload, msg->payload_len, &dp);
 
     ins = st->insert_message;
     /* A zero-length blob needs a non-NULL pointer, or SQLite stores NULL. */
@@ -939,7 +998,7 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(ins, 3, msg->mono_ns);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(ins, 4, topic_id);
+        rc = sqlite3_bind_int64(ins, 4, ts->id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob64(ins, 5, msg->payload_len ? msg->payload : empty, msg->payload_len,
                                  SQLITE_STATIC);
@@ -950,16 +1009,12 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(ins, 8, msg->dup);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(ins, 9, idx.kind, -1, SQLITE_STATIC);
+        rc = dp.has_measured_at ? sqlite3_bind_int64(ins, 9, dp.measured_at_ms)
+                                : sqlite3_bind_null(ins, 9);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(ins, 10, idx.type, -1, SQLITE_STATIC);
+        rc = sqlite3_bind_int(ins, 10, dp.has_error ? 1 : 0);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(ins, 11, idx.device_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = idx.has_measured_at ? sqlite3_bind_int64(ins, 12, idx.measured_at_ms)
-                                 : sqlite3_bind_null(ins, 12);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(ins, 13, idx.has_error ? 1 : 0);
+        rc = bind_payload_type(ins, 11, msg->topic, ts, &dp);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(ins);
     sqlite3_reset(ins);
@@ -1125,9 +1180,30 @@ static hc_err check_list(const hc_store *st, const char *what, const char *const
     return HC_OK;
 }
 
+/* " AND column IN (types...)": canonical names are stored, so an alias selects its canonical
+ * name too. */
+static void type_list(struct sql_builder *b, const char *column, const struct hc_select *sel)
+{
+    sb_add(b, " AND ");
+    sb_add(b, column);
+    sb_add(b, " IN (");
+    for (size_t i = 0; i < sel->n_types; i++) {
+        const char *canonical = hc_decode_canonical_type(sel->types[i]);
+        if (i)
+            sb_add(b, ", ");
+        sb_bind(b, true, 0, sel->types[i]);
+        if (canonical && strcmp(canonical, sel->types[i]) != 0) {
+            sb_add(b, ", ");
+            sb_bind(b, true, 0, canonical);
+        }
+    }
+    sb_add(b, ")");
+}
+
 /*
- * Appends the conditions of sel on table alias m (messages), starting with " WHERE 1". Topic
- * filters run once per distinct topic through a subquery on topics, not once per message.
+ * Appends the conditions of sel on table alias m (message_rows), starting with " WHERE 1".
+ * Conditions on the topic (filters, kind, type, device) run once per distinct topic through a
+ * subquery on topics, not once per message.
  */
 static hc_err build_where(const hc_store *st, const struct hc_select *sel, struct sql_builder *b,
                           hc_error *err)
@@ -1169,25 +1245,24 @@ static hc_err build_where(const hc_store *st, const struct hc_select *sel, struc
         }
         sb_add(b, ")");
     }
-    if (sel->n_kinds)
-        sb_in_list(b, "m.kind", sel->kinds, NULL, sel->n_kinds);
-    if (sel->n_types) {
-        /* Canonical names are stored; an alias selects its canonical name. */
-        sb_add(b, " AND m.type IN (");
-        for (size_t i = 0; i < sel->n_types; i++) {
-            const char *canonical = hc_decode_canonical_type(sel->types[i]);
-            if (i)
-                sb_add(b, ", ");
-            sb_bind(b, true, 0, sel->types[i]);
-            if (canonical && strcmp(canonical, sel->types[i]) != 0) {
-                sb_add(b, ", ");
-                sb_bind(b, true, 0, canonical);
-            }
-        }
+    if (sel->n_kinds) {
+        sb_add(b, " AND m.topic_id IN (SELECT id FROM topics WHERE 1");
+        sb_in_list(b, "kind", sel->kinds, NULL, sel->n_kinds);
         sb_add(b, ")");
     }
-    if (sel->n_devices)
-        sb_in_list(b, "m.device_id", sel->devices, NULL, sel->n_devices);
+    if (sel->n_types) {
+        /* A message's type is its payload's (legacy Thingsee) or else its topic's. */
+        sb_add(b, " AND ((m.payload_type IS NULL AND m.topic_id IN (SELECT id FROM topics WHERE 1");
+        type_list(b, "type", sel);
+        sb_add(b, ")) OR (m.payload_type IS NOT NULL");
+        type_list(b, "m.payload_type", sel);
+        sb_add(b, "))");
+    }
+    if (sel->n_devices) {
+        sb_add(b, " AND m.topic_id IN (SELECT id FROM topics WHERE 1");
+        sb_in_list(b, "device_id", sel->devices, NULL, sel->n_devices);
+        sb_add(b, ")");
+    }
     if (sel->n_sessions)
         sb_in_list(b, "m.session_id", NULL, sel->sessions, sel->n_sessions);
     return HC_OK;
@@ -1226,13 +1301,13 @@ out:
     return code;
 }
 
-/* The selection as a subquery "(SELECT m.* FROM messages m WHERE ... [LIMIT]) m". */
+/* The selection as a subquery "(SELECT m.* FROM message_rows m WHERE ... [LIMIT]) m". */
 static hc_err build_selection(const hc_store *st, const struct hc_select *sel,
                               const char *extra_condition, struct sql_builder *b, hc_error *err)
 {
     hc_err code;
 
-    sb_add(b, "(SELECT m.* FROM messages m");
+    sb_add(b, "(SELECT m.* FROM message_rows m");
     code = build_where(st, sel, b, err);
     if (code != HC_OK)
         return code;
@@ -1274,7 +1349,7 @@ hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out
     code = prepare_built(st,
                          "SELECT m.seq, m.session_id, m.received_at_ns, m.mono_ns,"
                          " s.started_at_ns + m.mono_ns, t.name, m.payload, m.qos, m.retain, m.dup"
-                         " FROM messages m JOIN topics t ON t.id = m.topic_id"
+                         " FROM message_rows m JOIN topics t ON t.id = m.topic_id"
                          " LEFT JOIN sessions s ON s.id = m.session_id",
                          &b, "", &cur->stmt, err);
 out:
@@ -1437,9 +1512,9 @@ hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *
     static const struct {
         const char *name, *key_sql, *join, *condition;
     } columns[] = {
-        {"kind", "m.kind", "", NULL},
-        {"type", "m.type", "", NULL},
-        {"device_id", "m.device_id", "", NULL},
+        {"kind", "t.kind", " JOIN topics t ON t.id = m.topic_id", NULL},
+        {"type", "coalesce(m.payload_type, t.type)", " JOIN topics t ON t.id = m.topic_id", NULL},
+        {"device_id", "t.device_id", " JOIN topics t ON t.id = m.topic_id", NULL},
         {"topic", "t.name", " JOIN topics t ON t.id = m.topic_id", NULL},
         {"session_id", "m.session_id", "", NULL},
         {"decode_error", "hc_decode_error_code(t.name, m.payload)",
@@ -1500,7 +1575,7 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
                             " s.end_reason, a.n, a.first_ns, a.last_ns FROM sessions s"
                             " LEFT JOIN (SELECT session_id, count(*) AS n,"
                             "   min(received_at_ns) AS first_ns, max(received_at_ns) AS last_ns"
-                            "   FROM messages GROUP BY session_id) a ON a.session_id = s.id"
+                            "   FROM message_rows GROUP BY session_id) a ON a.session_id = s.id"
                             " ORDER BY s.id",
                             -1, &stmt, NULL);
     if (rc != SQLITE_OK) {

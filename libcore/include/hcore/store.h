@@ -7,11 +7,19 @@
  * Schema (PRAGMA user_version = HC_STORE_SCHEMA_VERSION, application_id = HC_STORE_APP_ID):
  *   meta(key TEXT PRIMARY KEY, value TEXT)             never credentials
  *   sessions(id, started_at_ns, started_mono_ns, ended_at_ns, end_reason)
- *   topics(id, name)                                   interned topic names
- *   messages(seq, session_id, received_at_ns, mono_ns, topic_id, payload BLOB, qos, retain,
- *            dup, kind, type, device_id, measured_at_ms, decode_error)
- *   messages_v                                         view: messages joined with topic names,
- *                                                      readable times, payload as text
+ *   topics(id, name, kind, type, device_id)            interned topic names with the columns the
+ *                                                      decoder takes from the topic alone
+ *   message_rows(seq, session_id, received_at_ns, mono_ns, topic_id, payload BLOB, qos, retain,
+ *            dup, measured_at_ms, decode_error, payload_type)
+ *                                                      one row per message; payload_type is NULL
+ *                                                      unless the payload names the type (legacy
+ *                                                      Thingsee)
+ *   messages                                           view: message_rows with kind, type
+ *                                                      (payload_type, else the topic's) and
+ *                                                      device_id, i.e. one row per message with
+ *                                                      every decoded column
+ *   messages_v                                         view: the same with topic names, readable
+ *                                                      times, payload as text
  * decode_error is 1 when the decoder reported an error for the message, else 0.
  */
 #ifndef HCORE_STORE_H
