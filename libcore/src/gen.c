@@ -4,8 +4,15 @@
  * (mean-reverting random walks for temperature, humidity, pressure; Markov occupancy driven by a
  * day/night and weekday activity curve; slowly draining batteries) and decides whether the
  * sample is reported: always, on a threshold crossing, on a state change, or while there is
- * activity, with an hourly heartbeat otherwise. Streams wait in a 4-ary min-heap keyed by
- * (due time, stream index), so messages come out in time order with a fixed tie order.
+ * activity, with an hourly heartbeat otherwise.
+ *
+ * Most samples are not reported (a quiet office at night reports a fraction of them), so the
+ * scheduler works per device, not per stream: a device runs its own streams ahead, in due order,
+ * up to the next sample that is reported, and keeps that one pending. Devices share no state, so
+ * this gives exactly the samples and random draws a global per-stream schedule would, while the
+ * 4-ary min-heap keyed by (time of the pending report, device index) is touched once per message
+ * instead of once per sample. Messages come out in time order; a device's reports at the same
+ * millisecond come in stream order, and devices in index order.
  *
  * The hot path never allocates, never calls cJSON or printf, and uses no libm function whose
  * result could differ between C libraries (only +, *, / and sqrt): payloads are written by hand
@@ -227,11 +234,22 @@ static void uuid_from(uint64_t seed, uint64_t a, uint64_t b, char out[37])
 
 /* ---- model state -------------------------------------------------------------------------- */
 
+/* The sampled value(s) of one report. */
+struct gval {
+    double v[4];
+    bool b;
+    int tsm_ev;
+};
+
 struct device {
     uint64_t rng;
     enum hc_gen_kind kind;
     uint32_t index;
-    char id[40]; /* UUID or tuid */
+    uint32_t first_stream; /* the device's streams are streams[first_stream, + n_streams) */
+    uint32_t n_streams;
+    uint32_t pending;   /* stream of the report waiting in the heap */
+    struct gval report; /* its value(s), as sampled */
+    char id[40];        /* UUID or tuid */
     /* --shapes mixed style, fixed per device (all zero in canonical mode) */
     uint8_t ts_style;    /* 0: .123Z, 1: .123000+00:00, 2: no fraction */
     uint8_t alias_style; /* 1: alias spelling of the type in the topic */
@@ -247,7 +265,7 @@ struct device {
 };
 
 struct stream {
-    uint32_t device;
+    int64_t due_ms; /* next sample */
     uint8_t type;
     uint8_t mode;
     int32_t sample_ms;
@@ -257,15 +275,8 @@ struct stream {
     double last_value;
 };
 
-/* The sampled value(s) of one report. */
-struct gval {
-    double v[4];
-    bool b;
-    int tsm_ev;
-};
-
 #define KEY_SHIFT 24
-#define MAX_STREAMS ((1u << KEY_SHIFT) - 1)
+#define MAX_DEVICES ((1u << KEY_SHIFT) - 1)
 
 struct hc_gen {
     struct hc_gen_options opts;
@@ -276,7 +287,7 @@ struct hc_gen {
     size_t kind_first[HC_GEN_KIND__COUNT]; /* index of the first device of each kind */
     struct stream *streams;
     size_t n_streams;
-    uint64_t *heap; /* (due ms - start ms) << KEY_SHIFT | stream index */
+    uint64_t *heap; /* (pending report's ms - start ms) << KEY_SHIFT | device index */
     size_t heap_len;
     int64_t last_received_ns;
     char prefix[320]; /* "haltian-iot/events/<integration>/<key>/measurements/" */
@@ -981,6 +992,41 @@ static bool should_report(hc_gen *g, struct stream *s, double x, int64_t t)
     return false;
 }
 
+/*
+ * Runs device d's streams ahead, each sample in due order (ties in stream order), until one is
+ * reported: that one becomes the device's pending report at *t_out. False when no sample of the
+ * device is reported before the end.
+ */
+static bool device_advance(hc_gen *g, struct device *d, int64_t *t_out)
+{
+    struct stream *first = &g->streams[d->first_stream];
+    uint32_t n = d->n_streams, i;
+
+    for (;;) {
+        struct stream *s = NULL;
+        int64_t t = INT64_MAX;
+        double x;
+
+        for (i = 0; i < n; i++)
+            if (first[i].due_ms < t) {
+                t = first[i].due_ms;
+                s = &first[i];
+            }
+        if (!s || t >= g->end_ms)
+            return false;
+        s->due_ms = t + s->sample_ms;
+        x = sample(g, d, s, t);
+        if (!should_report(g, s, x, t))
+            continue;
+        s->last_emit_ms = t;
+        s->last_value = x;
+        d->pending = (uint32_t)(s - first);
+        d->report = g->val;
+        *t_out = t;
+        return true;
+    }
+}
+
 /* ---- setup -------------------------------------------------------------------------------- */
 
 void hc_gen_options_init(struct hc_gen_options *opts)
@@ -1256,13 +1302,13 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
             i++;
         }
     }
-    if (n_str > MAX_STREAMS) {
+    if (n_dev > MAX_DEVICES) {
         hc_gen_free(g);
-        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu streams, at most %u)",
-                            n_str, MAX_STREAMS);
+        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu, at most %u)", n_dev,
+                            MAX_DEVICES);
     }
     g->streams = calloc(n_str ? n_str : 1, sizeof(*g->streams));
-    g->heap = calloc(n_str ? n_str : 1, sizeof(*g->heap));
+    g->heap = calloc(n_dev, sizeof(*g->heap));
     if (!g->streams || !g->heap)
         goto nomem;
     for (i = 0; i < n_dev; i++) {
@@ -1270,13 +1316,13 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
         const struct sspec *specs;
         size_t n, s;
         device_streams(g, d, &specs, &n);
+        d->first_stream = (uint32_t)g->n_streams;
         for (s = 0; s < n; s++) {
             struct stream *st;
             int64_t first, beats;
             if (opts->thingsee && !gtypes[specs[s].type].tsm_id)
                 continue;
             st = &g->streams[g->n_streams];
-            st->device = (uint32_t)i;
             st->type = (uint8_t)specs[s].type;
             st->mode = (uint8_t)specs[s].mode;
             st->sample_ms = specs[s].sample_s * 1000;
@@ -1289,10 +1335,16 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
             beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
             st->last_emit_ms = g->start_ms + first -
                                (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
-            if (g->start_ms + first < g->end_ms)
-                g->heap[g->heap_len++] = ((uint64_t)first << KEY_SHIFT) | g->n_streams;
+            st->due_ms = g->start_ms + first;
             g->n_streams++;
+            d->n_streams++;
         }
+    }
+    /* only now: a device's phases are drawn before any of its samples */
+    for (i = 0; i < n_dev; i++) {
+        int64_t t;
+        if (device_advance(g, &g->devices[i], &t))
+            g->heap[g->heap_len++] = ((uint64_t)(t - g->start_ms) << KEY_SHIFT) | i;
     }
     for (i = g->heap_len / 4 + 1; i-- > 0;)
         heap_sift_down(g->heap, g->heap_len, i);
@@ -1306,51 +1358,49 @@ nomem:
 
 hc_err hc_gen_next(hc_gen *g, struct hc_gen_msg *msg)
 {
-    while (g->heap_len > 0) {
-        uint64_t key = g->heap[0];
-        struct stream *s = &g->streams[key & MAX_STREAMS];
-        struct device *d = &g->devices[s->device];
-        int64_t t = g->start_ms + (int64_t)(key >> KEY_SHIFT);
-        int64_t next = t + s->sample_ms;
-        double x = sample(g, d, s, t);
-        bool report = should_report(g, s, x, t);
-        size_t len;
-        int64_t latency_ns;
+    uint64_t key;
+    struct device *d;
+    const struct stream *s;
+    int64_t t, next, latency_ns;
+    size_t len;
 
-        if (next < g->end_ms) {
-            g->heap[0] = ((uint64_t)(next - g->start_ms) << KEY_SHIFT) | (key & MAX_STREAMS);
-        } else {
-            g->heap[0] = g->heap[--g->heap_len];
-        }
-        if (g->heap_len > 1)
-            heap_sift_down(g->heap, g->heap_len, 0);
-        if (!report)
-            continue;
-        s->last_emit_ms = t;
-        s->last_value = x;
+    if (g->heap_len == 0)
+        return HC_DONE;
+    key = g->heap[0];
+    d = &g->devices[key & MAX_DEVICES];
+    s = &g->streams[d->first_stream + d->pending];
+    t = g->start_ms + (int64_t)(key >> KEY_SHIFT);
 
-        len = g->opts.thingsee ? format_thingsee(g, d, (enum gtype)s->type, t)
-                               : format_haltian(g, d, (enum gtype)s->type, t);
-        /* delivery latency: 60-260 ms through the cloud, sometimes seconds */
-        latency_ns = 60000000 + (int64_t)(splitmix64(&g->latency_rng) % 200000000);
-        if (splitmix64(&g->latency_rng) % 100 == 0)
-            latency_ns += (int64_t)(splitmix64(&g->latency_rng) % 3000000000LL);
-        msg->measured_at_ns = t * 1000000;
-        msg->received_at_ns = msg->measured_at_ns + latency_ns;
-        if (msg->received_at_ns <= g->last_received_ns)
-            msg->received_at_ns = g->last_received_ns + 1000;
-        g->last_received_ns = msg->received_at_ns;
-        msg->topic = g->topic;
-        msg->payload = g->payload;
-        msg->payload_len = len;
-        msg->type = gtypes[s->type].name;
-        msg->kind = d->kind;
-        msg->device = d->index;
-        if (s->type == GT_POS && d->pos_style == 3)
-            msg->type = "positionLocal";
-        return HC_OK;
-    }
-    return HC_DONE;
+    /* formatted before the device runs ahead: it reads the device's state as of the sample */
+    g->val = d->report;
+    len = g->opts.thingsee ? format_thingsee(g, d, (enum gtype)s->type, t)
+                           : format_haltian(g, d, (enum gtype)s->type, t);
+    msg->type = gtypes[s->type].name;
+    if (s->type == GT_POS && d->pos_style == 3)
+        msg->type = "positionLocal";
+    msg->kind = d->kind;
+    msg->device = d->index;
+
+    if (device_advance(g, d, &next))
+        g->heap[0] = ((uint64_t)(next - g->start_ms) << KEY_SHIFT) | (key & MAX_DEVICES);
+    else
+        g->heap[0] = g->heap[--g->heap_len];
+    if (g->heap_len > 1)
+        heap_sift_down(g->heap, g->heap_len, 0);
+
+    /* delivery latency: 60-260 ms through the cloud, sometimes seconds */
+    latency_ns = 60000000 + (int64_t)(splitmix64(&g->latency_rng) % 200000000);
+    if (splitmix64(&g->latency_rng) % 100 == 0)
+        latency_ns += (int64_t)(splitmix64(&g->latency_rng) % 3000000000LL);
+    msg->measured_at_ns = t * 1000000;
+    msg->received_at_ns = msg->measured_at_ns + latency_ns;
+    if (msg->received_at_ns <= g->last_received_ns)
+        msg->received_at_ns = g->last_received_ns + 1000;
+    g->last_received_ns = msg->received_at_ns;
+    msg->topic = g->topic;
+    msg->payload = g->payload;
+    msg->payload_len = len;
+    return HC_OK;
 }
 
 const char *hc_gen_device_id(const hc_gen *g, enum hc_gen_kind kind, uint32_t device)
