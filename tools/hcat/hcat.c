@@ -21,6 +21,7 @@
 
 #include "hcore/decode.h"
 #include "hcore/jsonl.h"
+#include "hcore/jsonout.h"
 #include "hcore/redact.h"
 #include "hcore/store.h"
 #include "hcore/text.h"
@@ -342,12 +343,12 @@ static hc_err write_csv(FILE *out, const struct hc_msg *m, const cJSON *decoded,
         free(b64);
     }
     if (decoded) {
-        char *printed = cJSON_PrintUnformatted(decoded);
-        if (!printed)
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        static struct hc_jsonout printed; /* reused: exact numbers, no allocation per row */
+        hc_err rc = hc_jsonout_print(&printed, decoded, err);
+        if (rc != HC_OK)
+            return rc;
         fputc(',', out);
-        hcat_csv_field(out, printed, strlen(printed));
-        cJSON_free(printed);
+        hcat_csv_field(out, printed.data, printed.len);
     }
     fputs("\r\n", out);
     if (ferror(out))
