@@ -33,6 +33,15 @@
 /* The cache is dropped and rebuilt past this many topics, so memory stays bounded. */
 #define STORE_TOPIC_CACHE_MAX 100000
 #define STORE_BUSY_TIMEOUT_MS 5000
+/*
+ * Pages of 32 KiB instead of SQLite's 4 KiB: the WAL writes every page as two write calls and a
+ * checkpoint reads it back and writes it again, so larger pages mean far fewer system calls for
+ * the same bytes. Measured with 1M Haltian-sized messages: ~+25% appends per CPU second for
+ * 32 KiB (16 KiB about as good, 64 KiB no better). Rows stay byte-exact whatever the page size.
+ */
+#define STORE_PAGE_SIZE_SQL "PRAGMA page_size = 32768"
+/* The -wal file is checkpointed into the database once it holds this many bytes of pages. */
+#define STORE_WAL_CHECKPOINT_BYTES (8LL * 1024 * 1024)
 /* PRAGMA quick_check reads the whole file: only worth it while that is quick. */
 #define STORE_QUICK_CHECK_MAX_BYTES (8LL * 1024 * 1024)
 
@@ -501,6 +510,23 @@ static hc_err validate_schema(hc_store *st, hc_error *err)
     return HC_OK;
 }
 
+/* SQLite's checkpoint threshold counts pages: keep it at the same bytes whatever the file's
+ * page size (a recording made with 4 KiB pages stays so). */
+static hc_err set_autocheckpoint(hc_store *st, hc_error *err)
+{
+    int64_t page_size = 0;
+    int rc = query_int(st, "PRAGMA page_size", &page_size);
+
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, err, "open");
+    if (page_size < 512)
+        page_size = 4096;
+    rc = sqlite3_wal_autocheckpoint(st->db, (int)(STORE_WAL_CHECKPOINT_BYTES / page_size));
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, err, "open");
+    return HC_OK;
+}
+
 static hc_err create_schema(hc_store *st, hc_error *err)
 {
     char sql[256];
@@ -664,10 +690,16 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
     }
     if (st->writable) {
         /* secure_delete zeroes freed pages so deleted or replaced data does not linger. */
-        code = exec_sql(st,
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                        "PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
-                        err, "open");
+        /* A page size only takes on a new file, before WAL mode is set. */
+        if (created)
+            code = exec_sql(st, STORE_PAGE_SIZE_SQL, err, "create");
+        if (code == HC_OK)
+            code = exec_sql(st,
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                            "PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
+                            err, "open");
+        if (code == HC_OK)
+            code = set_autocheckpoint(st, err);
         if (code == HC_OK && created)
             code = create_schema(st, err);
         if (code == HC_OK)
