@@ -3,9 +3,15 @@
  * hrecord had captured them: one session, received_at = measured_at + delivery latency, QoS 1),
  * as JSON lines on standard output, or publish them to a broker on an absolute schedule
  * (CLOCK_MONOTONIC, TIMER_ABSTIME: sleeping per-message deltas would let errors accumulate).
+ *
+ * For a recording or JSON lines, the generator runs in a thread of its own, a few blocks of
+ * messages ahead of the writer: SQLite's inserts are the bottleneck, and on two cores the
+ * generating then costs nothing on that path. The order and bytes are those of a single thread.
  */
 #include "hgen.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +30,14 @@ static void count_message(struct hgen_summary *sum, const struct hc_gen_msg *m)
     sum->last_measured_ns = m->measured_at_ns;
     sum->messages++;
     sum->per_kind[m->kind]++;
-    /* type names are the generator's static strings: compare pointers first */
+    /* type names are the generator's static strings: a pointer match is the rule */
     for (i = 0; i < sum->n_types; i++)
-        if (sum->type_names[i] == m->type || strcmp(sum->type_names[i], m->type) == 0)
+        if (sum->type_names[i] == m->type)
             break;
+    if (i == sum->n_types)
+        for (i = 0; i < sum->n_types; i++)
+            if (strcmp(sum->type_names[i], m->type) == 0)
+                break;
     if (i == sum->n_types) {
         if (sum->n_types == (int)(sizeof(sum->type_names) / sizeof(sum->type_names[0])))
             return;
@@ -39,6 +49,180 @@ static void count_message(struct hgen_summary *sum, const struct hc_gen_msg *m)
 static bool limit_reached(const struct hgen_opts *o, const struct hgen_summary *sum)
 {
     return o->count > 0 && sum->messages >= o->count;
+}
+
+/* ---- the generator, a thread ahead of the writer ----------------------------------------- */
+
+enum { PIPE_BLOCKS = 4, BLOCK_MSGS = 1024, BLOCK_BYTES = 512 * 1024 };
+/* the generator's own buffers: topic[512], payload[1024], each NUL-terminated here */
+#define MSG_BYTES_MAX (512 + 1024 + 2)
+
+struct pipe_block {
+    struct hc_gen_msg msgs[BLOCK_MSGS];
+    size_t n;
+    char *bytes; /* BLOCK_BYTES: the messages' topics and payloads */
+};
+
+/*
+ * Blocks go round the ring: the generator fills blocks[filled % PIPE_BLOCKS] while fewer than
+ * PIPE_BLOCKS are unread, the writer reads blocks[taken % PIPE_BLOCKS]. Without a thread (it
+ * could not be started), next() calls the generator directly.
+ */
+struct source {
+    hc_gen *g;
+    int64_t limit; /* messages to generate; 0: all */
+    bool threaded;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct pipe_block blocks[PIPE_BLOCKS];
+    uint64_t filled, taken; /* blocks, under lock */
+    bool gen_done;          /* no block after `filled`, under lock */
+    bool quit;              /* the writer stopped reading, under lock */
+    struct pipe_block *cur; /* the writer's block (it owns it until the next one) */
+    size_t cur_i;
+    int64_t produced; /* generator thread only */
+};
+
+static bool fill_block(struct source *src, struct pipe_block *b)
+{
+    size_t used = 0;
+
+    b->n = 0;
+    while (b->n < BLOCK_MSGS && used + MSG_BYTES_MAX <= BLOCK_BYTES) {
+        struct hc_gen_msg *m = &b->msgs[b->n];
+        size_t topic_len;
+
+        if ((src->limit > 0 && src->produced >= src->limit) || tool_stop_requested ||
+            hc_gen_next(src->g, m) != HC_OK)
+            return false;
+        /* the generator's buffers are reused by its next call: copy the bytes out */
+        topic_len = strlen(m->topic) + 1;
+        memcpy(b->bytes + used, m->topic, topic_len);
+        m->topic = b->bytes + used;
+        used += topic_len;
+        memcpy(b->bytes + used, m->payload, m->payload_len);
+        b->bytes[used + m->payload_len] = '\0';
+        m->payload = b->bytes + used;
+        used += m->payload_len + 1;
+        b->n++;
+        src->produced++;
+    }
+    return true;
+}
+
+static void *generate_thread(void *arg)
+{
+    struct source *src = arg;
+    bool more = true;
+
+    while (more) {
+        struct pipe_block *b;
+        pthread_mutex_lock(&src->lock);
+        while (src->filled - src->taken >= PIPE_BLOCKS && !src->quit)
+            pthread_cond_wait(&src->changed, &src->lock);
+        if (src->quit) {
+            pthread_mutex_unlock(&src->lock);
+            break;
+        }
+        b = &src->blocks[src->filled % PIPE_BLOCKS];
+        pthread_mutex_unlock(&src->lock);
+
+        more = fill_block(src, b);
+
+        pthread_mutex_lock(&src->lock);
+        if (b->n > 0)
+            src->filled++;
+        src->gen_done = !more;
+        pthread_cond_broadcast(&src->changed);
+        pthread_mutex_unlock(&src->lock);
+    }
+    return NULL;
+}
+
+static void source_start(struct source *src, hc_gen *g, int64_t limit)
+{
+    sigset_t block, old;
+    int i;
+
+    memset(src, 0, sizeof(*src));
+    src->g = g;
+    src->limit = limit;
+    for (i = 0; i < PIPE_BLOCKS; i++)
+        if (!(src->blocks[i].bytes = malloc(BLOCK_BYTES)))
+            goto direct;
+    if (pthread_mutex_init(&src->lock, NULL) != 0)
+        goto direct;
+    if (pthread_cond_init(&src->changed, NULL) != 0) {
+        pthread_mutex_destroy(&src->lock);
+        goto direct;
+    }
+    /* signals are for the writer (it may be waiting in a system call); the thread only polls */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    src->threaded = pthread_create(&src->thread, NULL, generate_thread, src) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (src->threaded)
+        return;
+    pthread_cond_destroy(&src->changed);
+    pthread_mutex_destroy(&src->lock);
+direct:
+    for (i = 0; i < PIPE_BLOCKS; i++) {
+        free(src->blocks[i].bytes);
+        src->blocks[i].bytes = NULL;
+    }
+}
+
+/* The next message in generation order: HC_OK or HC_DONE. */
+static hc_err source_next(struct source *src, struct hc_gen_msg *m)
+{
+    if (!src->threaded) {
+        if (src->limit > 0 && src->produced >= src->limit)
+            return HC_DONE;
+        if (hc_gen_next(src->g, m) != HC_OK)
+            return HC_DONE;
+        src->produced++;
+        return HC_OK;
+    }
+    if (!src->cur || src->cur_i == src->cur->n) {
+        pthread_mutex_lock(&src->lock);
+        if (src->cur) { /* hand the block back */
+            src->taken++;
+            src->cur = NULL;
+            pthread_cond_broadcast(&src->changed);
+        }
+        while (src->filled == src->taken && !src->gen_done)
+            pthread_cond_wait(&src->changed, &src->lock);
+        if (src->filled > src->taken) {
+            src->cur = &src->blocks[src->taken % PIPE_BLOCKS];
+            src->cur_i = 0;
+        }
+        pthread_mutex_unlock(&src->lock);
+        if (!src->cur)
+            return HC_DONE;
+    }
+    *m = src->cur->msgs[src->cur_i++];
+    return HC_OK;
+}
+
+static void source_stop(struct source *src)
+{
+    int i;
+
+    if (!src->threaded)
+        return;
+    pthread_mutex_lock(&src->lock);
+    src->quit = true;
+    pthread_cond_broadcast(&src->changed);
+    pthread_mutex_unlock(&src->lock);
+    pthread_join(src->thread, NULL);
+    pthread_cond_destroy(&src->changed);
+    pthread_mutex_destroy(&src->lock);
+    for (i = 0; i < PIPE_BLOCKS; i++)
+        free(src->blocks[i].bytes);
+    src->threaded = false;
 }
 
 static char *describe(const struct hgen_opts *o, char *buf, size_t size)
@@ -101,6 +285,7 @@ static void fill_msg(struct hc_msg *msg, const struct hc_gen_msg *m, int64_t ses
 static hc_err run_db(const struct hgen_opts *o, hc_gen *g, struct hgen_summary *sum, hc_error *err)
 {
     hc_store *st = NULL;
+    struct source src;
     struct hc_gen_msg m = {0};
     struct hc_msg msg;
     int64_t session = 0, session_start = o->gen.start_ns;
@@ -119,14 +304,23 @@ static hc_err run_db(const struct hgen_opts *o, hc_gen *g, struct hgen_summary *
     rc = write_meta(st, o, err);
     if (rc == HC_OK)
         rc = hc_store_session_begin(st, session_start, 0, &session, err);
-    while (rc == HC_OK && !limit_reached(o, sum) && !tool_stop_requested) {
-        if (hc_gen_next(g, &m) != HC_OK)
-            break;
+    if (rc == HC_OK) {
+        /* constant for the run: set once, the fields that vary are set per message */
         fill_msg(&msg, &m, session_start);
         msg.session_id = session;
-        rc = hc_store_append(st, &msg, NULL, err);
-        if (rc == HC_OK)
-            count_message(sum, &m);
+        source_start(&src, g, o->count);
+        while (rc == HC_OK && !tool_stop_requested && source_next(&src, &m) == HC_OK) {
+            msg.received_at_ns = m.received_at_ns;
+            msg.mono_ns = m.received_at_ns - session_start;
+            msg.timeline_ns = m.received_at_ns;
+            msg.topic = m.topic;
+            msg.payload = (const unsigned char *)m.payload;
+            msg.payload_len = m.payload_len;
+            rc = hc_store_append(st, &msg, NULL, err);
+            if (rc == HC_OK)
+                count_message(sum, &m);
+        }
+        source_stop(&src);
     }
     if (rc == HC_OK && session)
         rc = hc_store_session_end(st, session,
@@ -142,22 +336,23 @@ static hc_err run_jsonl(const struct hgen_opts *o, hc_gen *g, struct hgen_summar
                         hc_error *err)
 {
     static char buf[1 << 20];
+    struct source src;
     struct hc_gen_msg m;
     struct hc_msg msg;
     hc_err rc = HC_OK;
 
     setvbuf(stdout, buf, _IOFBF, sizeof(buf));
-    while (!limit_reached(o, sum) && !tool_stop_requested) {
-        if (hc_gen_next(g, &m) != HC_OK)
-            break;
+    source_start(&src, g, o->count);
+    while (!tool_stop_requested && source_next(&src, &m) == HC_OK) {
         fill_msg(&msg, &m, o->gen.start_ns);
         msg.session_id = 1;
         msg.seq = sum->messages + 1;
         rc = hc_jsonl_write(stdout, &msg, NULL, err);
         if (rc != HC_OK)
-            return rc;
+            break;
         count_message(sum, &m);
     }
+    source_stop(&src);
     sum->interrupted = tool_stop_requested != 0;
     return rc;
 }
