@@ -11,7 +11,8 @@ set -euo pipefail
 hkit_test_setup
 CAP_PID=
 REC_PID=
-trap '[ -n "$CAP_PID" ] && kill "$CAP_PID" 2>/dev/null; [ -n "$REC_PID" ] && kill "$REC_PID" 2>/dev/null;
+trap '[ -z "$CAP_PID" ] || kill "$CAP_PID" 2>/dev/null || true
+    [ -z "$REC_PID" ] || kill "$REC_PID" 2>/dev/null || true
     hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
