@@ -47,11 +47,19 @@
 
 /* --- topic cache: open addressing, linear probing -------------------------------------------- */
 
-struct topic_slot {
-    char *name; /* NULL: empty slot */
-    uint64_t hash;
+/* One cached topic: its row id and the decoder's topic half, with the name right after them so
+ * a lookup that finds the slot touches one allocation. */
+struct topic_entry {
     int64_t id;
-    struct hc__decoded_topic dt; /* the decoder's topic half, run once per topic */
+    struct hc__decoded_topic dt;
+    size_t len;
+    char name[];
+};
+
+/* Slots stay small (16 bytes) so that probing a few thousand topics stays in the CPU's cache. */
+struct topic_slot {
+    uint64_t hash;
+    struct topic_entry *e; /* NULL: empty slot */
 };
 
 struct topic_cache {
@@ -80,40 +88,42 @@ static uint64_t topic_hash(const char *s, size_t len)
 static void topic_cache_clear(struct topic_cache *c)
 {
     for (size_t i = 0; i < c->cap; i++)
-        free(c->slots[i].name);
+        free(c->slots[i].e);
     free(c->slots);
     c->slots = NULL;
     c->cap = 0;
     c->count = 0;
 }
 
-static const struct topic_slot *topic_cache_get(const struct topic_cache *c, const char *name,
-                                                size_t len, uint64_t hash)
+static const struct topic_entry *topic_cache_get(const struct topic_cache *c, const char *name,
+                                                 size_t len, uint64_t hash)
 {
     if (!c->cap)
         return NULL;
     for (size_t i = hash & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
         const struct topic_slot *s = &c->slots[i];
-        if (!s->name)
+        if (!s->e)
             return NULL;
-        if (s->hash == hash && memcmp(s->name, name, len + 1) == 0)
-            return s;
+        if (s->hash == hash && s->e->len == len && memcmp(s->e->name, name, len) == 0)
+            return s->e;
     }
 }
 
-static void topic_cache_place(struct topic_slot *slots, size_t cap, struct topic_slot entry)
+static void topic_cache_place(struct topic_slot *slots, size_t cap, struct topic_slot slot)
 {
-    size_t i = entry.hash & (cap - 1);
-    while (slots[i].name)
+    size_t i = slot.hash & (cap - 1);
+    while (slots[i].e)
         i = (i + 1) & (cap - 1);
-    slots[i] = entry;
+    slots[i] = slot;
 }
 
-/* Failing to cache is not an error: the topics table stays the source of truth. */
-static void topic_cache_put(struct topic_cache *c, const char *name, uint64_t hash, int64_t id,
-                            const struct hc__decoded_topic *dt)
+/* Failing to cache is not an error: the topics table stays the source of truth. Returns the
+ * cached entry, or NULL. */
+static const struct topic_entry *topic_cache_put(struct topic_cache *c, const char *name,
+                                                 size_t len, uint64_t hash,
+                                                 const struct topic_entry *from)
 {
-    struct topic_slot entry;
+    struct topic_slot slot;
 
     if (c->count >= STORE_TOPIC_CACHE_MAX)
         topic_cache_clear(c);
@@ -121,22 +131,25 @@ static void topic_cache_put(struct topic_cache *c, const char *name, uint64_t ha
         size_t new_cap = c->cap ? c->cap * 2 : 1024;
         struct topic_slot *slots = calloc(new_cap, sizeof(*slots));
         if (!slots)
-            return;
+            return NULL;
         for (size_t i = 0; i < c->cap; i++)
-            if (c->slots[i].name)
+            if (c->slots[i].e)
                 topic_cache_place(slots, new_cap, c->slots[i]);
         free(c->slots);
         c->slots = slots;
         c->cap = new_cap;
     }
-    entry.name = strdup(name);
-    if (!entry.name)
-        return;
-    entry.hash = hash;
-    entry.id = id;
-    entry.dt = *dt;
-    topic_cache_place(c->slots, c->cap, entry);
+    slot.e = malloc(sizeof(*slot.e) + len + 1);
+    if (!slot.e)
+        return NULL;
+    slot.hash = hash;
+    slot.e->id = from->id;
+    slot.e->dt = from->dt;
+    slot.e->len = len;
+    memcpy(slot.e->name, name, len + 1);
+    topic_cache_place(c->slots, c->cap, slot);
     c->count++;
+    return slot.e;
 }
 
 /* --- the store ------------------------------------------------------------------------------- */
@@ -154,6 +167,11 @@ struct hc_store {
     int64_t flush_interval_ns;
     int64_t max_batch_rows;
     int64_t max_session_id;
+    /* Values still bound to insert_message (bindings survive sqlite3_reset): a recorder's
+     * session and flags rarely change, so they are not bound again for every row. */
+    bool binds_valid;
+    int64_t bound_session;
+    int bound_qos, bound_retain, bound_dup;
     struct topic_cache topics;
 };
 
@@ -922,12 +940,12 @@ out:
  * columns on first sight. Runs inside the open batch. When the cache cannot hold the entry (out
  * of memory), *scratch is filled and returned instead.
  */
-static int intern_topic(hc_store *st, const char *topic, struct topic_slot *scratch,
-                        const struct topic_slot **out)
+static int intern_topic(hc_store *st, const char *topic, struct topic_entry *scratch,
+                        const struct topic_entry **out)
 {
     size_t len = strlen(topic);
     uint64_t hash = topic_hash(topic, len);
-    const struct topic_slot *hit = topic_cache_get(&st->topics, topic, len, hash);
+    const struct topic_entry *hit = topic_cache_get(&st->topics, topic, len, hash);
     sqlite3_stmt *ins = st->insert_topic;
     int rc;
 
@@ -966,8 +984,7 @@ static int intern_topic(hc_store *st, const char *topic, struct topic_slot *scra
     sqlite3_clear_bindings(st->select_topic);
     if (rc != SQLITE_OK)
         return rc;
-    topic_cache_put(&st->topics, topic, hash, scratch->id, &scratch->dt);
-    hit = topic_cache_get(&st->topics, topic, len, hash);
+    hit = topic_cache_put(&st->topics, topic, len, hash, scratch);
     *out = hit ? hit : scratch;
     return SQLITE_OK;
 }
@@ -975,7 +992,7 @@ static int intern_topic(hc_store *st, const char *topic, struct topic_slot *scra
 /* The type column of a message row: NULL unless its payload names a type other than the topic's
  * (legacy Thingsee), so a Haltian row spends nothing on it. */
 static int bind_payload_type(sqlite3_stmt *ins, int at, const char *topic,
-                             const struct topic_slot *ts, const struct hc__decoded_payload *dp)
+                             const struct topic_entry *ts, const struct hc__decoded_payload *dp)
 {
     struct hc_decode_index idx;
 
@@ -991,8 +1008,8 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
 {
     static const unsigned char empty[1] = {0};
     struct hc__decoded_payload dp;
-    struct topic_slot scratch;
-    const struct topic_slot *ts = NULL;
+    struct topic_entry scratch;
+    const struct topic_entry *ts = NULL;
     sqlite3_stmt *ins;
     hc_err code;
     int rc;
@@ -1024,7 +1041,9 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
 
     ins = st->insert_message;
     /* A zero-length blob needs a non-NULL pointer, or SQLite stores NULL. */
-    rc = sqlite3_bind_int64(ins, 1, msg->session_id);
+    rc = SQLITE_OK;
+    if (!st->binds_valid || st->bound_session != msg->session_id)
+        rc = sqlite3_bind_int64(ins, 1, msg->session_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(ins, 2, msg->received_at_ns);
     if (rc == SQLITE_OK)
@@ -1034,12 +1053,18 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob64(ins, 5, msg->payload_len ? msg->payload : empty, msg->payload_len,
                                  SQLITE_STATIC);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && (!st->binds_valid || st->bound_qos != msg->qos))
         rc = sqlite3_bind_int(ins, 6, msg->qos);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && (!st->binds_valid || st->bound_retain != (int)msg->retain))
         rc = sqlite3_bind_int(ins, 7, msg->retain);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && (!st->binds_valid || st->bound_dup != (int)msg->dup))
         rc = sqlite3_bind_int(ins, 8, msg->dup);
+    /* Valid only once every bind above succeeded. */
+    st->binds_valid = rc == SQLITE_OK;
+    st->bound_session = msg->session_id;
+    st->bound_qos = msg->qos;
+    st->bound_retain = msg->retain;
+    st->bound_dup = msg->dup;
     if (rc == SQLITE_OK)
         rc = dp.has_measured_at ? sqlite3_bind_int64(ins, 9, dp.measured_at_ms)
                                 : sqlite3_bind_null(ins, 9);
