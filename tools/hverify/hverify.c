@@ -421,45 +421,102 @@ struct input {
     hc_jsonl_reader *jr;
     hc_store *st;
     hc_cursor *cur;
+    /* Built-in decoder on input.jsonl: plain lines are read by hv_jsonl_simple until the first
+     * line it declines; from there on hc_jsonl_next reads (see input_fallback). */
+    bool fast;
+    struct hv_lines lines;
+    char *path;
+    long records; /* messages handed out so far */
 };
 
-static hc_err input_open(struct input *in, const char *dir, hc_error *err)
+static hc_err input_open(struct input *in, const char *dir, bool fast, hc_error *err)
 {
-    char *p;
     hc_err rc;
     bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
 
     memset(in, 0, sizeof(*in));
+    in->lines.fd = -1;
     if (has_jsonl && has_db)
         return hc_error_set(err, HC_ERR_INVALID,
                             "both input.jsonl and input.db are present; keep one");
     if (!has_jsonl && !has_db)
         return hc_error_set(err, HC_ERR_IO, "no input.jsonl or input.db");
-    p = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
-    if (!p)
+    in->path = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
+    if (!in->path)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    if (has_jsonl) {
-        rc = hc_jsonl_reader_open(p, &in->jr, err);
+    if (has_jsonl && fast) {
+        rc = hv_lines_open(&in->lines, in->path, err);
+        in->fast = rc == HC_OK;
+    } else if (has_jsonl) {
+        rc = hc_jsonl_reader_open(in->path, &in->jr, err);
     } else {
         struct hc_select sel;
 
         memset(&sel, 0, sizeof(sel));
-        rc = hc_store_open(p, HC_STORE_READ, &in->st, err);
+        rc = hc_store_open(in->path, HC_STORE_READ, &in->st, err);
         if (rc == HC_OK)
             rc = hc_store_query(in->st, &sel, &in->cur, err);
     }
-    free(p);
+    return rc;
+}
+
+/* Hands reading over to hc_jsonl_next at the line hv_jsonl_simple declined: a new reader skips
+ * the messages already handed out (they are plain, so it reads them without error), once. */
+static hc_err input_fallback(struct input *in, hc_error *err)
+{
+    struct hc_jsonl_record rec;
+    hc_err rc;
+
+    hv_lines_close(&in->lines);
+    in->fast = false;
+    rc = hc_jsonl_reader_open(in->path, &in->jr, err);
+    for (long i = 0; rc == HC_OK && i < in->records; i++)
+        rc = hc_jsonl_next(in->jr, &rec, err);
+    if (rc == HC_DONE)
+        rc = hc_error_set(err, HC_ERR_IO, "'%s' changed while it was read", in->path);
     return rc;
 }
 
 static hc_err input_next(struct input *in, struct hc_msg *msg, hc_error *err)
 {
+    hc_err rc;
+
+    if (in->fast) {
+        char *line;
+        size_t len;
+        struct hv_simple_line sl;
+
+        /* Blank lines are skipped as hc_jsonl_next skips them: after trailing '\r's. */
+        while ((rc = hv_lines_next(&in->lines, &line, &len, err)) == HC_OK) {
+            while (len > 0 && line[len - 1] == '\r')
+                line[--len] = '\0';
+            if (len > 0)
+                break;
+        }
+        if (rc == HC_DONE)
+            return rc;
+        if (rc != HC_OK)
+            return hc_error_prefix(err, "'%s'", in->path), rc;
+        if (hv_jsonl_simple(line, len, &sl)) {
+            memset(msg, 0, sizeof(*msg));
+            msg->topic = sl.topic;
+            msg->payload = sl.payload;
+            msg->payload_len = sl.payload_len;
+            in->records++;
+            return HC_OK;
+        }
+        rc = input_fallback(in, err);
+        if (rc != HC_OK)
+            return rc;
+    }
     if (in->jr) {
         struct hc_jsonl_record rec;
-        hc_err rc = hc_jsonl_next(in->jr, &rec, err);
 
-        if (rc == HC_OK)
+        rc = hc_jsonl_next(in->jr, &rec, err);
+        if (rc == HC_OK) {
             *msg = rec.msg;
+            in->records++;
+        }
         return rc;
     }
     return hc_cursor_next(in->cur, msg, err);
@@ -470,7 +527,10 @@ static void input_close(struct input *in)
     hc_jsonl_reader_close(in->jr);
     hc_cursor_free(in->cur);
     hc_store_close(in->st, NULL);
+    hv_lines_close(&in->lines);
+    free(in->path);
     memset(in, 0, sizeof(*in));
+    in->lines.fd = -1;
 }
 
 /* --- one case's run ----------------------------------------------------------------------------
@@ -499,9 +559,9 @@ struct run {
     long n_input;
     bool input_done;
 
-    FILE *exp_fp; /* NULL when there is no expected.jsonl (update creates it) */
-    char *exp_line;
-    size_t exp_cap;
+    bool has_exp; /* false when there is no expected.jsonl (update creates it) */
+    struct hv_lines exp;
+    char *exp_line;  /* the current value line, in exp's buffer */
     long exp_lineno; /* physical line in expected.jsonl */
     long n_expected; /* values read */
 
@@ -573,28 +633,31 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
 }
 
 /* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
- * 0 at the end. */
+ * 0 at the end, -1 when it cannot be read (r->err set). */
 static int expected_next(struct run *r, size_t *len)
 {
-    ssize_t n;
+    char *line;
+    size_t k;
+    hc_err rc;
 
-    if (!r->exp_fp)
+    if (!r->has_exp)
         return 0;
-    while ((n = getline(&r->exp_line, &r->exp_cap, r->exp_fp)) >= 0) {
-        size_t k = (size_t)n;
-
+    while ((rc = hv_lines_next(&r->exp, &line, &k, &r->err)) == HC_OK) {
         r->exp_lineno++;
-        while (k > 0 && (r->exp_line[k - 1] == '\n' || r->exp_line[k - 1] == '\r' ||
-                         r->exp_line[k - 1] == ' ' || r->exp_line[k - 1] == '\t'))
+        while (k > 0 && (line[k - 1] == '\r' || line[k - 1] == ' ' || line[k - 1] == '\t'))
             k--;
-        r->exp_line[k] = '\0';
+        line[k] = '\0';
         if (k == 0)
             continue;
+        r->exp_line = line;
         r->n_expected++;
         *len = k;
         return 1;
     }
-    return 0;
+    if (rc == HC_DONE)
+        return 0;
+    hc_error_prefix(&r->err, "'%s/expected.jsonl'", r->dir);
+    return -1;
 }
 
 static cJSON *parse_expected(struct run *r, size_t len)
@@ -646,6 +709,7 @@ static bool sink(struct run *r, cJSON *actual, const char *text, size_t len, con
     long index = ++r->n_actual;
     size_t elen = 0;
     bool ok = true;
+    int got;
 
     if (!text) {
         text = print_value(r, actual, &len);
@@ -663,7 +727,12 @@ static bool sink(struct run *r, cJSON *actual, const char *text, size_t len, con
         }
         return pending_write(r, text, len);
     }
-    if (!expected_next(r, &elen)) {
+    got = expected_next(r, &elen);
+    if (got < 0) {
+        cJSON_Delete(actual);
+        return false;
+    }
+    if (got == 0) {
         struct hv_diff d = {"$", NULL, actual};
         char note[96];
 
@@ -702,8 +771,9 @@ static bool sink(struct run *r, cJSON *actual, const char *text, size_t len, con
 static bool finish_strict(struct run *r)
 {
     size_t elen;
+    int got;
 
-    while (expected_next(r, &elen)) {
+    while ((got = expected_next(r, &elen)) > 0) {
         cJSON *expected = parse_expected(r, elen);
         struct hv_diff d = {"$", expected, NULL};
 
@@ -714,7 +784,7 @@ static bool finish_strict(struct run *r)
                      "no input message for this expected line (the input has fewer messages)");
         cJSON_Delete(expected);
     }
-    return true;
+    return got == 0;
 }
 
 static const char *device_key(const cJSON *v)
@@ -738,8 +808,9 @@ static bool finish_unordered(struct run *r)
 {
     size_t elen;
     struct items *e = &r->exp_items, *a = &r->act_items;
+    int got;
 
-    while (expected_next(r, &elen)) {
+    while ((got = expected_next(r, &elen)) > 0) {
         cJSON *v = parse_expected(r, elen);
 
         if (!v)
@@ -749,6 +820,8 @@ static bool finish_unordered(struct run *r)
             return hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory") == HC_OK;
         }
     }
+    if (got < 0)
+        return false;
     if (r->order == HV_ORDER_PER_DEVICE) {
         qsort(e->v, e->n, sizeof(*e->v), item_device_cmp);
         qsort(a->v, a->n, sizeof(*a->v), item_device_cmp);
@@ -980,9 +1053,7 @@ static bool run_external(struct run *r)
 static void run_release(struct run *r)
 {
     input_close(&r->in);
-    if (r->exp_fp)
-        fclose(r->exp_fp);
-    free(r->exp_line);
+    hv_lines_close(&r->exp);
     hc_jsonout_release(&r->print);
     while (r->fifo_len)
         free(fifo_pop(r));
@@ -1057,13 +1128,22 @@ static void run_case(const struct hverify_opts *o, const char *dir, struct hv_ca
     }
     if (!case_settings(&r))
         goto done;
-    if (input_open(&r.in, dir, &r.err) != HC_OK)
+    if (input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
         goto done;
-    r.exp_fp = fopen(exp_path, "rb");
-    if (!r.exp_fp && !(errno == ENOENT && o->update)) {
-        hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(errno),
-                     errno == ENOENT ? " (create it with: hverify --update)" : "");
-        goto done;
+    if (hv_lines_open(&r.exp, exp_path, &r.err) == HC_OK) {
+        r.has_exp = true;
+    } else {
+        int e = errno;
+
+        if (r.err.code != HC_ERR_IO)
+            goto done;
+        if (e == ENOENT && o->update) {
+            r.err = (hc_error)HC_ERROR_INIT;
+        } else {
+            hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
+                         e == ENOENT ? " (create it with: hverify --update)" : "");
+            goto done;
+        }
     }
     if (o->update && writes_allowed) {
         r.pending = fopen(pend_path, "wb");
@@ -1076,7 +1156,7 @@ static void run_case(const struct hverify_opts *o, const char *dir, struct hv_ca
         goto done;
     if (!(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
         goto done;
-    if (!r.exp_fp)
+    if (!r.has_exp)
         r.changed = true;
     ok = true;
 done:
@@ -1101,7 +1181,7 @@ done:
         res->error = xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
     } else {
         res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
-        if (!r.exp_fp && !res->mismatch_count) {
+        if (!r.has_exp && !res->mismatch_count) {
             res->mismatch_count = 1; /* a new case is a change until accepted */
             res->status = HV_FAILED;
         }

@@ -121,6 +121,37 @@ typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_e
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
+/* --- fast input (lines.c) ------------------------------------------------------------------- */
+
+/* A file read in large blocks; lines are handed out in place. */
+struct hv_lines {
+    int fd;
+    char *buf;
+    size_t cap, start, end; /* unread bytes: buf[start, end) */
+    bool eof;
+    long lineno; /* physical lines handed out */
+};
+
+/* Opens path for reading. On HC_OK release with hv_lines_close. */
+hc_err hv_lines_open(struct hv_lines *l, const char *path, hc_error *err);
+/* Next physical line without its '\n' (a last line may lack one), NUL-terminated in place,
+ * valid until the next call. HC_OK, HC_DONE at the end, HC_ERR_IO or HC_ERR_NOMEM. */
+hc_err hv_lines_next(struct hv_lines *l, char **line, size_t *len, hc_error *err);
+/* Accepts a zeroed or closed l. */
+void hv_lines_close(struct hv_lines *l);
+
+/* What the built-in decoder needs of an input line. Pointers borrow from the line. */
+struct hv_simple_line {
+    const char *topic;            /* NUL-terminated, not empty */
+    const unsigned char *payload; /* NUL-terminated; "" when the line has none */
+    size_t payload_len;
+};
+
+/* Recognises line (len bytes, a NUL after them; modified in place) when it is an hkit JSON line
+ * of the common plain shape that hc_jsonl_next accepts with exactly this topic and payload;
+ * false (line clobbered) for anything else, which the caller then reads with hc_jsonl_next. */
+bool hv_jsonl_simple(char *line, size_t len, struct hv_simple_line *out);
+
 /* --- reports (report.c) ---------------------------------------------------------------------- */
 
 enum hv_status { HV_PASSED, HV_FAILED, HV_ERROR };
