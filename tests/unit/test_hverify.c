@@ -3,8 +3,12 @@
  * ignore paths with indices and wildcards, the first differing path, and path syntax errors.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "hcore/jsonl.h"
 #include "hverify.h"
 
 static bool cmp(const char *e, const char *a, const struct hv_cfg *cfg, struct hv_diff *d)
@@ -178,4 +182,157 @@ Test(hverify, xml_escape_handles_markup_and_control_characters)
 
     cr_assert_str_eq(s, "&lt;a &amp; &quot;b&quot;&gt;?&apos;");
     free(s);
+}
+
+/* --- the built-in path's fast input (lines.c) ----------------------------------------------- */
+
+static char *temp_file(const char *content, size_t len)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(512);
+    FILE *fp;
+    int fd;
+
+    cr_assert_not_null(path);
+    snprintf(path, 512, "%s/hkit-hverify-XXXXXX", base && *base ? base : "/tmp");
+    fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    fp = fdopen(fd, "wb");
+    cr_assert_not_null(fp);
+    cr_assert_eq(fwrite(content, 1, len, fp), len);
+    fclose(fp);
+    return path;
+}
+
+/*
+ * The recogniser must never disagree with hc_jsonl_next: every line it accepts, hc_jsonl_next
+ * accepts with the same topic and payload bytes; every line hc_jsonl_next refuses, it declines.
+ * Returns whether the recogniser accepted the line.
+ */
+static bool simple_agrees_with_jsonl(const char *line)
+{
+    char *path = temp_file(line, strlen(line));
+    char *copy = strdup(line);
+    hc_jsonl_reader *jr = NULL;
+    struct hc_jsonl_record rec;
+    struct hv_simple_line sl;
+    hc_error err = HC_ERROR_INIT;
+    hc_err rc;
+    bool simple;
+
+    cr_assert_not_null(copy);
+    simple = hv_jsonl_simple(copy, strlen(copy), &sl);
+    cr_assert_eq(hc_jsonl_reader_open(path, &jr, &err), HC_OK);
+    rc = hc_jsonl_next(jr, &rec, &err);
+    if (simple) {
+        cr_assert_eq(rc, HC_OK, "accepted a line hc_jsonl_next refuses: %s (%s)", line,
+                     err.message);
+        cr_assert_str_eq(sl.topic, rec.msg.topic, "%s", line);
+        cr_assert_eq(sl.payload_len, rec.msg.payload_len, "%s", line);
+        cr_assert_eq(memcmp(sl.payload, rec.msg.payload, sl.payload_len), 0, "%s", line);
+        cr_assert_eq(sl.payload[sl.payload_len], '\0');
+    }
+    hc_jsonl_reader_close(jr);
+    unlink(path);
+    free(path);
+    free(copy);
+    return simple;
+}
+
+Test(hverify, plain_input_lines_are_read_in_place_with_the_same_topic_and_payload)
+{
+    static const char *const plain[] = {
+        "{\"topic\":\"a/b\",\"payload\":\"{\\\"value\\\":20.5}\"}",
+        "{\"topic\":\"a/b\"}",
+        "{\"topic\":\"a/b\",\"payload\":\"\"}",
+        "  {\"payload\" : \"x\\ty\\n\\\\\\/\\b\\f\\r\" ,\t\"topic\":\"t\"}  ",
+        "{\"seq\":12,\"session\":3,\"received_at\":\"2026-02-05T10:30:45.123456789Z\","
+        "\"session_started_at_ns\":1770287400000000000,\"mono_ns\":45123456789,"
+        "\"topic\":\"haltian-iot/events/x\",\"qos\":1,\"retain\":false,\"dup\":true,"
+        "\"payload\":\"{\\\"measured_at\\\":\\\"2026-02-05T10:30:45Z\\\"}\"}",
+        "{\"topic\":\"caf\xc3\xa9\",\"payload\":\"\xe2\x82\xac \xff\"}",
+        "{\"topic\":\"t\",\"seq\":-1.5e3,\"qos\":2,\"payload\":\"\\\"\"}",
+        "{\"topic\":\"t\",\"mono_ns\":-9223372036854775807,\"session_started_at_ns\":0}",
+    };
+
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        cr_assert(simple_agrees_with_jsonl(plain[i]), "declined: %s", plain[i]);
+}
+
+Test(hverify, unusual_or_bad_input_lines_are_left_to_hc_jsonl_next)
+{
+    static const char *const other[] = {
+        "{\"topic\":\"t\",\"payload\":\"a\\u0000b\"}", /* NUL cuts the payload */
+        "{\"topic\":\"t\",\"payload\":\"\\u00e9\"}",   /* any \u escape */
+        "{\"topic\":\"t\",\"payload_b64\":\"AAE=\"}",  /* binary */
+        "{\"topic\":\"t\",\"payload\":{\"value\":1}}", /* a JSON value as payload */
+        "{\"topic\":\"t\",\"decoded\":{}}",            /* unknown member */
+        "{\"topic\":\"t\",\"tst\":\"2026-11-25T00:16:12.9Z+0000\",\"payload\":\"x\"}",
+        "{\"topic\":\"t\",\"topic\":\"u\"}", /* duplicate */
+        "{\"topic\":\"\"}",                  /* empty topic: an error */
+        "{\"payload\":\"x\"}",               /* no topic: an error */
+        "{}",
+        "{\"topic\":\"t\",\"qos\":3}", /* an error */
+        "{\"topic\":\"t\",\"qos\":1.0}",
+        "{\"topic\":\"t\",\"received_at\":\"yesterday\"}", /* an error */
+        "{\"topic\":\"t\",\"received_at\":null}",
+        "{\"topic\":\"t\",\"mono_ns\":1.5,\"session_started_at_ns\":1}", /* an error */
+        "{\"topic\":\"t\",\"mono_ns\":9223372036854775808,\"session_started_at_ns\":1}",
+        "{\"topic\":\"t\",\"seq\":01}",
+        "{\"topic\":\"t\",\"retain\":1}",
+        "{\"topic\":\"t\",\"payload\":\"a\tb\"}", /* raw control byte */
+        "{\"topic\":\"t\",\"payload\":\"\\x\"}",  /* bad escape: an error */
+        "{\"topic\":\"t\",\"payload\":\"x\"",     /* not closed: an error */
+        "{\"topic\":\"t\"} trailing",
+        "{\"topic\":\"t\",}",
+        "[\"topic\"]",
+        "\"topic\"",
+        "{\"topic\":\"t\"\r}",
+    };
+
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        cr_assert_not(simple_agrees_with_jsonl(other[i]), "accepted: %s", other[i]);
+}
+
+Test(hverify, block_reader_hands_out_every_line_even_across_blocks_and_without_a_last_newline)
+{
+    size_t big = (size_t)3 << 20; /* longer than one block: the buffer grows */
+    size_t total = big + 64;
+    char *content = malloc(total);
+    char *path, *line;
+    size_t len, n = 0;
+    struct hv_lines l;
+    hc_error err = HC_ERROR_INIT;
+
+    cr_assert_not_null(content);
+    n += (size_t)sprintf(content + n, "first\n\n");
+    memset(content + n, 'x', big);
+    n += big;
+    n += (size_t)sprintf(content + n, "\r\nlast");
+    path = temp_file(content, n);
+    cr_assert_eq(hv_lines_open(&l, path, &err), HC_OK);
+    cr_assert_eq(hv_lines_next(&l, &line, &len, &err), HC_OK);
+    cr_assert_str_eq(line, "first");
+    cr_assert_eq(hv_lines_next(&l, &line, &len, &err), HC_OK);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(hv_lines_next(&l, &line, &len, &err), HC_OK);
+    cr_assert_eq(len, big + 1);
+    cr_assert_eq(line[0], 'x');
+    cr_assert_eq(line[big - 1], 'x');
+    cr_assert_eq(line[big], '\r');
+    cr_assert_eq(line[big + 1], '\0');
+    cr_assert_eq(hv_lines_next(&l, &line, &len, &err), HC_OK);
+    cr_assert_str_eq(line, "last");
+    cr_assert_eq(len, 4);
+    cr_assert_eq(hv_lines_next(&l, &line, &len, &err), HC_DONE);
+    cr_assert_eq(l.lineno, 4);
+    hv_lines_close(&l);
+    cr_assert_eq(hv_lines_open(&l, path, &err), HC_OK);
+    hv_lines_close(&l);
+    unlink(path);
+    cr_assert_eq(hv_lines_open(&l, path, &err), HC_ERR_IO);
+    cr_assert(strstr(err.message, "No such file") != NULL, "%s", err.message);
+    hv_lines_close(&l);
+    free(path);
+    free(content);
 }

@@ -339,7 +339,8 @@ bool hv_jsonl_simple(char *line, size_t len, struct hv_simple_line *out)
             break;
         default: /* session_started_at_ns, mono_ns: integers that fit in int64_t */
             p = json_number(p, e, &digits, &integer);
-            if (p && (!integer || digits > 18))
+            if (p && (!integer || digits > 19 ||
+                      (digits == 19 && memcmp(p - 19, "9223372036854775807", 19) > 0)))
                 return false;
             break;
         }
