@@ -216,10 +216,17 @@ static hc_err source_prepare(struct source *src, struct hreplay_opts *o, int64_t
         hc_jsonl_reader *jr;
         int64_t first = 0;
 
-        if (strcmp(o->input, "-") == 0)
-            return hc_error_set(err, HC_ERR_INVALID,
-                                "--since/--until need a file: standard input can be read only "
-                                "once");
+        if (strcmp(o->input, "-") == 0) {
+            /* RFC 3339 times need no look-ahead; +offsets count from a first message that
+             * standard input cannot give twice (a usage error: exit 2, as for --loop) */
+            if ((o->select.since_text && o->select.since_text[0] == '+') ||
+                (o->select.until_text && o->select.until_text[0] == '+')) {
+                (void)tool_usage_error("--since/--until +DURATION need a file: standard input "
+                                       "can be read only once");
+                return HC_ERR_INVALID;
+            }
+            return tool_select_resolve(&o->select, 0) == OPTS_OK ? HC_OK : HC_ERR_INVALID;
+        }
         rc = hc_jsonl_reader_open(o->input, &jr, err);
         if (rc != HC_OK)
             return rc;
@@ -334,6 +341,8 @@ static hc_err connect_initial(struct run *r, struct conn *c, hc_error *err)
     rc = hc_mqtt_connect(c->m, err);
     if (rc != HC_OK)
         return rc;
+    /* with no schedule to keep, many messages per write: far fewer system calls */
+    hc_mqtt_set_batching(c->m, r->o->sched.mode == HC_SCHED_MAX);
     c->oldest_known = hc_mqtt_oldest_unacked(c->m);
     return HC_OK;
 }
