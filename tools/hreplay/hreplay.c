@@ -341,6 +341,8 @@ static hc_err connect_initial(struct run *r, struct conn *c, hc_error *err)
     rc = hc_mqtt_connect(c->m, err);
     if (rc != HC_OK)
         return rc;
+    /* with no schedule to keep, many messages per write: far fewer system calls */
+    hc_mqtt_set_batching(c->m, r->o->sched.mode == HC_SCHED_MAX);
     c->oldest_known = hc_mqtt_oldest_unacked(c->m);
     return HC_OK;
 }

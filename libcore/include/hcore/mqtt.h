@@ -80,13 +80,27 @@ hc_err hc_mqtt_subscribe(hc_mqtt *m, size_t n, const char *const *filters, const
 hc_err hc_mqtt_receive(hc_mqtt *m, int timeout_ms, struct hc_msg *msg, hc_error *err);
 
 /*
- * Publisher: sends one message. QoS 0 returns once written to the socket. QoS 1/2 waits while
+ * Publisher: sends one message. QoS 0 returns once written to the socket (or, with batching,
+ * to the client's buffer). QoS 1/2 waits while
  * the window is full, then returns with the message in flight; *ticket_out (may be NULL)
  * receives its ticket, numbered 1, 2, 3... in publish order over the client's life.
  * HC_ERR_CONNECTION_LOST when the connection is gone.
  */
 hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                        bool retain, uint64_t *ticket_out, hc_error *err);
+
+/*
+ * Publisher: with batching on, hc_mqtt_publish may keep messages in the client's buffer and
+ * send many in one write (far fewer system calls: for --max style publishing). Buffered
+ * messages go out once ~32 KB are waiting, on hc_mqtt_flush, hc_mqtt_wait_all and
+ * hc_mqtt_disconnect, when the QoS 1/2 window is full, and at the latest ~100 ms later. Off by
+ * default: every publish is then written before it returns. Only plain-TCP publishers batch;
+ * for others both calls do nothing.
+ */
+void hc_mqtt_set_batching(hc_mqtt *m, bool on);
+
+/* Sends what batching holds back. false when the connection is gone. */
+bool hc_mqtt_flush(hc_mqtt *m);
 
 /* Waits until every QoS 1/2 message is acknowledged: HC_OK, HC_ERR_TIMEOUT, or lost. */
 hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err);
