@@ -3,9 +3,15 @@
  * in WAL mode whose schema is described in hcore/store.h and README.md ("The recording format").
  * Appends go into an open transaction that is committed when it is older than the flush interval
  * or holds too many rows, so the writer runs at batch speed while a crash loses at most one
- * interval; readers only ever see committed batches. Topic names are interned in their own table
- * behind an in-memory hash table. Reads build one parameterised statement from a struct
- * hc_select and stream it with sqlite3_step, so memory stays constant whatever the file's size.
+ * interval; readers only ever see committed batches.
+ *
+ * Topic names are interned in their own table behind an in-memory hash table, together with what
+ * the decoder takes from a topic alone (kind, type, device): that part of the decoding pass runs
+ * once per topic (decode_split.h), and a message row keeps only its topic id and the columns its
+ * payload decides (measured_at_ms, decode_error, and the type of a legacy Thingsee payload). The
+ * view "messages" joins them back into one row per message for SQL users. Reads build one
+ * parameterised statement from a struct hc_select and stream it with sqlite3_step, so memory
+ * stays constant whatever the file's size.
  */
 #include "hcore/store.h"
 
