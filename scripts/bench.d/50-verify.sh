@@ -2,9 +2,11 @@
 # Benchmark part: hverify over one generated case of HKIT_BENCH_MESSAGES Haltian-sized messages,
 # with the built-in decoder and with `cat` as an external decoder (streamed through pipes), next
 # to the same-run cost of just piping the input through cat (the floor for any external decoder).
+# Each figure is the median of 3 runs after a warm-up run (the --update that writes the case).
 set -euo pipefail
 : "${HKIT_BIN:?}"
 n=${HKIT_BENCH_MESSAGES:-1000000}
+runs=3
 work=$(mktemp -d "${TMPDIR:-/tmp}/hkit-bench-verify.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/builtin" "$work/cat"
@@ -26,24 +28,49 @@ cp "$work/builtin/input.jsonl" "$work/cat/input.jsonl"
 "$HKIT_BIN/hverify" -q --update --accept --force "$work/builtin" >/dev/null
 "$HKIT_BIN/hverify" -q --update --accept --force --decoder cat "$work/cat" >/dev/null
 
-secs() { # command... -> elapsed seconds on stdout
+secs() { # command... -> elapsed seconds of one run on stdout
     local t0 t1
     t0=$(date +%s.%N)
     "$@" >/dev/null
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l
 }
-t_builtin=$(secs "$HKIT_BIN/hverify" -q "$work/builtin")
-t_cat=$(secs "$HKIT_BIN/hverify" -q --timeout 1h --decoder cat "$work/cat")
-t_pipe=$(secs sh -c "cat '$work/cat/input.jsonl' | cat | wc -l")
+median() { # command... -> median elapsed seconds of $runs runs
+    local i
+    for ((i = 0; i < runs; i++)); do secs "$@"; done | sort -g | sed -n "$(((runs + 1) / 2))p"
+}
+t_builtin=$(median "$HKIT_BIN/hverify" -q "$work/builtin")
+t_cat=$(median "$HKIT_BIN/hverify" -q --timeout 1h --decoder cat "$work/cat")
+t_pipe=$(median sh -c "cat '$work/cat/input.jsonl' | cat | wc -l")
+rss_builtin=
+if [ -x /usr/bin/time ]; then
+    rss_builtin=$(/usr/bin/time -f '%M' "$HKIT_BIN/hverify" -q "$work/builtin" 2>&1 >/dev/null |
+        tail -1)
+fi
 rate() { echo "$n / $1" | bc -l | xargs printf '%.0f'; }
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; } # how many times slower than $2
+met() { [ "$(echo "$(rate "$1") >= $2" | bc)" = 1 ] && echo "yes" || echo "**no**"; }
+in_mb=$(du -m "$work/builtin/input.jsonl" | cut -f1)
+exp_mb=$(du -m "$work/builtin/expected.jsonl" | cut -f1)
+
 echo "## hverify ($n messages, one case)"
 echo
-echo "| run | seconds | msg/s |"
-echo "| --- | --- | --- |"
-printf '| hverify, built-in decoder | %.2f | %s |\n' "$t_builtin" "$(rate "$t_builtin")"
-printf '| hverify --decoder cat (streamed, compared) | %.2f | %s |\n' "$t_cat" "$(rate "$t_cat")"
-printf '| peer floor: cat input \\| cat \\| wc -l | %.2f | %s |\n' "$t_pipe" "$(rate "$t_pipe")"
+echo "One case: input.jsonl ${in_mb} MB, expected.jsonl ${exp_mb} MB (every value equal, so the"
+echo "figures are the cost of a passing run). Seconds are the median of $runs runs."
 echo
-echo "Targets: built-in >= 500k msg/s, external cat-like decoder >= 100k msg/s."
-echo "Command: \`HKIT_BENCH_MESSAGES=$n scripts/bench verify\`"
+echo "| run | seconds | msg/s | time vs floor | target | met |"
+echo "| --- | --- | --- | --- | --- | --- |"
+printf '| hverify, built-in decoder | %.2f | %s | %sx | 500000 msg/s | %s |\n' "$t_builtin" \
+    "$(rate "$t_builtin")" "$(ratio "$t_builtin" "$t_pipe")" "$(met "$t_builtin" 500000)"
+printf '| hverify --decoder cat (streamed, compared) | %.2f | %s | %sx | 100000 msg/s | %s |\n' \
+    "$t_cat" "$(rate "$t_cat")" "$(ratio "$t_cat" "$t_pipe")" "$(met "$t_cat" 100000)"
+printf '| peer floor: cat input \\| cat \\| wc -l | %.2f | %s | 1.00x | | |\n' "$t_pipe" \
+    "$(rate "$t_pipe")"
+echo
+if [ -n "$rss_builtin" ]; then
+    echo "Peak RSS of the built-in run: $((rss_builtin / 1024)) MiB (strict order streams: the"
+    echo "case is never held in memory)."
+    echo
+fi
+echo "Command: \`HKIT_BENCH_MESSAGES=$n scripts/bench verify\` (or, with a Release build:"
+echo "\`HKIT_BIN=<build>/bin HKIT_BENCH_MESSAGES=$n bash scripts/bench.d/50-verify.sh\`)."
