@@ -643,6 +643,11 @@ void hrecord_report(const struct hrecord_opts *o, const struct hrecord_summary *
                 (long long)sum->sessions, sum->sessions == 1 ? "" : "s",
                 (long long)sum->disconnects, sum->disconnects == 1 ? "" : "s",
                 (double)sum->duration_ns / 1e9, sum->path);
+        if (failure && failure->code != HC_OK)
+            fprintf(stderr,
+                    "%s: messages of the batch being written when it failed (at most --flush-ms) "
+                    "are not in the file; everything committed before is\n",
+                    tool_name);
     }
     if (o->json_summary) {
         cJSON *j = cJSON_CreateObject();
