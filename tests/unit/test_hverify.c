@@ -259,6 +259,22 @@ Test(hverify, plain_input_lines_are_read_in_place_with_the_same_topic_and_payloa
         cr_assert(simple_agrees_with_jsonl(plain[i]), "declined: %s", plain[i]);
 }
 
+Test(hverify, escapes_and_control_bytes_are_found_at_every_offset_of_a_word)
+{
+    static const char *const marks[] = {"\\\"", "\\\\", "\\n", "\xc3\xa9", "\x01", "\x1f"};
+    char line[200], text[64];
+
+    for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
+        for (int before = 0; before < 18; before++) {
+            bool control = (unsigned char)marks[m][0] < 0x20;
+
+            snprintf(text, sizeof(text), "%.*s%s%.*s", before, "abcdefghijklmnopqrstuvwxyz",
+                     marks[m], 17 - before, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            snprintf(line, sizeof(line), "{\"topic\":\"%s\",\"payload\":\"%s\"}", text, text);
+            cr_assert_eq(simple_agrees_with_jsonl(line), !control, "%s", line);
+        }
+}
+
 Test(hverify, unusual_or_bad_input_lines_are_left_to_hc_jsonl_next)
 {
     static const char *const other[] = {

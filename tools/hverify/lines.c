@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,6 +141,17 @@ static const bool special[256] = {
     [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
     [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1};
 
+#define ONES 0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+/* Whether any byte of v is '"', '\\' or below 0x20 (exact as a yes/no answer). */
+static bool word_has_special(uint64_t v)
+{
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+
+    return (((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+}
+
 static char *plain_string(char *p, char *e, char **out, size_t *out_len)
 {
     char *w, *s;
@@ -149,17 +161,26 @@ static char *plain_string(char *p, char *e, char **out, size_t *out_len)
     s = w = ++p;
     while (p < e) {
         unsigned char c;
-        char *run = p;
 
-        /* Plain bytes in runs: copied only once an escape has shifted the text. */
-        while (p < e && !special[(unsigned char)*p])
-            p++;
-        if (w != run)
-            memmove(w, run, (size_t)(p - run));
-        w += p - run;
+        /* Plain text eight bytes at a time (loaded before stored: w may trail p). */
+        while (e - p >= 8) {
+            uint64_t v;
+
+            memcpy(&v, p, 8);
+            if (word_has_special(v))
+                break;
+            memcpy(w, &v, 8);
+            p += 8;
+            w += 8;
+        }
         if (p >= e)
             break;
         c = (unsigned char)*p;
+        if (!special[c]) {
+            *w++ = (char)c;
+            p++;
+            continue;
+        }
         if (c == '"') {
             *w = '\0';
             *out = s;
