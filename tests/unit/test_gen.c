@@ -464,3 +464,52 @@ Test(gen, a_generator_stops_at_the_end_of_its_duration)
     cr_assert_eq(hc_gen_next(g, &m), HC_DONE);
     hc_gen_free(g);
 }
+
+/* The measured_at and payload of every message of one device, hashed in order. */
+static uint64_t hash_device(hc_gen *g, enum hc_gen_kind kind, uint32_t device, int64_t *count)
+{
+    struct hc_gen_msg m;
+    uint64_t h = 1469598103934665603ULL;
+    *count = 0;
+    while (hc_gen_next(g, &m) == HC_OK) {
+        if (m.kind != kind || m.device != device)
+            continue;
+        for (size_t i = 0; i < m.payload_len; i++)
+            h = (h ^ (unsigned char)m.payload[i]) * 1099511628211ULL;
+        h = (h ^ (uint64_t)m.measured_at_ns) * 1099511628211ULL;
+        (*count)++;
+    }
+    return h;
+}
+
+Test(gen, a_device_sends_the_same_traffic_whatever_else_is_in_the_mix)
+{
+    struct hc_gen_options o;
+    hc_gen *alone, *crowd;
+    int64_t n1, n2;
+    uint64_t h1, h2;
+
+    /* a presence device (occupancy Markov chain, movement) and an environment one (random
+       walks, thresholds, door), once alone and once among a thousand other devices */
+    for (int k = 0; k < 2; k++) {
+        enum hc_gen_kind kind = k ? HC_GEN_ENVIRONMENT : HC_GEN_PRESENCE;
+        hc_gen_options_init(&o);
+        o.seed = 17;
+        o.duration_ns = DAY_NS;
+        memset(o.devices, 0, sizeof(o.devices));
+        o.devices[kind] = 3;
+        cr_assert_eq(hc_gen_new(&o, &alone, NULL), HC_OK);
+        o.devices[HC_GEN_ENVIRONMENT] = 300;
+        o.devices[HC_GEN_PRESENCE] = 600;
+        o.devices[HC_GEN_TAG] = 100;
+        cr_assert_eq(hc_gen_new(&o, &crowd, NULL), HC_OK);
+        h1 = hash_device(alone, kind, 2, &n1);
+        h2 = hash_device(crowd, kind, 2, &n2);
+        cr_assert_gt(n1, 20);
+        cr_assert_eq(n1, n2, "%s: %lld alone, %lld in a crowd", hc_gen_kind_name(kind),
+                     (long long)n1, (long long)n2);
+        cr_assert_eq(h1, h2, "%s: other traffic alone than in a crowd", hc_gen_kind_name(kind));
+        hc_gen_free(alone);
+        hc_gen_free(crowd);
+    }
+}
