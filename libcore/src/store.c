@@ -1266,7 +1266,11 @@ static void type_list(struct sql_builder *b, const char *column, const struct hc
 /*
  * Appends the conditions of sel on table alias m (message_rows), starting with " WHERE 1".
  * Conditions on the topic (filters, kind, type, device) run once per distinct topic through a
- * subquery on topics, not once per message.
+ * subquery on topics, not once per message. Once hc_store_index has run, only the device
+ * condition may use the index on topic_id ("+m.topic_id" keeps the others off it): a device is
+ * a small share of a recording, but a kind, a type or a topic filter often selects a quarter of it
+ * or all of it, and walking the index then sorting by seq took 4x as long as a plain scan
+ * (0.94 s against 0.24 s for a type holding 250k of 1M messages). A scan's worst case is bounded.
  */
 static hc_err build_where(const hc_store *st, const struct hc_select *sel, struct sql_builder *b,
                           hc_error *err)
@@ -1296,7 +1300,7 @@ static hc_err build_where(const hc_store *st, const struct hc_select *sel, struc
         sb_bind(b, false, sel->until_ns, NULL);
     }
     if (sel->n_topic_filters) {
-        sb_add(b, " AND m.topic_id IN (SELECT id FROM topics WHERE 0");
+        sb_add(b, " AND +m.topic_id IN (SELECT id FROM topics WHERE 0");
         for (size_t i = 0; i < sel->n_topic_filters; i++) {
             hc_error ferr = HC_ERROR_INIT;
             if (hc_topic_filter_validate(sel->topic_filters[i], &ferr) != HC_OK)
@@ -1309,13 +1313,14 @@ static hc_err build_where(const hc_store *st, const struct hc_select *sel, struc
         sb_add(b, ")");
     }
     if (sel->n_kinds) {
-        sb_add(b, " AND m.topic_id IN (SELECT id FROM topics WHERE 1");
+        sb_add(b, " AND +m.topic_id IN (SELECT id FROM topics WHERE 1");
         sb_in_list(b, "kind", sel->kinds, NULL, sel->n_kinds);
         sb_add(b, ")");
     }
     if (sel->n_types) {
         /* A message's type is its payload's (legacy Thingsee) or else its topic's. */
-        sb_add(b, " AND ((m.payload_type IS NULL AND m.topic_id IN (SELECT id FROM topics WHERE 1");
+        sb_add(b,
+               " AND ((m.payload_type IS NULL AND +m.topic_id IN (SELECT id FROM topics WHERE 1");
         type_list(b, "type", sel);
         sb_add(b, ")) OR (m.payload_type IS NOT NULL");
         type_list(b, "m.payload_type", sel);
