@@ -121,8 +121,8 @@ ACL
 # hkit_broker_stop: stops the broker this shell started (that pid only).
 hkit_broker_stop() {
     if [ -n "${HKIT_BROKER_PID:-}" ]; then
-        kill "$HKIT_BROKER_PID" 2>/dev/null
-        wait "$HKIT_BROKER_PID" 2>/dev/null
+        kill "$HKIT_BROKER_PID" 2>/dev/null || true
+        wait "$HKIT_BROKER_PID" 2>/dev/null || true
         HKIT_BROKER_PID=
     fi
 }
