@@ -2,8 +2,8 @@
 # The built-in decoder path reads plain input.jsonl lines in place and hands any other line (a
 # \u escape, binary payload_b64, CRLF, blank lines) and everything after it to the JSON lines
 # reader. Checked against independent paths: hcat --decode (every line through the JSON lines
-# reader) compared in Python, the same input imported by hcat into a recording (counted with the
-# sqlite3 CLI), and the exact error for a bad line after plain ones.
+# reader) and its CSV column compared in Python, the same input imported by hcat into a
+# recording (counted with the sqlite3 CLI), and the exact error for a bad line after plain ones.
 set -euo pipefail
 if bash -n "$HKIT_SOURCE_DIR/scripts/lib.sh" 2>/dev/null; then
     . "$HKIT_SOURCE_DIR/scripts/lib.sh"
@@ -43,6 +43,17 @@ exp = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 assert len(dec) == 7 and dec == exp, (dec, exp)
 assert [v.get("value") for v in exp] == [21.5, 40, 600, 90, None, True, 650], exp
 assert "error" in exp[4] and exp[4]["type"] == "ambientTemperature"
+PY
+
+# hcat's CSV "decoded" column (read with Python's csv module) holds the same bytes: both print
+# with the exact printer.
+hcat --decode --format csv "$C/input.jsonl" >"$HKIT_TMP/decoded.csv"
+python3 - "$HKIT_TMP/decoded.csv" "$C/expected.jsonl" <<'PY' || hkit_fail "CSV decoded column differs"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert rows[0][-1] == "decoded", rows[0]
+exp = [l.rstrip("\n") for l in open(sys.argv[2])]
+assert [r[-1] for r in rows[1:]] == exp
 PY
 
 # The same messages from a recording pass against the same expected output.
