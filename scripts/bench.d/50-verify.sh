@@ -76,7 +76,8 @@ printf '| hverify, built-in decoder | %.2f | %s | %s | %sx | 500000 msg/s | %s |
     "$c_builtin" "$(rate "$t_builtin")" "$(ratio "$t_builtin" "$t_pipe")" \
     "$(met "$t_builtin" 500000)"
 printf '| %s | %.2f | %s | %s | %sx | 100000 msg/s | %s |\n' \
-    'hverify --decoder cat (streamed, compared)' "$t_cat" "$c_cat" "$(rate "$t_cat")" "$(ratio "$t_cat" "$t_pipe")" "$(met "$t_cat" 100000)"
+    'hverify --decoder cat (streamed, compared)' "$t_cat" "$c_cat" "$(rate "$t_cat")" \
+    "$(ratio "$t_cat" "$t_pipe")" "$(met "$t_cat" 100000)"
 printf '| peer floor: cat input \\| cat \\| wc -l | %.2f | %s | %s | 1.00x | | |\n' "$t_pipe" \
     "$c_pipe" "$(rate "$t_pipe")"
 echo
