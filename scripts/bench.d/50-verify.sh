@@ -29,20 +29,18 @@ cp "$work/builtin/input.jsonl" "$work/cat/input.jsonl"
 "$HKIT_BIN/hverify" -q --update --accept --force --decoder cat "$work/cat" >/dev/null
 
 # Each run prints "elapsed cpu" (seconds; cpu = user + system of the command and its children,
-# which tells the cost apart from waiting when the machine is busy).
-if [ -x /usr/bin/time ]; then
-    run1() {
-        /usr/bin/time -f '%e %U %S' "$@" 2>&1 >/dev/null | tail -1 | awk '{print $1, $2 + $3}'
-    }
-else
-    run1() {
-        local t0 t1
-        t0=$(date +%s.%N)
+# which tells the cost apart from waiting when the machine is busy; "-" without /usr/bin/time).
+run1() {
+    local t0 t1 cpu=-
+    t0=$(date +%s.%N)
+    if [ -x /usr/bin/time ]; then
+        cpu=$(/usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1 | awk '{print $1 + $2}')
+    else
         "$@" >/dev/null
-        t1=$(date +%s.%N)
-        echo "$(echo "$t1 - $t0" | bc -l) -"
-    }
-fi
+    fi
+    t1=$(date +%s.%N)
+    echo "$(echo "$t1 - $t0" | bc -l) $cpu"
+}
 median() { # command... -> "elapsed cpu", each the median of $runs runs
     local i out
     out=$(for ((i = 0; i < runs; i++)); do run1 "$@"; done)
@@ -59,7 +57,7 @@ if [ -x /usr/bin/time ]; then
 fi
 rate() { echo "$n / $1" | bc -l | xargs printf '%.0f'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; } # how many times slower than $2
-met() { [ "$(echo "$(rate "$1") >= $2" | bc)" = 1 ] && echo "yes" || echo "**no**"; }
+met() { [ "$(echo "$n >= $2 * $1" | bc -l)" = 1 ] && echo "yes" || echo "**no**"; }
 in_mb=$(du -m "$work/builtin/input.jsonl" | cut -f1)
 exp_mb=$(du -m "$work/builtin/expected.jsonl" | cut -f1)
 
