@@ -417,12 +417,23 @@ static hc_err recover(struct run *r, struct conn *c, hc_error *err)
 
     for (;;) {
         hc_error cerr = HC_ERROR_INIT;
+        if (tool_stop_requested) {
+            /*
+             * Ctrl-C is a clean stop, not a failure to reconnect; what the lost connection left
+             * unacknowledged was never confirmed, so it counts as failed.
+             */
+            r->interrupted = true;
+            r->failed += n_pending;
+            rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted while reconnecting");
+            goto out;
+        }
         hc_mqtt_disconnect(c->m, 0);
         rc = hc_mqtt_connect(c->m, &cerr);
         if (rc == HC_OK)
             break;
-        if (tool_stop_requested || mono_now() - began > RECONNECT_LIMIT_NS ||
-            rc != HC_ERR_CONNECT) {
+        if (tool_stop_requested)
+            continue;
+        if (mono_now() - began > RECONNECT_LIMIT_NS || rc != HC_ERR_CONNECT) {
             rc = hc_error_set(err, rc, "%s (gave up reconnecting)", cerr.message);
             goto out;
         }
@@ -446,7 +457,7 @@ out:
         free(pending[i].payload);
     }
     free(pending);
-    if (rc != HC_OK)
+    if (rc != HC_OK && rc != HC_ERR_INTERRUPTED)
         r->fatal = true;
     return rc;
 }
@@ -837,7 +848,7 @@ static hc_err replay_message(struct run *r, const struct hc_msg *msg, hc_error *
                      payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->sent++;
-        } else if (r->fatal) {
+        } else if (r->fatal || rc == HC_ERR_INTERRUPTED) {
             return rc;
         } else {
             tool_error("%s", err->message);
@@ -904,6 +915,8 @@ static hc_err replay(struct run *r, struct source *src, hc_error *err)
                     fprintf(r->lateness_log, "%" PRId64 "\n", now - due);
             }
             rc = replay_message(r, &msg, err);
+            if (rc == HC_ERR_INTERRUPTED)
+                break; /* r->interrupted is set */
             if (rc != HC_OK)
                 goto out;
             if ((r->scheduled & 255) == 0 || timed) {
