@@ -21,7 +21,7 @@
 
 #include "hcore/timefmt.h"
 
-#define LINES_BLOCK ((size_t)1 << 20)
+#define LINES_BLOCK ((size_t)1 << 18) /* fits in L2 with what is parsed from it */
 
 hc_err hv_lines_open(struct hv_lines *l, const char *path, hc_error *err)
 {
