@@ -5,8 +5,9 @@
  * behaviour Haltian documents (threshold events, hourly heartbeats, battery every 6 h, occupancy
  * on change, a day/night and weekday activity curve). Each device carries its own random state,
  * so the same seed and options always give the same bytes, and a device's traffic does not
- * depend on which other devices are in the mix. The next event is kept in a min-heap: O(log n)
- * per message, constant memory per device.
+ * depend on which other devices are in the mix. Each device's next reported sample waits in a
+ * min-heap: per message O(log devices) plus the device's unreported samples before it (cheap: no
+ * heap work), constant memory per device.
  */
 #ifndef HCORE_GEN_H
 #define HCORE_GEN_H
