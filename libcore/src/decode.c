@@ -2,10 +2,14 @@
  * The Haltian decoder: (topic, payload) -> one canonical JSON object, and the index columns a
  * recording stores for every message.
  *
- * Both entry points run the same function, decode(). hc_decode_index() runs it with no output
- * object, so every builder call is a no-op and every decision (error or not, type, timestamp)
- * is taken by the very same code as in hc_decode_message(): the two cannot disagree. All
- * validation therefore happens before anything is moved out of the parsed payload.
+ * Both entry points run the same code. hc_decode_index() runs it with no output object, so every
+ * builder call is a no-op and every decision (error or not, type, timestamp) is taken by the very
+ * same code as in hc_decode_message(): the two cannot disagree. All validation therefore happens
+ * before anything is moved out of the parsed payload. The pass has two halves, decode_topic() and
+ * decode_payload(); the index runs them separately (decode_split.h) so that a recording writer
+ * can keep the topic half per topic. Without an output object the payload half first tries one
+ * shortcut, index_fast_measurement(), which only accepts bytes for which the full half provably
+ * ends without error and reads the same timestamp, and hands everything else to the full half.
  *
  * To keep the output cheap, keys are string constants (cJSON_AddItemToObjectCS), fixed strings
  * are references, and payload nodes (values, timestamps, extra fields) are moved from the parsed
