@@ -214,8 +214,8 @@ static const char SCHEMA_SQL[] =
     "  measured_at_ms INTEGER,"
     "  decode_error INTEGER NOT NULL,"
     "  payload_type TEXT);" /* NULL unless the payload names the type (legacy Thingsee) */
-    /* Every message with its decoded columns, as one table would show them. The LEFT JOIN lets
-     * SQLite skip topics entirely when no topic column is read (count(*), payloads). */
+    /* Every message with its decoded columns, as one table would show them, so that SQL written
+     * against a single messages table keeps working. LEFT JOIN: no message row is ever hidden. */
     "CREATE VIEW messages AS SELECT"
     "  r.seq, r.session_id, r.received_at_ns, r.mono_ns, r.topic_id, r.payload, r.qos, r.retain,"
     "  r.dup, t.kind, coalesce(r.payload_type, t.type) AS type, t.device_id, r.measured_at_ms,"
