@@ -144,12 +144,25 @@ static const bool special[256] = {
 #define ONES 0x0101010101010101u
 #define HIGHS 0x8080808080808080u
 
-/* Whether any byte of v is '"', '\\' or below 0x20 (exact as a yes/no answer). */
-static bool word_has_special(uint64_t v)
+/* Non-zero when a byte of v is '"', '\\' or below 0x20; the lowest set bit is the high bit of the
+ * first such byte in memory order on little-endian machines (borrows only run upwards, so a
+ * false mark can only follow a true one). */
+static uint64_t special_mask(uint64_t v)
 {
     uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
 
     return (((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+}
+
+/* Plain bytes before the first special one in a word with special_mask m != 0. */
+static size_t plain_prefix(uint64_t m)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0; /* the byte loop finds it */
+#endif
 }
 
 static char *plain_string(char *p, char *e, char **out, size_t *out_len)
@@ -164,12 +177,20 @@ static char *plain_string(char *p, char *e, char **out, size_t *out_len)
 
         /* Plain text eight bytes at a time (loaded before stored: w may trail p). */
         while (e - p >= 8) {
-            uint64_t v;
+            uint64_t v, m;
 
             memcpy(&v, p, 8);
-            if (word_has_special(v))
+            if ((m = special_mask(v)) != 0) {
+                size_t k = plain_prefix(m);
+
+                if (w != p)
+                    memmove(w, p, k);
+                p += k;
+                w += k;
                 break;
-            memcpy(w, &v, 8);
+            }
+            if (w != p)
+                memcpy(w, &v, 8);
             p += 8;
             w += 8;
         }
