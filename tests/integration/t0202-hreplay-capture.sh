@@ -6,15 +6,9 @@
 # overlap); --connections; --loop counts; --rate/--speed with generous wall-clock bounds; the
 # JSON report.
 set -euo pipefail
-. "$HKIT_SOURCE_DIR/scripts/lib.sh" 2>/dev/null || true
-if ! declare -F hkit_test_setup >/dev/null; then
-    hkit_test_setup() {
-        HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
-        trap 'hkit_broker_stop; [ -n "${CAP_PID:-}" ] && kill "$CAP_PID" 2>/dev/null; rm -rf "$HKIT_TMP"' EXIT
-        export PATH="$HKIT_BIN:$PATH"
-    }
-fi
+. "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
+trap 'hkit_broker_stop; [ -z "${CAP_PID:-}" ] || kill "$CAP_PID" 2>/dev/null || true; rm -rf "$HKIT_TMP"' EXIT
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 T=$HKIT_TMP
@@ -71,6 +65,15 @@ cap_stop() {
     for i in $(seq 1 200); do
         grep -q '^hkit-test/end ' "$1.raw" && break
         sleep 0.05
+    done
+    # MQTT orders messages only within one QoS level: a QoS 2 message may still follow the
+    # marker, so also wait until the capture stops growing (bounded).
+    local before=-1 now
+    for i in $(seq 1 20); do
+        now=$(wc -l <"$1.raw")
+        [ "$now" = "$before" ] && break
+        before=$now
+        sleep 0.2
     done
     kill "$CAP_PID" 2>/dev/null || true
     wait "$CAP_PID" 2>/dev/null || true

@@ -2,15 +2,7 @@
 # hgen argument errors: each prints one exact line plus the --help hint and exits 2; --help
 # prints to stdout and exits 0.
 set -euo pipefail
-# lib.sh may fail to parse its last function on some bash versions: keep what it defined.
-. "$HKIT_SOURCE_DIR/scripts/lib.sh" 2>/dev/null || true
-if ! declare -F hkit_test_setup >/dev/null; then
-    hkit_test_setup() {
-        HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
-        trap 'hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
-        export PATH="$HKIT_BIN:$PATH"
-    }
-fi
+. "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
 hkit_expect_exit 0 hgen --help

@@ -3,15 +3,7 @@
 # ranges, one session, QoS 1, received after measured), and the same seed gives the same bytes
 # (sha256sum of --jsonl output) while another seed does not.
 set -euo pipefail
-# lib.sh may fail to parse its last function on some bash versions: keep what it defined.
-. "$HKIT_SOURCE_DIR/scripts/lib.sh" 2>/dev/null || true
-if ! declare -F hkit_test_setup >/dev/null; then
-    hkit_test_setup() {
-        HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
-        trap 'hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
-        export PATH="$HKIT_BIN:$PATH"
-    }
-fi
+. "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 cd "$HKIT_TMP"
 

@@ -5,15 +5,7 @@
 # prints (checked with the sqlite3 CLI), and SIGINT in the middle of a large recording stops
 # both threads and closes the session as interrupted.
 set -euo pipefail
-# lib.sh may fail to parse its last function on some bash versions: keep what it defined.
-. "$HKIT_SOURCE_DIR/scripts/lib.sh" 2>/dev/null || true
-if ! declare -F hkit_test_setup >/dev/null; then
-    hkit_test_setup() {
-        HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
-        trap 'rm -rf "$HKIT_TMP"' EXIT
-        export PATH="$HKIT_BIN:$PATH"
-    }
-fi
+. "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 cd "$HKIT_TMP"
 
