@@ -202,4 +202,14 @@ enum opts_result tool_select_resolve(struct tool_select *s, int64_t first_receiv
 /* True when a message read from JSON lines passes the selection (same rules as the store's). */
 bool tool_select_matches(const struct tool_select *s, const struct hc_msg *msg);
 
+
+/* --- input kind (hcat, hreplay) ------------------------------------------------------------- */
+
+/*
+ * Sets *is_db when path is a recording (SQLite header), false for JSON lines (first non-blank
+ * byte '{', an empty file, or "-" for standard input). Anything else: HC_ERR_NOT_RECORDING
+ * ("'x' is neither an hkit recording nor JSON lines"); unreadable: HC_ERR_IO.
+ */
+hc_err tool_detect_input(const char *path, bool *is_db, hc_error *err);
+
 #endif

@@ -67,39 +67,6 @@ struct run {
     FILE *out;
 };
 
-/* Reads the first bytes to tell a recording (SQLite) from JSON lines. */
-static hc_err detect(const char *path, bool *is_db, hc_error *err)
-{
-    unsigned char head[16];
-    size_t got, i;
-    FILE *f;
-
-    *is_db = false;
-    if (strcmp(path, "-") == 0)
-        return HC_OK;
-    f = fopen(path, "rb");
-    if (!f)
-        return hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    got = fread(head, 1, sizeof(head), f);
-    if (ferror(f)) {
-        hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-        fclose(f);
-        return rc;
-    }
-    fclose(f);
-    if (got == 16 && memcmp(head, "SQLite format 3", 16) == 0) {
-        *is_db = true;
-        return HC_OK;
-    }
-    for (i = 0;
-         i < got && (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t'); i++)
-        ;
-    if (i < got && head[i] != '{')
-        return hc_error_set(err, HC_ERR_NOT_RECORDING,
-                            "'%s' is neither an hkit recording nor JSON lines", path);
-    return HC_OK;
-}
-
 static int collect_session(const struct hc_session_row *row, void *user)
 {
     struct source *s = user;
@@ -126,7 +93,7 @@ static hc_err source_open(struct run *r, struct source *s, const char *path, hc_
 
     memset(s, 0, sizeof(*s));
     s->path = path;
-    rc = detect(path, &s->is_db, err);
+    rc = tool_detect_input(path, &s->is_db, err);
     if (rc != HC_OK)
         return rc;
     if (!s->is_db)
@@ -233,7 +200,7 @@ static hc_err first_received(const struct hcat_opts *o, int64_t *first, hc_error
         const char *path = o->inputs[i];
         int64_t t = 0;
         bool is_db, has = false;
-        hc_err rc = detect(path, &is_db, err);
+        hc_err rc = tool_detect_input(path, &is_db, err);
 
         if (rc != HC_OK)
             return rc;
@@ -970,7 +937,7 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
     hc_err rc;
     FILE *out = r->out;
 
-    rc = detect(path, &is_db, err);
+    rc = tool_detect_input(path, &is_db, err);
     if (rc == HC_OK && !is_db)
         rc = hc_error_set(err, HC_ERR_INVALID,
                           "--info needs a recording: '%s' is JSON lines (import it first with "
