@@ -1044,6 +1044,8 @@ hc_err hc_mqtt_subscribe(hc_mqtt *m, size_t n, const char *const *filters, const
 {
     int rc;
 
+    if (m->raw)
+        return hc_error_set(err, HC_ERR_INVALID, "a publisher cannot subscribe");
     if (n == 0 || n > 1000)
         return hc_error_set(err, HC_ERR_INVALID, "between 1 and 1000 subscriptions are allowed");
     for (size_t i = 0; i < n; i++)
@@ -1074,6 +1076,8 @@ hc_err hc_mqtt_receive(hc_mqtt *m, int timeout_ms, struct hc_msg *msg, hc_error 
     int topic_len = 0;
     int rc;
 
+    if (m->raw)
+        return hc_error_set(err, HC_ERR_INVALID, "a publisher cannot receive");
     if (m->rx_msg)
         MQTTClient_freeMessage(&m->rx_msg);
     if (m->rx_topic) {
