@@ -142,36 +142,6 @@ struct source {
     int64_t taken; /* JSON lines: messages passed on this pass (for --limit) */
 };
 
-/* A recording by its SQLite header; JSON lines by a first '{'; anything else is foreign. */
-static hc_err detect_input(const char *path, bool *is_db, hc_error *err)
-{
-    unsigned char head[64];
-    size_t n;
-    FILE *fp;
-
-    *is_db = false;
-    if (strcmp(path, "-") == 0)
-        return HC_OK;
-    fp = fopen(path, "rb");
-    if (!fp)
-        return hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    n = fread(head, 1, sizeof(head), fp);
-    fclose(fp);
-    if (n >= 16 && memcmp(head, "SQLite format 3", 16) == 0) {
-        *is_db = true;
-        return HC_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')
-            continue;
-        if (head[i] == '{')
-            return HC_OK;
-        return hc_error_set(err, HC_ERR_PARSE, "'%s' is neither an hkit recording nor JSON lines",
-                            path);
-    }
-    return HC_OK; /* empty or blank: JSON lines with no messages */
-}
-
 static hc_err source_open(struct source *src, hc_error *err)
 {
     if (src->is_db)
@@ -951,7 +921,7 @@ int hreplay_run(struct hreplay_opts *o)
         return TOOL_EXIT_USAGE;
     hc_mqtt_parse_url(r.mo.url, &r.url, NULL);
 
-    rc = detect_input(o->input, &src.is_db, &err);
+    rc = tool_detect_input(o->input, &src.is_db, &err);
     if (rc == HC_OK)
         rc = source_prepare(&src, o, &r.total, &err);
     if (rc == HC_ERR_INVALID && !err.message[0])
