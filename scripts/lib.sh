@@ -3,11 +3,13 @@
 # auth with a UUID user name and a JWT-shaped token, an ACL limiting that user to its own topic
 # prefix), and small assertions. Source it; it defines functions only.
 
-# hkit_free_port: prints a TCP port on 127.0.0.1 that nothing listens on (random, checked).
+# hkit_free_port: prints a TCP port on 127.0.0.1 that nothing listens on (random, checked; a
+# race with another process remains, so hkit_broker_start retries on 'Address already in use').
 hkit_free_port() {
     local port i
     for i in $(seq 1 50); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        # below the kernel's ephemeral range (32768-60999), where client sockets take ports
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
@@ -46,6 +48,20 @@ hkit_make_certs() {
 # from hkit_make_certs in DIR); with "auth" it requires passwords and applies the ACL.
 # Known queue limits so a slow consumer is never silently dropped by the broker's defaults.
 hkit_broker_start() {
+    local attempt rc
+    for attempt in 1 2 3 4 5; do
+        hkit__broker_start_once "$@" && return 0
+        rc=$?
+        # another process took the free port between the check and the bind: pick another
+        [ $rc = 2 ] && [ -z "${HKIT_BROKER_PORT_WANTED:-}" ] || break
+        rm -f "$1/mosquitto.out" "$1/mosquitto.log"
+    done
+    echo "mosquitto failed to start:" >&2
+    cat "$1/mosquitto.out" "$1/mosquitto.log" >&2 2>/dev/null
+    return 1
+}
+
+hkit__broker_start_once() {
     local dir=$1 mode_tls=no mode_auth=no arg
     shift
     for arg in "$@"; do
@@ -108,13 +124,15 @@ ACL
             return 0
         fi
         if ! kill -0 "$HKIT_BROKER_PID" 2>/dev/null; then
-            echo "mosquitto failed to start:" >&2
-            cat "$dir/mosquitto.out" "$dir/mosquitto.log" >&2 2>/dev/null
+            wait "$HKIT_BROKER_PID" 2>/dev/null || true
+            HKIT_BROKER_PID=
+            grep -qs "Address already in use" "$dir/mosquitto.out" "$dir/mosquitto.log" && return 2
             return 1
         fi
         sleep 0.05
     done
     echo "mosquitto did not start listening on port $HKIT_BROKER_PORT" >&2
+    kill "$HKIT_BROKER_PID" 2>/dev/null || true
     return 1
 }
 
