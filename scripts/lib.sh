@@ -117,10 +117,12 @@ ACL
     mosquitto -c "$dir/mosquitto.conf" >>"$dir/mosquitto.out" 2>&1 &
     HKIT_BROKER_PID=$!
     echo "$HKIT_BROKER_PID" >"$dir/mosquitto.pid"
-    # wait until it accepts connections (bounded)
+    # Wait (bounded) until our mosquitto says it is running: a connection test alone could reach
+    # another process that took the port while ours failed to bind it.
     local i
     for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$HKIT_BROKER_PORT") 2>/dev/null; then
+        if grep -qs " running$" "$dir/mosquitto.log" && kill -0 "$HKIT_BROKER_PID" 2>/dev/null &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$HKIT_BROKER_PORT") 2>/dev/null; then
             return 0
         fi
         if ! kill -0 "$HKIT_BROKER_PID" 2>/dev/null; then
