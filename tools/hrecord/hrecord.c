@@ -575,7 +575,8 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
         if (rc != HC_OK)
             goto out;
         if (end != END_LOST) {
-            snprintf(sum->stop_reason, sizeof(sum->stop_reason), "%s", reason);
+            snprintf(sum->stop_reason, sizeof(sum->stop_reason), "%.*s",
+                     (int)sizeof(sum->stop_reason) - 1, reason);
             tool_info("stopping (%s); session %lld ended", reason, (long long)session_id);
             break;
         }
