@@ -167,10 +167,54 @@ hkit_expect_exit() {
     [ "$got" = "$want" ] || hkit_fail "'$*' exited $got, expected $want; stderr: $ERR"
 }
 
+# An independent subscriber for checking what a tool published: mosquitto_sub at QoS 2 with
+# retain flags as published, one line "topic retain qos hexpayload" per message.
+# hkit_capture_start FILE FILTER: captures FILTER (plus marker topics) into FILE.raw; returns once
+# the subscriber is receiving. hkit_capture_stop FILE: publishes an end marker, waits for it and
+# for the capture to stop growing (MQTT orders messages only within one QoS level, so a QoS 2
+# message may follow the marker), stops the subscriber and writes the lines without markers to
+# FILE. One capture at a time; hkit_test_setup's exit trap stops a capture left running.
+HKIT_CAPTURE_PID=
+hkit_capture_start() {
+    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -V mqttv5 --retain-as-published -q 2 \
+        -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
+    HKIT_CAPTURE_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
+        grep -q '^hkit-test/ready ' "$1.raw" && return 0
+        sleep 0.05
+    done
+    hkit_fail "subscriber did not start"
+}
+hkit_capture_stop() {
+    local i before=-1 now
+    mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
+    for i in $(seq 1 200); do
+        grep -q '^hkit-test/end ' "$1.raw" && break
+        sleep 0.05
+    done
+    for i in $(seq 1 20); do
+        now=$(wc -l <"$1.raw")
+        [ "$now" = "$before" ] && break
+        before=$now
+        sleep 0.2
+    done
+    hkit_capture_kill
+    grep -v '^hkit-test/' "$1.raw" >"$1" || true
+}
+hkit_capture_kill() {
+    if [ -n "${HKIT_CAPTURE_PID:-}" ]; then
+        kill "$HKIT_CAPTURE_PID" 2>/dev/null || true
+        wait "$HKIT_CAPTURE_PID" 2>/dev/null || true
+        HKIT_CAPTURE_PID=
+    fi
+}
+
 # hkit_test_setup: a temp dir ($HKIT_TMP) removed at exit together with the broker.
 hkit_test_setup() {
     HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
-    trap 'hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
+    trap 'hkit_capture_kill; hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
     : "${HKIT_BIN:?HKIT_BIN must point at the bin directory of a build}"
     export PATH="$HKIT_BIN:$PATH"
 }

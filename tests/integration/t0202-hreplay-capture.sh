@@ -8,7 +8,6 @@
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
-trap 'hkit_broker_stop; [ -z "${CAP_PID:-}" ] || kill "$CAP_PID" 2>/dev/null || true; rm -rf "$HKIT_TMP"' EXIT
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 T=$HKIT_TMP
@@ -44,48 +43,12 @@ for line in open(sys.argv[1]):
 PY
 }
 
-CAP_PID=
-# cap_start FILE FILTER: subscriber capturing FILTER plus our markers, ready when it returns.
-cap_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -V mqttv5 --retain-as-published -q 2 \
-        -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
-    CAP_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1.raw" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
-}
-# cap_stop FILE: waits for an end marker (published after everything else), keeps our messages.
-cap_stop() {
-    local i
-    mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q '^hkit-test/end ' "$1.raw" && break
-        sleep 0.05
-    done
-    # MQTT orders messages only within one QoS level: a QoS 2 message may still follow the
-    # marker, so also wait until the capture stops growing (bounded).
-    local before=-1 now
-    for i in $(seq 1 20); do
-        now=$(wc -l <"$1.raw")
-        [ "$now" = "$before" ] && break
-        before=$now
-        sleep 0.2
-    done
-    kill "$CAP_PID" 2>/dev/null || true
-    wait "$CAP_PID" 2>/dev/null || true
-    CAP_PID=
-    grep -v '^hkit-test/' "$1.raw" >"$1" || true
-}
 
 # --- 1. exact content, order, flags ---------------------------------------------------------
-cap_start "$T/c1" 'r1/#'
+hkit_capture_start "$T/c1" 'r1/#'
 timeout 30 hreplay --url "$URL" --remap haltian-iot/=r1/haltian-iot/ \
     --remap cloudext/=r1/cloudext/ --report-json "$T/rep1.json" "$T/rec.jsonl" 2>"$T/err1"
-cap_stop "$T/c1"
+hkit_capture_stop "$T/c1"
 expect "$T/rec.jsonl" haltian-iot/=r1/haltian-iot/ | sed 's#^cloudext/#r1/cloudext/#' >"$T/want1"
 diff "$T/want1" "$T/c1" || hkit_fail "capture differs from the recording"
 hkit_assert_contains "$(cat "$T/err1")" "sent $N messages, 0 failed" "report"
@@ -98,20 +61,20 @@ assert r["schedule_kept"] in (True, False)
 PY
 
 # --- 2. qos/retain overrides and selection filters ------------------------------------------
-cap_start "$T/c2" 'r2/#'
+hkit_capture_start "$T/c2" 'r2/#'
 timeout 30 hreplay --url "$URL" --max -q 1 --retain never --remap haltian-iot/=r2/ \
     --type humidity --device dev-a --device dev-b "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c2"
+hkit_capture_stop "$T/c2"
 printf '%s\n' "r2/events/int-1/key-1/measurements/humidity/dev-b 0 1 0001ff00" \
     "r2/events/int-1/key-1/measurements/humidity/dev-a 0 1 $(printf '%s' '{"measured_at":"2026-02-05T10:30:00.3Z","value":40}' | xxd -p | tr -d '\n')" >"$T/want2"
 diff "$T/want2" "$T/c2" || hkit_fail "filters/overrides"
 
-cap_start "$T/c2b" 'r2b/#'
+hkit_capture_start "$T/c2b" 'r2b/#'
 timeout 30 hreplay --url "$URL" --max --remap haltian-iot/=r2b/ -t '+/events/+/+/notifications/#' \
     --limit 1 "$T/rec.jsonl" 2>/dev/null
 timeout 30 hreplay --url "$URL" --max --remap haltian-iot/=r2b/ --since +100ms --until +200ms \
     "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c2b"
+hkit_capture_stop "$T/c2b"
 # (sorted: the broker forwards a QoS 2 message only after its PUBREL, so it may trail QoS 1
 # messages sent after it; MQTT orders messages per QoS level)
 hkit_assert_eq "r2b/events/int-1/key-1/measurements/ambientTemperature/dev-b
@@ -119,19 +82,19 @@ r2b/events/int-1/key-1/measurements/co2/dev-c
 r2b/events/int-1/key-1/notifications/deviceOffline" "$(cut -d' ' -f1 "$T/c2b" | sort)" "-t/--limit/--since/--until"
 
 # --- 3. integration id and api key id rewrite -----------------------------------------------
-cap_start "$T/c3" 'haltian-iot/events/int-2/#'
+hkit_capture_start "$T/c3" 'haltian-iot/events/int-2/#'
 timeout 30 hreplay --url "$URL" --max --integration-id int-2 --api-key-id key-2 --retain never \
     "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c3"
+hkit_capture_stop "$T/c3"
 expect "$T/rec.jsonl" | grep '^haltian-iot' | sed 's#^haltian-iot/events/int-1/key-1/#haltian-iot/events/int-2/key-2/#; s/^\([^ ]*\) 1 /\1 0 /' >"$T/want3"
 diff <(sort "$T/want3") <(sort "$T/c3") || hkit_fail "integration/api key rewrite"
 
 # --- 4. fanout: devices x K, stable ids, per-device order ----------------------------------
 for run in a b; do
-    cap_start "$T/c4$run" "r4$run/#"
+    hkit_capture_start "$T/c4$run" "r4$run/#"
     timeout 30 hreplay --url "$URL" --max --fanout 4 --remap "haltian-iot/=r4$run/" --remap cloudext/=r4c/ \
         -t 'haltian-iot/+/+/+/measurements/#' "$T/rec.jsonl" 2>/dev/null
-    cap_stop "$T/c4$run"
+    hkit_capture_stop "$T/c4$run"
 done
 diff <(sed 's/^r4a//' "$T/c4a" | sort) <(sed 's/^r4b//' "$T/c4b" | sort) || hkit_fail "fanout ids differ between runs"
 hkit_assert_eq 20 "$(wc -l <"$T/c4a")" "fanout message count (5 x 4)"
@@ -141,16 +104,16 @@ awk '{n=split($1,a,"/"); print a[n]}' "$T/c4a" | grep -v '^dev-' | grep -Eqv '^[
     hkit_fail "derived ids are not UUID-shaped"
 
 # --- 5. shards: union = whole, no overlap; several connections -----------------------------
-cap_start "$T/c5" 'r5/#'
+hkit_capture_start "$T/c5" 'r5/#'
 for k in 1 2 3; do
     timeout 30 hreplay --url "$URL" --max --fanout 5 --shard "$k/3" --connections 3 -q 1 \
         --remap haltian-iot/=r5/ --remap cloudext/=r5/ "$T/rec.jsonl" 2>"$T/err5.$k"
 done
-cap_stop "$T/c5"
-cap_start "$T/c5all" 'r5all/#'
+hkit_capture_stop "$T/c5"
+hkit_capture_start "$T/c5all" 'r5all/#'
 timeout 30 hreplay --url "$URL" --max --fanout 5 -q 1 --remap haltian-iot/=r5all/ \
     --remap cloudext/=r5all/ "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c5all"
+hkit_capture_stop "$T/c5all"
 sed -i 's#^r5all/#r5/#' "$T/c5all"
 hkit_assert_eq "$(cut -d' ' -f1,4 "$T/c5all" | sort | uniq -c | sort)" "$(cut -d' ' -f1,4 "$T/c5" | sort | uniq -c | sort)" "union of shards"
 hkit_assert_eq "$(wc -l <"$T/c5all")" "$(cut -d' ' -f1,4 "$T/c5" | sort | uniq | wc -l)" "no overlap"
@@ -160,10 +123,10 @@ for d in dev-a dev-b; do
 done
 
 # --- 6. loops ---------------------------------------------------------------------------------
-cap_start "$T/c6" 'r6/#'
+hkit_capture_start "$T/c6" 'r6/#'
 timeout 30 hreplay --url "$URL" --rate 200 --loop 3 --remap haltian-iot/=r6/ --remap cloudext/=r6/ \
     --report-json "$T/rep6.json" "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c6"
+hkit_capture_stop "$T/c6"
 hkit_assert_eq $((3 * N)) "$(wc -l <"$T/c6")" "--loop 3"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["passes"]==3 and r["sent"]==21, r' "$T/rep6.json" || hkit_fail "loop report"
 
@@ -190,10 +153,10 @@ duration_between 0.059 0.25 --max-gap 10ms # 6 gaps capped at 10 ms
 duration_between 0.59 3.0 --loop 2   # 300 + 50 (mean interval) + 300 ms
 
 # --- 8. rebase-time changes only the timestamps ----------------------------------------------
-cap_start "$T/c8" 'r8/#'
+hkit_capture_start "$T/c8" 'r8/#'
 timeout 30 hreplay --url "$URL" --max --rebase-time --remap haltian-iot/=r8/ -t '+/+/+/+/+/ambientTemperature/dev-a' \
     "$T/rec.jsonl" 2>/dev/null
-cap_stop "$T/c8"
+hkit_capture_stop "$T/c8"
 got=$(cut -d' ' -f4 "$T/c8" | xxd -r -p)
 case $got in
 '{"measured_at":"'????-??-??T??:??:??.???Z'","value":21.5}') ;;

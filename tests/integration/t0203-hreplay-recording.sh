@@ -9,41 +9,14 @@
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
-CAP_PID=
 REC_PID=
-trap '[ -z "$CAP_PID" ] || kill "$CAP_PID" 2>/dev/null || true
+trap 'hkit_capture_kill
     [ -z "$REC_PID" ] || kill "$REC_PID" 2>/dev/null || true
     hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 T=$HKIT_TMP
 
-# cap_start FILE FILTER: a subscriber capturing FILTER plus our markers, ready when it returns.
-cap_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -V mqttv5 --retain-as-published -q 2 \
-        -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
-    CAP_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1.raw" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
-}
-# cap_stop FILE: waits for an end marker (published after everything else), keeps the rest.
-cap_stop() {
-    local i
-    mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q '^hkit-test/end ' "$1.raw" && break
-        sleep 0.05
-    done
-    kill "$CAP_PID" 2>/dev/null || true
-    wait "$CAP_PID" 2>/dev/null || true
-    CAP_PID=
-    grep -v '^hkit-test/' "$1.raw" >"$1" || true
-}
 # want DB PREFIX WHERE: the capture lines the selection must produce, read by sqlite3 (topics
 # get PREFIX in front, as the --remap options below do; the QoS is $QOS, a column or a number).
 QOS=qos
@@ -56,11 +29,11 @@ want() {
 check() {
     local name=$1 db=$2 where=$3
     shift 3
-    cap_start "$T/$name" "$name/#"
+    hkit_capture_start "$T/$name" "$name/#"
     timeout 30 hreplay --url "$URL" --remap "haltian-iot/=$name/haltian-iot/" \
         --remap "cloudext/=$name/cloudext/" --report-json "$T/$name.json" "$@" "$db" \
         2>"$T/$name.stderr" || hkit_fail "hreplay $* $db: $(cat "$T/$name.stderr")"
-    cap_stop "$T/$name"
+    hkit_capture_stop "$T/$name"
     want "$db" "$name/" "$where" >"$T/$name.want"
     [ -s "$T/$name.want" ] || hkit_fail "$name: the selection expected by sqlite3 is empty"
     diff "$T/$name.want" "$T/$name" || hkit_fail "$name: capture differs from the recording (hreplay $*)"
@@ -201,10 +174,10 @@ REC_PID=
 CAP=$T/cap.db
 hkit_assert_eq "6 1 1" "$(sqlite3 "$CAP" "select count(*), sum(retain), sum(length(payload) = 0)
     from messages" | tr '|' ' ')" "hrecord's recording"
-cap_start "$T/h1" 'h1/#'
+hkit_capture_start "$T/h1" 'h1/#'
 timeout 30 hreplay --url "$URL" --remap src/=h1/ "$CAP" 2>"$T/h1.stderr" ||
     hkit_fail "hreplay of hrecord's recording: $(cat "$T/h1.stderr")"
-cap_stop "$T/h1"
+hkit_capture_stop "$T/h1"
 sqlite3 "$CAP" "select 'h1/' || substr(topic, 5) || ' ' || retain || ' ' || qos || ' ' ||
     lower(hex(payload)) from messages_v order by seq" >"$T/h1.want"
 diff "$T/h1.want" "$T/h1" || hkit_fail "replay of hrecord's recording differs"

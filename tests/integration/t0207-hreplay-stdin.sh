@@ -7,39 +7,14 @@
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
-CAP_PID=
 PROD_PID=
-trap '[ -z "$CAP_PID" ] || kill "$CAP_PID" 2>/dev/null || true
+trap 'hkit_capture_kill
     [ -z "$PROD_PID" ] || kill "$PROD_PID" 2>/dev/null || true
     hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 T=$HKIT_TMP
 
-cap_start() { # FILE FILTER
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -V mqttv5 --retain-as-published -q 2 \
-        -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
-    CAP_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1.raw" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
-}
-cap_stop() { # FILE
-    local i
-    mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q '^hkit-test/end ' "$1.raw" && break
-        sleep 0.05
-    done
-    kill "$CAP_PID" 2>/dev/null || true
-    wait "$CAP_PID" 2>/dev/null || true
-    CAP_PID=
-    grep -v '^hkit-test/' "$1.raw" >"$1" || true
-}
 # expect JSONL [PYTHON-CONDITION] [LIMIT]: capture lines for the JSON lines that satisfy the
 # condition (on o, the parsed line, and t, its received_at as text), computed without hkit.
 expect() {
@@ -66,10 +41,10 @@ cat >"$T/in.jsonl" <<'JSONL'
 {"topic":"st/a/measurements/co2/dev-c","qos":1,"retain":false,"received_at":"2026-02-05T10:30:00.100Z","payload":""}
 {"topic":"st/a/notifications/deviceOffline","qos":0,"retain":false,"received_at":"2026-02-05T10:30:00.150Z","payload":"{\"device\":\"dev-c\"}"}
 JSONL
-cap_start "$T/c1" 'st/#'
+hkit_capture_start "$T/c1" 'st/#'
 timeout 30 hreplay --url "$URL" --report-json "$T/r1.json" - <"$T/in.jsonl" 2>"$T/e1" ||
     hkit_fail "hreplay -: $(cat "$T/e1")"
-cap_stop "$T/c1"
+hkit_capture_stop "$T/c1"
 expect "$T/in.jsonl" >"$T/w1"
 diff "$T/w1" "$T/c1" || hkit_fail "stdin: capture differs from the input"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1]));
@@ -77,18 +52,18 @@ assert r["input"] == "-" and r["sent"] == 4 and r["failed"] == 0, r' "$T/r1.json
 
 # --- hgen piped straight in (the same seed gives the same bytes, kept for the expectation) ------
 hgen --quiet --jsonl --count 300 --seed 5 --devices environment=3,air=2 >"$T/gen.jsonl"
-cap_start "$T/c2" 'haltian-iot/#'
+hkit_capture_start "$T/c2" 'haltian-iot/#'
 hgen --quiet --jsonl --count 300 --seed 5 --devices environment=3,air=2 |
     timeout 30 hreplay --url "$URL" --max - 2>"$T/e2" || hkit_fail "hgen | hreplay -: $(cat "$T/e2")"
-cap_stop "$T/c2"
+hkit_capture_stop "$T/c2"
 expect "$T/gen.jsonl" >"$T/w2"
 hkit_assert_eq 300 "$(wc -l <"$T/w2")" "hgen's stream"
 diff "$T/w2" "$T/c2" || hkit_fail "hgen | hreplay -: capture differs"
 
 # --- selections on the stream --------------------------------------------------------------------
-cap_start "$T/c3" 'haltian-iot/#'
+hkit_capture_start "$T/c3" 'haltian-iot/#'
 timeout 30 hreplay --url "$URL" --max --type humidity --limit 5 - <"$T/gen.jsonl" 2>/dev/null
-cap_stop "$T/c3"
+hkit_capture_stop "$T/c3"
 expect "$T/gen.jsonl" 'o["topic"].split("/")[5] == "humidity"' 5 >"$T/w3"
 hkit_assert_eq 5 "$(wc -l <"$T/w3")" "humidity messages in hgen's stream"
 diff "$T/w3" "$T/c3" || hkit_fail "--type humidity --limit 5 on stdin"
@@ -96,10 +71,10 @@ diff "$T/w3" "$T/c3" || hkit_fail "--type humidity --limit 5 on stdin"
 # absolute times need nothing but the message itself: since inclusive, until exclusive
 since=$(sed -n 40p "$T/gen.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["received_at"])')
 until=$(sed -n 90p "$T/gen.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["received_at"])')
-cap_start "$T/c4" 'haltian-iot/#'
+hkit_capture_start "$T/c4" 'haltian-iot/#'
 hkit_expect_exit 0 timeout 30 hreplay --url "$URL" --max --since "$since" --until "$until" - \
     <"$T/gen.jsonl"
-cap_stop "$T/c4"
+hkit_capture_stop "$T/c4"
 hkit_assert_eq "$(sed -n '40,89p' "$T/gen.jsonl" | python3 -c '
 import sys, json, base64
 for l in sys.stdin:
@@ -114,7 +89,7 @@ try 'hreplay --help'" "$ERR" "+offset on stdin"
 
 # --- streaming: a line is replayed when it arrives, before the input ends -----------------------
 mkfifo "$T/fifo"
-cap_start "$T/c5" 'live/#' # (not st/#: a retained message from above sits there)
+hkit_capture_start "$T/c5" 'live/#' # (not st/#: a retained message from above sits there)
 timeout 30 hreplay --url "$URL" --max - <"$T/fifo" 2>"$T/e5" &
 PROD_PID=$!
 exec 7>"$T/fifo"
@@ -128,17 +103,17 @@ echo '{"topic":"live/2","qos":1,"payload":"second"}' >&7
 exec 7>&-
 wait "$PROD_PID" || hkit_fail "hreplay on a pipe: $(cat "$T/e5")"
 PROD_PID=
-cap_stop "$T/c5"
+hkit_capture_stop "$T/c5"
 hkit_assert_eq "live/1 0 1 $(printf first | xxd -p)
 live/2 0 1 $(printf second | xxd -p)" "$(cat "$T/c5")" "streamed lines"
 
 # --- an empty stream, and a bad line ---------------------------------------------------------------
 hkit_expect_exit 0 timeout 30 hreplay --url "$URL" - </dev/null
 hkit_assert_contains "$ERR" "sent 0 messages, 0 failed" "empty stdin"
-cap_start "$T/c6" 'bad/#'
+hkit_capture_start "$T/c6" 'bad/#'
 hkit_expect_exit 1 timeout 30 hreplay --url "$URL" - \
     < <(printf '{"topic":"bad/ok","qos":1,"payload":"x"}\nnot json\n{"topic":"bad/after","payload":"y"}\n')
-cap_stop "$T/c6"
+hkit_capture_stop "$T/c6"
 hkit_assert_contains "$ERR" "hreplay: '-' line 2: not valid JSON" "bad line on stdin"
 hkit_assert_contains "$ERR" "sent 1 messages, 0 failed" "bad line: report"
 hkit_assert_eq "bad/ok 0 1 78" "$(cat "$T/c6")" "bad line: what came before it was sent, nothing after"
