@@ -1115,17 +1115,24 @@ hc_err hc_store_flush_if_due(hc_store *st, hc_error *err)
     return HC_OK;
 }
 
-hc_err hc_store_vacuum(hc_store *st, hc_error *err)
+/* Commits, then runs maintenance SQL on a writable store (vacuum, indexes). */
+static hc_err run_maintenance(hc_store *st, const char *sql, const char *what, hc_error *err)
 {
     hc_err code;
 
     if (!st)
-        return hc_error_set(err, HC_ERR_INVALID, "cannot vacuum: no store");
+        return hc_error_set(err, HC_ERR_INVALID, "cannot %s: no store", what);
     code = require_writable(st, err);
     if (code == HC_OK)
         code = commit_batch(st, err);
     if (code == HC_OK)
-        code = exec_sql(st, "VACUUM", err, "vacuum");
+        code = exec_sql(st, sql, err, what);
+    return code;
+}
+
+hc_err hc_store_vacuum(hc_store *st, hc_error *err)
+{
+    hc_err code = run_maintenance(st, "VACUUM", "vacuum", err);
     /* Until checkpointed and truncated, the old pages still sit in the -wal file. */
     if (code == HC_OK)
         code = exec_sql(st, "PRAGMA wal_checkpoint(TRUNCATE)", err, "vacuum");
@@ -1134,16 +1141,7 @@ hc_err hc_store_vacuum(hc_store *st, hc_error *err)
 
 hc_err hc_store_index(hc_store *st, hc_error *err)
 {
-    hc_err code;
-
-    if (!st)
-        return hc_error_set(err, HC_ERR_INVALID, "cannot index: no store");
-    code = require_writable(st, err);
-    if (code == HC_OK)
-        code = commit_batch(st, err);
-    if (code == HC_OK)
-        code = exec_sql(st, INDEX_SQL, err, "index");
-    return code;
+    return run_maintenance(st, INDEX_SQL, "index", err);
 }
 
 /* --- selections ------------------------------------------------------------------------------ */
