@@ -1,27 +1,46 @@
 /*
- * JSON lines reading and writing. Writing escapes by hand into a reused buffer because hcat
- * exports millions of lines; reading uses cJSON per line and keeps the parsed line alive until
- * the next call so the record can borrow from it.
+ * JSON lines reading and writing. Reading buffers the file descriptor itself (any line length,
+ * a wait hook before blocking on a pipe) and takes hkit's own lines in one pass with no tree and
+ * no allocation once warm; anything unusual in a line goes to cJSON, which stays the reference
+ * semantics, and the parsed line is kept alive until the next call so the record can borrow from
+ * it. Writing escapes by hand into a reused buffer because hcat exports millions of lines.
  */
 #include "hcore/jsonl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hcore/jsonout.h"
 #include "hcore/text.h"
 #include "hcore/timefmt.h"
 
+/* Large enough that a regular file is read in few system calls; lines may be longer. */
+#define READ_BUFFER_SIZE (256 * 1024)
+/* Bytes allocated after each buffer's end so that the fast path may load whole words. */
+#define WORD_SLACK 8
+
 struct hc_jsonl_reader {
-    FILE *fp;
-    bool owns_fp;
+    int fd;
+    bool owns_fd;
+    bool is_regular; /* a regular file never blocks, so it needs no poll before read */
+    bool eof;
+    bool fast_path;
     char *path;
-    char *line;
-    size_t line_cap;
+    char *buf; /* read buffer: buf[start, end) not yet consumed, scan..end not yet searched */
+    size_t cap, start, end, scan;
+    char *line; /* current line inside buf, NUL-terminated (no '\n', no trailing '\r') */
     size_t line_no;
+    void (*wait_hook)(void *ctx);
+    void *wait_ctx;
+    unsigned char *arena; /* fast path: the line's unescaped strings */
+    size_t arena_cap;
     cJSON *doc;             /* current line's parse */
     unsigned char *payload; /* current payload bytes */
     char *printed;          /* payload printed from a non-string JSON value */
@@ -30,46 +49,146 @@ struct hc_jsonl_reader {
 hc_err hc_jsonl_reader_open(const char *path, hc_jsonl_reader **out, hc_error *err)
 {
     hc_jsonl_reader *r;
+    struct stat st;
 
     *out = NULL;
     r = calloc(1, sizeof(*r));
-    if (!r || !(r->path = strdup(path))) {
+    if (!r || !(r->path = strdup(path)) || !(r->buf = malloc(READ_BUFFER_SIZE + WORD_SLACK))) {
+        if (r)
+            free(r->path);
         free(r);
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     }
+    r->cap = READ_BUFFER_SIZE;
+    r->fast_path = true;
     if (strcmp(path, "-") == 0) {
-        r->fp = stdin;
+        r->fd = STDIN_FILENO;
     } else {
-        r->fp = fopen(path, "rb");
-        r->owns_fp = true;
-        if (!r->fp) {
+        r->fd = open(path, O_RDONLY | O_CLOEXEC);
+        r->owns_fd = true;
+        if (r->fd < 0) {
             hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+            free(r->buf);
             free(r->path);
             free(r);
             return rc;
         }
     }
+    r->is_regular = fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode);
     *out = r;
     return HC_OK;
+}
+
+void hc_jsonl_reader_set_wait_hook(hc_jsonl_reader *r, void (*hook)(void *ctx), void *ctx)
+{
+    r->wait_hook = hook;
+    r->wait_ctx = ctx;
+}
+
+void hc_jsonl_reader_set_fast_path(hc_jsonl_reader *r, bool on)
+{
+    r->fast_path = on;
 }
 
 void hc_jsonl_reader_close(hc_jsonl_reader *r)
 {
     if (!r)
         return;
-    if (r->owns_fp)
-        fclose(r->fp);
+    if (r->owns_fd)
+        close(r->fd);
     cJSON_Delete(r->doc);
     free(r->payload);
     free(r->printed);
-    free(r->line);
+    free(r->arena);
+    free(r->buf);
     free(r->path);
     free(r);
 }
 
+/* --- lines from the descriptor --------------------------------------------------------------- */
+
+/* Makes room after buf[end] for one more read, keeping one byte for a final NUL. */
+static bool make_room(hc_jsonl_reader *r)
+{
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->scan -= r->start;
+        r->start = 0;
+    }
+    /* A partial line filling half the buffer: grow, so long lines cost amortised linear time. */
+    if (r->end > r->cap / 2) {
+        char *p = realloc(r->buf, r->cap * 2 + WORD_SLACK);
+        if (!p)
+            return false;
+        r->buf = p;
+        r->cap *= 2;
+    }
+    return true;
+}
+
+/*
+ * Sets *line and *len to the next line without its '\n'; HC_DONE at the end of input. A read
+ * interrupted by a signal is an error, as it was with stdio: the tools' signal handlers do not
+ * restart system calls, so that Ctrl-C stops a tool waiting on a pipe.
+ */
+static hc_err read_line(hc_jsonl_reader *r, char **line, size_t *len, hc_error *err)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
+        ssize_t n;
+
+        if (nl) {
+            *line = r->buf + r->start;
+            *len = (size_t)(nl - *line);
+            *nl = '\0';
+            r->start = r->scan = (size_t)(nl - r->buf) + 1;
+            return HC_OK;
+        }
+        r->scan = r->end;
+        if (r->eof) {
+            if (r->start == r->end)
+                return HC_DONE;
+            *line = r->buf + r->start;
+            *len = r->end - r->start;
+            r->buf[r->end] = '\0'; /* make_room keeps this byte free */
+            r->start = r->scan = r->end;
+            return HC_OK;
+        }
+        if (!make_room(r))
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        if (r->wait_hook && !r->is_regular) {
+            struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) == 0)
+                r->wait_hook(r->wait_ctx);
+        }
+        n = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a non-blocking standard input: wait as a blocking one would */
+            struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) >= 0 || errno != EINTR)
+                continue;
+        }
+        if (n < 0)
+            return hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", r->path,
+                                strerror(errno ? errno : EIO));
+        if (n == 0)
+            r->eof = true;
+        r->end += (size_t)n;
+    }
+}
+
+/* --- the cJSON path: every line it is given, with the reference semantics ------------------- */
+
 static hc_err line_error(hc_jsonl_reader *r, hc_error *err, const char *what)
 {
     return hc_error_set(err, HC_ERR_PARSE, "'%s' line %zu: %s", r->path, r->line_no, what);
+}
+
+/* Two's complement wrap-around instead of undefined behaviour for absurd inputs. */
+static int64_t add_wrapping(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
 }
 
 /* mosquitto_sub writes "2026-11-25T00:16:12.916478Z+0000"; accept that and plain RFC 3339. */
@@ -229,36 +348,12 @@ static hc_err parse_mosquitto(hc_jsonl_reader *r, const cJSON *obj, struct hc_js
     return HC_OK;
 }
 
-hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *err)
+static hc_err slow_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *rec, hc_error *err)
 {
     const cJSON *item;
-    ssize_t n;
+    hc_err rc;
 
-    cJSON_Delete(r->doc);
-    r->doc = NULL;
-    free(r->payload);
-    r->payload = NULL;
-    free(r->printed);
-    r->printed = NULL;
-    memset(rec, 0, sizeof(*rec));
-
-    for (;;) {
-        errno = 0;
-        n = getline(&r->line, &r->line_cap, r->fp);
-        if (n < 0) {
-            if (ferror(r->fp))
-                return hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", r->path,
-                                    strerror(errno ? errno : EIO));
-            return HC_DONE;
-        }
-        r->line_no++;
-        while (n > 0 && (r->line[n - 1] == '\n' || r->line[n - 1] == '\r'))
-            r->line[--n] = '\0';
-        if (n > 0)
-            break;
-    }
-    rec->line = r->line_no;
-    r->doc = cJSON_ParseWithLength(r->line, (size_t)n);
+    r->doc = cJSON_ParseWithLength(r->line, len);
     if (!r->doc)
         return line_error(r, err, "not valid JSON");
     if (!cJSON_IsObject(r->doc))
@@ -278,16 +373,405 @@ hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *
     rec->msg.dup = json_flag(cJSON_GetObjectItemCaseSensitive(r->doc, "dup"));
     rec->decoded = cJSON_GetObjectItemCaseSensitive(r->doc, "decoded");
 
-    {
-        hc_err rc = cJSON_GetObjectItemCaseSensitive(r->doc, "tst")
-                        ? parse_mosquitto(r, r->doc, rec, err)
-                        : parse_hkit(r, r->doc, rec, err);
+    rc = cJSON_GetObjectItemCaseSensitive(r->doc, "tst") ? parse_mosquitto(r, r->doc, rec, err)
+                                                         : parse_hkit(r, r->doc, rec, err);
+    if (rc != HC_OK)
+        return rc;
+    rec->msg.timeline_ns = rec->has_session_start
+                               ? add_wrapping(rec->session_started_at_ns, rec->msg.mono_ns)
+                               : rec->msg.received_at_ns;
+    return HC_OK;
+}
+
+/* --- the fast path: hkit's own strict lines, or nothing ------------------------------------- */
+
+/*
+ * Each function below returns the position after what it read, or NULL for "not the common
+ * shape", never an error: the line then goes to the cJSON path, which decides. Accepting only
+ * what cJSON reads the same way keeps the two paths' results identical:
+ *   - blank space is ' ' and '\t' only, which is also all line_int64 skips;
+ *   - numbers are -?(0|[1-9][0-9]*) with at most 19 digits, within int64, followed by blank
+ *     space, ',' or '}': exactly what both strtoll (line_int64) and strtod (json_int64, json_flag)
+ *     read as the same integer;
+ *   - strings hold no raw control byte, and no escape that would give a NUL or more than one
+ *     byte, so their length is cJSON's strlen;
+ *   - keys are known, unescaped and not repeated (cJSON would take the first of twins).
+ * The line is NUL-terminated, and NUL ends every scan as an unusual byte, so no scan needs the
+ * line's length.
+ */
+enum fast_key {
+    KEY_TOPIC,
+    KEY_QOS,
+    KEY_RETAIN,
+    KEY_DUP,
+    KEY_SEQ,
+    KEY_SESSION,
+    KEY_RECEIVED_AT,
+    KEY_SESSION_STARTED_AT_NS,
+    KEY_MONO_NS,
+    KEY_PAYLOAD,
+    KEY_UNKNOWN
+};
+
+static enum fast_key fast_key(const unsigned char *k, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(k, "qos", 3) == 0)
+            return KEY_QOS;
+        if (memcmp(k, "seq", 3) == 0)
+            return KEY_SEQ;
+        if (memcmp(k, "dup", 3) == 0)
+            return KEY_DUP;
+        break;
+    case 5:
+        if (memcmp(k, "topic", 5) == 0)
+            return KEY_TOPIC;
+        break;
+    case 6:
+        if (memcmp(k, "retain", 6) == 0)
+            return KEY_RETAIN;
+        break;
+    case 7:
+        if (memcmp(k, "payload", 7) == 0)
+            return KEY_PAYLOAD;
+        if (memcmp(k, "session", 7) == 0)
+            return KEY_SESSION;
+        if (memcmp(k, "mono_ns", 7) == 0)
+            return KEY_MONO_NS;
+        break;
+    case 11:
+        if (memcmp(k, "received_at", 11) == 0)
+            return KEY_RECEIVED_AT;
+        break;
+    case 21:
+        if (memcmp(k, "session_started_at_ns", 21) == 0)
+            return KEY_SESSION_STARTED_AT_NS;
+        break;
+    default:
+        break;
+    }
+    return KEY_UNKNOWN;
+}
+
+static const unsigned char *skip_blank(const unsigned char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static bool ends_value(unsigned char c)
+{
+    return c == ',' || c == '}' || c == ' ' || c == '\t';
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+#define BYTES_OF(c) (0x0101010101010101ull * (c))
+
+/*
+ * Whether any of the 8 bytes is '"', '\\' or a control byte (NUL included), so that plain runs
+ * are copied a word at a time (Mycroft's "has a zero byte" test, exact as a yes/no).
+ */
+static bool word_has_special(uint64_t x)
+{
+    uint64_t quote = x ^ BYTES_OF('"'), backslash = x ^ BYTES_OF('\\');
+    uint64_t found = ((x - BYTES_OF(0x20)) & ~x) | ((quote - BYTES_OF(1)) & ~quote) |
+                     ((backslash - BYTES_OF(1)) & ~backslash);
+    return (found & BYTES_OF(0x80)) != 0;
+}
+
+/*
+ * p: after the opening quote. Unescapes into *out (advanced) and NUL-terminates it there. Words
+ * are loaded only while none of their bytes is special, so a load never starts past the line's
+ * NUL, and the buffers keep WORD_SLACK bytes after it; the output never overtakes the input.
+ */
+static const unsigned char *fast_string(const unsigned char *p, unsigned char **out)
+{
+    unsigned char *o = *out;
+
+    for (;;) {
+        uint64_t w;
+        for (;;) {
+            memcpy(&w, p, sizeof(w));
+            if (word_has_special(w))
+                break;
+            memcpy(o, &w, sizeof(w));
+            o += sizeof(w);
+            p += sizeof(w);
+        }
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            *o++ = *p++;
+        if (*p == '"')
+            break;
+        if (*p != '\\')
+            return NULL; /* a raw control byte or the end of the line */
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = p[1];
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            /* \u0001..\u007f only: one byte out, as cJSON gives; the && stops at a NUL */
+            int h2 = 0, h3 = 0;
+            if (!(p[2] == '0' && p[3] == '0' && (h2 = hex_digit(p[4])) >= 0 &&
+                  (h3 = hex_digit(p[5])) >= 0) ||
+                h2 > 7 || (h2 == 0 && h3 == 0))
+                return NULL;
+            *o++ = (unsigned char)(h2 * 16 + h3);
+            p += 4;
+            break;
+        }
+        default:
+            return NULL;
+        }
+        p += 2;
+    }
+    *o++ = '\0';
+    *out = o;
+    return p + 1;
+}
+
+static const unsigned char *fast_int(const unsigned char *p, int64_t *out)
+{
+    bool negative = *p == '-';
+    const unsigned char *digits;
+    uint64_t v = 0;
+
+    if (negative)
+        p++;
+    digits = p;
+    if (*p == '0')
+        p++;
+    else
+        while (*p >= '0' && *p <= '9' && p - digits < 19)
+            v = v * 10 + (uint64_t)(*p++ - '0');
+    if (p == digits || !ends_value(*p) || v > (uint64_t)INT64_MAX)
+        return NULL; /* no digit, a leading zero, a 20th digit, a fraction, an exponent... */
+    *out = negative ? -(int64_t)v : (int64_t)v;
+    return p;
+}
+
+/* true, false, null or an integer, as json_flag reads them; *flag is 0, 1, or -1 for null */
+static const unsigned char *fast_flag(const unsigned char *p, int *flag)
+{
+    int64_t v;
+
+    if (p[0] == 't' && p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
+        *flag = 1;
+        p += 4;
+    } else if (p[0] == 'f' && p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e') {
+        *flag = 0;
+        p += 5;
+    } else if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
+        *flag = -1;
+        p += 4;
+    } else {
+        if (!(p = fast_int(p, &v)))
+            return NULL;
+        *flag = v != 0;
+        return p;
+    }
+    return ends_value(*p) ? p : NULL;
+}
+
+static bool reserve_arena(hc_jsonl_reader *r, size_t need)
+{
+    size_t cap = r->arena_cap ? r->arena_cap : 4096;
+    unsigned char *p;
+
+    if (need <= r->arena_cap)
+        return true;
+    while (cap < need)
+        cap *= 2;
+    if (!(p = realloc(r->arena, cap + WORD_SLACK)))
+        return false;
+    r->arena = p;
+    r->arena_cap = cap;
+    return true;
+}
+
+/* Fills rec from the line and returns true, or returns false and leaves rec to the cJSON path. */
+static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *rec)
+{
+    const unsigned char *p = (const unsigned char *)r->line;
+    const unsigned char *end = p + len;
+    unsigned char *o;
+    unsigned seen = 0;
+    int64_t start = 0, mono = 0, v;
+    int flag;
+
+    /* every string's unescaped bytes and NUL fit in its quoted form */
+    if (!reserve_arena(r, len + 1))
+        return false;
+    o = r->arena;
+    rec->msg.payload = (const unsigned char *)"";
+    p = skip_blank(p);
+    if (*p++ != '{')
+        return false;
+    p = skip_blank(p);
+    for (;;) {
+        const unsigned char *key;
+        enum fast_key k;
+        unsigned char *s = o;
+
+        if (*p++ != '"')
+            return false;
+        key = p;
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        if (*p != '"')
+            return false;
+        k = fast_key(key, (size_t)(p - key));
+        if (k == KEY_UNKNOWN || (seen & (1u << k)))
+            return false;
+        seen |= 1u << k;
+        p = skip_blank(p + 1);
+        if (*p++ != ':')
+            return false;
+        p = skip_blank(p);
+        switch (k) {
+        case KEY_TOPIC:
+            if (*p != '"' || !(p = fast_string(p + 1, &o)) || !*s)
+                return false;
+            rec->msg.topic = (const char *)s;
+            break;
+        case KEY_PAYLOAD:
+            if (*p == '"') {
+                if (!(p = fast_string(p + 1, &o)))
+                    return false;
+                rec->msg.payload = s;
+                rec->msg.payload_len = (size_t)(o - 1 - s);
+            } else if (!(p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l' &&
+                         ends_value(p[4]))) {
+                return false;
+            } else {
+                p += 4;
+            }
+            break;
+        case KEY_RECEIVED_AT:
+            if (*p == '"') {
+                if (!(p = fast_string(p + 1, &o)) ||
+                    hc_time_parse_rfc3339((const char *)s, (size_t)(o - 1 - s),
+                                          &rec->msg.received_at_ns, NULL) != HC_OK)
+                    return false;
+                rec->has_received_at = true;
+            } else if (!(p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l' &&
+                         ends_value(p[4]))) {
+                return false;
+            } else {
+                p += 4;
+            }
+            break;
+        case KEY_QOS:
+            if (!(p = fast_int(p, &v)) || v < 0 || v > 2)
+                return false;
+            rec->msg.qos = (int)v;
+            break;
+        case KEY_RETAIN:
+        case KEY_DUP:
+            if (!(p = fast_flag(p, &flag)))
+                return false;
+            if (k == KEY_RETAIN)
+                rec->msg.retain = flag == 1;
+            else
+                rec->msg.dup = flag == 1;
+            break;
+        case KEY_SEQ:
+            if (!(p = fast_int(p, &rec->msg.seq)))
+                return false;
+            break;
+        case KEY_SESSION:
+            if (!(p = fast_int(p, &rec->msg.session_id)))
+                return false;
+            break;
+        case KEY_SESSION_STARTED_AT_NS:
+            if (!(p = fast_int(p, &start)))
+                return false;
+            break;
+        case KEY_MONO_NS:
+            if (!(p = fast_int(p, &mono)))
+                return false;
+            break;
+        case KEY_UNKNOWN:
+        default:
+            return false;
+        }
+        p = skip_blank(p);
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return false;
+        p = skip_blank(p);
+    }
+    if (skip_blank(p + 1) != end || !(seen & (1u << KEY_TOPIC)))
+        return false;
+    /* like parse_hkit: the pair or nothing (a lone mono_ns is not kept either) */
+    if ((seen & (1u << KEY_SESSION_STARTED_AT_NS)) && (seen & (1u << KEY_MONO_NS))) {
+        rec->has_session_start = true;
+        rec->session_started_at_ns = start;
+        rec->msg.mono_ns = mono;
+        rec->msg.timeline_ns = add_wrapping(start, mono);
+    } else {
+        rec->msg.timeline_ns = rec->msg.received_at_ns;
+    }
+    return true;
+}
+
+hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *err)
+{
+    size_t len;
+
+    cJSON_Delete(r->doc);
+    r->doc = NULL;
+    free(r->payload);
+    r->payload = NULL;
+    free(r->printed);
+    r->printed = NULL;
+    memset(rec, 0, sizeof(*rec));
+
+    for (;;) {
+        hc_err rc = read_line(r, &r->line, &len, err);
         if (rc != HC_OK)
             return rc;
+        r->line_no++;
+        while (len > 0 && r->line[len - 1] == '\r')
+            r->line[--len] = '\0';
+        if (len > 0)
+            break;
     }
-    rec->msg.timeline_ns = rec->has_session_start ? rec->session_started_at_ns + rec->msg.mono_ns
-                                                  : rec->msg.received_at_ns;
-    return HC_OK;
+    rec->line = r->line_no;
+    if (r->fast_path && fast_line(r, len, rec))
+        return HC_OK;
+    memset(rec, 0, sizeof(*rec));
+    rec->line = r->line_no;
+    return slow_line(r, len, rec, err);
 }
 
 /* --- writing ------------------------------------------------------------------------------- */

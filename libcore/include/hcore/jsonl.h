@@ -57,6 +57,23 @@ hc_err hc_jsonl_reader_open(const char *path, hc_jsonl_reader **out, hc_error *e
  */
 hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *err);
 
+/*
+ * Sets hook(ctx) to be called each time the reader is about to block for more input: it holds no
+ * complete line and poll() says nothing is ready on the descriptor (a pipe or terminal that
+ * trickles). A regular file never blocks, so the hook is never called for one. Lets a caller
+ * flush work it batched (hreplay's pending publishes) instead of holding it while input waits.
+ * The hook must not call the reader. NULL removes it.
+ */
+void hc_jsonl_reader_set_wait_hook(hc_jsonl_reader *r, void (*hook)(void *ctx), void *ctx);
+
+/*
+ * Turns the fast path on (the default) or off. On, hkit's own lines are read in one pass with no
+ * tree; any line outside that strict shape (mosquitto lines, "decoded", "payload_b64", unusual
+ * escapes or numbers, unknown keys...) is parsed by cJSON as when it is off. Both give the same
+ * records and errors; off exists so tests and fuzzers can compare them.
+ */
+void hc_jsonl_reader_set_fast_path(hc_jsonl_reader *r, bool on);
+
 /* Accepts NULL. */
 void hc_jsonl_reader_close(hc_jsonl_reader *r);
 
