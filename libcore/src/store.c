@@ -181,9 +181,28 @@ struct hc_store {
     struct topic_cache topics;
 };
 
+/*
+ * A cursor reads message_rows alone and resolves topic names and session starts through small
+ * per-cursor caches: joining topics and sessions on every row cost about a third of a full read,
+ * while a recording has few topics and sessions next to its messages.
+ */
+struct id_entry {
+    int64_t id;
+    bool used, found;
+    int64_t value; /* sessions: started_at_ns */
+    char *name;    /* topics */
+};
+
+struct id_cache {
+    struct id_entry *slots;
+    size_t cap, n; /* cap: a power of two, or 0 */
+    sqlite3_stmt *lookup;
+};
+
 struct hc_cursor {
     hc_store *st;
     sqlite3_stmt *stmt;
+    struct id_cache topics, sessions;
 };
 
 static const char SCHEMA_SQL[] =
@@ -1393,6 +1412,7 @@ hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out
     struct sql_builder b = {0};
     hc_cursor *cur = NULL;
     hc_err code;
+    int rc;
 
     if (out)
         *out = NULL;
@@ -1412,12 +1432,20 @@ hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out
         sb_add(&b, " LIMIT ");
         sb_bind(&b, false, sel->limit, NULL);
     }
+    /* a row whose topic is missing is skipped, as an inner join with topics would */
     code = prepare_built(st,
-                         "SELECT m.seq, m.session_id, m.received_at_ns, m.mono_ns,"
-                         " s.started_at_ns + m.mono_ns, t.name, m.payload, m.qos, m.retain, m.dup"
-                         " FROM message_rows m JOIN topics t ON t.id = m.topic_id"
-                         " LEFT JOIN sessions s ON s.id = m.session_id",
+                         "SELECT m.seq, m.session_id, m.received_at_ns, m.mono_ns, m.topic_id,"
+                         " m.payload, m.qos, m.retain, m.dup FROM message_rows m",
                          &b, "", &cur->stmt, err);
+    if (code != HC_OK)
+        goto out;
+    rc = sqlite3_prepare_v2(st->db, "SELECT name FROM topics WHERE id = ?", -1, &cur->topics.lookup,
+                            NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "SELECT started_at_ns FROM sessions WHERE id = ?", -1,
+                                &cur->sessions.lookup, NULL);
+    if (rc != SQLITE_OK)
+        code = db_fail(st, rc, err, "read");
 out:
     sb_release(&b);
     if (code != HC_OK) {
@@ -1428,40 +1456,133 @@ out:
     return HC_OK;
 }
 
+static size_t id_hash(int64_t id, size_t cap)
+{
+    return (size_t)(((uint64_t)id * 0x9e3779b97f4a7c15ULL) >> 17) & (cap - 1);
+}
+
+static bool id_cache_grow(struct id_cache *c)
+{
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    struct id_entry *slots = calloc(cap, sizeof(*slots));
+
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < c->cap; i++) {
+        size_t at;
+        if (!c->slots[i].used)
+            continue;
+        for (at = id_hash(c->slots[i].id, cap); slots[at].used; at = (at + 1) & (cap - 1))
+            ;
+        slots[at] = c->slots[i];
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->cap = cap;
+    return true;
+}
+
+/*
+ * *out: the cached entry for id, looked up in the database on a miss (found is false when the
+ * row does not exist).
+ */
+static hc_err id_cache_get(hc_cursor *cur, struct id_cache *c, int64_t id, bool is_text,
+                           const struct id_entry **out, hc_error *err)
+{
+    struct id_entry *e;
+    size_t at;
+    int rc;
+
+    if (c->cap) {
+        for (at = id_hash(id, c->cap); c->slots[at].used; at = (at + 1) & (c->cap - 1)) {
+            if (c->slots[at].id == id) {
+                *out = &c->slots[at];
+                return HC_OK;
+            }
+        }
+    }
+    if ((c->n + 1) * 2 > c->cap && !id_cache_grow(c))
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory", cur->st->path);
+    for (at = id_hash(id, c->cap); c->slots[at].used; at = (at + 1) & (c->cap - 1))
+        ;
+    e = &c->slots[at];
+    memset(e, 0, sizeof(*e));
+    sqlite3_bind_int64(c->lookup, 1, id);
+    rc = sqlite3_step(c->lookup);
+    if (rc == SQLITE_ROW) {
+        e->found = true;
+        if (is_text) {
+            const char *name = (const char *)sqlite3_column_text(c->lookup, 0);
+            e->name = strdup(name ? name : "");
+            if (!e->name) {
+                sqlite3_reset(c->lookup);
+                return hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory",
+                                    cur->st->path);
+            }
+        } else {
+            e->value = sqlite3_column_int64(c->lookup, 0);
+        }
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(c->lookup);
+    if (rc != SQLITE_DONE)
+        return db_fail(cur->st, rc, err, "read");
+    e->id = id;
+    e->used = true;
+    c->n++;
+    *out = e;
+    return HC_OK;
+}
+
+static void id_cache_release(struct id_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        free(c->slots[i].name);
+    free(c->slots);
+    sqlite3_finalize(c->lookup);
+}
+
 hc_err hc_cursor_next(hc_cursor *cur, struct hc_msg *msg, hc_error *err)
 {
     static const unsigned char empty[1] = {0};
+    const struct id_entry *topic, *session;
     sqlite3_stmt *s;
+    hc_err code;
     int rc;
 
     if (!cur || !msg)
         return hc_error_set(err, HC_ERR_INVALID, "cannot read the next message: missing argument");
     s = cur->stmt;
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return HC_DONE;
-    if (rc != SQLITE_ROW)
-        return db_fail(cur->st, rc, err, "read");
+    do {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            return HC_DONE;
+        if (rc != SQLITE_ROW)
+            return db_fail(cur->st, rc, err, "read");
+        code = id_cache_get(cur, &cur->topics, sqlite3_column_int64(s, 4), true, &topic, err);
+        if (code != HC_OK)
+            return code;
+    } while (!topic->found);
     memset(msg, 0, sizeof(*msg));
     msg->seq = sqlite3_column_int64(s, 0);
     msg->session_id = sqlite3_column_int64(s, 1);
     msg->received_at_ns = sqlite3_column_int64(s, 2);
     msg->mono_ns = sqlite3_column_int64(s, 3);
+    code = id_cache_get(cur, &cur->sessions, msg->session_id, false, &session, err);
+    if (code != HC_OK)
+        return code;
     /* A message whose session row is missing still gets a usable time axis. */
-    msg->timeline_ns =
-        sqlite3_column_type(s, 4) == SQLITE_NULL ? msg->received_at_ns : sqlite3_column_int64(s, 4);
-    msg->topic = (const char *)sqlite3_column_text(s, 5);
-    msg->payload = sqlite3_column_blob(s, 6);
-    msg->payload_len = (size_t)sqlite3_column_bytes(s, 6);
+    msg->timeline_ns = session->found ? session->value + msg->mono_ns : msg->received_at_ns;
+    msg->topic = topic->name;
+    msg->payload = sqlite3_column_blob(s, 5);
+    msg->payload_len = (size_t)sqlite3_column_bytes(s, 5);
     if (!msg->payload) {
         msg->payload = empty;
         msg->payload_len = 0;
     }
-    msg->qos = sqlite3_column_int(s, 7);
-    msg->retain = sqlite3_column_int(s, 8) != 0;
-    msg->dup = sqlite3_column_int(s, 9) != 0;
-    if (!msg->topic)
-        msg->topic = "";
+    msg->qos = sqlite3_column_int(s, 6);
+    msg->retain = sqlite3_column_int(s, 7) != 0;
+    msg->dup = sqlite3_column_int(s, 8) != 0;
     return HC_OK;
 }
 
@@ -1470,6 +1591,8 @@ void hc_cursor_free(hc_cursor *cur)
     if (!cur)
         return;
     sqlite3_finalize(cur->stmt);
+    id_cache_release(&cur->topics);
+    id_cache_release(&cur->sessions);
     free(cur);
 }
 

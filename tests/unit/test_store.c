@@ -949,6 +949,51 @@ Test(store, iterating_200k_rows_streams_them_all_in_order)
     close_ok(st);
 }
 
+/*
+ * Rows that lost their topic or session row (a hand-edited file) read as they always did: a
+ * message without its topic is skipped, one without its session gets its arrival time as its
+ * place on the timeline; the other rows of the same topics and sessions are unaffected.
+ */
+Test(store, messages_whose_topic_or_session_row_is_gone_are_skipped_or_keep_arrival_time)
+{
+    const char *path = tmp_path("orphans.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    hc_cursor *cur = NULL;
+    struct hc_msg m;
+    sqlite3 *db;
+    int64_t s1 = begin_session(st, 1000000000LL), s2;
+
+    append_text(st, s1, 1000000100LL, "t/keep", "1");
+    append_text(st, s1, 1000000200LL, "t/gone", "2");
+    s2 = begin_session(st, 2000000000LL);
+    append_text(st, s2, 2000000300LL, "t/keep", "3");
+    append_text(st, s2, 2000000400LL, "t/gone", "4");
+    close_ok(st);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "DELETE FROM topics WHERE name = 't/gone';"
+                              "DELETE FROM sessions WHERE id = 2;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_query(st, NULL, &cur, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_cursor_next(cur, &m, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(m.seq, 1);
+    cr_assert_str_eq(m.topic, "t/keep");
+    cr_assert_eq(m.timeline_ns, 1000000000LL + m.mono_ns);
+    cr_assert_eq(hc_cursor_next(cur, &m, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(m.seq, 3);
+    cr_assert_str_eq(m.topic, "t/keep");
+    cr_assert_eq(m.session_id, s2);
+    cr_assert_eq(m.timeline_ns, 2000000300LL, "no session row: the arrival time");
+    cr_assert_eq(hc_cursor_next(cur, &m, &err), HC_DONE);
+    hc_cursor_free(cur);
+    close_ok(st);
+}
+
 /* --- decoded columns, as a user of the sqlite3 shell sees them ------------------------------- */
 
 #define HT "haltian-iot/events/intg/key/measurements/"
