@@ -31,6 +31,8 @@ usage_error "hreplay: invalid value '0' for --fanout: must be between 1 and 1000
 usage_error "hreplay: invalid value '0' for --connections: must be between 1 and 256" --connections 0 "$IN"
 usage_error "hreplay: invalid value '3/2' for --shard: expected K/N with 1 <= K <= N (e.g. 2/4)" --shard 3/2 "$IN"
 usage_error "hreplay: invalid value '0/2' for --shard: expected K/N with 1 <= K <= N (e.g. 2/4)" --shard 0/2 "$IN"
+usage_error "hreplay: invalid value '20ms' for --spin: at most 10ms" --spin 20ms "$IN"
+usage_error "hreplay: invalid duration 'soon' for --spin: expected e.g. 250ms, 10s, 5m, 2h" --spin soon "$IN"
 usage_error "hreplay: invalid value '-1' for --loop: must be between 0 and 1000000000" --loop -1 "$IN"
 usage_error "hreplay: invalid value '0' for --inflight: must be between 1 and 65535" --inflight 0 "$IN"
 usage_error "hreplay: invalid duration 'soon' for --max-gap: expected e.g. 250ms, 10s, 5m, 2h" --max-gap soon "$IN"

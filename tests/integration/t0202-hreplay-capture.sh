@@ -146,6 +146,7 @@ if not float(sys.argv[2]) <= d < float(sys.argv[3]):
 PY
 }
 duration_between 0.29 2.0            # original: 300 ms
+duration_between 0.29 2.0 --spin 0   # the same, sleeping all the way
 duration_between 0.59 3.0 --speed 0.5 # 600 ms
 duration_between 0.029 1.5 --speed 10 # 30 ms
 duration_between 0.29 2.0 --rate 20   # 6 intervals of 50 ms

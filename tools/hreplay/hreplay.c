@@ -65,20 +65,24 @@ static int64_t mono_now(void)
 }
 
 /*
- * The replay clock: the real one, except that the last SPIN_NS before a due time are spent
- * polling the clock instead of sleeping. clock_nanosleep wakes ~40 µs late even with a 1 ns
- * timer slack (p99 ~110 µs); sleeping to SPIN_NS early and then spinning puts the median within a
- * few µs, at the cost of up to SPIN_NS of CPU per message.
+ * The replay clock: the real one, except that the last spin_ns before a due time are spent
+ * polling the clock instead of sleeping (--spin). clock_nanosleep wakes ~40 µs late even with a
+ * 1 ns timer slack (p99 ~110 µs); sleeping to spin_ns early and then spinning puts the median
+ * within a few µs, at the cost of up to spin_ns of CPU per message.
  */
-#define SPIN_NS 50000LL
+struct spin_clock {
+    const struct hc_clock *real;
+    int64_t spin_ns;
+};
 
 static void spin_sleep_until(void *ctx, int64_t deadline_ns)
 {
-    const struct hc_clock *real = ctx;
+    const struct spin_clock *sc = ctx;
+    const struct hc_clock *real = sc->real;
     int64_t now = real->now_ns(real->ctx);
 
-    if (deadline_ns - now > SPIN_NS) {
-        real->sleep_until_ns(real->ctx, deadline_ns - SPIN_NS);
+    if (deadline_ns - now > sc->spin_ns) {
+        real->sleep_until_ns(real->ctx, deadline_ns - sc->spin_ns);
         return; /* hc_sched_wait asks again: what is left is spun */
     }
     while (now < deadline_ns)
@@ -87,8 +91,8 @@ static void spin_sleep_until(void *ctx, int64_t deadline_ns)
 
 static int64_t spin_now(void *ctx)
 {
-    const struct hc_clock *real = ctx;
-    return real->now_ns(real->ctx);
+    const struct spin_clock *sc = ctx;
+    return sc->real->now_ns(sc->real->ctx);
 }
 
 static void nap_ns(int64_t ns)
@@ -910,7 +914,8 @@ out:
 
 int hreplay_run(struct hreplay_opts *o)
 {
-    struct hc_clock spin_clock = {spin_now, spin_sleep_until, NULL};
+    struct spin_clock spin = {hc_clock_real(), o->spin_ns};
+    struct hc_clock spin_clock = {spin_now, spin_sleep_until, &spin};
     struct source src = {.o = o};
     struct run r = {.o = o};
     hc_error err = HC_ERROR_INIT;
@@ -930,7 +935,6 @@ int hreplay_run(struct hreplay_opts *o)
         tool_error("%s", err.message);
         goto out;
     }
-    spin_clock.ctx = (void *)hc_clock_real();
     rc = hc_sched_new(&o->sched, &spin_clock, &r.sched, &err);
     if (rc != HC_OK) {
         tool_error("%s", err.message);

@@ -14,6 +14,8 @@
 #include "tool.h"
 
 #define HREPLAY_MAX_REMAPS 32
+#define HREPLAY_DEFAULT_SPIN_NS 50000LL /* --spin default: 50 us */
+#define HREPLAY_MAX_SPIN_NS 10000000LL  /* --spin at most 10 ms */
 
 struct hreplay_remap {
     const char *from, *to;
@@ -38,6 +40,7 @@ struct hreplay_opts {
     long shard_k, shard_n;
     long loops; /* 0: forever */
     long inflight;
+    int64_t spin_ns; /* --spin: busy-wait this long before each due time */
     const char *report_json;
     const char *lateness_log; /* per-message lateness (ns), one line each */
 };
