@@ -558,6 +558,12 @@ static const unsigned char *fast_string(const unsigned char *p, unsigned char **
     return p + 1;
 }
 
+static const unsigned char *fast_null(const unsigned char *p)
+{
+    return p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l' && ends_value(p[4]) ? p + 4
+                                                                                        : NULL;
+}
+
 static const unsigned char *fast_int(const unsigned char *p, int64_t *out)
 {
     bool negative = *p == '-';
@@ -621,7 +627,7 @@ static bool reserve_arena(hc_jsonl_reader *r, size_t need)
 static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *rec)
 {
     const unsigned char *p = (const unsigned char *)r->line;
-    const unsigned char *end = p + len;
+    const unsigned char *end = p + len, *q;
     unsigned char *o;
     unsigned seen = 0;
     int64_t start = 0, mono = 0, v;
@@ -668,11 +674,8 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
                     return false;
                 rec->msg.payload = s;
                 rec->msg.payload_len = (size_t)(o - 1 - s);
-            } else if (!(p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l' &&
-                         ends_value(p[4]))) {
+            } else if (!(p = fast_null(p))) {
                 return false;
-            } else {
-                p += 4;
             }
             break;
         case KEY_RECEIVED_AT:
@@ -682,11 +685,8 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
                                           &rec->msg.received_at_ns, NULL) != HC_OK)
                     return false;
                 rec->has_received_at = true;
-            } else if (!(p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l' &&
-                         ends_value(p[4]))) {
+            } else if (!(p = fast_null(p))) {
                 return false;
-            } else {
-                p += 4;
             }
             break;
         case KEY_QOS:
@@ -703,13 +703,15 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
             else
                 rec->msg.dup = flag == 1;
             break;
-        case KEY_SEQ:
-            if (!(p = fast_int(p, &rec->msg.seq)))
+        case KEY_SEQ: /* null: no number, so no seq, as line_int64 has it */
+            if (!(q = fast_int(p, &rec->msg.seq)) && !(q = fast_null(p)))
                 return false;
+            p = q;
             break;
         case KEY_SESSION:
-            if (!(p = fast_int(p, &rec->msg.session_id)))
+            if (!(q = fast_int(p, &rec->msg.session_id)) && !(q = fast_null(p)))
                 return false;
+            p = q;
             break;
         case KEY_SESSION_STARTED_AT_NS:
             if (!(p = fast_int(p, &start)))

@@ -1,9 +1,10 @@
 /*
  * libFuzzer target for the JSON lines reader. The input is written to a temporary file (the
- * reader takes a path) and read line by line; every line that reads back is written again with
- * hc_jsonl_write and read a second time, which must give the same topic, payload bytes, times
- * and flags. Besides ASan/UBSan cleanliness this checks that whatever hkit accepts, it can also
- * export without loss.
+ * reader takes a path) and read twice, with the fast path on and off: line by line the two
+ * readers must agree exactly (return code, error message, every field of the record), since the
+ * fast path may only ever decline a line, never read it differently. Every line that reads back
+ * is also written again with hc_jsonl_write and read a second time, which must give the same
+ * topic, payload bytes, times and flags: whatever hkit accepts, it can export without loss.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -66,11 +67,31 @@ static void rewrite_and_compare(const struct hc_jsonl_record *rec)
     hc_jsonl_reader_close(r);
 }
 
+/* The fast path's record against the cJSON path's, field by field. */
+static void compare_records(const struct hc_jsonl_record *a, const struct hc_jsonl_record *b)
+{
+    check(strcmp(a->msg.topic, b->msg.topic) == 0);
+    check(a->msg.payload_len == b->msg.payload_len);
+    check(a->msg.payload_len == 0 ||
+          memcmp(a->msg.payload, b->msg.payload, a->msg.payload_len) == 0);
+    check(a->msg.qos == b->msg.qos);
+    check(a->msg.retain == b->msg.retain && a->msg.dup == b->msg.dup);
+    check(a->msg.seq == b->msg.seq && a->msg.session_id == b->msg.session_id);
+    check(a->msg.received_at_ns == b->msg.received_at_ns);
+    check(a->msg.mono_ns == b->msg.mono_ns && a->msg.timeline_ns == b->msg.timeline_ns);
+    check(a->has_received_at == b->has_received_at);
+    check(a->has_session_start == b->has_session_start);
+    check(a->session_started_at_ns == b->session_started_at_ns);
+    check((a->decoded == NULL) == (b->decoded == NULL));
+    check(a->format == b->format && a->line == b->line);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct hc_jsonl_record rec;
-    hc_jsonl_reader *r = NULL;
-    hc_err rc;
+    struct hc_jsonl_record fast_rec, slow_rec;
+    hc_jsonl_reader *fast = NULL, *slow = NULL;
+    hc_error fast_err = HC_ERROR_INIT, slow_err = HC_ERROR_INIT;
+    hc_err rc, slow_rc;
     FILE *f;
     int lines = 0;
 
@@ -80,12 +101,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size)
         check(fwrite(data, 1, size, f) == size);
     fclose(f);
-    check(hc_jsonl_reader_open(in_path, &r, NULL) == HC_OK);
-    while ((rc = hc_jsonl_next(r, &rec, NULL)) != HC_DONE && lines++ < 1000) {
+    check(hc_jsonl_reader_open(in_path, &fast, NULL) == HC_OK);
+    check(hc_jsonl_reader_open(in_path, &slow, NULL) == HC_OK);
+    hc_jsonl_reader_set_fast_path(slow, false);
+    while ((rc = hc_jsonl_next(fast, &fast_rec, &fast_err)) != HC_DONE && lines++ < 1000) {
+        slow_rc = hc_jsonl_next(slow, &slow_rec, &slow_err);
+        check(rc == slow_rc);
         check(rc == HC_OK || rc == HC_ERR_PARSE || rc == HC_ERR_NOMEM);
-        if (rc == HC_OK)
-            rewrite_and_compare(&rec);
+        if (rc == HC_OK) {
+            compare_records(&fast_rec, &slow_rec);
+            rewrite_and_compare(&fast_rec);
+        } else {
+            check(strcmp(fast_err.message, slow_err.message) == 0);
+        }
     }
-    hc_jsonl_reader_close(r);
+    if (rc == HC_DONE)
+        check(hc_jsonl_next(slow, &slow_rec, &slow_err) == HC_DONE);
+    hc_jsonl_reader_close(fast);
+    hc_jsonl_reader_close(slow);
     return 0;
 }
