@@ -58,28 +58,35 @@ for g in range(8):
 PY
 
 FAILED=()
-# measure NAME URL [TLS options]: replays the groups, reports median lateness of B, C, D.
-measure() {
-    local name=$1 url=$2
-    shift 2
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 2 -t 'wt/#' -t 'hkit-test/#' -F '%U %t' >"$T/$name.raw" &
+# sub_start NAME / sub_stop: an independent subscriber stamping arrivals into $T/NAME.raw
+sub_start() {
+    mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 2 -t 'wt/#' -t 'hkit-test/#' -F '%U %t' >"$T/$1.raw" &
     CAP_PID=$!
     for i in $(seq 1 100); do
         mosquitto_pub -h 127.0.0.1 -p "$PORT" -t hkit-test/ready -m x
-        grep -q ' hkit-test/ready$' "$T/$name.raw" && break
+        grep -q ' hkit-test/ready$' "$T/$1.raw" && break
         [ "$i" -lt 100 ] || hkit_fail "subscriber did not start"
         sleep 0.05
     done
-    timeout 30 hreplay --url "$url" "$@" "$T/groups.jsonl" 2>"$T/$name.err" ||
-        hkit_fail "$name: hreplay failed: $(cat "$T/$name.err")"
+}
+sub_stop() {
     mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t hkit-test/end -m x
     for i in $(seq 1 200); do
-        grep -q ' hkit-test/end$' "$T/$name.raw" && break
+        grep -q ' hkit-test/end$' "$T/$1.raw" && break
         sleep 0.05
     done
     kill "$CAP_PID" 2>/dev/null || true
     wait "$CAP_PID" 2>/dev/null || true
     CAP_PID=
+}
+# measure NAME URL [TLS options]: replays the groups, reports median lateness of B, C, D.
+measure() {
+    local name=$1 url=$2
+    shift 2
+    sub_start "$name"
+    timeout 30 hreplay --url "$url" "$@" "$T/groups.jsonl" 2>"$T/$name.err" ||
+        hkit_fail "$name: hreplay failed: $(cat "$T/$name.err")"
+    sub_stop "$name"
     python3 - "$T/$name.raw" "$name" <<'PY' || FAILED+=("$name")
 import sys, statistics
 at = {}
@@ -101,5 +108,31 @@ PY
 }
 measure plain "mqtt://127.0.0.1:$PORT"
 measure tls "mqtts://127.0.0.1:$TLS_PORT" --cafile "$T/certs/ca.crt"
+
+# --max from a pipe that trickles (a producer feeding hreplay live): each line must leave when it
+# is read, not when a batch fills or the next 100 ms tick flushes it. The writer stamps each line
+# with the same wall clock as the subscriber's %U.
+sub_start pipe
+python3 -u - "$T/written.txt" <<'PY' | timeout 30 hreplay --url "mqtt://127.0.0.1:$PORT" --max -q 0 - \
+    2>"$T/pipe.err" || hkit_fail "pipe: hreplay failed: $(cat "$T/pipe.err")"
+import json, sys, time
+with open(sys.argv[1], "w") as log:
+    for i in range(12):
+        time.sleep(0.04)
+        log.write(f"{time.time():.6f} wt/p/{i}\n")
+        log.flush()
+        print(json.dumps({"topic": f"wt/p/{i}", "payload": str(i)}), flush=True)
+PY
+sub_stop pipe
+python3 - "$T/written.txt" "$T/pipe.raw" <<'PY' || FAILED+=(pipe)
+import sys, statistics
+written = dict(reversed(l.split()) for l in open(sys.argv[1]))
+at = {l.split()[1]: float(l.split()[0]) for l in open(sys.argv[2]) if " wt/p/" in l}
+late = sorted((at[t] - float(w)) * 1000 for t, w in written.items())
+med = statistics.median(late)
+print(f"pipe: median {med:.1f} ms from written to received, max {late[-1]:.1f} ms")
+if med >= 15:
+    sys.exit("pipe: lines read from a trickling pipe are held back in hreplay's batch")
+PY
 [ ${#FAILED[@]} = 0 ] || hkit_fail "late on the wire: ${FAILED[*]}"
 echo "t0208 ok"

@@ -143,15 +143,22 @@ struct source {
     hc_store *st;
     hc_cursor *cur;
     hc_jsonl_reader *jr;
-    int64_t taken; /* JSON lines: messages passed on this pass (for --limit) */
+    int64_t taken;              /* JSON lines: messages passed on this pass (for --limit) */
+    void (*on_wait)(void *ctx); /* JSON lines: called before the input blocks (a pipe) */
+    void *wait_ctx;
 };
 
 static hc_err source_open(struct source *src, hc_error *err)
 {
+    hc_err rc;
+
     if (src->is_db)
         return hc_store_query(src->st, &src->o->select.sel, &src->cur, err);
     src->taken = 0;
-    return hc_jsonl_reader_open(src->o->input, &src->jr, err);
+    rc = hc_jsonl_reader_open(src->o->input, &src->jr, err);
+    if (rc == HC_OK)
+        hc_jsonl_reader_set_wait_hook(src->jr, src->on_wait, src->wait_ctx);
+    return rc;
 }
 
 static void source_close(struct source *src)
@@ -839,6 +846,12 @@ static void flush_all(struct run *r)
         hc_mqtt_flush(r->conns[i].m);
 }
 
+/* Input that trickles (a pipe): what is batched leaves now, not when the batch fills. */
+static void flush_on_wait(void *ctx)
+{
+    flush_all(ctx);
+}
+
 static hc_err replay(struct run *r, struct source *src, hc_error *err)
 {
     const struct hreplay_opts *o = r->o;
@@ -926,6 +939,8 @@ int hreplay_run(struct hreplay_opts *o)
         return TOOL_EXIT_USAGE;
     hc_mqtt_parse_url(r.mo.url, &r.url, NULL);
 
+    src.on_wait = flush_on_wait;
+    src.wait_ctx = &r;
     rc = tool_detect_input(o->input, &src.is_db, &err);
     if (rc == HC_OK)
         rc = source_prepare(&src, o, &r.total, &err);
