@@ -12,7 +12,11 @@
  * a fixed 100 ms sleep in MQTTClient_publish (the background thread only finishes partial writes
  * on its next 100 ms cycle). Our writer encodes packets into one buffer, writes it with a
  * blocking send (the kernel, not a timer, paces us), can batch many messages per send
- * (hc_mqtt_set_batching), and reads acknowledgements on its own thread.
+ * (hc_mqtt_set_batching), and reads acknowledgements on its own thread. That reader never waits
+ * to write: the control packets it owes (QoS 2 PUBREL, PINGREQ) go into a small queue, which it
+ * writes itself without blocking when the output buffer is free, or which the publisher takes
+ * along on its next write. A reader that waited behind a publisher blocked in send would stop
+ * reading acknowledgements, and a broker that stops reading until we read would deadlock us.
  *
  * Both publishers keep a window bounded by max_inflight so memory stays flat (unbounded
  * publishing was measured to grow to ~900 MB for 1M messages), and number messages with tickets
@@ -79,12 +83,19 @@ struct hc_mqtt {
     atomic_bool reader_stop;
     atomic_bool awaiting; /* someone waits for acknowledgements */
     pthread_mutex_t wlock;
-    unsigned char *out;
+    unsigned char *out; /* whole packets, except that the front one may be partly written */
     size_t out_len, out_cap;
+    bool out_urgent; /* out holds control packets or a partly written packet: write it now */
     bool batching;
-    int64_t last_write_ns; /* under wlock */
-    int64_t ping_sent_ns;  /* reader only; 0: no PINGREQ outstanding */
-    uint16_t next_id;      /* under lock */
+    _Atomic int64_t last_write_ns; /* CLOCK_MONOTONIC; when the socket last took bytes */
+    int64_t ping_sent_ns;          /* reader only; 0: no PINGREQ outstanding */
+    uint16_t next_id;              /* under lock */
+
+    /* control packets (PUBREL, PINGREQ) the reader queued for whoever writes next */
+    pthread_mutex_t ctl_lock;
+    unsigned char *ctl;
+    size_t ctl_len, ctl_cap; /* under ctl_lock */
+    atomic_bool ctl_waiting; /* ctl_len > 0; read without the lock */
 
     /* subscriber's current message */
     char *rx_topic;
@@ -239,6 +250,16 @@ static int on_tls_error(const char *str, size_t len, void *ctx)
 
 /* --- our own plain-TCP publisher ------------------------------------------------------------ */
 
+/*
+ * Two threads write one byte stream. The publisher thread appends PUBLISH packets to the output
+ * buffer under wlock and writes it with blocking sends. The reader thread owes the broker PUBRELs
+ * and PINGREQs; it appends them to the control queue (ctl_lock), then only tries wlock: with it, it
+ * moves the queue behind the buffered packets and writes what the socket takes at once, polling
+ * for POLLOUT to finish the rest; without it, the holder writes the queue before or right after
+ * letting go (raw_unlock). Packets are appended whole behind a partly written front, so no packet
+ * is ever cut by another.
+ */
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -255,10 +276,10 @@ static void mark_lost(hc_mqtt *m)
 }
 
 /* Sends all of buf on the blocking socket. false: the connection is gone. */
-static bool send_all(int fd, const unsigned char *buf, size_t len)
+static bool send_all(hc_mqtt *m, const unsigned char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = send(m->fd, buf, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -266,21 +287,10 @@ static bool send_all(int fd, const unsigned char *buf, size_t len)
         }
         buf += n;
         len -= (size_t)n;
+        /* progress, for keepalive: a long write to a slow broker is not a silent link */
+        atomic_store_explicit(&m->last_write_ns, mono_ns(), memory_order_relaxed);
     }
     return true;
-}
-
-/* Writes the output buffer; wlock held. */
-static bool raw_flush_locked(hc_mqtt *m)
-{
-    bool ok = true;
-
-    if (m->out_len) {
-        ok = m->fd >= 0 && send_all(m->fd, m->out, m->out_len);
-        m->out_len = 0;
-        m->last_write_ns = mono_ns();
-    }
-    return ok;
 }
 
 static bool raw_reserve_locked(hc_mqtt *m, size_t more)
@@ -299,22 +309,156 @@ static bool raw_reserve_locked(hc_mqtt *m, size_t more)
     return true;
 }
 
-/* Appends a small control packet and sends it at once (acknowledgement flow, pings). */
-static void raw_send_control(hc_mqtt *m, const unsigned char *pkt, size_t len)
+/* Reader: queues control packets (all PUBRELs of one read at once) for whoever writes next. */
+static bool raw_queue_control(hc_mqtt *m, const unsigned char *pkt, size_t len)
 {
-    bool ok;
+    bool ok = true;
 
-    pthread_mutex_lock(&m->wlock);
-    ok = raw_reserve_locked(m, len);
-    if (ok) {
-        memcpy(m->out + m->out_len, pkt, len);
-        m->out_len += len;
-        ok = raw_flush_locked(m);
+    pthread_mutex_lock(&m->ctl_lock);
+    if (m->ctl_len + len > m->ctl_cap) {
+        size_t cap = m->ctl_cap ? m->ctl_cap : RAW_RX_SIZE;
+        unsigned char *p;
+        while (cap < m->ctl_len + len)
+            cap *= 2;
+        p = realloc(m->ctl, cap);
+        if (p) {
+            m->ctl = p;
+            m->ctl_cap = cap;
+        }
+        ok = p != NULL;
     }
-    pthread_mutex_unlock(&m->wlock);
-    if (!ok) {
+    if (ok) {
+        memcpy(m->ctl + m->ctl_len, pkt, len);
+        m->ctl_len += len;
+        atomic_store(&m->ctl_waiting, true);
+    }
+    pthread_mutex_unlock(&m->ctl_lock);
+    return ok;
+}
+
+/*
+ * Moves queued control packets behind the whole packets already in the output buffer, which then
+ * must leave promptly; wlock held.
+ */
+static bool raw_take_control_locked(hc_mqtt *m)
+{
+    bool ok = true;
+
+    if (!atomic_load(&m->ctl_waiting))
+        return true;
+    pthread_mutex_lock(&m->ctl_lock);
+    if (m->ctl_len) {
+        ok = raw_reserve_locked(m, m->ctl_len);
+        if (ok) {
+            memcpy(m->out + m->out_len, m->ctl, m->ctl_len);
+            m->out_len += m->ctl_len;
+            m->ctl_len = 0;
+            m->out_urgent = true;
+        }
+    }
+    if (ok)
+        atomic_store(&m->ctl_waiting, false);
+    pthread_mutex_unlock(&m->ctl_lock);
+    return ok;
+}
+
+/* Writes the output buffer and the queued control packets, waiting for the socket; wlock held. */
+static bool raw_flush_locked(hc_mqtt *m)
+{
+    bool ok = raw_take_control_locked(m);
+
+    if (ok && m->out_len)
+        ok = m->fd >= 0 && send_all(m, m->out, m->out_len);
+    m->out_len = 0;
+    m->out_urgent = false;
+    return ok;
+}
+
+/*
+ * Writes what the socket takes now, never waiting; the rest stays at the front of the output
+ * buffer (whole packets are only ever appended behind it, so the stream stays intact) and is
+ * urgent. wlock held. false: the connection is gone.
+ */
+static bool raw_write_some_locked(hc_mqtt *m)
+{
+    size_t done = 0;
+
+    if (m->fd < 0 || !raw_take_control_locked(m))
+        return false;
+    while (done < m->out_len) {
+        ssize_t n = send(m->fd, m->out + done, m->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return false;
+        }
+        done += (size_t)n;
+    }
+    if (done) {
+        memmove(m->out, m->out + done, m->out_len - done);
+        m->out_len -= done;
+        atomic_store_explicit(&m->last_write_ns, mono_ns(), memory_order_relaxed);
+    }
+    m->out_urgent = m->out_len > 0;
+    return true;
+}
+
+static void raw_fail(hc_mqtt *m)
+{
+    if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR);
-        mark_lost(m);
+    mark_lost(m);
+}
+
+/*
+ * The publisher thread's way out of wlock. What must leave promptly (control packets, the rest of
+ * a packet the reader began) is written first, blocking. Then, after the lock is gone, control
+ * packets the reader queued while it failed to get the lock are picked up: the reader appends
+ * before it tries the lock, we look after we let go, so one of us always sees them (the fences
+ * order the flag against the lock word). Returns ok, false once a write failed.
+ */
+static bool raw_unlock(hc_mqtt *m, bool ok)
+{
+    for (;;) {
+        if (ok && (m->out_urgent || atomic_load(&m->ctl_waiting)))
+            ok = raw_flush_locked(m);
+        pthread_mutex_unlock(&m->wlock);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!ok || !atomic_load(&m->ctl_waiting) || pthread_mutex_trylock(&m->wlock) != 0)
+            return ok;
+    }
+}
+
+/*
+ * The reader thread's writing: it never waits for wlock or for the socket, so it always goes
+ * back to reading acknowledgements (a broker that stops reading until we read its PUBRECs would
+ * otherwise deadlock with a publisher blocked in send). If someone holds wlock, that holder
+ * writes the queue on its way out (raw_unlock). With stale, a batch nobody flushed goes too.
+ * true: bytes are left that the socket did not take; continue when it is writable.
+ */
+static bool raw_reader_write(hc_mqtt *m, bool stale)
+{
+    bool ok = true, left = false;
+
+    for (;;) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (pthread_mutex_trylock(&m->wlock) != 0)
+            return false;
+        if (stale && m->out_len)
+            m->out_urgent = true;
+        if (m->out_urgent || atomic_load(&m->ctl_waiting))
+            ok = raw_write_some_locked(m);
+        left = m->out_urgent;
+        pthread_mutex_unlock(&m->wlock);
+        if (!ok) {
+            raw_fail(m);
+            return false;
+        }
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!atomic_load(&m->ctl_waiting))
+            return left;
     }
 }
 
@@ -361,55 +505,61 @@ static void quick_ack(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
 
-/* Flushes a batch nobody flushed for a tick, and keeps the connection alive with PINGREQ. */
-static void raw_tick(hc_mqtt *m, int64_t now)
+/*
+ * Reader, every tick: writes a batch nobody flushed for a tick, keeps the connection alive with
+ * PINGREQ, and declares the link dead when a ping goes unanswered. Returns raw_reader_write's.
+ */
+static bool raw_tick(hc_mqtt *m, int64_t now)
 {
     static const unsigned char ping[2] = {0xc0, 0x00};
     int64_t keepalive = (int64_t)m->keepalive_s * 1000000000LL;
-    bool ok = true, need_ping;
+    int64_t last_write = atomic_load_explicit(&m->last_write_ns, memory_order_relaxed);
 
-    if (pthread_mutex_trylock(&m->wlock) != 0)
-        return; /* the publisher is writing right now */
-    need_ping = now - m->last_write_ns >= keepalive / 2;
-    if (m->out_len)
-        ok = raw_flush_locked(m);
-    pthread_mutex_unlock(&m->wlock);
-    if (ok && need_ping && !m->ping_sent_ns) {
+    if (!m->ping_sent_ns && now - last_write >= keepalive / 2) {
         m->ping_sent_ns = now;
-        raw_send_control(m, ping, sizeof(ping));
+        if (!raw_queue_control(m, ping, sizeof(ping))) {
+            raw_fail(m);
+            return false;
+        }
     }
-    if (!ok || (m->ping_sent_ns && now - m->ping_sent_ns > keepalive)) {
+    if (m->ping_sent_ns && now - m->ping_sent_ns > keepalive) {
         /* the broker answers every ping: silence this long means the link is dead */
-        shutdown(m->fd, SHUT_RDWR);
-        mark_lost(m);
+        raw_fail(m);
+        return false;
     }
+    return raw_reader_write(m, true);
 }
 
-/* Acknowledgements, PINGRESP, and the end of the connection. */
+/* Acknowledgements, PINGRESP, and the end of the connection; our control packets go out here. */
 static void *raw_reader(void *arg)
 {
     hc_mqtt *m = arg;
-    unsigned char rx[RAW_RX_SIZE];
+    unsigned char rx[RAW_RX_SIZE], rel[RAW_RX_SIZE];
     uint16_t acked[RAW_RX_SIZE / 4];
     size_t have = 0;
     int64_t last_tick = mono_ns();
+    bool unsent = false; /* our non-blocking write left bytes: wait for POLLOUT too */
 
     m->ping_sent_ns = 0;
     while (!m->reader_stop && !m->lost) {
-        struct pollfd pfd = {.fd = m->fd, .events = POLLIN};
+        struct pollfd pfd = {.fd = m->fd, .events = (short)(POLLIN | (unsent ? POLLOUT : 0))};
         int64_t now;
         ssize_t n;
-        size_t off = 0, n_acked = 0;
+        size_t off = 0, n_acked = 0, n_rel = 0;
         int prc = poll(&pfd, 1, RAW_TICK_MS);
 
         now = mono_ns();
         if (now - last_tick >= RAW_TICK_MS * 1000000LL) {
             last_tick = now;
-            raw_tick(m, now);
+            unsent = raw_tick(m, now);
         }
         if (prc < 0 && errno != EINTR)
             break;
         if (prc <= 0)
+            continue;
+        if (pfd.revents & POLLOUT)
+            unsent = raw_reader_write(m, false);
+        if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         n = recv(m->fd, rx + have, sizeof(rx) - have, 0);
         if (n < 0 && errno == EINTR)
@@ -445,14 +595,23 @@ static void *raw_reader(void *arg)
                 unsigned id = (unsigned)rx[off + hdr] << 8 | rx[off + hdr + 1];
                 if (type == 0x50) {
                     /* QoS 2, step 2: release it; PUBCOMP completes it */
-                    unsigned char rel[4] = {0x62, 0x02, (unsigned char)(id >> 8),
-                                            (unsigned char)id};
-                    raw_send_control(m, rel, sizeof(rel));
+                    rel[n_rel++] = 0x62;
+                    rel[n_rel++] = 0x02;
+                    rel[n_rel++] = (unsigned char)(id >> 8);
+                    rel[n_rel++] = (unsigned char)id;
                 } else {
                     acked[n_acked++] = (uint16_t)id;
                 }
             }
             off += hdr + len;
+        }
+        if (n_rel) {
+            /* every PUBREL of this read in one write, queued if the publisher is writing */
+            if (!raw_queue_control(m, rel, n_rel)) {
+                raw_fail(m);
+                break;
+            }
+            unsent = raw_reader_write(m, false);
         }
         if (n_acked)
             raw_acked(m, acked, n_acked);
@@ -464,8 +623,7 @@ static void *raw_reader(void *arg)
     return NULL;
 protocol_error:
     hc_log(HC_LOG_WARNING, "mqtt: unexpected packet from the broker; closing the connection");
-    shutdown(m->fd, SHUT_RDWR);
-    mark_lost(m);
+    raw_fail(m);
     return NULL;
 }
 
@@ -482,6 +640,11 @@ static void raw_close(hc_mqtt *m)
     close(m->fd);
     m->fd = -1;
     m->out_len = 0;
+    m->out_urgent = false;
+    pthread_mutex_lock(&m->ctl_lock);
+    m->ctl_len = 0;
+    atomic_store(&m->ctl_waiting, false);
+    pthread_mutex_unlock(&m->ctl_lock);
 }
 
 static size_t put_str(unsigned char *p, const char *s, size_t len)
@@ -594,7 +757,7 @@ static hc_err raw_connect(hc_mqtt *m, hc_error *err)
         n += put_str(pkt + n, m->username, user);
     if (m->password)
         n += put_str(pkt + n, m->password, pass);
-    if (!send_all(m->fd, pkt, n))
+    if (!send_all(m, pkt, n))
         got = (size_t)-1;
     memset(pkt, 0, n); /* it held the password */
     free(pkt);
@@ -627,7 +790,7 @@ static hc_err raw_connect(hc_mqtt *m, hc_error *err)
     pthread_mutex_lock(&m->lock);
     m->lost = false;
     pthread_mutex_unlock(&m->lock);
-    m->last_write_ns = mono_ns();
+    atomic_store(&m->last_write_ns, mono_ns());
     m->reader_stop = false;
     if (pthread_create(&m->reader, NULL, raw_reader, m) != 0) {
         raw_close(m);
@@ -703,7 +866,8 @@ static hc_err raw_publish(hc_mqtt *m, const char *topic, const void *payload, si
     }
 
     pthread_mutex_lock(&m->wlock);
-    ok = m->fd >= 0 && raw_reserve_locked(m, rem + 5);
+    /* queued control packets first: they answer acknowledgements that came before */
+    ok = m->fd >= 0 && raw_take_control_locked(m) && raw_reserve_locked(m, rem + 5);
     if (ok) {
         p = m->out + m->out_len;
         n = 0;
@@ -720,7 +884,7 @@ static hc_err raw_publish(hc_mqtt *m, const char *topic, const void *payload, si
         if (!m->batching || m->out_len >= RAW_FLUSH_AT)
             ok = raw_flush_locked(m);
     }
-    pthread_mutex_unlock(&m->wlock);
+    ok = raw_unlock(m, ok);
     if (!ok) {
         /* not sent: the caller resends it under the same ticket after reconnecting */
         pthread_mutex_lock(&m->lock);
@@ -747,26 +911,22 @@ void hc_mqtt_set_batching(hc_mqtt *m, bool on)
         return;
     pthread_mutex_lock(&m->wlock);
     m->batching = on;
-    pthread_mutex_unlock(&m->wlock);
+    if (!raw_unlock(m, true))
+        raw_fail(m);
     if (!on)
         hc_mqtt_flush(m);
 }
 
 bool hc_mqtt_flush(hc_mqtt *m)
 {
-    bool ok = true;
+    bool ok;
 
     if (!m->raw)
         return true;
     pthread_mutex_lock(&m->wlock);
-    if (m->out_len)
-        ok = raw_flush_locked(m);
-    pthread_mutex_unlock(&m->wlock);
-    if (!ok) {
-        if (m->fd >= 0)
-            shutdown(m->fd, SHUT_RDWR);
-        mark_lost(m);
-    }
+    ok = raw_unlock(m, raw_flush_locked(m));
+    if (!ok)
+        raw_fail(m);
     return ok;
 }
 
@@ -787,6 +947,7 @@ hc_err hc_mqtt_new(const struct hc_mqtt_options *o, enum hc_mqtt_mode mode, hc_m
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->changed, NULL);
     pthread_mutex_init(&m->wlock, NULL);
+    pthread_mutex_init(&m->ctl_lock, NULL);
     m->fd = -1;
     m->mode = mode;
     m->next_ticket = 1;
@@ -852,7 +1013,9 @@ void hc_mqtt_free(hc_mqtt *m)
         hc_mqtt_disconnect(m, 1000);
     raw_close(m);
     free(m->out);
+    free(m->ctl);
     pthread_mutex_destroy(&m->wlock);
+    pthread_mutex_destroy(&m->ctl_lock);
     if (m->client) {
         if (MQTTClient_isConnected(m->client))
             MQTTClient_disconnect(m->client, 1000);
@@ -1015,8 +1178,13 @@ void hc_mqtt_disconnect(hc_mqtt *m, int timeout_ms)
         if (!m->lost && hc_mqtt_flush(m) && timeout_ms > 0)
             hc_mqtt_wait_all(m, timeout_ms, NULL);
         if (!m->lost) {
+            /* behind anything the reader queued, so no packet is cut */
             pthread_mutex_lock(&m->wlock);
-            send_all(m->fd, bye, sizeof(bye));
+            if (raw_take_control_locked(m) && raw_reserve_locked(m, sizeof(bye))) {
+                memcpy(m->out + m->out_len, bye, sizeof(bye));
+                m->out_len += sizeof(bye);
+                raw_flush_locked(m);
+            }
             pthread_mutex_unlock(&m->wlock);
         }
         raw_close(m);
