@@ -1692,6 +1692,44 @@ out:
     return code;
 }
 
+hc_err hc_store_count(hc_store *st, const struct hc_select *sel, int64_t *messages,
+                      int64_t *first_received_at_ns, hc_error *err)
+{
+    struct sql_builder b = {0};
+    sqlite3_stmt *stmt = NULL;
+    hc_err code;
+    int rc;
+
+    if (messages)
+        *messages = 0;
+    if (first_received_at_ns)
+        *first_received_at_ns = 0;
+    if (!st || !messages)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot count: missing argument");
+    code = build_selection(st, sel, NULL, &b, err);
+    if (code != HC_OK)
+        goto out;
+    /* without min(), SQLite counts from the b-tree's pages without decoding a row */
+    code = prepare_built(st,
+                         first_received_at_ns ? "SELECT count(*), min(m.received_at_ns) FROM "
+                                              : "SELECT count(*), 0 FROM ",
+                         &b, "", &stmt, err);
+    if (code != HC_OK)
+        goto out;
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        code = db_fail(st, rc, err, "read");
+        goto out;
+    }
+    *messages = sqlite3_column_int64(stmt, 0);
+    if (first_received_at_ns)
+        *first_received_at_ns = sqlite3_column_int64(stmt, 1);
+out:
+    sqlite3_finalize(stmt);
+    sb_release(&b);
+    return code;
+}
+
 hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *column,
                          int (*fn)(const char *key, int64_t count, int64_t first_ns,
                                    int64_t last_ns, void *user),

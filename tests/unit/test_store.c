@@ -855,6 +855,45 @@ Test(store, summarize_reports_counts_times_and_payload_size_statistics)
     close_ok(st);
 }
 
+Test(store, count_gives_the_selection_size_and_its_earliest_arrival)
+{
+    hc_store *st = open_ok(tmp_path("count.db"), HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    struct hc_select sel = {0};
+    const char *filter = "a/+";
+    int64_t s = begin_session(st, 0), n = -1, first = -1;
+
+    /* arrival times out of seq order: the earliest is not the first row */
+    for (int i = 1; i <= 100; i++)
+        append_text(st, s, i == 50 ? 500 : 1000 + i, i % 2 ? "a/odd" : "b/even", "x");
+    cr_assert_eq(hc_store_count(st, NULL, &n, &first, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(n, 100);
+    cr_assert_eq(first, 500);
+    cr_assert_eq(hc_store_count(st, NULL, &n, NULL, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(n, 100);
+
+    sel.topic_filters = &filter;
+    sel.n_topic_filters = 1;
+    cr_assert_eq(hc_store_count(st, &sel, &n, &first, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(n, 50);
+    cr_assert_eq(first, 1001);
+    sel.limit = 7;
+    cr_assert_eq(hc_store_count(st, &sel, &n, NULL, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(n, 7);
+
+    sel.limit = 0;
+    sel.has_since = true;
+    sel.since_ns = 5000;
+    cr_assert_eq(hc_store_count(st, &sel, &n, &first, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(first, 0);
+
+    filter = "a/#/b";
+    sel.has_since = false;
+    cr_assert_eq(hc_store_count(st, &sel, &n, NULL, &err), HC_ERR_INVALID);
+    close_ok(st);
+}
+
 Test(store, building_the_indexes_keeps_every_selection_identical)
 {
     int64_t s1, s2, seqs[5];

@@ -210,15 +210,14 @@ static hc_err first_received(const struct hcat_opts *o, int64_t *first, hc_error
         if (is_db) {
             hc_store *st = NULL;
             struct hc_select all = {0};
-            struct hc_store_summary sm;
+            int64_t n = 0;
             rc = hc_store_open(path, HC_STORE_READ, &st, err);
             if (rc == HC_OK)
-                rc = hc_store_summarize(st, &all, &sm, err);
+                rc = hc_store_count(st, &all, &n, &t, err);
             hc_store_close(st, NULL);
             if (rc != HC_OK)
                 return rc;
-            has = sm.messages > 0;
-            t = sm.first_received_at_ns;
+            has = n > 0;
         } else {
             hc_jsonl_reader *rd = NULL;
             struct hc_jsonl_record rec;

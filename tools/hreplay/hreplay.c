@@ -194,7 +194,6 @@ static hc_err source_next(struct source *src, struct hc_msg *msg, hc_error *err)
 static hc_err source_prepare(struct source *src, struct hreplay_opts *o, int64_t *total,
                              hc_error *err)
 {
-    struct hc_store_summary sum;
     struct hc_select all;
     hc_err rc;
 
@@ -204,17 +203,17 @@ static hc_err source_prepare(struct source *src, struct hreplay_opts *o, int64_t
         if (rc != HC_OK)
             return rc;
         if (o->select.since_text || o->select.until_text) {
+            int64_t n, first;
             memset(&all, 0, sizeof(all));
-            rc = hc_store_summarize(src->st, &all, &sum, err);
+            rc = hc_store_count(src->st, &all, &n, &first, err);
             if (rc != HC_OK)
                 return rc;
-            if (tool_select_resolve(&o->select, sum.first_received_at_ns) != OPTS_OK)
+            if (tool_select_resolve(&o->select, first) != OPTS_OK)
                 return HC_ERR_INVALID;
         }
-        rc = hc_store_summarize(src->st, &o->select.sel, &sum, err);
+        rc = hc_store_count(src->st, &o->select.sel, total, NULL, err);
         if (rc != HC_OK)
             return rc;
-        *total = sum.messages;
         if (o->select.sel.limit && *total > o->select.sel.limit)
             *total = o->select.sel.limit;
         return HC_OK;

@@ -188,6 +188,14 @@ hc_err hc_store_summarize(hc_store *st, const struct hc_select *sel, struct hc_s
                           hc_error *err);
 
 /*
+ * Counts the selected messages and, when first_received_at_ns is not NULL, gives the earliest
+ * received_at_ns among them (0 when none): one pass, no sorting, far cheaper than
+ * hc_store_summarize on a large recording (what a replay needs before it starts).
+ */
+hc_err hc_store_count(hc_store *st, const struct hc_select *sel, int64_t *messages,
+                      int64_t *first_received_at_ns, hc_error *err);
+
+/*
  * Counts the selected messages grouped by one column: "kind", "type", "device_id", "topic",
  * "session_id", or "decode_error" (the error code of undecodable messages). fn gets each group's
  * key (never NULL, "" for empty), its count and its first and last received_at_ns, ordered by
