@@ -93,9 +93,10 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
  * Publisher: with batching on, hc_mqtt_publish may keep messages in the client's buffer and
  * send many in one write (far fewer system calls: for --max style publishing). Buffered
  * messages go out once ~32 KB are waiting, on hc_mqtt_flush, hc_mqtt_wait_all and
- * hc_mqtt_disconnect, when the QoS 1/2 window is full, and at the latest ~100 ms later. Off by
- * default: every publish is then written before it returns. Only plain-TCP publishers batch;
- * for others both calls do nothing.
+ * hc_mqtt_disconnect, when the QoS 1/2 window is full, ahead of a QoS 2 release (PUBREL) or
+ * keepalive ping the client owes the broker, and at the latest ~100 ms later. Off by default:
+ * every publish is then written before it returns. Only plain-TCP publishers batch; for others
+ * both calls do nothing.
  */
 void hc_mqtt_set_batching(hc_mqtt *m, bool on);
 
