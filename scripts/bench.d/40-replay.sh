@@ -3,16 +3,17 @@
 # message) next to mosquitto_pub -l with the same payloads, same run; QoS 1 rate and loss (also
 # mosquitto_pub -l's own loss); peak RSS; lateness at --speed 1 and --speed 100 on a recording
 # with realistic gaps, including the first 1% against the last 1% of messages (drift). Each
-# throughput row is the median of HKIT_BENCH_REPEAT runs (default 3). Prints a Markdown section.
+# throughput row is the median of HKIT_BENCH_REPEAT runs (default 3), with the CPU time the
+# broker, the subscriber and the publisher spent per message. Prints a Markdown section.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh 2>/dev/null || true
 N=${HKIT_BENCH_MESSAGES:-1000000}
 REPEAT=${HKIT_BENCH_REPEAT:-3}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-bench-replay.XXXXXX")
-stop_sub() {
+stop_sub() { # the subscriber runs under /usr/bin/time, which then still reports its CPU
     if [ -s "$TMP/sub.pid" ]; then
-        kill "$(cat "$TMP/sub.pid")" 2>/dev/null || true
+        pkill -P "$(cat "$TMP/sub.pid")" 2>/dev/null || kill "$(cat "$TMP/sub.pid")" 2>/dev/null || true
         rm -f "$TMP/sub.pid"
     fi
 }
@@ -39,24 +40,32 @@ with open(f"{tmp}/max.jsonl", "w") as j, open(f"{tmp}/pub.txt", "w") as t:
 PY
 topic_one="haltian-iot/events/3f6c1d2a-8b4e-4c7a-9e21-5d0f7a9b1c44/a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d/measurements/ambientTemperature/00000000-0000-4000-8000-000000000000"
 
+# the same messages as a recording: what hreplay is mostly given
+"$HKIT_BIN/hcat" -o "$TMP/max.db" "$TMP/max.jsonl" 2>/dev/null
+
 now() { date +%s%N; }
-# e2e CMD...: "rate received" where rate = received messages per second from the command's
-# start until the subscriber's last message. The subscriber exits by itself at N messages (its
-# exit time is the end); a publisher that lost messages leaves it short, so it is stopped once
-# nothing arrived for 2 s (the end is then the last time its count grew).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process, in ticks
+HZ=$(getconf CLK_TCK)
+# e2e CMD...: "rate received pub_us sub_us broker_us" where rate = received messages per second
+# from the command's start until the subscriber's last message, and *_us the CPU time (user +
+# system) the publisher, the subscriber and the broker spent per received message. The
+# subscriber exits by itself at N messages (its exit time is the end); a publisher that lost
+# messages leaves it short, so it is stopped once nothing arrived for 2 s (the end is then the
+# last time its count grew).
 e2e() {
-    local t0 t1 got last=-1 idle=0
-    rm -f "$TMP/sub.end" "$TMP/sub.pid"
+    local t0 t1 got last=-1 idle=0 b0 b1
+    rm -f "$TMP/sub.end" "$TMP/sub.pid" "$TMP/sub.cpu" "$TMP/pub.cpu"
     (
-        mosquitto_sub -h 127.0.0.1 -p "$P" -t 'haltian-iot/#' -q "${QOS:-0}" -C "$N" -W 600 \
-            >"$TMP/sub.out" &
+        /usr/bin/time -f '%U %S' -o "$TMP/sub.cpu" mosquitto_sub -h 127.0.0.1 -p "$P" \
+            -t 'haltian-iot/#' -q "${QOS:-0}" -C "$N" -W 600 >"$TMP/sub.out" &
         echo $! >"$TMP/sub.pid"
         wait $! || true
         now >"$TMP/sub.end"
     ) &
     sleep 0.5
+    b0=$(ticks "$HKIT_BROKER_PID")
     t0=$(now)
-    "$@" >/dev/null 2>"$TMP/cmd.err" || true
+    /usr/bin/time -f '%U %S' -o "$TMP/pub.cpu" "$@" >/dev/null 2>"$TMP/cmd.err" || true
     t1=$(now)
     while [ ! -s "$TMP/sub.end" ]; do
         got=$(wc -l <"$TMP/sub.out")
@@ -69,10 +78,23 @@ e2e() {
         sleep 0.1
     done
     wait
+    b1=$(ticks "$HKIT_BROKER_PID")
     got=$(wc -l <"$TMP/sub.out")
     [ "$got" -eq "$N" ] && t1=$(cat "$TMP/sub.end")
     rm -f "$TMP/sub.pid"
-    echo "$((got * 1000000000 / (t1 - t0))) $got"
+    python3 - "$got" "$t0" "$t1" "$TMP/pub.cpu" "$TMP/sub.cpu" "$((b1 - b0))" "$HZ" <<'PY'
+import sys
+got, t0, t1 = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def cpu(path):
+    try:
+        u, s = open(path).read().split()[-2:]
+        return float(u) + float(s)
+    except (OSError, ValueError):
+        return float("nan")
+per = lambda seconds: f"{seconds * 1e6 / max(got, 1):.1f}"
+broker = int(sys.argv[6]) / int(sys.argv[7])
+print(got * 10**9 // (t1 - t0), got, per(cpu(sys.argv[4])), per(cpu(sys.argv[5])), per(broker))
+PY
 }
 # alone CMD...: "rate" of the command with no subscriber: its publish rate (what the broker
 # accepted and, at QoS 1, acknowledged); the figure paho's publisher rates compare with
@@ -91,31 +113,60 @@ median() {
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
 loss() { python3 -c "print(f'{100*($N-$1)/$N:.1f}%')"; }
+H="$HKIT_BIN/hreplay --url $URL --max --quiet"
+PUB="mosquitto_pub -h 127.0.0.1 -p $P -t '$topic_one' -l"
+# row LABEL PEER_RATE NOTE E2E-LINE: one table row
+row() {
+    local label=$1 peer=$2 note=$3 r g cp cs cb
+    read -r r g cp cs cb <<<"$4"
+    echo "| $label | $r | $g/$N | $(ratio "$r" "$peer") | $cb / $cs / $cp | lost $(loss "$g")$note |"
+}
 
 echo "## hreplay ($N messages, Haltian-sized, local Mosquitto, median of $REPEAT)"
 echo
-echo "| path | msg/s | received | vs mosquitto_pub -l | note |"
-echo "| --- | --- | --- | --- | --- |"
-read -r rp gp < <(median e2e sh -c "mosquitto_pub -h 127.0.0.1 -p $P -t '$topic_one' -q 0 -l <'$TMP/pub.txt'")
-read -r r g < <(median e2e /usr/bin/time -f '%M' -o "$TMP/rss0" "$HKIT_BIN/hreplay" --url "$URL" --max -q 0 --quiet "$TMP/max.jsonl")
-read -r r2 g2 < <(median e2e "$HKIT_BIN/hreplay" --url "$URL" --max -q 0 --quiet --connections 2 "$TMP/max.jsonl")
-echo "| mosquitto_pub -l, QoS 0, end to end (peer) | $rp | $gp/$N | 1.00x | lost $(loss "$gp") |"
-echo "| hreplay --max, QoS 0, 1 connection, end to end | $r | $g/$N | $(ratio "$r" "$rp") | peak RSS $(($(cat "$TMP/rss0") / 1024)) MB |"
-echo "| hreplay --max, QoS 0, --connections 2, end to end | $r2 | $g2/$N | $(ratio "$r2" "$rp") | |"
-export QOS=1
-read -r rq gq < <(median e2e sh -c "mosquitto_pub -h 127.0.0.1 -p $P -t '$topic_one' -q 1 -l <'$TMP/pub.txt'")
-read -r r1 g1 < <(median e2e /usr/bin/time -f '%M' -o "$TMP/rss1" "$HKIT_BIN/hreplay" --url "$URL" --max -q 1 --quiet --report-json "$TMP/q1.json" "$TMP/max.jsonl")
-f1=$(python3 -c "import json;r=json.load(open('$TMP/q1.json'));print(r['failed'])")
-read -r r12 g12 < <(median e2e "$HKIT_BIN/hreplay" --url "$URL" --max -q 1 --quiet --connections 2 "$TMP/max.jsonl")
-unset QOS
-read -r ra _ < <(median alone "$HKIT_BIN/hreplay" --url "$URL" --max -q 1 --quiet "$TMP/max.jsonl")
-echo "| mosquitto_pub -l, QoS 1, end to end (peer) | $rq | $gq/$N | 1.00x | lost $(loss "$gq"), exit status 0 |"
-echo "| hreplay --max, QoS 1, 1 connection, end to end | $r1 | $g1/$N | $(ratio "$r1" "$rq") | lost $(loss "$g1"), failed $f1, peak RSS $(($(cat "$TMP/rss1") / 1024)) MB |"
-echo "| hreplay --max, QoS 1, --connections 2, end to end | $r12 | $g12/$N | $(ratio "$r12" "$rq") | lost $(loss "$g12") |"
-echo "| hreplay --max, QoS 1, 1 connection, acknowledged by the broker, no subscriber | $ra | | | paho's sync publisher: ~63k |"
+echo "End to end: from the publisher's start until one \`mosquitto_sub -C $N\` subscriber has every"
+echo "message. CPU is user + system time per message of the broker, the subscriber and the"
+echo "publisher, measured in the same runs."
 echo
-echo "End to end at QoS 1, the subscriber (mosquitto_sub -q 1) acknowledges every message too: broker,"
-echo "subscriber and publisher then share the machine's cores."
+echo "| path | msg/s | received | vs mosquitto_pub -l | CPU µs/msg broker / sub / pub | note |"
+echo "| --- | --- | --- | --- | --- | --- |"
+l=$(median e2e sh -c "$PUB -q 0 <'$TMP/pub.txt'")
+rp=${l%% *}
+row "mosquitto_pub -l, QoS 0 (peer)" "$rp" "" "$l"
+row "hreplay --max, QoS 0, JSON lines" "$rp" ", peak RSS $(
+    /usr/bin/time -f '%M' -o "$TMP/rss0" $H -q 0 "$TMP/max.jsonl" >/dev/null 2>&1
+    echo $(($(cat "$TMP/rss0") / 1024))
+) MB" "$(median e2e $H -q 0 "$TMP/max.jsonl")"
+row "hreplay --max, QoS 0, JSON lines, --connections 2" "$rp" "" \
+    "$(median e2e $H -q 0 --connections 2 "$TMP/max.jsonl")"
+row "hreplay --max, QoS 0, recording (.db)" "$rp" "" "$(median e2e $H -q 0 "$TMP/max.db")"
+row "hreplay --max, QoS 0, recording (.db), --connections 2" "$rp" "" \
+    "$(median e2e $H -q 0 --connections 2 "$TMP/max.db")"
+l=$(median e2e sh -c "$PUB -q 1 <'$TMP/pub.txt'")
+rq=${l%% *}
+row "mosquitto_pub -l, QoS 1 (peer)" "$rq" ", exit status 0" "$l"
+row "hreplay --max, QoS 1" "$rq" ", failed $(
+    $H -q 1 --report-json "$TMP/q1.json" "$TMP/max.jsonl" >/dev/null 2>&1
+    python3 -c "import json;print(json.load(open('$TMP/q1.json'))['failed'])"
+)" "$(median e2e $H -q 1 "$TMP/max.jsonl")"
+row "hreplay --max, QoS 1, --connections 2" "$rq" "" \
+    "$(median e2e $H -q 1 --connections 2 "$TMP/max.jsonl")"
+export QOS=1
+l=$(median e2e sh -c "$PUB -q 1 <'$TMP/pub.txt'")
+rq1=${l%% *}
+row "mosquitto_pub -l, QoS 1, subscriber at QoS 1 too (peer)" "$rq1" ", exit status 0" "$l"
+row "hreplay --max, QoS 1, subscriber at QoS 1 too" "$rq1" ", peak RSS $(
+    /usr/bin/time -f '%M' -o "$TMP/rss1" $H -q 1 "$TMP/max.jsonl" >/dev/null 2>&1
+    echo $(($(cat "$TMP/rss1") / 1024))
+) MB" "$(median e2e $H -q 1 "$TMP/max.jsonl")"
+row "hreplay --max, QoS 1, subscriber at QoS 1 too, --connections 2" "$rq1" "" \
+    "$(median e2e $H -q 1 --connections 2 "$TMP/max.jsonl")"
+unset QOS
+read -r ra _ < <(median alone $H -q 1 "$TMP/max.jsonl")
+echo
+echo "hreplay --max -q 1 with no subscriber (what the broker accepts and acknowledges): $ra msg/s."
+echo "The subscriber takes QoS 0 unless the row says otherwise (\`mosquitto_sub -q 1\` acknowledges"
+echo "every message as well: broker, subscriber and publisher then share the cores)."
 
 # Lateness: a recording with realistic gaps (exponential, mean 2 ms => ~500 msg/s at speed 1).
 M=$((N < 20000 ? N : 20000))
