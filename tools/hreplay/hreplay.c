@@ -6,7 +6,7 @@
  *
  * One thread publishes to every connection in turn: per-device order then holds trivially
  * (a device always hashes to the same connection and messages leave in recording order), and
- * paho's own thread per connection already takes the acknowledgements and socket reads.
+ * the MQTT layer's own thread per connection takes the acknowledgements and socket reads.
  *
  * Resuming at QoS 1/2: each connection keeps a copy of its last messages in a ring indexed by
  * ticket (4 x the in-flight window). A slot is reused only once its ticket is acknowledged, so
