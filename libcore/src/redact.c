@@ -338,7 +338,44 @@ static size_t id_segments(const char *topic, size_t idx[3])
 }
 
 static const char *const ID_MEMBERS[] = {"sourceDeviceId",    "tsmTuid",  "tsmGw",
-                                         "deploymentGroupId", "deviceId", "device_id"};
+                                         "deploymentGroupId", "deviceId", "device_id",
+                                         "mqtt_topic"};
+
+/*
+ * The ids inside a Wirepas gateway topic, as a binary passthrough's "mqtt_topic" carries it
+ * ("haltian-iot/wirepas/gw-event/received_data/{gateway}/{sink}/{network}/{src-ep}/{dst-ep}",
+ * or gw-request/gw-response/other gw-event topics): the gateway id after the event name and, for
+ * received_data, the network address. Sink names and endpoints identify nobody.
+ */
+static hc_err each_wirepas_id(hc_redact *r, const char *v, size_t n,
+                              hc_err (*fn)(hc_redact *r, const char *id, size_t len, hc_error *err),
+                              hc_error *err)
+{
+    const char *seg[16];
+    size_t len[16], count = 0, at = 0;
+
+    while (at <= n && count < 16) {
+        const char *slash = memchr(v + at, '/', n - at);
+        size_t end = slash ? (size_t)(slash - v) : n;
+        seg[count] = v + at;
+        len[count++] = end - at;
+        at = end + 1;
+    }
+    for (size_t i = 0; i + 2 < count; i++) {
+        bool event = len[i] == 8 && memcmp(seg[i], "gw-event", 8) == 0;
+        hc_err rc;
+        if (!event && !(len[i] == 10 && memcmp(seg[i], "gw-request", 10) == 0) &&
+            !(len[i] == 11 && memcmp(seg[i], "gw-response", 11) == 0))
+            continue;
+        if ((rc = fn(r, seg[i + 2], len[i + 2], err)) != HC_OK)
+            return rc;
+        if (event && i + 4 < count && len[i + 1] == 13 &&
+            memcmp(seg[i + 1], "received_data", 13) == 0)
+            return fn(r, seg[i + 4], len[i + 4], err);
+        return HC_OK;
+    }
+    return HC_OK;
+}
 
 /*
  * Finds string values of id members by scanning bytes, which is cheaper than parsing every
@@ -370,7 +407,10 @@ static hc_err each_id_member(hc_redact *r, const unsigned char *p, size_t n,
                     for (q = v; q < end && *q != '"' && *q != '\\'; q++)
                         ;
                     if (q < end && *q == '"' && q > v) {
-                        hc_err rc = fn(r, (const char *)v, (size_t)(q - v), err);
+                        hc_err rc =
+                            strcmp(ID_MEMBERS[m], "mqtt_topic") == 0
+                                ? each_wirepas_id(r, (const char *)v, (size_t)(q - v), fn, err)
+                                : fn(r, (const char *)v, (size_t)(q - v), err);
                         if (rc != HC_OK)
                             return rc;
                     }

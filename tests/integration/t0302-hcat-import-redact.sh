@@ -13,6 +13,7 @@ K=a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d
 D1=9d1e2f3a-4b5c-4d6e-8f70-a1b2c3d4e5f6
 D2=77777777-2222-4333-8444-555555555555
 T="haltian-iot/events/$I/$K/measurements"
+T2="haltian-iot/events/$I/$K"
 
 # --- import of a real mosquitto_sub -F '%j' capture --------------------------------------------
 hkit_broker_start "$HKIT_TMP/broker"
@@ -46,6 +47,7 @@ cat >f1.jsonl <<J
 {"received_at":"2026-02-05T10:30:01Z","topic":"$T/rss/$D1","payload":"{\"measured_at\":\"2026-02-05T10:30:01Z\",\"value\":{\"rss\":-70,\"sourceDeviceId\":\"$D2\"}}"}
 {"received_at":"2026-02-05T10:30:02Z","topic":"$T/position/$D2","payload":"{\"measured_at\":\"2026-02-05T10:30:02Z\",\"value\":{\"position_global\":{\"type\":\"Point\",\"coordinates\":[24.9384,60.1699]},\"accuracy\":2.5,\"space_id\":\"55a0a3d0-84b6-4ace-b131-0b2420053e91\"}}"}
 {"received_at":"2026-02-05T10:30:03Z","topic":"cloudext/json/pr/fi/prfi00samplegroup/TSEN01ABC12345678/12100","payload":"{\"tsmId\":12100,\"temp\":21.3,\"tsmTuid\":\"TSEN01ABC12345678\",\"tsmGw\":\"TSGW06ABC12345678\",\"deploymentGroupId\":\"prfi00samplegroup\"}"}
+{"received_at":"2026-02-05T10:30:04Z","topic":"$T2/payloads/wirepas/$D1","payload":"{\"received_at\":\"2026-02-05T10:30:04.000Z\",\"value\":{\"mqtt_topic\":\"haltian-iot/wirepas/gw-event/received_data/BS225000789/sink1/7156763/21/21\",\"payload\":\"CgYIARAB\"}}"}
 J
 cat >f2.jsonl <<J
 {"received_at":"2026-02-06T10:30:00Z","topic":"$T/humidity/$D1","payload":"{\"value\":40}"}
@@ -55,13 +57,14 @@ head -c 32 /dev/urandom >key1
 head -c 32 /dev/urandom >key2
 hkit_expect_exit 0 hcat f1.db --redact-key key1 --mask value.space_id --mask value.position_global -o r1.db
 case $ERR in *warning*) hkit_fail "unexpected warning with a key file: $ERR" ;; esac
-for id in "$I" "$K" "$D1" "$D2" TSEN01ABC12345678 TSGW06ABC12345678 prfi00samplegroup 55a0a3d0; do
+for id in "$I" "$K" "$D1" "$D2" TSEN01ABC12345678 TSGW06ABC12345678 prfi00samplegroup 55a0a3d0 \
+    BS225000789 7156763; do
     for f in r1.db r1.db-wal; do
         [ -f "$f" ] || continue
         hkit_assert_eq 0 "$(grep -c -a -- "$id" "$f" || true)" "'$id' left in $f"
     done
 done
-hkit_assert_eq 4 "$(sqlite3 r1.db 'select count(*) from messages')" "redacted rows"
+hkit_assert_eq 5 "$(sqlite3 r1.db 'select count(*) from messages')" "redacted rows"
 p1=$(sqlite3 r1.db "select device_id from messages where seq = 1")
 [[ $p1 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] || hkit_fail "pseudonym '$p1' is not UUID v4 shaped"
 hkit_assert_eq "$p1" "$(sqlite3 r1.db "select device_id from messages where seq = 2")" "same device, same pseudonym"

@@ -202,6 +202,35 @@ Test(redact, thingsee_group_tuid_and_gateway_are_replaced)
     hc_redact_free(r);
 }
 
+Test(redact, wirepas_gateway_and_network_ids_inside_a_passthrough_mqtt_topic_are_replaced)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char pg[37], pn[37], want[400];
+    struct hc_msg out =
+        redact(r, "haltian-iot/events/" INTEGRATION "/" API_KEY "/payloads/wirepas/" OTHER_DEVICE,
+               "{\"received_at\":\"2026-01-29T12:34:56.789Z\",\"value\":{\"mqtt_topic\":"
+               "\"haltian-iot/wirepas/gw-event/received_data/BS225000789/sink1/7156763/21/21\","
+               "\"payload\":\"CgYIARAB\"}}");
+
+    hc_redact_pseudonym(r, "BS225000789", 11, pg);
+    hc_redact_pseudonym(r, "7156763", 7, pn);
+    snprintf(want, sizeof(want),
+             "{\"received_at\":\"2026-01-29T12:34:56.789Z\",\"value\":{\"mqtt_topic\":"
+             "\"haltian-iot/wirepas/gw-event/received_data/%s/sink1/%s/21/21\","
+             "\"payload\":\"CgYIARAB\"}}",
+             pg, pn);
+    cr_assert_eq(out.payload_len, strlen(want), "%.*s", (int)out.payload_len,
+                 (const char *)out.payload);
+    cr_assert_eq(memcmp(out.payload, want, out.payload_len), 0);
+
+    /* the same gateway in a status topic: the same pseudonym; sink names stay */
+    out = redact(r, "x/y", "{\"mqtt_topic\":\"gw-event/status/BS225000789\",\"sink\":\"sink1\"}");
+    snprintf(want, sizeof(want), "{\"mqtt_topic\":\"gw-event/status/%s\",\"sink\":\"sink1\"}", pg);
+    cr_assert_eq(out.payload_len, strlen(want));
+    cr_assert_eq(memcmp(out.payload, want, out.payload_len), 0);
+    hc_redact_free(r);
+}
+
 Test(redact, binary_payload_with_nul_bytes_is_scanned_byte_exact)
 {
     hc_redact *r = new_redactor(KEY1);

@@ -10,7 +10,8 @@
  *
  * Ids are learnt from topics (haltian-iot/events/{integration}/{api-key}/{kind}/{type}/{device},
  * cloudext/json/{env}/{country}/{group}/{tuid}/{tsmId}) and from payload members that carry ids
- * ("sourceDeviceId", "tsmTuid", "tsmGw", "deploymentGroupId", "deviceId", "device_id"). Every
+ * ("sourceDeviceId", "tsmTuid", "tsmGw", "deploymentGroupId", "deviceId", "device_id", and the
+ * gateway id and network address of a Wirepas topic in a passthrough's "mqtt_topic"). Every
  * occurrence of a learnt id's bytes is then replaced anywhere in topics, payloads and text, so
  * learn from all messages first (hc_redact_learn) when payloads may mention ids that only appear
  * later in topics. Ids shorter than HC_REDACT_MIN_ID_LEN bytes are replaced only where they form
