@@ -51,6 +51,8 @@ enum gtype {
     GT_ZONE,
     GT_CONF,
     GT_RSS,
+    GT_OCCUPANTS,
+    GT_OCCSECONDS,
     GT__COUNT
 };
 
@@ -82,6 +84,8 @@ static const struct gtype_info gtypes[GT__COUNT] = {
     [GT_ZONE] = {"positionZone", "positionZone", 0},
     [GT_CONF] = {"positionConfidence", "positionConfidence", 0},
     [GT_RSS] = {"rss", "rssi", 0},
+    [GT_OCCUPANTS] = {"occupantsCount", "occupants_count", 0},
+    [GT_OCCSECONDS] = {"occupancySeconds", "occupancySeconds", 0},
 };
 
 /* How a stream decides to report a sample. */
@@ -155,12 +159,25 @@ static const struct sspec leakage_streams[] = {
     {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 
+/*
+ * A device group (a room or a floor) publishes like a device: how many people are in it, whether
+ * it is occupied, entries and exits, and the seconds it was occupied each hour. Its occupants
+ * come and go by the same activity curve as single devices' occupancy. Groups have no legacy
+ * Thingsee form.
+ */
+static const struct sspec group_streams[] = {
+    {GT_OCCUPANTS, SM_CHANGE, 60, HOUR, 0},
+    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
+    {GT_DIRMOVE, SM_ACTIVE, 60, HOUR, 0},
+    {GT_OCCSECONDS, SM_ALWAYS, HOUR, 0, 0},
+};
+
 static const char *const kind_names[HC_GEN_KIND__COUNT] = {
-    "environment", "presence", "air", "beam", "count", "tag", "radar", "leakage"};
-/* Legacy device id prefixes (6 characters of the 17-character tuid). */
+    "environment", "presence", "air", "beam", "count", "tag", "radar", "leakage", "group"};
+/* Legacy device id prefixes (6 characters of the 17-character tuid); groups have none. */
 static const char *const kind_tuid_prefix[HC_GEN_KIND__COUNT] = {
-    "TSEN01", "TSPR04", "TSAR02", "TSBE01", "TSPC01", "TSAT01", "TSRA01", "TSLE01"};
-static const long default_mix[HC_GEN_KIND__COUNT] = {20, 40, 5, 5, 5, 10, 5, 5};
+    "TSEN01", "TSPR04", "TSAR02", "TSBE01", "TSPC01", "TSAT01", "TSRA01", "TSLE01", "TSGR00"};
+static const long default_mix[HC_GEN_KIND__COUNT] = {20, 40, 5, 5, 5, 10, 5, 5, 4};
 
 /* ---- random numbers ----------------------------------------------------------------------- */
 
@@ -262,6 +279,9 @@ struct device {
     double vib_total, ox, oy, echo;
     int64_t leak_until_ms;
     uint32_t total_in, total_out, door_changes, hall_total, move_count;
+    /* device groups: people inside (at most capacity), entries and exits not yet reported,
+     * occupied seconds of the hour so far */
+    uint32_t occupants, capacity, group_in, group_out, occupied_s;
 };
 
 struct stream {
@@ -536,6 +556,8 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
     case GT_MAGCH:
     case GT_ECHO:
     case GT_RES:
+    case GT_OCCUPANTS:
+    case GT_OCCSECONDS:
         return put_int(p, round_i64(v->v[0]));
     case GT_DIST:
         if (d->kind == HC_GEN_RADAR && d->alias_style)
@@ -877,9 +899,31 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
                          0.0, 60000.0);
         return v->v[0] = d->tvoc;
     case GT_OCC:
-        step_occupancy(d, a, minutes);
+        if (d->kind != HC_GEN_GROUP) /* a group's occupancy follows its occupants */
+            step_occupancy(d, a, minutes);
         v->b = d->occupied;
         return d->occupied ? 1.0 : 0.0;
+    case GT_OCCUPANTS: {
+        /* per minute: up to 8 arrivals by day, each occupant leaves with a small chance */
+        uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
+        double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
+        double p_out = clampd((0.02 + 0.2 * (1.0 - a)) * minutes, 0.0, 1.0);
+        for (i = 0; i < 8 && in < room; i++)
+            in += chance(&d->rng, p_in);
+        for (uint32_t k = 0; k < d->occupants; k++)
+            out += chance(&d->rng, p_out);
+        if (d->occupants > 0)
+            d->occupied_s += (uint32_t)(s->sample_ms / 1000);
+        d->occupants = d->occupants + in - out;
+        d->occupied = d->occupants > 0;
+        d->group_in += in;
+        d->group_out += out;
+        return v->v[0] = d->occupants;
+    }
+    case GT_OCCSECONDS:
+        v->v[0] = d->occupied_s > 3600 ? 3600 : d->occupied_s;
+        d->occupied_s = 0;
+        return v->v[0];
     case GT_MOVE:
         step_occupancy(d, a, minutes);
         v->v[0] = 0;
@@ -891,6 +935,14 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
     case GT_DIRMOVE: {
         double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
         int in = 0, out = 0;
+        if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
+            d->total_in += d->group_in;
+            d->total_out += d->group_out;
+            v->v[0] = d->group_in;
+            v->v[1] = d->group_out;
+            d->group_in = d->group_out = 0;
+            return v->v[0] + v->v[1];
+        }
         for (i = 0; i < 8; i++) {
             in += chance(&d->rng, p);
             out += chance(&d->rng, p);
@@ -1103,7 +1155,7 @@ hc_err hc_gen_parse_devices(const char *spec, long counts[HC_GEN_KIND__COUNT], h
         if (k == HC_GEN_KIND__COUNT)
             return hc_error_set(err, HC_ERR_INVALID,
                                 "unknown device kind '%.*s' (known: environment, presence, air, "
-                                "beam, count, tag, radar, leakage)",
+                                "beam, count, tag, radar, leakage, group)",
                                 (int)name_len, p);
         if (seen[k])
             return hc_error_set(err, HC_ERR_INVALID, "device kind '%s' given twice", kind_names[k]);
@@ -1180,6 +1232,8 @@ static void init_device(hc_gen *g, struct device *d, enum hc_gen_kind kind, uint
     d->door = chance(r, 0.3);
     d->ox = uniform_in(r, -0.05, 0.05);
     d->oy = uniform_in(r, -0.05, 0.05);
+    if (kind == HC_GEN_GROUP) /* drawn last: other kinds' draws stay as they were */
+        d->capacity = 4 + (uint32_t)(splitmix64(r) % 37);
 }
 
 static void device_streams(const hc_gen *g, const struct device *d, const struct sspec **specs,
@@ -1224,6 +1278,11 @@ static void device_streams(const hc_gen *g, const struct device *d, const struct
     case HC_GEN_RADAR:
         *specs = radar_streams;
         *n = HC__ARRAY_LEN(radar_streams);
+        return;
+    case HC_GEN_GROUP:
+        *specs = group_streams;
+        /* no legacy form: a group sends nothing in Thingsee mode */
+        *n = g->opts.thingsee ? 0 : HC__ARRAY_LEN(group_streams);
         return;
     case HC_GEN_LEAKAGE:
     default:

@@ -20,7 +20,7 @@ try 'hgen --help'" "$ERR" "hgen $*"
 
 expect_usage "hgen: no output: use -o FILE.db, --jsonl or --url URL"
 expect_usage "hgen: use only one output: -o FILE.db, --jsonl or --url URL" --jsonl -o x.db
-expect_usage "hgen: invalid value 'lamp=3' for --devices: unknown device kind 'lamp' (known: environment, presence, air, beam, count, tag, radar, leakage)" --jsonl --devices lamp=3
+expect_usage "hgen: invalid value 'lamp=3' for --devices: unknown device kind 'lamp' (known: environment, presence, air, beam, count, tag, radar, leakage, group)" --jsonl --devices lamp=3
 expect_usage "hgen: invalid value 'air=x' for --devices: bad count 'x' for 'air'" --jsonl --devices air=x
 expect_usage "hgen: invalid value 'air=0' for --devices: no devices in the mix" --jsonl --devices air=0
 expect_usage "hgen: invalid value 'air=1,air=2' for --devices: device kind 'air' given twice" --jsonl --devices air=1,air=2

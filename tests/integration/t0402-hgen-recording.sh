@@ -7,7 +7,7 @@ set -euo pipefail
 hkit_test_setup
 cd "$HKIT_TMP"
 
-mix=environment=5,presence=10,air=2,beam=2,count=2,tag=3,radar=2,leakage=2
+mix=environment=5,presence=10,air=2,beam=2,count=2,tag=3,radar=2,leakage=2,group=2
 timeout 60 hgen -o day.db --devices "$mix" --duration 1d --seed 3 2>summary.txt
 hkit_assert_contains "$(cat summary.txt)" "per kind: environment=" "summary"
 q() { sqlite3 day.db "$1"; }
@@ -23,7 +23,7 @@ hkit_assert_contains "$(q "SELECT value FROM meta WHERE key='generator'")" "seed
 
 # every kind's types are present, and only those
 types=$(q "SELECT group_concat(type, ' ') FROM (SELECT DISTINCT type FROM messages ORDER BY type)")
-hkit_assert_eq "ambientLight ambientTemperature barometricPressure batteryPercentage co2 deviceOrientation directionalMovement distance echo electricalResistance humidity magneticState magneticStateChanges movementDetections occupancyStatus position positionConfidence positionZone rss tvoc vibration" "$types" "types"
+hkit_assert_eq "ambientLight ambientTemperature barometricPressure batteryPercentage co2 deviceOrientation directionalMovement distance echo electricalResistance humidity magneticState magneticStateChanges movementDetections occupancySeconds occupancyStatus occupantsCount position positionConfidence positionZone rss tvoc vibration" "$types" "types"
 
 # ranges from HALTIAN.md section 4, checked on the raw payloads
 check_range() { # type lo hi
@@ -41,6 +41,8 @@ check_range movementDetections 0 34
 check_range batteryPercentage 0 100
 check_range distance 0 4000
 check_range positionConfidence 0 100
+check_range occupantsCount 0 40
+check_range occupancySeconds 0 3600
 
 # battery every 6 h: 4 reports per battery device in a day
 hkit_assert_eq "4" "$(q "SELECT DISTINCT n FROM (SELECT count(*) AS n FROM messages WHERE type='batteryPercentage' GROUP BY device_id)")" "battery reports per device per day"

@@ -120,6 +120,8 @@ static const struct range ranges[] = {
     {"magneticStateChanges", 0, 1e9},
     {"electricalResistance", 0, 1e9},
     {"echo", 0, 1e9},
+    {"occupantsCount", 0, 40},
+    {"occupancySeconds", 0, 3600},
 };
 
 static void check_value(const char *type, const cJSON *v)
@@ -281,8 +283,8 @@ Test(gen, cadences_follow_the_documented_intervals)
                     cr_assert_leq(c[k][d][t].max_gap, HOUR_MS, "%s", watched[t]);
             if (c[k][d][3].count > 1)
                 cr_assert_eq(c[k][d][3].min_gap, 60000);
-            if (c[k][d][5].count > 1)
-                cr_assert_eq(c[k][d][5].min_gap, 30000);
+            if (c[k][d][5].count > 1) /* people counters every 30 s, device groups every 60 s */
+                cr_assert_eq(c[k][d][5].min_gap, k == HC_GEN_GROUP ? 60000 : 30000);
             if (c[k][d][6].count > 1)
                 cr_assert(c[k][d][6].min_gap == HOUR_MS && c[k][d][6].max_gap == HOUR_MS);
             if (c[k][d][7].count > 1)
@@ -292,6 +294,67 @@ Test(gen, cadences_follow_the_documented_intervals)
     /* every default kind that has a battery sent it */
     cr_assert_gt(c[HC_GEN_ENVIRONMENT][0][0].count, 10);
     cr_assert_eq(c[HC_GEN_COUNT][0][0].count, 0);
+    hc_gen_free(g);
+}
+
+/*
+ * A device group's four streams describe one population: occupancyStatus is whether the last
+ * occupantsCount was above zero, the entries minus exits reported so far equal the last
+ * occupantsCount, and occupancySeconds comes every hour and never exceeds it.
+ */
+Test(gen, device_groups_report_one_consistent_population)
+{
+    enum { GROUPS = 12 };
+    struct hc_gen_options o;
+    struct hc_gen_msg m;
+    hc_gen *g = NULL;
+    hc_error err = HC_ERROR_INIT;
+    int64_t occupants[GROUPS] = {0}, net[GROUPS] = {0}, last_seconds_ms[GROUPS] = {0};
+    int64_t seen_full = 0, checked_status = 0, checked_moves = 0, hours = 0;
+
+    hc_gen_options_init(&o);
+    memset(o.devices, 0, sizeof(o.devices));
+    o.devices[HC_GEN_GROUP] = GROUPS;
+    o.seed = 21;
+    o.duration_ns = 2 * DAY_NS;
+    cr_assert_eq(hc_gen_new(&o, &g, &err), HC_OK, "%s", err.message);
+    while (hc_gen_next(g, &m) == HC_OK) {
+        cJSON *root = cJSON_ParseWithLength(m.payload, m.payload_len);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "value");
+        int64_t ms = m.measured_at_ns / 1000000;
+        uint32_t d = m.device;
+
+        cr_assert_eq(m.kind, HC_GEN_GROUP);
+        cr_assert_lt(d, GROUPS);
+        cr_assert_not_null(strstr(m.topic, "/measurements/"));
+        if (strcmp(m.type, "occupantsCount") == 0) {
+            cr_assert(cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 40);
+            occupants[d] = (int64_t)v->valuedouble;
+            seen_full += occupants[d] > 0;
+        } else if (strcmp(m.type, "occupancyStatus") == 0) {
+            cr_assert(cJSON_IsBool(v));
+            cr_assert_eq(cJSON_IsTrue(v), occupants[d] > 0, "group %u at %lld", d, (long long)ms);
+            checked_status++;
+        } else if (strcmp(m.type, "directionalMovement") == 0) {
+            const cJSON *in = cJSON_GetObjectItemCaseSensitive(v, "entries");
+            const cJSON *out = cJSON_GetObjectItemCaseSensitive(v, "exits");
+            net[d] += (int64_t)in->valuedouble - (int64_t)out->valuedouble;
+            cr_assert_eq(net[d], occupants[d], "group %u at %lld", d, (long long)ms);
+            checked_moves++;
+        } else {
+            cr_assert_str_eq(m.type, "occupancySeconds");
+            cr_assert(cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 3600);
+            if (last_seconds_ms[d])
+                cr_assert_eq(ms - last_seconds_ms[d], 3600000);
+            last_seconds_ms[d] = ms;
+            hours++;
+        }
+        cJSON_Delete(root);
+    }
+    cr_assert_gt(seen_full, 100, "groups were occupied by day");
+    cr_assert_gt(checked_status, GROUPS * 48);
+    cr_assert_gt(checked_moves, 100);
+    cr_assert_geq(hours, GROUPS * 47);
     hc_gen_free(g);
 }
 
@@ -432,7 +495,7 @@ Test(gen, parse_devices_accepts_a_mix_and_names_every_problem)
     cr_assert_eq(c[HC_GEN_TAG], 0);
     cr_assert_eq(hc_gen_parse_devices("lamp=3", c, &err), HC_ERR_INVALID);
     cr_assert_str_eq(err.message, "unknown device kind 'lamp' (known: environment, presence, air, "
-                                  "beam, count, tag, radar, leakage)");
+                                  "beam, count, tag, radar, leakage, group)");
     cr_assert_eq(hc_gen_parse_devices("air=x", c, &err), HC_ERR_INVALID);
     cr_assert_str_eq(err.message, "bad count 'x' for 'air'");
     cr_assert_eq(hc_gen_parse_devices("air=1,air=2", c, &err), HC_ERR_INVALID);

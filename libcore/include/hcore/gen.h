@@ -34,6 +34,7 @@ enum hc_gen_kind {
     HC_GEN_TAG,
     HC_GEN_RADAR,
     HC_GEN_LEAKAGE,
+    HC_GEN_GROUP, /* a device group: occupants, occupancy, entries/exits, occupied seconds */
     HC_GEN_KIND__COUNT
 };
 
