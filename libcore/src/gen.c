@@ -174,7 +174,7 @@ static const struct sspec group_streams[] = {
 
 static const char *const kind_names[HC_GEN_KIND__COUNT] = {
     "environment", "presence", "air", "beam", "count", "tag", "radar", "leakage", "group"};
-/* Legacy device id prefixes (6 characters of the 17-character tuid); groups have none. */
+/* Legacy device id prefixes (6 characters of the 17-character tuid); a group never sends one. */
 static const char *const kind_tuid_prefix[HC_GEN_KIND__COUNT] = {
     "TSEN01", "TSPR04", "TSAR02", "TSBE01", "TSPC01", "TSAT01", "TSRA01", "TSLE01", "TSGR00"};
 static const long default_mix[HC_GEN_KIND__COUNT] = {20, 40, 5, 5, 5, 10, 5, 5, 4};
