@@ -22,6 +22,7 @@
  * publishing was measured to grow to ~900 MB for 1M messages), and number messages with tickets
  * so a caller can resume after a lost connection.
  */
+#define _GNU_SOURCE /* ppoll */
 #include "hcore/mqtt.h"
 
 #include <dirent.h>
@@ -50,6 +51,13 @@
 #define RAW_FLUSH_AT 32768 /* batching: send once this many bytes are waiting */
 #define RAW_RX_SIZE 4096   /* a publisher only receives acknowledgements */
 #define RAW_TICK_MS 100    /* reader: how often it flushes stale batches and checks keepalive */
+/*
+ * While someone waits for acknowledgements, our ACK of the broker's PUBACKs goes out at most this
+ * long after the data arrived (see quick_ack): acknowledging every segment at once made Mosquitto
+ * send each PUBACK on its own (Nagle releases its queue on every ACK); 1 ms lets them gather and
+ * was measured to give ~9% more QoS 1 throughput at --max, with less broker CPU per message.
+ */
+#define RAW_ACK_DEFER_NS 1000000LL
 
 enum slot_state { SLOT_FREE, SLOT_PENDING, SLOT_ACKED_EARLY };
 
@@ -496,8 +504,9 @@ static void raw_acked(hc_mqtt *m, const uint16_t *ids, size_t n)
  * Brokers that leave Nagle on (Mosquitto's default) hold each small PUBACK until the previous
  * one is acknowledged; while we wait for the window we have nothing to send, so our kernel delays
  * that acknowledgement by up to 40 ms, and QoS 1 ran at half the rate. While someone waits for
- * acknowledgements, acknowledge at once (setting the flag also sends a pending ACK; the kernel
- * clears it again, so it is set after every read; not always: it costs a system call per read).
+ * acknowledgements, acknowledge within RAW_ACK_DEFER_NS (setting the flag also sends a pending
+ * ACK; the kernel clears it again, so the reader sets it after reads, not always: it costs a
+ * system call).
  */
 static void quick_ack(int fd)
 {
@@ -539,6 +548,7 @@ static void *raw_reader(void *arg)
     size_t have = 0;
     int64_t last_tick = mono_ns();
     bool unsent = false; /* our non-blocking write left bytes: wait for POLLOUT too */
+    int64_t ack_due = 0; /* when the deferred quick ACK goes out; 0: none pending */
 
     m->ping_sent_ns = 0;
     while (!m->reader_stop && !m->lost) {
@@ -546,9 +556,19 @@ static void *raw_reader(void *arg)
         int64_t now;
         ssize_t n;
         size_t off = 0, n_acked = 0, n_rel = 0;
-        int prc = poll(&pfd, 1, RAW_TICK_MS);
+        struct timespec ts = {0, RAW_TICK_MS * 1000000L};
+        int prc;
 
+        if (ack_due) {
+            int64_t left = ack_due - mono_ns();
+            ts.tv_nsec = left > 0 ? (long)left : 0;
+        }
+        prc = ppoll(&pfd, 1, &ts, NULL);
         now = mono_ns();
+        if (ack_due && now >= ack_due) {
+            quick_ack(m->fd);
+            ack_due = 0;
+        }
         if (now - last_tick >= RAW_TICK_MS * 1000000LL) {
             last_tick = now;
             unsent = raw_tick(m, now);
@@ -566,8 +586,8 @@ static void *raw_reader(void *arg)
             continue;
         if (n <= 0)
             break;
-        if (m->awaiting)
-            quick_ack(m->fd);
+        if (m->awaiting && !ack_due)
+            ack_due = now + RAW_ACK_DEFER_NS;
         m->ping_sent_ns = 0;
         have += (size_t)n;
         for (;;) {
