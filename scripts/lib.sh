@@ -176,10 +176,12 @@ hkit_expect_exit() {
 # FILE. One capture at a time; hkit_test_setup's exit trap stops a capture left running.
 # Keep QoS 2 traffic into it to a few hundred messages: Mosquitto 2.0.11's MQTT 5 subscriber
 # drops its connection ("protocol error") after a few hundred QoS 2 messages, whoever publishes
-# them (t0210 captures larger QoS 2 replays over MQTT 3.1.1 instead).
+# them: pass mqttv311 as a third argument for those (retain flags then read 0).
 HKIT_CAPTURE_PID=
-hkit_capture_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -V mqttv5 --retain-as-published -q 2 \
+hkit_capture_start() { # FILE FILTER [mqttv311: no retain-as-published, for many QoS 2 messages]
+    local proto=(-V mqttv5 --retain-as-published)
+    [ "${3:-}" != mqttv311 ] || proto=(-V mqttv311)
+    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" "${proto[@]}" -q 2 \
         -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
     HKIT_CAPTURE_PID=$!
     local i

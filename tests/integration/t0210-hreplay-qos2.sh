@@ -30,21 +30,9 @@ with open(path, "w") as f:
                 % (dev, s, ms, payload))
 PY
 
-# The subscriber speaks MQTT 3.1.1: Mosquitto 2.0.11's MQTT 5 subscriber at QoS 2 (what
-# hkit_capture_start runs) drops its connection with "protocol error" after a few hundred QoS 2
+# The subscriber speaks MQTT 3.1.1 (hkit_capture_start ... mqttv311): Mosquitto 2.0.11's MQTT 5
+# subscriber at QoS 2 drops its connection with "protocol error" after a few hundred QoS 2
 # messages, whoever publishes them (mosquitto_pub -q 2 -l too).
-capture_start() { # file filter
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 2 -t "$2" -t 'hkit-test/#' \
-        -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
-    HKIT_CAPTURE_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1.raw" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
-}
 capture_stop() { # file: the end marker follows the replay's messages in the broker's queue
     local i
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 2 -t hkit-test/end -m x
@@ -81,7 +69,7 @@ PY
 run=0
 for inflight in 1 16 20000; do
     run=$((run + 1))
-    capture_start "$T/c$run" "q$run/#"
+    hkit_capture_start "$T/c$run" "q$run/#" mqttv311
     timeout 60 hreplay --url "$URL" --max -q 2 --inflight "$inflight" --remap "haltian-iot/=q$run/" \
         "$T/rec.jsonl" 2>"$T/err$run" || hkit_fail "hreplay --inflight $inflight: $(cat "$T/err$run")"
     capture_stop "$T/c$run"
@@ -90,7 +78,7 @@ for inflight in 1 16 20000; do
 done
 
 # timed: 4000 messages 1 ms apart at --speed 4 (about 1 s), one in flight at a time mostly
-capture_start "$T/ct" 'qt/#'
+hkit_capture_start "$T/ct" 'qt/#' mqttv311
 timeout 60 hreplay --url "$URL" -q 2 --speed 4 --inflight 16 --remap haltian-iot/=qt/ \
     "$T/rec.jsonl" 2>"$T/errt" || hkit_fail "timed hreplay: $(cat "$T/errt")"
 capture_stop "$T/ct"
