@@ -215,7 +215,9 @@ int64_t hc_sched_due(hc_sched *s, int64_t timeline_ns)
 void hc_sched_next_pass(hc_sched *s)
 {
     if (s->pass == 0 && s->loop_gap_ns == 0) {
-        if (s->pass_messages > 1)
+        /* a pass that takes no time (one message, or all at one instant) repeats once a second,
+         * never in a tight loop */
+        if (s->pass_messages > 1 && s->virtual_ns > 0)
             s->loop_gap_ns = s->virtual_ns / (int64_t)(s->pass_messages - 1);
         else
             s->loop_gap_ns = 1000000000LL;

@@ -4,7 +4,10 @@
  */
 #include "hcore/topic.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "hcore/text.h"
 
 #define HC_TOPIC_MAX_LEN 65535
 
@@ -32,8 +35,26 @@ hc_err hc_topic_filter_validate(const char *filter, hc_error *err)
     return HC_OK;
 }
 
+/* Writes text for an error message: printable ASCII as is, every other byte as \xNN. */
+static const char *printable(const char *text, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 5 < size; p++) {
+        if (*p >= 0x20 && *p < 0x7f)
+            buf[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", *p);
+    }
+    if (n + 5 >= size && n >= 3)
+        memcpy(buf + n - 3, "...", 3);
+    buf[n] = '\0';
+    return buf;
+}
+
 hc_err hc_topic_name_validate(const char *topic, hc_error *err)
 {
+    char shown[120];
     size_t len;
 
     if (!topic || !*topic)
@@ -43,8 +64,60 @@ hc_err hc_topic_name_validate(const char *topic, hc_error *err)
         return hc_error_set(err, HC_ERR_INVALID, "topic longer than %d bytes", HC_TOPIC_MAX_LEN);
     if (strpbrk(topic, "+#"))
         return hc_error_set(err, HC_ERR_INVALID, "invalid topic '%s': wildcards are not allowed",
-                            topic);
+                            printable(topic, shown, sizeof(shown)));
+    if (!hc_text_is_json_safe_utf8((const unsigned char *)topic, len))
+        return hc_error_set(err, HC_ERR_INVALID, "invalid topic '%s': not valid UTF-8",
+                            printable(topic, shown, sizeof(shown)));
     return HC_OK;
+}
+
+hc_err hc_topic_level_validate(const char *level, hc_error *err)
+{
+    char shown[120];
+
+    if (!level || !*level)
+        return hc_error_set(err, HC_ERR_INVALID, "a topic level must not be empty");
+    if (strchr(level, '/'))
+        return hc_error_set(err, HC_ERR_INVALID, "'%s' is more than one topic level",
+                            printable(level, shown, sizeof(shown)));
+    return hc_topic_name_validate(level, err);
+}
+
+bool hc_topic_prefix_match(const char *filter, const char *topic, size_t *prefix_len)
+{
+    const char *f = filter, *t = topic;
+
+    if (*t == '$' && (*f == '+' || *f == '#'))
+        return false;
+    for (;;) {
+        if (f[0] == '#' && f[1] == '\0') {
+            *prefix_len = t > topic && t[-1] == '/' ? (size_t)(t - topic) - 1 : (size_t)(t - topic);
+            return true; /* the rest of the topic is kept */
+        }
+        if (f[0] == '+' && (f[1] == '/' || f[1] == '\0')) {
+            while (*t && *t != '/')
+                t++;
+            f++;
+        } else {
+            while (*f && *f != '/' && *f == *t) {
+                f++;
+                t++;
+            }
+            if ((*f && *f != '/') || (*t && *t != '/'))
+                return false; /* the level differs */
+        }
+        if (!*f) {
+            *prefix_len = (size_t)(t - topic); /* t is at '/' or the end */
+            return true;
+        }
+        if (!*t) {
+            /* the topic ended: only a final "/#" still matches ("a/#" matches "a") */
+            *prefix_len = (size_t)(t - topic);
+            return f[0] == '/' && f[1] == '#' && f[2] == '\0';
+        }
+        f++;
+        t++;
+    }
 }
 
 bool hc_topic_matches(const char *filter, const char *topic)

@@ -65,7 +65,7 @@ crash() {
     kill -CONT "$HKIT_BROKER_PID" 2>/dev/null || true
     wait "$HKIT_BROKER_PID" 2>/dev/null || true
     HKIT_BROKER_PID=
-    wait_grep 10 "lost; reconnecting" "$T/err.$qos"
+    wait_grep 10 "; reconnecting (" "$T/err.$qos"
     sleep 1.6
     HKIT_BROKER_PORT_WANTED=$PORT hkit_broker_start "$T/broker"
     sub_start "$T/b.$qos"

@@ -42,7 +42,7 @@ scenario() {
     wait "$HKIT_BROKER_PID" 2>/dev/null || true
     HKIT_BROKER_PID=
     for i in $(seq 1 100); do
-        grep -q "lost; reconnecting" "$T/err.$name" && break
+        grep -q "; reconnecting (" "$T/err.$name" && break
         [ "$i" -lt 100 ] || hkit_fail "$name: the lost connection was not noticed: $(cat "$T/err.$name")"
         sleep 0.05
     done

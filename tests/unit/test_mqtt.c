@@ -221,7 +221,8 @@ static void broker_join(struct broker *b)
 static hc_mqtt *connect_to(const struct broker *b, int max_inflight)
 {
     char url[64];
-    struct hc_mqtt_options o = {.url = url, .client_id = "test-mqtt", .max_inflight = max_inflight};
+    struct hc_mqtt_options o = {.url = url, .client_id = "test-mqtt", .max_inflight = max_inflight,
+                              .max_inflight_qos2 = max_inflight};
     hc_mqtt *m = NULL;
     hc_error err = {0};
 

@@ -27,10 +27,15 @@
 #include "hcore/mqtt.h"
 #include "hcore/store.h"
 #include "hcore/timefmt.h"
+#include "hcore/topic.h"
 
-#define RECONNECT_LIMIT_NS (60LL * 1000000000LL)
 #define KEPT_P99_LIMIT_NS 1000000LL /* the schedule counts as kept when p99 lateness < 1 ms */
 #define PROGRESS_EVERY_NS 250000000LL
+#define BACKOFF_MIN_NS 100000000LL   /* first wait before reconnecting after a fruitless loss */
+#define BACKOFF_MAX_NS 5000000000LL  /* backoff doubles up to this */
+#define PROGRESS_AGE_NS 10000000000LL /* a connection that lived this long made progress */
+#define INTERRUPT_DRAIN_MS 1000        /* after Ctrl-C, acknowledgements are awaited this long */
+#define MAX_FAILURES_SHOWN 10          /* failed messages named one by one, then only counted */
 
 /* --- small helpers --------------------------------------------------------------------------- */
 
@@ -268,7 +273,13 @@ struct conn {
     size_t ring_cap;
     uint64_t last_ticket;
     uint64_t oldest_known; /* a lower bound of the oldest unacknowledged ticket */
-    uint64_t qos0_since_connect;
+    uint64_t qos0_since_connect; /* QoS 0 messages the broker has not been seen to read */
+    /* reconnecting: a loss without progress since the last connect is a strike */
+    int64_t connected_at;     /* CLOCK_MONOTONIC */
+    uint64_t acked_at_connect;
+    int strikes;
+    int64_t trouble_since; /* CLOCK_MONOTONIC: the first loss of the current fruitless series */
+    int64_t backoff_ns;
 };
 
 struct run {
@@ -285,6 +296,8 @@ struct run {
     int64_t rebase_first;
     bool have_rebase_first;
     uint64_t scheduled, sent, failed, resent, qos0_maybe_lost, reconnects, skipped, passes;
+    uint64_t invalid_topics;
+    FILE *report_fp; /* --report-json, opened at the start */
     bool interrupted, fatal;
     int64_t last_progress;
     int64_t last_lateness;
@@ -341,7 +354,6 @@ static hc_err connect_initial(struct run *r, struct conn *c, hc_error *err)
     hc_err rc;
 
     mo.client_id = c->client_id;
-    mo.max_inflight = (int)r->o->inflight;
     rc = hc_mqtt_new(&mo, HC_MQTT_PUBLISHER, &c->m, err);
     if (rc != HC_OK)
         return rc;
@@ -354,27 +366,91 @@ static hc_err connect_initial(struct run *r, struct conn *c, hc_error *err)
      */
     hc_mqtt_set_batching(c->m, true);
     c->oldest_known = hc_mqtt_oldest_unacked(c->m);
+    c->connected_at = mono_now();
+    c->backoff_ns = BACKOFF_MIN_NS;
     return HC_OK;
 }
 
 static hc_err publish(struct run *r, struct conn *c, const char *topic, const void *payload,
                       size_t len, int qos, bool retain, hc_error *err);
 
-/* After a lost connection: reconnect with backoff, then resend what was not acknowledged. */
+/* Names a failed message on stderr, the first MAX_FAILURES_SHOWN of them. */
+static void message_failed(struct run *r, const char *topic, const char *why)
+{
+    char shown[200];
+    hc_error tmp = HC_ERROR_INIT;
+
+    r->failed++;
+    if (r->failed > MAX_FAILURES_SHOWN)
+        return;
+    /* the topic may be anything a recording holds: show it the way validation errors do */
+    if (hc_topic_name_validate(topic, &tmp) == HC_OK)
+        snprintf(shown, sizeof(shown), "'%.150s'", topic);
+    else
+        snprintf(shown, sizeof(shown), "with an invalid topic");
+    tool_status_clear();
+    tool_error("message %s failed: %s", shown, why);
+    if (r->failed == MAX_FAILURES_SHOWN)
+        tool_error("further failed messages are counted, not shown");
+}
+
+/* Sleeps ns, waking early on Ctrl-C. */
+static void nap_interruptible(int64_t ns)
+{
+    for (int64_t slept = 0; slept < ns && !tool_stop_requested; slept += 50000000LL)
+        nap_ns(ns - slept < 50000000LL ? ns - slept : 50000000LL);
+}
+
+/*
+ * Bookkeeping for a lost connection: was it a strike (no progress since it was made)? Returns
+ * true when the replay should give up: --give-up has passed since this fruitless series began.
+ */
+static bool count_loss(struct run *r, struct conn *c, int64_t now, bool *progress_out)
+{
+    bool progress = hc_mqtt_acked_total(c->m) > c->acked_at_connect ||
+                    now - c->connected_at >= PROGRESS_AGE_NS;
+
+    *progress_out = progress;
+    if (progress) {
+        c->strikes = 1;
+        c->trouble_since = now;
+        c->backoff_ns = BACKOFF_MIN_NS;
+    } else {
+        c->strikes++;
+        if (!c->trouble_since)
+            c->trouble_since = now;
+    }
+    return now - c->trouble_since > r->o->give_up_ns;
+}
+
+/*
+ * After a lost connection: reconnect with backoff, then resend what was not acknowledged. A
+ * connection lost twice in a row without progress fails the oldest unacknowledged message (the
+ * broker is likely refusing it: a topic it does not allow, a packet over its maximum size).
+ * Everything that cannot be resent is counted as failed; QoS 0 messages the broker was not seen
+ * to read count as possibly lost.
+ */
 static hc_err recover(struct run *r, struct conn *c, hc_error *err)
 {
     uint64_t oldest = hc_mqtt_oldest_unacked(c->m);
     uint64_t last = c->last_ticket;
     struct entry *pending = NULL;
-    size_t n_pending = 0;
-    int64_t began = mono_now(), backoff = 100000000LL;
+    size_t n_pending = 0, first = 0, resent = 0;
+    const char *why = hc_mqtt_lost_reason(c->m);
+    char reason[200];
+    bool give_up, progress, wait = false;
     hc_err rc = HC_OK;
 
+    snprintf(reason, sizeof(reason), "%s", why && *why ? why : "");
     r->reconnects++;
+    give_up = count_loss(r, c, mono_now(), &progress);
+    wait = !progress; /* a fruitless connection: back off before the next one */
     if (last >= oldest) {
         pending = calloc((size_t)(last - oldest + 1), sizeof(*pending));
-        if (!pending)
+        if (!pending) {
+            r->fatal = true;
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        }
         for (uint64_t t = oldest; t <= last; t++) {
             struct entry *e = &c->ring[t % c->ring_cap];
             if (e->ticket != t)
@@ -392,53 +468,74 @@ static hc_err recover(struct run *r, struct conn *c, hc_error *err)
     c->qos0_since_connect = 0;
     hc_mqtt_reset_inflight(c->m);
     tool_status_clear();
-    tool_warn("connection to '%s:%d' lost; reconnecting (%zu unacknowledged messages to resend)",
-              r->url.host, r->url.port, n_pending);
+    tool_warn("connection to '%s:%d' lost%s%s; reconnecting (%zu unacknowledged messages to "
+              "resend)",
+              r->url.host, r->url.port, reason[0] ? ": " : "", reason, n_pending);
+    if (give_up) {
+        rc = hc_error_set(err, HC_ERR_CONNECTION_LOST,
+                          "gave up: no progress on the connection to '%s:%d' for %.0f s",
+                          r->url.host, r->url.port, (double)r->o->give_up_ns / 1e9);
+        goto out;
+    }
+    if (c->strikes >= 2 && n_pending > 0) {
+        message_failed(r, pending[0].topic,
+                       "the connection was lost twice in a row while it was the oldest "
+                       "unacknowledged message (does the broker refuse it?)");
+        first = 1;
+        c->strikes = 0;
+    }
 
     for (;;) {
         hc_error cerr = HC_ERROR_INIT;
         if (tool_stop_requested) {
-            /*
-             * Ctrl-C is a clean stop, not a failure to reconnect; what the lost connection left
-             * unacknowledged was never confirmed, so it counts as failed.
-             */
+            /* Ctrl-C is a clean stop, not a failure to reconnect */
             r->interrupted = true;
-            r->failed += n_pending;
             rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted while reconnecting");
             goto out;
         }
+        if (wait) {
+            nap_interruptible(c->backoff_ns);
+            if (c->backoff_ns < BACKOFF_MAX_NS)
+                c->backoff_ns *= 2;
+            if (tool_stop_requested)
+                continue;
+        }
+        wait = true;
         hc_mqtt_disconnect(c->m, 0);
         rc = hc_mqtt_connect(c->m, &cerr);
         if (rc == HC_OK)
             break;
-        if (tool_stop_requested)
+        if (rc == HC_ERR_INTERRUPTED)
             continue;
-        if (mono_now() - began > RECONNECT_LIMIT_NS || rc != HC_ERR_CONNECT) {
+        if (mono_now() - c->trouble_since > r->o->give_up_ns || rc != HC_ERR_CONNECT) {
             rc = hc_error_set(err, rc, "%s (gave up reconnecting)", cerr.message);
             goto out;
         }
-        for (int64_t slept = 0; slept < backoff && !tool_stop_requested; slept += 50000000LL)
-            nap_ns(50000000LL);
-        if (backoff < 5000000000LL)
-            backoff *= 2;
     }
+    c->connected_at = mono_now();
+    c->acked_at_connect = hc_mqtt_acked_total(c->m);
     tool_info("reconnected to '%s:%d'", r->url.host, r->url.port);
     c->oldest_known = hc_mqtt_oldest_unacked(c->m);
-    for (size_t i = 0; i < n_pending; i++) {
+    for (size_t i = first; i < n_pending; i++) {
         rc = publish(r, c, pending[i].topic, pending[i].payload, pending[i].len, pending[i].qos,
                      pending[i].retain, err);
         if (rc != HC_OK)
             goto out;
+        resent++;
         r->resent++;
     }
 out:
+    if (rc != HC_OK) {
+        /* what could not be resent was never confirmed: it failed */
+        r->failed += n_pending - first - resent;
+        if (rc != HC_ERR_INTERRUPTED)
+            r->fatal = true;
+    }
     for (size_t i = 0; i < n_pending; i++) {
         free(pending[i].topic);
         free(pending[i].payload);
     }
     free(pending);
-    if (rc != HC_OK && rc != HC_ERR_INTERRUPTED)
-        r->fatal = true;
     return rc;
 }
 
@@ -458,6 +555,10 @@ static hc_err publish(struct run *r, struct conn *c, const char *topic, const vo
             rc = hc_mqtt_publish(c->m, topic, payload, len, qos, retain, &ticket, err);
         if (rc == HC_OK)
             break;
+        if (rc == HC_ERR_INTERRUPTED) {
+            r->interrupted = true;
+            return rc;
+        }
         if (rc != HC_ERR_CONNECTION_LOST)
             return rc;
         rc = recover(r, c, err);
@@ -480,22 +581,32 @@ static hc_err publish(struct run *r, struct conn *c, const char *topic, const vo
     return HC_OK;
 }
 
-/* Waits for every acknowledgement, resending after a lost connection. */
+/*
+ * Waits for every acknowledgement, resending after a lost connection. On success the broker
+ * has also read every QoS 0 message (hc_mqtt_wait_all's ping), so none of them counts as
+ * possibly lost; otherwise every unconfirmed message is counted.
+ */
 static void drain(struct run *r, struct conn *c, int timeout_ms)
 {
     for (;;) {
         hc_error err = HC_ERROR_INIT;
         hc_err rc = hc_mqtt_wait_all(c->m, timeout_ms, &err);
-        if (rc == HC_OK)
+        if (rc == HC_OK) {
+            c->qos0_since_connect = 0;
             return;
+        }
         if (rc == HC_ERR_CONNECTION_LOST && !r->fatal && !tool_stop_requested) {
             if (recover(r, c, &err) == HC_OK)
                 continue;
-            tool_error("%s", err.message);
-        } else {
-            tool_error("%s", err.message);
         }
+        tool_status_clear();
+        tool_error("%s", err.message);
+        if (rc == HC_ERR_INTERRUPTED)
+            r->interrupted = true;
         r->failed += hc_mqtt_inflight(c->m);
+        r->qos0_maybe_lost += c->qos0_since_connect;
+        c->qos0_since_connect = 0;
+        hc_mqtt_reset_inflight(c->m);
         return;
     }
 }
@@ -531,15 +642,20 @@ static bool build_topic(struct run *r, const char *topic, long k, const char **k
 
     *has_device = names_device(topic);
     for (size_t i = 0; i < o->n_remaps; i++) {
-        if (strncmp(topic, o->remaps[i].from, o->remaps[i].from_len) == 0) {
-            r->remapped.len = 0;
-            if (!buf_put(&r->remapped, o->remaps[i].to, strlen(o->remaps[i].to)) ||
-                !buf_put(&r->remapped, topic + o->remaps[i].from_len,
-                         strlen(topic + o->remaps[i].from_len)))
-                return false;
-            src = r->remapped.p;
-            break;
-        }
+        size_t matched;
+        const char *rest, *to = o->remaps[i].to;
+
+        if (!hc_topic_prefix_match(o->remaps[i].from, topic, &matched))
+            continue;
+        /* TO replaces the matched levels; the levels after them are kept */
+        rest = topic + matched + (topic[matched] == '/');
+        r->remapped.len = 0;
+        if (!buf_put(&r->remapped, to, strlen(to)) ||
+            (*to && *rest && !buf_put(&r->remapped, "/", 1)) ||
+            !buf_put(&r->remapped, rest, strlen(rest)))
+            return false;
+        src = r->remapped.p;
+        break;
     }
     r->topic.len = 0;
     if ((o->topic_integration_id || o->topic_api_key_id) &&
@@ -730,6 +846,9 @@ static void report(struct run *r)
                 "(%s timing%s)\n",
                 tool_name, r->sent, r->failed, duration, rate, mode_name(r->o->sched.mode),
                 r->interrupted ? ", interrupted" : "");
+        if (r->invalid_topics)
+            fprintf(stderr, "%s: %" PRIu64 " messages not sent: invalid topic\n", tool_name,
+                    r->invalid_topics);
         if (timed && st.count)
             fprintf(stderr,
                     "%s: lateness p50 %.0f us, p99 %.0f us, max %.0f us over %" PRIu64
@@ -764,12 +883,13 @@ static void report(struct run *r)
         cJSON_AddNumberToObject(j, "resent", (double)r->resent);
         cJSON_AddNumberToObject(j, "reconnects", (double)r->reconnects);
         cJSON_AddNumberToObject(j, "qos0_maybe_lost", (double)r->qos0_maybe_lost);
+        cJSON_AddNumberToObject(j, "invalid_topics", (double)r->invalid_topics);
         cJSON_AddNumberToObject(j, "other_shards", (double)r->skipped);
         cJSON_AddNumberToObject(j, "passes", (double)r->passes);
         cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
         cJSON_AddNumberToObject(j, "duration_s", duration);
         cJSON_AddNumberToObject(j, "rate_msg_s", rate);
-        if (timed) {
+        if (timed && st.count > 0) {
             lat = cJSON_AddObjectToObject(j, "lateness_us");
             cJSON_AddNumberToObject(lat, "count", (double)st.count);
             cJSON_AddNumberToObject(lat, "p50", us(st.p50_ns));
@@ -780,12 +900,14 @@ static void report(struct run *r)
             cJSON_AddNumberToObject(lat, "mean", st.mean_ns / 1000.0);
             cJSON_AddBoolToObject(j, "schedule_kept", kept);
         } else {
+            /* --max has no schedule, and nothing sent has no lateness: unknown, not "0" */
             cJSON_AddNullToObject(j, "lateness_us");
             cJSON_AddNullToObject(j, "schedule_kept");
         }
         cJSON_AddStringToObject(j, "schedule_kept_rule", "p99 lateness under 1000 us");
         text = cJSON_Print(j);
-        fp = fopen(r->o->report_json, "w");
+        fp = r->report_fp;
+        r->report_fp = NULL;
         if (!fp || !text || fprintf(fp, "%s\n", text) < 0 || fclose(fp) != 0) {
             tool_error("cannot write report '%s': %s", r->o->report_json, strerror(errno));
             r->fatal = true;
@@ -812,10 +934,24 @@ static hc_err replay_message(struct run *r, const struct hc_msg *msg, hc_error *
         uint64_t h;
         hc_err rc;
 
+        hc_error terr = HC_ERROR_INIT;
+
         if (!build_topic(r, msg->topic, k, &key, &key_len, &has_device))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
         if (k > 0 && !has_device)
             break; /* no device to derive copies from: the message goes out once */
+        if (hc_topic_name_validate(r->topic.p, &terr) != HC_OK) {
+            /* a broker closes the connection on an invalid topic: never send one */
+            r->invalid_topics++;
+            r->failed++;
+            if (r->failed <= MAX_FAILURES_SHOWN) {
+                tool_status_clear();
+                tool_error("message %" PRIu64 " not sent: %s", r->scheduled, terr.message);
+                if (r->failed == MAX_FAILURES_SHOWN)
+                    tool_error("further failed messages are counted, not shown");
+            }
+            continue;
+        }
         h = hreplay_hash(key, key_len);
         if (o->shard_n > 1 &&
             hreplay_shard_of(h, (unsigned)o->shard_n) != (unsigned)o->shard_k - 1) {
@@ -828,11 +964,13 @@ static hc_err replay_message(struct run *r, const struct hc_msg *msg, hc_error *
                      payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->sent++;
-        } else if (r->fatal || rc == HC_ERR_INTERRUPTED) {
+        } else if (r->fatal) {
+            r->failed++; /* this message was never sent */
+            return rc;
+        } else if (rc == HC_ERR_INTERRUPTED) {
             return rc;
         } else {
-            tool_error("%s", err->message);
-            r->failed++;
+            message_failed(r, r->topic.p, err->message);
         }
     }
     return HC_OK;
@@ -867,6 +1005,8 @@ static hc_err replay(struct run *r, struct source *src, hc_error *err)
      * speeds, hundreds of them are late while the replay catches up.
      */
     for (uint64_t pass = 0; o->loops == 0 || pass < (uint64_t)o->loops; pass++) {
+        uint64_t before = r->scheduled;
+
         rc = source_open(src, err);
         if (rc != HC_OK)
             return rc;
@@ -915,6 +1055,12 @@ static hc_err replay(struct run *r, struct source *src, hc_error *err)
         source_close(src);
         if (r->interrupted)
             break;
+        if (r->scheduled == before) {
+            /* nothing to repeat: an empty selection must not spin */
+            tool_status_clear();
+            tool_warn("nothing to replay: the selection is empty");
+            break;
+        }
         r->passes++;
         hc_sched_next_pass(r->sched);
     }
@@ -933,10 +1079,21 @@ int hreplay_run(struct hreplay_opts *o)
     hc_error err = HC_ERROR_INIT;
     hc_err rc;
     int code = TOOL_EXIT_FAILURE;
+    bool qos2_limit_stated = false;
 
     if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &r.mo) != OPTS_OK)
         return TOOL_EXIT_USAGE;
     hc_mqtt_parse_url(r.mo.url, &r.url, NULL);
+    r.mo.max_inflight = (int)o->inflight;
+    r.mo.cancel = &tool_stop_requested;
+    if (o->report_json) {
+        /* found now, not after the whole replay */
+        r.report_fp = fopen(o->report_json, "w");
+        if (!r.report_fp) {
+            tool_error("cannot write '%s': %s", o->report_json, strerror(errno));
+            return TOOL_EXIT_FAILURE;
+        }
+    }
 
     src.on_wait = flush_on_wait;
     src.wait_ctx = &r;
@@ -962,6 +1119,16 @@ int hreplay_run(struct hreplay_opts *o)
         }
     }
 
+    if (o->qos == 2 || o->qos < 0) {
+        /*
+         * QoS 2 beyond the broker's in-flight limit is acknowledged and dropped by Mosquitto:
+         * ask the broker for its limit once, before the schedule starts (libcore would ask at
+         * the first QoS 2 message otherwise, making that one late).
+         */
+        int limit = hc_mqtt_probe_receive_maximum(&r.mo);
+        r.mo.max_inflight_qos2 = limit > 0 ? limit : HREPLAY_SAFE_QOS2_WINDOW;
+        qos2_limit_stated = limit > 0;
+    }
     r.n_conns = (size_t)o->connections;
     r.conns = calloc(r.n_conns, sizeof(*r.conns));
     if (!r.conns) {
@@ -989,6 +1156,11 @@ int hreplay_run(struct hreplay_opts *o)
     }
     tool_info("replaying '%s' to %s (%s timing, %zu connection%s)", o->input, r.mo.url,
               mode_name(o->sched.mode), r.n_conns, r.n_conns == 1 ? "" : "s");
+    if (r.mo.max_inflight_qos2 && r.mo.max_inflight_qos2 < r.mo.max_inflight)
+        tool_info("at most %d QoS 2 messages in flight per connection (%s)",
+                  r.mo.max_inflight_qos2,
+                  qos2_limit_stated ? "the broker's Receive Maximum"
+                                    : "the broker does not state its limit");
 
     rc = replay(&r, &src, &err);
     if (rc != HC_OK && !r.fatal) {
@@ -998,9 +1170,23 @@ int hreplay_run(struct hreplay_opts *o)
         tool_status_clear();
         tool_error("%s", err.message);
     }
-    for (size_t i = 0; i < r.n_conns; i++)
-        if (!r.fatal)
-            drain(&r, &r.conns[i], r.interrupted ? 10000 : 60000);
+    for (size_t i = 0; i < r.n_conns; i++) {
+        struct conn *c = &r.conns[i];
+        if (r.fatal) {
+            /* nothing more is confirmed on any connection */
+            r.failed += hc_mqtt_inflight(c->m);
+            r.qos0_maybe_lost += c->qos0_since_connect;
+            continue;
+        }
+        if (r.interrupted || tool_stop_requested) {
+            /* after Ctrl-C: a short grace for acknowledgements already on their way */
+            r.interrupted = true;
+            hc_mqtt_set_cancel(c->m, NULL);
+            drain(&r, c, INTERRUPT_DRAIN_MS);
+        } else {
+            drain(&r, c, (int)(o->give_up_ns / 1000000));
+        }
+    }
     r.end_mono = mono_now();
     if (r.lateness_log && fflush(r.lateness_log) != 0) {
         tool_error("cannot write '%s': %s", o->lateness_log, strerror(errno));
@@ -1025,6 +1211,8 @@ out:
     }
     if (r.lateness_log)
         fclose(r.lateness_log);
+    if (r.report_fp)
+        fclose(r.report_fp);
     source_close(&src);
     hc_store_close(src.st, NULL);
     hc_sched_free(r.sched);

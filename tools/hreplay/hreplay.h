@@ -16,10 +16,13 @@
 #define HREPLAY_MAX_REMAPS 32
 #define HREPLAY_DEFAULT_SPIN_NS 50000LL /* --spin default: 50 us */
 #define HREPLAY_MAX_SPIN_NS 10000000LL  /* --spin at most 10 ms */
+/* QoS 2 window when the broker does not state its limit: Mosquitto's default limit */
+#define HREPLAY_SAFE_QOS2_WINDOW 20
+#define HREPLAY_DEFAULT_GIVE_UP_NS (60LL * 1000000000LL) /* --give-up default: 60 s */
 
+/* --remap FROM=TO: FROM is a topic filter matched on whole leading levels (hc_topic_prefix_match) */
 struct hreplay_remap {
     const char *from, *to;
-    size_t from_len;
 };
 
 struct hreplay_opts {
@@ -41,6 +44,7 @@ struct hreplay_opts {
     long loops; /* 0: forever */
     long inflight;
     int64_t spin_ns; /* --spin: busy-wait this long before each due time */
+    int64_t give_up_ns; /* --give-up: stop reconnecting after this long without progress */
     const char *report_json;
     const char *lateness_log; /* per-message lateness (ns), one line each */
 };

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcore/topic.h"
+
 enum {
     OPT_SPEED = TOOL_OPT_TOOL_BASE,
     OPT_RATE,
@@ -25,6 +27,7 @@ enum {
     OPT_SHARD,
     OPT_REPORT_JSON,
     OPT_LATENESS_LOG,
+    OPT_GIVE_UP,
     OPT_QUIET,
     OPT_HELP
 };
@@ -50,7 +53,10 @@ static const char usage[] =
     "Output:\n"
     "  -q, --qos QOS         publish every message at QOS (0-2) instead of as recorded\n"
     "  --retain keep|never   keep the recorded retain flags (default) or clear them all\n"
-    "  --remap FROM=TO       replace the topic prefix FROM with TO (repeatable; first match)\n"
+    "  --remap FROM=TO       replace the leading topic levels that FROM matches with TO;\n"
+    "                        FROM is a topic filter ('+' one level, a final '#' the rest),\n"
+    "                        matched on whole levels; a trailing '/' on FROM or TO is\n"
+    "                        ignored (repeatable; the first match wins)\n"
     "  --integration-id ID   replace segment 3 of haltian-iot/events/... topics with ID\n"
     "  --api-key-id ID       replace segment 4 of haltian-iot/events/... topics with ID; also\n"
     "                        the MQTT user name unless -u is given\n"
@@ -62,9 +68,10 @@ static const char usage[] =
     "                        others get stable derived UUID-shaped ids)\n"
     "  --connections N       spread devices over N connections by device hash (default 1)\n"
     "  --shard K/N           replay only shard K (1..N) of N device shards\n"
+    "  --give-up DURATION    stop reconnecting after DURATION without progress (default 60s)\n"
     "\n"
     "Reporting:\n"
-    "  --report-json FILE    write the final report as JSON to FILE\n"
+    "  --report-json FILE    write the final report as JSON to FILE (created at the start)\n"
     "  --lateness-log FILE   write each message's lateness in ns, one line per message\n"
     "  -v, --verbose         more diagnostics\n"
     "  --quiet               no progress line, no report on stderr (errors still shown)\n"
@@ -76,9 +83,14 @@ static const char usage_tail[] =
     "\n"
     "The report (stderr, and --report-json) gives messages sent and failed, the achieved rate,\n"
     "lateness p50/p99/max in microseconds and whether the schedule was kept (p99 lateness\n"
-    "under 1 ms). A lost connection is re-established with backoff (for up to 60 s); QoS 1/2\n"
-    "messages resume from the first unacknowledged one, QoS 0 losses are counted as possible.\n"
-    "Ctrl-C stops cleanly and prints the report.\n" TOOL_EXIT_CODES_HELP;
+    "under 1 ms). A lost connection is re-established with backoff; QoS 1/2 messages resume\n"
+    "from the first unacknowledged one, QoS 0 losses are counted as possible. A message that\n"
+    "was the oldest unacknowledged one when the connection was lost twice in a row without\n"
+    "progress fails; a broker that takes no message for --give-up (default 60s; also when it\n"
+    "stays connected but acknowledges nothing for --keepalive seconds) ends the replay.\n"
+    "Messages that cannot be published (an invalid topic) fail one by one. Failed messages are\n"
+    "counted and make the exit status 1. Ctrl-C stops within a second and prints the report.\n"
+    TOOL_EXIT_CODES_HELP;
 
 static void print_usage(void)
 {
@@ -89,6 +101,41 @@ static void print_usage(void)
     fputs("\n", stdout);
     fputs(tool_select_usage, stdout);
     fputs(usage_tail, stdout);
+}
+
+/*
+ * --remap FROM=TO: FROM a topic filter (its levels are matched whole), TO empty (drop those
+ * levels) or levels of a valid topic name. The option text is split in place.
+ */
+static enum opts_result parse_remap(char *arg, struct hreplay_opts *o)
+{
+    char *eq = strchr(arg, '=');
+    hc_error err = HC_ERROR_INIT;
+
+    if (!eq || eq == arg)
+        return tool_usage_error("invalid value '%s' for --remap: expected FROM=TO with a "
+                                "non-empty FROM",
+                                arg);
+    if (o->n_remaps >= HREPLAY_MAX_REMAPS)
+        return tool_usage_error("too many --remap options (at most %d)", HREPLAY_MAX_REMAPS);
+    *eq = '\0';
+    /* "a/b/" names the levels a and b, as a user means it: a trailing '/' is dropped */
+    if (eq - arg > 1 && eq[-1] == '/')
+        eq[-1] = '\0';
+    if (strlen(eq + 1) > 1 && eq[strlen(eq + 1)] == '/')
+        eq[strlen(eq + 1)] = '\0';
+    if (hc_topic_filter_validate(arg, &err) != HC_OK) {
+        *eq = '=';
+        return tool_usage_error("invalid FROM for --remap: %s", err.message);
+    }
+    if (eq[1] && hc_topic_name_validate(eq + 1, &err) != HC_OK) {
+        *eq = '=';
+        return tool_usage_error("invalid TO for --remap: %s", err.message);
+    }
+    o->remaps[o->n_remaps].from = arg;
+    o->remaps[o->n_remaps].to = eq + 1;
+    o->n_remaps++;
+    return OPTS_OK;
 }
 
 static enum opts_result parse_shard(const char *arg, struct hreplay_opts *o)
@@ -132,11 +179,13 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"shard", required_argument, NULL, OPT_SHARD},
         {"report-json", required_argument, NULL, OPT_REPORT_JSON},
         {"lateness-log", required_argument, NULL, OPT_LATENESS_LOG},
+        {"give-up", required_argument, NULL, OPT_GIVE_UP},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
     const char *username = NULL;
+    hc_error err = HC_ERROR_INIT;
     const char *mode_option = NULL;
     long v;
     int opt;
@@ -148,6 +197,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     o->connections = 1;
     o->loops = 1;
     o->inflight = 1000;
+    o->give_up_ns = HREPLAY_DEFAULT_GIVE_UP_NS;
     o->spin_ns = HREPLAY_DEFAULT_SPIN_NS;
     o->sched.mode = HC_SCHED_ORIGINAL;
     opterr = 0;
@@ -160,6 +210,12 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
 
         if (opt == 'u')
             username = optarg;
+        else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
+                 hc_topic_level_validate(optarg, &err) != HC_OK)
+            return tool_usage_error("invalid value for %s: %s",
+                                    opt == TOOL_OPT_API_KEY_ID ? "--api-key-id"
+                                                               : "--integration-id",
+                                    err.message);
         else if (opt == TOOL_OPT_API_KEY_ID)
             o->topic_api_key_id = optarg;
         else if (opt == TOOL_OPT_INTEGRATION_ID)
@@ -228,21 +284,10 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
                 return tool_usage_error("invalid value '%s' for --retain: expected keep or never",
                                         optarg);
             break;
-        case OPT_REMAP: {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg)
-                return tool_usage_error("invalid value '%s' for --remap: expected FROM=TO with a "
-                                        "non-empty FROM",
-                                        optarg);
-            if (o->n_remaps >= HREPLAY_MAX_REMAPS)
-                return tool_usage_error("too many --remap options (at most %d)",
-                                        HREPLAY_MAX_REMAPS);
-            o->remaps[o->n_remaps].from = optarg;
-            o->remaps[o->n_remaps].from_len = (size_t)(eq - optarg);
-            o->remaps[o->n_remaps].to = eq + 1;
-            o->n_remaps++;
+        case OPT_REMAP:
+            if (parse_remap(optarg, o) != OPTS_OK)
+                return OPTS_ERROR;
             break;
-        }
         case OPT_REBASE_TIME:
             o->rebase_time = true;
             break;
@@ -263,6 +308,12 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             break;
         case OPT_LATENESS_LOG:
             o->lateness_log = optarg;
+            break;
+        case OPT_GIVE_UP:
+            if (tool_parse_duration_ns("--give-up", optarg, &o->give_up_ns) != OPTS_OK)
+                return OPTS_ERROR;
+            if (o->give_up_ns < 1000000000LL)
+                return tool_usage_error("invalid value '%s' for --give-up: at least 1s", optarg);
             break;
         case 'v':
             tool_verbosity = 2;

@@ -8,6 +8,7 @@
 #ifndef HCORE_MQTT_H
 #define HCORE_MQTT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,21 @@ struct hc_mqtt_options {
     int keepalive_s;       /* 0: 60 */
     int connect_timeout_s; /* 0: 10 */
     int max_inflight;      /* publisher window for QoS 1/2; 0: 1000 */
+    /*
+     * Publisher: of that window, at most this many QoS 2 messages; 0: max_inflight. A broker's
+     * own limit must not be exceeded at QoS 2: Mosquitto acknowledges QoS 2 messages beyond its
+     * max_inflight_messages (PUBREC, then PUBCOMP) and drops them (see
+     * hc_mqtt_probe_receive_maximum).
+     */
+    int max_inflight_qos2;
+    /*
+     * Publisher: while messages are in flight, a broker that acknowledges none of them for this
+     * long is treated as a lost connection (it may still answer pings); 0: keepalive_s.
+     */
+    int ack_timeout_s;
+    /* Non-NULL: every wait (connect, full window, hc_mqtt_wait_all) ends with HC_ERR_INTERRUPTED
+     * within ~100 ms of *cancel becoming non-zero (a tool's SIGINT flag). */
+    const volatile sig_atomic_t *cancel;
 };
 
 enum hc_mqtt_mode { HC_MQTT_SUBSCRIBER, HC_MQTT_PUBLISHER };
@@ -49,6 +65,14 @@ enum hc_mqtt_mode { HC_MQTT_SUBSCRIBER, HC_MQTT_PUBLISHER };
 /* Creates a client (not yet connected). *out: hc_mqtt_free. Options are copied. */
 hc_err hc_mqtt_new(const struct hc_mqtt_options *opts, enum hc_mqtt_mode mode, hc_mqtt **out,
                    hc_error *err);
+
+/*
+ * Asks the broker, on a short separate MQTT 5 connection (client id "<client_id>-probe", same
+ * credentials and TLS settings), how many QoS 1/2 messages it accepts in flight (CONNACK
+ * property Receive Maximum; absent means 65535). Returns that number, or 0 when the broker did
+ * not say: it refused MQTT 5, or could not be reached (hc_mqtt_connect then reports why).
+ */
+int hc_mqtt_probe_receive_maximum(const struct hc_mqtt_options *opts);
 
 /* Disconnects if needed and frees. Accepts NULL. */
 void hc_mqtt_free(hc_mqtt *m);
@@ -81,10 +105,11 @@ hc_err hc_mqtt_receive(hc_mqtt *m, int timeout_ms, struct hc_msg *msg, hc_error 
 
 /*
  * Publisher: sends one message. QoS 0 returns once written to the socket (or, with batching,
- * to the client's buffer). QoS 1/2 waits while
- * the window is full, then returns with the message in flight; *ticket_out (may be NULL)
- * receives its ticket, numbered 1, 2, 3... in publish order over the client's life.
- * HC_ERR_CONNECTION_LOST when the connection is gone.
+ * to the client's buffer). QoS 1/2 waits while the window is full (or, at QoS 2, while
+ * max_inflight_qos2 are in flight), then returns with the message in flight; *ticket_out (may
+ * be NULL) receives its ticket, numbered 1, 2, 3... in publish order over the client's life.
+ * HC_ERR_CONNECTION_LOST when the connection is gone (also when the broker acknowledged nothing
+ * for ack_timeout_s), HC_ERR_INTERRUPTED when *cancel was set while waiting.
  */
 hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                        bool retain, uint64_t *ticket_out, hc_error *err);
@@ -100,10 +125,18 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
  */
 void hc_mqtt_set_batching(hc_mqtt *m, bool on);
 
+/* Replaces the cancel flag given in the options (NULL: waits are not cancelled). */
+void hc_mqtt_set_cancel(hc_mqtt *m, const volatile sig_atomic_t *cancel);
+
 /* Sends what batching holds back. false when the connection is gone. */
 bool hc_mqtt_flush(hc_mqtt *m);
 
-/* Waits until every QoS 1/2 message is acknowledged: HC_OK, HC_ERR_TIMEOUT, or lost. */
+/*
+ * Waits until every QoS 1/2 message is acknowledged. A plain-TCP publisher then also waits for
+ * the answer to a PINGREQ sent behind everything written so far: a broker answers packets in
+ * order, so HC_OK means it read every message of this connection, QoS 0 included, without
+ * closing it. HC_ERR_TIMEOUT, HC_ERR_CONNECTION_LOST or HC_ERR_INTERRUPTED otherwise.
+ */
 hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err);
 
 /*
@@ -114,6 +147,13 @@ uint64_t hc_mqtt_oldest_unacked(hc_mqtt *m);
 
 /* QoS 1/2 messages currently in flight. */
 size_t hc_mqtt_inflight(hc_mqtt *m);
+
+/* Acknowledgements completed over the client's life (QoS 1 PUBACK, QoS 2 PUBCOMP). */
+uint64_t hc_mqtt_acked_total(hc_mqtt *m);
+
+/* Why the last connection was lost, when the client knows ("" otherwise); valid until the next
+ * call on m. */
+const char *hc_mqtt_lost_reason(hc_mqtt *m);
 
 /* Forgets in-flight state (after a lost connection, before resuming from oldest_unacked). */
 void hc_mqtt_reset_inflight(hc_mqtt *m);
