@@ -43,9 +43,11 @@ hkit_make_certs() {
     chmod 644 "$dir"/*.key
 }
 
-# hkit_broker_start DIR [tls] [auth]: starts mosquitto in the background with its config and
-# log in DIR; sets HKIT_BROKER_PORT and HKIT_BROKER_PID. With "tls" it listens with TLS (certs
-# from hkit_make_certs in DIR); with "auth" it requires passwords and applies the ACL.
+# hkit_broker_start DIR [tls] [auth] [stock]: starts mosquitto in the background with its config
+# and log in DIR; sets HKIT_BROKER_PORT and HKIT_BROKER_PID. With "tls" it listens with TLS (certs
+# from hkit_make_certs in DIR); with "auth" it requires passwords and applies the ACL; with
+# "stock" it keeps Mosquitto's default queue and in-flight limits. HKIT_BROKER_EXTRA_CONF adds
+# configuration lines.
 # Known queue limits so a slow consumer is never silently dropped by the broker's defaults.
 hkit_broker_start() {
     local attempt rc
@@ -62,12 +64,13 @@ hkit_broker_start() {
 }
 
 hkit__broker_start_once() {
-    local dir=$1 mode_tls=no mode_auth=no arg
+    local dir=$1 mode_tls=no mode_auth=no mode_stock=no arg
     shift
     for arg in "$@"; do
         case $arg in
         tls) mode_tls=yes ;;
         auth) mode_auth=yes ;;
+        stock) mode_stock=yes ;;
         esac
     done
     mkdir -p "$dir"
@@ -75,10 +78,14 @@ hkit__broker_start_once() {
     {
         echo "listener $HKIT_BROKER_PORT 127.0.0.1"
         echo "persistence false"
-        echo "max_queued_messages 0"
-        echo "max_queued_bytes 0"
-        echo "max_inflight_messages 0"
-        echo "message_size_limit 0"
+        if [ $mode_stock = no ]; then
+            echo "max_queued_messages 0"
+            echo "max_queued_bytes 0"
+            echo "max_inflight_messages 0"
+            echo "message_size_limit 0"
+        fi
+        # extra configuration lines for one test (e.g. a low max_packet_size)
+        [ -z "${HKIT_BROKER_EXTRA_CONF:-}" ] || printf '%s\n' "$HKIT_BROKER_EXTRA_CONF"
         echo "log_dest file $dir/mosquitto.log"
         echo "log_type error"
         echo "log_type warning"

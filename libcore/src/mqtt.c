@@ -795,11 +795,20 @@ static void *raw_reader(void *arg)
             goto protocol_error;
         if (pongs) {
             /* only an answer to our ping proves the broker reads us: other bytes do not */
-            m->ping_sent_ns = 0;
+            bool unasked, answered;
+
             pthread_mutex_lock(&m->lock);
             m->pongs_seen += pongs;
+            unasked = m->pongs_seen > m->pings_sent;
+            answered = m->pongs_seen == m->pings_sent;
             pthread_cond_broadcast(&m->changed);
             pthread_mutex_unlock(&m->lock);
+            if (unasked) {
+                snprintf(why, sizeof(why), "the broker sent a PINGRESP nobody asked for");
+                goto protocol_error;
+            }
+            if (answered)
+                m->ping_sent_ns = 0;
         }
         if (n_rel) {
             /* every PUBREL of this read in one write, queued if the publisher is writing */

@@ -378,10 +378,12 @@ static hc_err run_mqtt(const struct hgen_opts *o, hc_gen *g, struct hgen_summary
 {
     hc_mqtt *mq = NULL;
     struct hc_gen_msg m;
+    struct hc_mqtt_options mo = o->conn;
     int64_t t0;
     hc_err rc;
 
-    rc = hc_mqtt_new(&o->conn, HC_MQTT_PUBLISHER, &mq, err);
+    mo.cancel = &tool_stop_requested; /* Ctrl-C ends every wait within ~100 ms */
+    rc = hc_mqtt_new(&mo, HC_MQTT_PUBLISHER, &mq, err);
     if (rc == HC_OK)
         rc = hc_mqtt_connect(mq, err);
     if (rc != HC_OK) {
@@ -408,11 +410,18 @@ static hc_err run_mqtt(const struct hgen_opts *o, hc_gen *g, struct hgen_summary
     }
     tool_status_clear();
     sum->interrupted = tool_stop_requested != 0;
-    if (rc == HC_OK && o->qos > 0) {
-        rc = hc_mqtt_wait_all(mq, 30000, err);
+    if (rc == HC_OK) {
+        /*
+         * Every acknowledgement, and (plain TCP) proof that the broker read the QoS 0 messages
+         * too; after Ctrl-C only a short grace.
+         */
+        if (tool_stop_requested)
+            hc_mqtt_set_cancel(mq, NULL);
+        rc = hc_mqtt_wait_all(mq, tool_stop_requested ? 1000 : 30000, err);
         if (rc != HC_OK)
-            hc_error_prefix(err, "%zu of %lld messages not acknowledged", hc_mqtt_inflight(mq),
-                            (long long)sum->messages);
+            hc_error_prefix(err, "delivery of the last messages not confirmed (%zu of %lld "
+                                 "unacknowledged)",
+                            hc_mqtt_inflight(mq), (long long)sum->messages);
     }
     hc_mqtt_disconnect(mq, 2000);
     hc_mqtt_free(mq);

@@ -1184,7 +1184,9 @@ int hreplay_run(struct hreplay_opts *o)
             hc_mqtt_set_cancel(c->m, NULL);
             drain(&r, c, INTERRUPT_DRAIN_MS);
         } else {
-            drain(&r, c, (int)(o->give_up_ns / 1000000));
+            /* a broker that stops acknowledging is noticed after --keepalive and then given
+             * up on after --give-up: this bound is only a backstop */
+            drain(&r, c, (int)(o->give_up_ns / 1000000) + 1000 * (r.mo.keepalive_s > 0 ? r.mo.keepalive_s : 60));
         }
     }
     r.end_mono = mono_now();
