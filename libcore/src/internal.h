@@ -15,9 +15,13 @@
 
 /* OpenSSL security level for every TLS connection: 112-bit keys (RSA >= 2048), no SHA-1. */
 #define HC__TLS_SECURITY_LEVEL 2
-/* paho takes no security level but applies a cipher string after lowering it to 1: this raises
- * it back on paho's own context. */
-#define HC__TLS_PAHO_CIPHERS "DEFAULT:@SECLEVEL=2"
+/*
+ * The TLS 1.2 cipher string of every TLS connection. paho takes no security level and no minimum
+ * version, but applies a cipher string after lowering the level to 1: "@SECLEVEL=2" raises it
+ * back on paho's own context, and without SHA-1/MD5 MAC suites (the only ones TLS 1.0/1.1 can
+ * use) that context cannot negotiate TLS older than 1.2 either. TLS 1.3 suites are unaffected.
+ */
+#define HC__TLS_CIPHERS "DEFAULT:!SHA1:!MD5:@SECLEVEL=2"
 
 struct hc__tls_target {
     const char *host; /* as in the url: [v6] hosts keep their brackets */

@@ -1161,7 +1161,7 @@ hc_err hc_mqtt_connect(hc_mqtt *m, hc_error *err)
         ssl.trustStore = m->cafile;
         ssl.CApath = m->capath;
         ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
-        ssl.enabledCipherSuites = HC__TLS_PAHO_CIPHERS;
+        ssl.enabledCipherSuites = HC__TLS_CIPHERS;
         ssl.ssl_error_cb = on_tls_error;
         ssl.ssl_error_context = m;
         co.ssl = &ssl;

@@ -368,6 +368,12 @@ static hc_err make_context(const struct hc__tls_target *t, SSL_CTX **out, hc_err
     /* the floor, never lowered; a stricter system configuration stays in force */
     if (SSL_CTX_get_min_proto_version(ctx) < TLS1_2_VERSION)
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* the same cipher string as paho's connection, so the probe cannot accept what paho would
+     * refuse or the other way round */
+    if (SSL_CTX_set_cipher_list(ctx, HC__TLS_CIPHERS) != 1) {
+        SSL_CTX_free(ctx);
+        return hc_error_set(err, HC_ERR_TLS, "cannot set the tls cipher list");
+    }
     if (SSL_CTX_get_security_level(ctx) < HC__TLS_SECURITY_LEVEL)
         SSL_CTX_set_security_level(ctx, HC__TLS_SECURITY_LEVEL);
     if (t->cafile || t->capath) {
