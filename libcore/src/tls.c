@@ -130,8 +130,8 @@ static int on_verify(int ok, X509_STORE_CTX *store)
         if (key) {
             seen->key_bits = EVP_PKEY_get_bits(key);
             snprintf(seen->key_type, sizeof(seen->key_type), "%s",
-                     EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA  ? "RSA"
-                     : EVP_PKEY_get_base_id(key) == EVP_PKEY_EC ? "EC"
+                     EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA   ? "RSA"
+                     : EVP_PKEY_get_base_id(key) == EVP_PKEY_EC  ? "EC"
                      : EVP_PKEY_get_base_id(key) == EVP_PKEY_DSA ? "DSA"
                                                                  : "");
         }
@@ -209,10 +209,9 @@ hc_err hc__net_connect(const char *host, int port, int timeout_ms, int *fd_out, 
                             "cannot connect to '%s:%d': no answer within %d ms (is the broker "
                             "running and reachable?)",
                             host, port, timeout_ms);
-    return hc_error_set(err, HC_ERR_CONNECT,
-                        "cannot connect to '%s:%d': %s (is the broker running and reachable?)",
-                        host, port, last_errno == ECONNREFUSED ? "connection refused"
-                                                               : strerror(last_errno));
+    return hc_error_set(
+        err, HC_ERR_CONNECT, "cannot connect to '%s:%d': %s (is the broker running and reachable?)",
+        host, port, last_errno == ECONNREFUSED ? "connection refused" : strerror(last_errno));
 }
 
 /*
@@ -222,7 +221,7 @@ hc_err hc__net_connect(const char *host, int port, int timeout_ms, int *fd_out, 
  */
 static bool is_plain_mqtt(const char *host, int port, int timeout_ms)
 {
-    static const unsigned char connect_pkt[] = {0x10, 12,  0x00, 0x04, 'M', 'Q', 'T',
+    static const unsigned char connect_pkt[] = {0x10, 12,   0x00, 0x04, 'M', 'Q',  'T',
                                                 'T',  0x04, 0x02, 0x00, 60,  0x00, 0x00};
     static const unsigned char disconnect_pkt[] = {0xe0, 0x00};
     unsigned char ack[4];
@@ -303,10 +302,9 @@ static hc_err verify_error(const struct verify_seen *seen, const char *where, in
                             "signed with a weak digest (hkit requires OpenSSL security level 2)",
                             pre, where, port, seen->subject_cn);
     default:
-        return hc_error_set(err, HC_ERR_TLS,
-                            "%s '%s:%d' failed: certificate verify failed: %s (certificate '%s')",
-                            pre, where, port, X509_verify_cert_error_string(seen->error),
-                            seen->subject_cn);
+        return hc_error_set(
+            err, HC_ERR_TLS, "%s '%s:%d' failed: certificate verify failed: %s (certificate '%s')",
+            pre, where, port, X509_verify_cert_error_string(seen->error), seen->subject_cn);
     }
 }
 
@@ -336,9 +334,8 @@ static hc_err handshake_error(SSL *ssl, int ret, const struct verify_seen *seen,
                             "tls handshake with '%s:%d' failed: the server does not speak TLS "
                             "(%s); is it a plain port? then use mqtt://",
                             host, port, ERR_reason_error_string(e));
-    if (bytes_read == 0 &&
-        (kind == SSL_ERROR_SYSCALL || kind == SSL_ERROR_ZERO_RETURN ||
-         (e && reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))) {
+    if (bytes_read == 0 && (kind == SSL_ERROR_SYSCALL || kind == SSL_ERROR_ZERO_RETURN ||
+                            (e && reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))) {
         if (is_plain_mqtt(host, port, timeout_ms))
             return hc_error_set(err, HC_ERR_TLS,
                                 "tls handshake with '%s:%d' failed: it is a plain MQTT port, not "

@@ -139,7 +139,8 @@ static void describe_access(mode_t mode, char *buf, size_t size)
     static const struct {
         mode_t r, w, x;
         const char *who;
-    } classes[2] = {{S_IRGRP, S_IWGRP, S_IXGRP, "its group"}, {S_IROTH, S_IWOTH, S_IXOTH, "other users"}};
+    } classes[2] = {{S_IRGRP, S_IWGRP, S_IXGRP, "its group"},
+                    {S_IROTH, S_IWOTH, S_IXOTH, "other users"}};
 
     buf[0] = '\0';
     for (int i = 0; i < 2; i++) {
@@ -156,7 +157,10 @@ static void describe_access(mode_t mode, char *buf, size_t size)
         if (!n)
             continue;
         snprintf(buf + used, size - used, "%s%s can %s%s%s%s%s it", used ? ", " : "",
-                 classes[i].who, verbs[0], n == 2 ? " and " : n == 3 ? ", " : "",
+                 classes[i].who, verbs[0],
+                 n == 2   ? " and "
+                 : n == 3 ? ", "
+                          : "",
                  n > 1 ? verbs[1] : "", n == 3 ? " and " : "", n == 3 ? verbs[2] : "");
     }
 }
@@ -310,8 +314,8 @@ enum opts_result tool_mqtt_resolve(struct tool_mqtt *m, const char *default_url,
         if (hc_mqtt_parse_url(default_url, &parsed, NULL) == HC_OK)
             tls = parsed.tls && !m->host; /* -p alone keeps the default scheme and host */
         snprintf(m->url_buf, sizeof(m->url_buf), "%s://%s%s%s:%ld", tls ? "mqtts" : "mqtt",
-                 m->host && strchr(m->host, ':') ? "[" : "",
-                 m->host ? m->host : parsed.host, m->host && strchr(m->host, ':') ? "]" : "",
+                 m->host && strchr(m->host, ':') ? "[" : "", m->host ? m->host : parsed.host,
+                 m->host && strchr(m->host, ':') ? "]" : "",
                  m->port ? m->port : (tls ? 8883L : 1883L));
         if (hc_mqtt_parse_url(m->url_buf, &parsed, &err) != HC_OK)
             return tool_usage_error("%s", err.message);
