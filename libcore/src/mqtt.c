@@ -46,6 +46,7 @@
 #include <openssl/rand.h>
 
 #include "hcore/log.h"
+#include "internal.h"
 
 #define SLOT_COUNT 65536   /* MQTT packet identifiers are 16-bit */
 #define RAW_FLUSH_AT 32768 /* batching: send once this many bytes are waiting */
@@ -1567,11 +1568,19 @@ hc_err hc_mqtt_connect(hc_mqtt *m, hc_error *err)
     co.maxInflightMessages = m->max_inflight;
     co.reliable = 0; /* allow a window of in-flight messages, not one at a time */
     if (m->url.tls) {
+        /* hkit's floor and a classified reason first: paho would send the password at level 1 */
+        struct hc__tls_target t = {m->url.host, m->url.port, m->cafile, m->capath, m->insecure,
+                                   m->connect_timeout_s * 1000};
+        hc_err prc = hc__tls_probe(&t, err);
+
+        if (prc != HC_OK)
+            return prc;
         ssl.enableServerCertAuth = m->insecure ? 0 : 1;
         ssl.verify = m->insecure ? 0 : 1; /* host name check */
         ssl.trustStore = m->cafile;
         ssl.CApath = m->capath;
         ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+        ssl.enabledCipherSuites = HC__TLS_CIPHERS;
         ssl.ssl_error_cb = on_tls_error;
         ssl.ssl_error_context = m;
         co.ssl = &ssl;
@@ -1594,6 +1603,24 @@ hc_err hc_mqtt_connect(hc_mqtt *m, hc_error *err)
     case 5:
         return connack_error(m, rc, err);
     default:
+        if (m->url.tls && !m->tls_error[0]) {
+            /* paho names no reason (e.g. a failed host check): ask the probe what changed */
+            struct hc__tls_target t = {m->url.host, m->url.port, m->cafile, m->capath,
+                                       m->insecure, m->connect_timeout_s * 1000};
+            hc_err prc = hc__tls_probe(&t, err);
+
+            if (prc != HC_OK)
+                return prc;
+        } else if (!m->url.tls && rc == MQTTCLIENT_FAILURE) {
+            /* paho says only "failure": name the cause (unresolvable, refused, no answer) */
+            int fd;
+            hc_err prc = hc__net_connect(m->url.host, m->url.port, m->connect_timeout_s * 1000,
+                                         &fd, err);
+
+            if (prc != HC_OK)
+                return prc;
+            close(fd);
+        }
         if (m->tls_error[0])
             return hc_error_set(err, HC_ERR_TLS, "tls handshake with '%s:%d' failed: %s%s", where,
                                 port, m->tls_error,

@@ -77,5 +77,5 @@ case $ERR in *"$HKIT_TEST_TOKEN"*) hkit_fail "stderr shows the token" ;; esac
 printf '%s\n' "$HKIT_TEST_TOKEN" >token
 chmod 644 token
 hkit_expect_exit 1 hrecord --url mqtt://127.0.0.1:1 -t 'a/#' -o new.db --token-file token
-hkit_assert_contains "$ERR" "warning: token file 'token' is readable by other users; run 'chmod 600 token'" \
+hkit_assert_contains "$ERR" "warning: token file 'token' has mode 0644: its group can read it, other users can read it; run: chmod 600 token" \
     "token file permissions"

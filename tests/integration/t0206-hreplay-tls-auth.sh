@@ -95,7 +95,7 @@ no_secret "$ERR" "unknown user"
 # untrusted CA: exit 1, the message names TLS, the reason and the fix
 hkit_expect_exit 1 timeout 30 hreplay --url "$URL" --cafile "$T/broker/other-ca.crt" \
     -u "$HKIT_TEST_PUBLISHER" --token-file "$T/token" "$T/rec.jsonl"
-hkit_assert_eq "hreplay: tls handshake with '127.0.0.1:$PORT' failed: certificate verify failed (use --cafile to trust the broker's CA, or --insecure)" \
+hkit_assert_eq "hreplay: tls handshake with '127.0.0.1:$PORT' failed: certificate verify failed: unknown CA 'hkit test CA' (use --cafile to trust the broker's CA, or --insecure)" \
     "$ERR" "untrusted CA"
 no_secret "$ERR" "untrusted CA"
 

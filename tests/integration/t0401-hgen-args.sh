@@ -51,3 +51,11 @@ port=$(hkit_free_port)
 hkit_expect_exit 1 timeout 30 hgen --url "mqtt://127.0.0.1:$port" --quiet --count 1
 hkit_assert_contains "$ERR" "hgen: " "unreachable broker"
 echo ok
+
+# device groups have no Thingsee form: only groups is a usage error, groups among others a warning
+expect_usage "hgen: --thingsee: device groups have no legacy Thingsee form, and --devices 'group=3' has no other devices" \
+    --jsonl --thingsee --devices group=3
+hkit_expect_exit 0 hgen --jsonl --thingsee --devices group=2,air=1 --duration 10m
+hkit_assert_contains "$ERR" "hgen: warning: --thingsee: the 2 device groups in --devices send nothing (no legacy Thingsee form)" \
+    "groups among others with --thingsee"
+[ -n "$OUT" ] || hkit_fail "--thingsee with air devices printed nothing"

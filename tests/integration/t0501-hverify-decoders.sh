@@ -74,7 +74,7 @@ expect_error() { # decoder-command expected-message-part
 expect_error 'kill -SEGV $$' "after 0 of 2 output lines: decoder was killed by signal 11"
 expect_error 'cat >/dev/null; echo broken >&2; exit 4' "after 0 of 2 output lines: decoder exited with status 4; its stderr: broken"
 expect_error 'no-such-decoder-xyz' "after 0 of 2 output lines: decoder exited with status 127 (command not found?)"
-expect_error 'sleep 613; :' "after 0 of 2 output lines: decoder timed out after 2s (killed its process group)"
+expect_error 'sleep 613; :' "after 0 of 2 output lines: decoder timed out after 2s (killed it and its children)"
 expect_error 'echo "this is not json"; cat >/dev/null' "decoder output line 1 (message 1, topic 'haltian-iot/events/"
 expect_error 'head -n 1' "decoder printed 1 lines for 2 input messages (missing from message 2 on)"
 expect_error 'cat; echo "{}"' "decoder printed more lines than input messages: line 3 (2 messages in the case): {}"

@@ -123,3 +123,19 @@ Test(hrecord, backoff_jitter_stays_between_half_and_the_whole_step)
     cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 2, -3.0), 2 * s);
     cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 2, 7.0), 4 * s);
 }
+
+Test(hrecord, backoff_jitter_never_goes_below_the_minimum)
+{
+    const int64_t s = 1000000000LL;
+
+    for (unsigned attempt = 0; attempt < 8; attempt++)
+        for (double j = 0.0; j <= 1.0; j += 0.125) {
+            int64_t d = hrecord_backoff_ns(3 * s, 10 * s, attempt, j);
+
+            cr_assert_geq(d, 3 * s, "attempt %u, jitter %g: %lld ns below --reconnect-min",
+                          attempt, j, (long long)d);
+            cr_assert_leq(d, 10 * s, "attempt %u, jitter %g: above --reconnect-max", attempt, j);
+        }
+    cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 0, 0.0), s);
+    cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 1, 0.0), s);
+}

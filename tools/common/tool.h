@@ -151,7 +151,7 @@ enum opts_result tool_mqtt_option(struct tool_mqtt *m, int opt, const char *arg)
 /*
  * Builds connection options: URL from --url or -h/-p (default_url otherwise), credentials from
  * options, then HALTIAN_API_KEY_ID / HALTIAN_API_KEY_TOKEN / HALTIAN_INTEGRATION_ID; a token
- * from --token-file (warns when group/other can read it) or --token (warns: visible to other
+ * from --token-file (warns naming the group/other permission bits) or --token (warns: visible to other
  * users); a unique client id "<tool>-<host>-<pid>-<random>" unless -i. Warns on --insecure.
  * Returns OPTS_OK or OPTS_ERROR (message printed).
  */
@@ -160,6 +160,10 @@ enum opts_result tool_mqtt_resolve(struct tool_mqtt *m, const char *default_url,
 
 /* Wipes and frees the token. */
 void tool_mqtt_release(struct tool_mqtt *m);
+
+/* s as one shell word the user can paste (single-quoted unless plain); a path too long for out
+ * becomes '...', never a cut path. */
+void tool_shell_quote(char *out, size_t size, const char *s);
 
 /* --- shared selection options (hreplay, hcat) ----------------------------------------------- */
 

@@ -258,6 +258,22 @@ enum opts_result hgen_parse(int argc, char **argv, struct hgen_opts *o)
         return tool_usage_error("--speed, --rate and --max only apply when publishing (--url)");
     if (o->gen.thingsee && o->gen.shapes == HC_GEN_SHAPES_MIXED)
         return tool_usage_error("--shapes mixed does not apply to --thingsee messages");
+    if (o->gen.thingsee && o->devices_text && o->gen.devices[HC_GEN_GROUP] > 0) {
+        long others = 0;
+
+        for (int k = 0; k < HC_GEN_KIND__COUNT; k++)
+            if (k != HC_GEN_GROUP)
+                others += o->gen.devices[k];
+        /* device groups have no legacy Thingsee form: say so rather than send fewer messages */
+        if (!others)
+            return tool_usage_error("--thingsee: device groups have no legacy Thingsee form, and "
+                                    "--devices '%s' has no other devices",
+                                    o->devices_text);
+        tool_warn("--thingsee: the %ld device group%s in --devices send%s nothing (no legacy "
+                  "Thingsee form)",
+                  o->gen.devices[HC_GEN_GROUP], o->gen.devices[HC_GEN_GROUP] == 1 ? "" : "s",
+                  o->gen.devices[HC_GEN_GROUP] == 1 ? "s" : "");
+    }
 
     if (o->output == HGEN_OUT_MQTT) {
         if (!o->start_given) /* live consumers expect current timestamps: now, to the second */

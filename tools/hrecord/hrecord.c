@@ -155,8 +155,10 @@ int64_t hrecord_backoff_ns(int64_t min_ns, int64_t max_ns, unsigned attempt, dou
     if (jitter01 > 1)
         jitter01 = 1;
     /* "Equal jitter": never less than half the step, so retries still back off, but many
-     * clients cut off together do not come back in lockstep. */
-    return (int64_t)(delay * (0.5 + 0.5 * jitter01));
+     * clients cut off together do not come back in lockstep; and never less than
+     * --reconnect-min, which promises the shortest wait (so the first retry has no jitter). */
+    delay *= 0.5 + 0.5 * jitter01;
+    return delay < (double)min_ns ? min_ns : (int64_t)delay;
 }
 
 /* --- the run --------------------------------------------------------------------------------- */

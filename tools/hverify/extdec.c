@@ -1,18 +1,27 @@
 /*
- * The user's decoder as a child process: `sh -c COMMAND` in its own process group, fed the
- * case's input on stdin while its stdout is read, both through one poll() loop so neither side
- * can block on a full pipe however large the case. A hang is ended by killing the whole group
- * (a shell pipeline leaves no orphans behind); the last line the decoder wrote on stderr is kept
- * for the error message.
+ * The user's decoder as a child process, fed the case's input on stdin while its stdout is read,
+ * both through one poll() loop so neither side can block on a full pipe however large the case.
+ *
+ * hkit owns what it starts. Between hverify and `sh -c COMMAND` sits a small supervisor process
+ * (a fork of hverify, no exec): it is a subreaper, so every descendant of the decoder, even one
+ * that left with setsid, stays its descendant; it dies with hverify (PR_SET_PDEATHSIG), and when
+ * the decoder exits, when hverify stops it, or when hverify dies, it kills every process left
+ * under it and reaps them before it exits with the decoder's status. The decoder starts with
+ * default signal dispositions and an empty signal mask. Output lines are bounded
+ * (HV_MAX_LINE_BYTES); the last line the decoder wrote on stderr is kept for error messages.
  */
 #include "hverify.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +30,10 @@
 #include "hcore/timefmt.h"
 
 #define STDERR_KEEP 4096
+#ifndef NSIG
+#define NSIG 65 /* Linux: 64 signals, numbered from 1 */
+#endif
+#define STOP_GRACE_NS 2000000000LL /* the supervisor's time to clean up before SIGKILL */
 
 struct proc {
     pid_t pid;
@@ -45,9 +58,141 @@ static int set_flags(int fd)
     return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/* --- the supervisor (runs in the forked child; hverify is single-threaded) ------------------ */
+
+static volatile sig_atomic_t supervisor_stop;
+
+static void on_supervisor_signal(int sig)
+{
+    (void)sig;
+    supervisor_stop = 1;
+}
+
+static void default_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &sa, NULL); /* SIGKILL, SIGSTOP and unused numbers just fail */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* SIGKILLs every child of this process (its orphaned descendants come to it: subreaper). */
+static int kill_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t self = getpid();
+    int n = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d))) {
+        char path[300], buf[512], *p;
+        long ppid;
+        FILE *fp;
+
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        p = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+        fclose(fp);
+        /* "pid (comm) state ppid ...": comm may hold anything, so parse after the last ')' */
+        if (p && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self) {
+            kill((pid_t)atol(e->d_name), SIGKILL);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Kills and reaps everything below the supervisor: children first; their orphans come next. */
+static void sweep(void)
+{
+    int status;
+
+    for (int round = 0; round < 1000; round++) {
+        pid_t r;
+
+        kill_children();
+        while ((r = waitpid(-1, &status, WNOHANG)) > 0)
+            ;
+        if (r < 0 && errno == ECHILD)
+            return;
+        {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void supervise(const char *command, const char *case_dir, pid_t hverify)
+{
+    struct sigaction sa;
+    pid_t decoder;
+    int status = 0;
+    bool have_status = false;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_supervisor_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != hverify) /* hverify died before the line above */
+        _exit(125);
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    decoder = fork();
+    if (decoder < 0)
+        _exit(126);
+    if (decoder == 0) {
+        default_signals();
+        if (case_dir)
+            setenv("HVERIFY_CASE", case_dir, 1);
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    /* the pipes stay with the decoder alone: their ends close when it and its children are gone */
+    close(0), close(1), close(2);
+    while (!supervisor_stop) {
+        pid_t r = waitpid(-1, &status, 0);
+
+        if (r == decoder) {
+            have_status = true;
+            break;
+        }
+        if (r < 0 && errno == ECHILD)
+            break;
+    }
+    sweep();
+    if (!have_status)
+        _exit(124);
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        struct rlimit none = {0, 0};
+
+        setrlimit(RLIMIT_CORE, &none);
+        default_signals();
+        kill(getpid(), WTERMSIG(status));
+    }
+    _exit(125);
+}
+
 static hc_err spawn(struct proc *p, const char *command, const char *case_dir, hc_error *err)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
+    pid_t hverify = getpid();
 
     if (pipe(in) < 0 || pipe(out) < 0 || pipe(er) < 0) {
         hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot create pipes: %s", strerror(errno));
@@ -56,6 +201,7 @@ static hc_err spawn(struct proc *p, const char *command, const char *case_dir, h
         close_fd(&er[0]), close_fd(&er[1]);
         return rc;
     }
+    fflush(NULL); /* nothing buffered is written twice by the fork */
     p->pid = fork();
     if (p->pid < 0) {
         hc_err rc = hc_error_set(err, HC_ERR_IO, "cannot start decoder: %s", strerror(errno));
@@ -65,17 +211,14 @@ static hc_err spawn(struct proc *p, const char *command, const char *case_dir, h
         return rc;
     }
     if (p->pid == 0) {
-        /* Child: only async-signal-safe calls until exec. */
         setpgid(0, 0);
-        signal(SIGPIPE, SIG_DFL);
+        default_signals();
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(er[1], 2);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]), close(er[0]), close(er[1]);
-        if (case_dir)
-            setenv("HVERIFY_CASE", case_dir, 1);
-        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-        _exit(127);
+        supervise(command, case_dir, hverify);
+        _exit(125);
     }
     /* Also from the parent, so a kill right after fork already reaches the group. */
     setpgid(p->pid, p->pid);
@@ -130,10 +273,37 @@ static void read_stderr(struct proc *p)
         close_fd(&p->err_fd);
 }
 
-static void kill_group(struct proc *p)
+/*
+ * Stops the decoder and everything it started, and reaps the supervisor: SIGTERM lets the
+ * supervisor sweep its subtree; SIGKILL to its group if it has not finished within a grace
+ * period. Returns the supervisor's wait status.
+ */
+static int stop_and_reap(struct proc *p)
 {
-    if (p->pid > 0)
-        kill(-p->pid, SIGKILL);
+    int64_t until = hc_time_monotonic_ns() + STOP_GRACE_NS;
+    int status = 0;
+
+    if (p->pid <= 0)
+        return 0;
+    kill(p->pid, SIGTERM);
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+        if (r == p->pid || (r < 0 && errno != EINTR))
+            break;
+        if (hc_time_monotonic_ns() >= until) {
+            kill(-p->pid, SIGKILL);
+            while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            break;
+        }
+        {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    p->pid = 0;
+    return status;
 }
 
 /* Waits for the child; with a deadline, kills the group when it passes. Returns the status or
@@ -143,18 +313,15 @@ static int reap(struct proc *p, int64_t deadline_ns, bool *timed_out)
     int status = 0;
 
     for (;;) {
-        pid_t r = waitpid(p->pid, &status, deadline_ns ? WNOHANG : 0);
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
 
         if (r == p->pid)
             break;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (deadline_ns && hc_time_monotonic_ns() >= deadline_ns) {
-            *timed_out = true;
-            kill_group(p);
-            while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            break;
+        if ((deadline_ns && hc_time_monotonic_ns() >= deadline_ns) || tool_stop_requested) {
+            *timed_out = !tool_stop_requested;
+            return stop_and_reap(p), -1;
         }
         if (r == 0) {
             struct timespec ts = {0, 2000000};
@@ -189,6 +356,7 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
     hc_err rc = HC_OK;
     char tail[300];
     int status;
+    long lines_seen = 0;
 
     rc = spawn(&p, command, case_dir, err);
     if (rc != HC_OK)
@@ -224,6 +392,10 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
             fds[n] = (struct pollfd){p.err_fd, POLLIN, 0};
             err_slot = (int)n++;
         }
+        if (tool_stop_requested) {
+            rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
+            goto kill_out;
+        }
         if (deadline) {
             int64_t left = deadline - hc_time_monotonic_ns();
 
@@ -233,6 +405,9 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
             }
             wait_ms = (int)(left / 1000000 + 1);
         }
+        /* a signal interrupts poll (no SA_RESTART); the cap covers one arriving just before it */
+        if (wait_ms < 0 || wait_ms > 200)
+            wait_ms = 200;
         if (poll(fds, n, wait_ms) < 0) {
             if (errno == EINTR)
                 continue;
@@ -255,6 +430,13 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
         if (out_slot >= 0 && fds[out_slot].revents) {
             ssize_t k;
 
+            if (rlen > HV_MAX_LINE_BYTES) {
+                rc = hc_error_set(err, HC_ERR_PARSE,
+                                  "decoder output line %ld is longer than %d MiB (does the "
+                                  "decoder end each value with a newline?)",
+                                  lines_seen + 1, HV_MAX_LINE_BYTES >> 20);
+                goto kill_out;
+            }
             if (rcap - rlen < 65536) {
                 char *nb = realloc(rbuf, rcap ? rcap * 2 : 131072);
 
@@ -274,14 +456,17 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
                     if (rbuf[i] != '\n')
                         continue;
                     rbuf[i] = '\0';
+                    lines_seen++;
                     if (line(user, rbuf + start, i - start)) {
                         stopped = true;
                         goto kill_out;
                     }
                     start = i + 1;
                 }
-                memmove(rbuf, rbuf + start, rlen - start);
-                rlen -= start;
+                if (start) { /* never move a long partial line again and again */
+                    memmove(rbuf, rbuf + start, rlen - start);
+                    rlen -= start;
+                }
             } else if (k == 0) {
                 close_fd(&p.out_fd);
                 if (rlen) { /* a last line without '\n' */
@@ -313,6 +498,10 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
     status = reap(&p, deadline, &timed_out);
     if (timed_out)
         goto timeout;
+    if (status == -1 && tool_stop_requested) {
+        rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
+        goto out;
+    }
     if (status != 0) {
         char what[160];
         const char *last = last_stderr_line(&p, tail, sizeof(tail));
@@ -324,12 +513,7 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
     goto out;
 
 kill_out:
-    kill_group(&p);
-    if (p.pid > 0) {
-        while (waitpid(p.pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        p.pid = 0;
-    }
+    stop_and_reap(&p);
     if (stopped) /* the line callback filled err */
         rc = err && err->code != HC_OK ? err->code : HC_ERR_PARSE;
 timeout:
@@ -337,7 +521,7 @@ timeout:
         const char *last = last_stderr_line(&p, tail, sizeof(tail));
 
         rc = hc_error_set(err, HC_ERR_TIMEOUT,
-                          "decoder timed out after %.3gs (killed its process group)%s%s",
+                          "decoder timed out after %.3gs (killed it and its children)%s%s",
                           (double)timeout_ns / 1e9, last ? "; its stderr: " : "", last ? last : "");
     }
 out:

@@ -57,34 +57,6 @@ static bool file_exists(const char *dir, const char *name)
     return ok;
 }
 
-/* Single-quotes s for a shell command line the user can paste. */
-static void shell_quote(char *out, size_t size, const char *s)
-{
-    size_t o = 0;
-    bool plain = *s != '\0';
-
-    for (const char *c = s; *c; c++)
-        if (!(isalnum((unsigned char)*c) || strchr("/._-+:,=@", *c)))
-            plain = false;
-    if (plain) {
-        snprintf(out, size, "%s", s);
-        return;
-    }
-    if (o + 1 < size)
-        out[o++] = '\'';
-    for (; *s && o + 5 < size; s++) {
-        if (*s == '\'') {
-            memcpy(out + o, "'\\''", 4);
-            o += 4;
-        } else {
-            out[o++] = *s;
-        }
-    }
-    if (o + 1 < size)
-        out[o++] = '\'';
-    out[o] = '\0';
-}
-
 /* Compact JSON of v cut to EXCERPT characters, or NULL for a missing value. Printed exactly, so
  * two numbers that differ in their last digit never look the same in a report. */
 static char *excerpt_json(const cJSON *v)
@@ -237,10 +209,14 @@ static void report_leftovers(const char *dir, bool updating)
             tool_warn("unreferenced file '%s/%s' (hverify reads input.jsonl or input.db, "
                       "expected.jsonl, case.json)",
                       dir, names[i]);
-        else if (!updating && strcmp(names[i], "expected.jsonl.pending") == 0)
+        else if (!updating && strcmp(names[i], "expected.jsonl.pending") == 0) {
+            char quoted[4 * 4096 + 3];
+
+            tool_shell_quote(quoted, sizeof(quoted), dir);
             tool_warn("'%s/expected.jsonl.pending' is an update not yet accepted "
                       "(review it, then: hverify accept %s)",
-                      dir, dir);
+                      dir, quoted);
+        }
         free(names[i]);
     }
     free(names);
@@ -395,8 +371,8 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
             }
         } else {
             snprintf(reason, sizeof(reason),
-                     "unknown member \"%s\" (known: description, abs_tol, rel_tol, tolerances, "
-                     "ignore, order)",
+                     "unknown member \"%s\" (known: description, notes, source, abs_tol, "
+                     "rel_tol, tolerances, ignore, order)",
                      m->string);
             goto bad;
         }
@@ -974,7 +950,8 @@ static int feed(void *user, char **buf, size_t *len, size_t *cap, hc_error *err)
         *buf = nb;
         *cap = (size_t)used;
     }
-    memcpy(*buf, r->feed_buf, (size_t)used);
+    if (used > 0) /* an empty case has no buffer at all */
+        memcpy(*buf, r->feed_buf, (size_t)used);
     *len = (size_t)used;
     return r->input_done ? 0 : 1;
 }
@@ -1096,11 +1073,11 @@ static bool case_settings(struct run *r)
 
 static void accept_command(const struct hverify_opts *o, const char *dir, char *out, size_t size)
 {
-    char qdir[1024], qdec[1024];
+    char qdir[4 * 1024 + 3], qdec[4 * 1024 + 3];
 
-    shell_quote(qdir, sizeof(qdir), dir);
+    tool_shell_quote(qdir, sizeof(qdir), dir);
     if (o->decoder) {
-        shell_quote(qdec, sizeof(qdec), o->decoder);
+        tool_shell_quote(qdec, sizeof(qdec), o->decoder);
         snprintf(out, size, "hverify --update --accept --decoder %s %s", qdec, qdir);
     } else {
         snprintf(out, size, "hverify --update --accept %s", qdir);
@@ -1161,6 +1138,7 @@ static void run_case(const struct hverify_opts *o, const char *dir, struct hv_ca
     ok = true;
 done:
     res->messages = r.n_input;
+    res->expected_lines = r.n_expected;
     if (r.pending && fclose(r.pending) != 0 && ok) {
         hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
         ok = false;
@@ -1194,10 +1172,14 @@ done:
             tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", dir);
         else if (o->accept)
             fprintf(o->json ? stderr : stdout, "updated %s (%ld messages)\n", exp_path, r.n_input);
-        else
+        else {
+            char quoted[4 * 4096 + 3];
+
+            tool_shell_quote(quoted, sizeof(quoted), dir);
             fprintf(o->json ? stderr : stdout,
                     "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
-                    pend_path, res->mismatch_count, r.n_input, dir);
+                    pend_path, res->mismatch_count, r.n_input, quoted);
+        }
     }
     run_release(&r);
     free(exp_path);
@@ -1209,7 +1191,7 @@ done:
 static void print_case(const struct hverify_opts *o, const struct hv_case_result *c)
 {
     FILE *fp = stdout;
-    char cmd[2200];
+    char cmd[2 * (4 * 1024 + 3) + 64], summary[200];
 
     if (o->json || o->verbosity < 1)
         return;
@@ -1222,7 +1204,8 @@ static void print_case(const struct hverify_opts *o, const struct hv_case_result
         fprintf(fp, "ERROR %s: %s\n", c->name, c->error);
         return;
     }
-    fprintf(fp, "FAIL  %s: %ld of %ld messages differ\n", c->name, c->mismatch_count, c->messages);
+    hv_case_summary(c, summary, sizeof(summary));
+    fprintf(fp, "FAIL  %s: %s\n", c->name, summary);
     for (size_t i = 0; i < c->n_mm; i++) {
         const struct hv_mismatch *m = &c->mm[i];
 
@@ -1337,8 +1320,10 @@ int hverify_run(const struct hverify_opts *o)
     struct hv_case_result *results = NULL;
     long passed = 0, failed = 0, errors = 0;
     int code = TOOL_EXIT_OK;
-    bool writes_allowed = !ci_mode() || o->force;
+    bool writes_allowed = !ci_mode() || o->force, interrupted = false;
+    size_t cases_run;
 
+    tool_signals_install(); /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
     if (!collect_cases(o, &cases)) {
         code = TOOL_EXIT_FAILURE;
@@ -1354,7 +1339,13 @@ int hverify_run(const struct hverify_opts *o)
         code = TOOL_EXIT_FAILURE;
         goto out;
     }
+    cases_run = 0;
     for (size_t i = 0; i < cases.n; i++) {
+        if (tool_stop_requested) {
+            tool_error("interrupted after %zu of %zu cases", i, cases.n);
+            interrupted = true;
+            break;
+        }
         report_leftovers(cases.dirs[i], o->update);
         run_case(o, cases.dirs[i], &results[i], writes_allowed);
         print_case(o, &results[i]);
@@ -1365,22 +1356,23 @@ int hverify_run(const struct hverify_opts *o)
         else
             errors++;
         fflush(stdout);
+        cases_run = i + 1;
     }
     if (!o->json)
         printf("%ld passed, %ld failed\n", passed, failed + errors);
     if (errors)
-        tool_error("%ld of %ld cases could not run", errors, (long)cases.n);
-    if (o->json && !hv_report_json(stdout, results, cases.n))
+        tool_error("%ld of %ld cases could not run", errors, (long)cases_run);
+    if (o->json && !hv_report_json(stdout, results, cases_run))
         code = TOOL_EXIT_FAILURE;
     if (o->junit) {
         hc_error err = HC_ERROR_INIT;
 
-        if (!hv_report_junit(o->junit, results, cases.n, &err)) {
+        if (!hv_report_junit(o->junit, results, cases_run, &err)) {
             tool_error("%s", err.message);
             errors++;
         }
     }
-    if (errors)
+    if (errors || interrupted) /* an interrupted run verified nothing: never exit 0 */
         code = TOOL_EXIT_FAILURE;
     else if (failed)
         code = TOOL_EXIT_MISMATCH;

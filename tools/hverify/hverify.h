@@ -18,6 +18,7 @@
 
 #define HV_MAX_IGNORE 64
 #define HV_PATH_MAX 512
+#define HV_MAX_LINE_BYTES (64 << 20) /* longest decoder output line (one JSON value) */
 
 /* --- options --------------------------------------------------------------------------------- */
 
@@ -114,10 +115,11 @@ typedef int (*hv_line_fn)(void *user, char *line, size_t len);
  * return 1 while more input will come, 0 at the end, -1 on error (reason in err). */
 typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_error *err);
 
-/* Runs `sh -c command` in its own process group, streaming feed() into its stdin and its stdout
- * lines into line() concurrently (poll), within timeout_ns (0: none). HC_OK when it exited 0;
- * otherwise an error naming what happened (signal, exit status, timeout, output line) with the
- * decoder's last stderr line. case_dir is exported as HVERIFY_CASE. */
+/* Runs `sh -c command` under a supervisor that leaves no descendant behind, streaming feed()
+ * into its stdin and its stdout lines (at most HV_MAX_LINE_BYTES each) into line() concurrently
+ * (poll), within timeout_ns (0: none). HC_OK when it exited 0; HC_ERR_INTERRUPTED within ~0.2 s
+ * of tool_stop_requested; otherwise an error naming what happened (signal, exit status, timeout,
+ * output line) with the decoder's last stderr line. case_dir is exported as HVERIFY_CASE. */
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
@@ -169,12 +171,17 @@ struct hv_case_result {
     char *name; /* the case directory as the user would type it */
     enum hv_status status;
     long messages;
+    long expected_lines; /* lines read from expected.jsonl */
     long mismatch_count;
     struct hv_mismatch *mm; /* the first max_report mismatches */
     size_t n_mm;
     char *error; /* HV_ERROR: why */
     double seconds;
 };
+
+/* One line on what failed: "2 of 5 messages differ", or, when expected.jsonl has more lines
+ * than the input has messages, says that ("expected.jsonl has 1 line, the input 0 messages"). */
+void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size);
 
 /* Writes a JUnit XML report; false on I/O error (reason in err). */
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err);

@@ -76,6 +76,24 @@ static void put_escaped(FILE *fp, const char *s)
     free(e);
 }
 
+void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size)
+{
+    long extra = c->expected_lines - c->messages;
+    long differ = c->mismatch_count - (extra > 0 ? extra : 0);
+
+    if (extra <= 0) {
+        snprintf(buf, size, "%ld of %ld messages differ", c->mismatch_count, c->messages);
+        return;
+    }
+    snprintf(buf, size, "expected.jsonl has %ld line%s, the input %ld message%s", c->expected_lines,
+             c->expected_lines == 1 ? "" : "s", c->messages, c->messages == 1 ? "" : "s");
+    if (differ > 0) {
+        size_t used = strlen(buf);
+
+        snprintf(buf + used, size - used, "; %ld of %ld messages differ", differ, c->messages);
+    }
+}
+
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err)
 {
     FILE *fp = fopen(path, "w");
@@ -116,10 +134,9 @@ bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n,
             put_escaped(fp, c->error);
             fprintf(fp, "\" type=\"could-not-run\"/>\n");
         } else {
-            char msg[160];
+            char msg[200];
 
-            snprintf(msg, sizeof(msg), "%ld of %ld messages differ", c->mismatch_count,
-                     c->messages);
+            hv_case_summary(c, msg, sizeof(msg));
             fprintf(fp, "      <failure message=\"%s\" type=\"mismatch\">", msg);
             for (size_t k = 0; k < c->n_mm; k++) {
                 char *text = NULL;
