@@ -952,6 +952,17 @@ static int raw_dial(hc_mqtt *m, const char **why)
 }
 
 static hc_err connack_error(hc_mqtt *m, int rc, hc_error *err);
+
+/* paho's TLS settings for m: verification as asked, and hkit's floor (see HC__TLS_CIPHERS). */
+static void paho_ssl_options(const hc_mqtt *m, MQTTClient_SSLOptions *ssl)
+{
+    ssl->enableServerCertAuth = m->insecure ? 0 : 1;
+    ssl->verify = m->insecure ? 0 : 1; /* host name check */
+    ssl->trustStore = m->cafile;
+    ssl->CApath = m->capath;
+    ssl->sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+    ssl->enabledCipherSuites = HC__TLS_CIPHERS;
+}
 static void qos2_window_probe(hc_mqtt *m);
 
 /* Reads an MQTT variable byte integer at p (up to end): its value, or -1 when malformed. */
@@ -1575,12 +1586,7 @@ hc_err hc_mqtt_connect(hc_mqtt *m, hc_error *err)
 
         if (prc != HC_OK)
             return prc;
-        ssl.enableServerCertAuth = m->insecure ? 0 : 1;
-        ssl.verify = m->insecure ? 0 : 1; /* host name check */
-        ssl.trustStore = m->cafile;
-        ssl.CApath = m->capath;
-        ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
-        ssl.enabledCipherSuites = HC__TLS_CIPHERS;
+        paho_ssl_options(m, &ssl);
         ssl.ssl_error_cb = on_tls_error;
         ssl.ssl_error_context = m;
         co.ssl = &ssl;
@@ -1908,6 +1914,13 @@ static int paho_probe_v5(hc_mqtt *m)
     char cid[300];
     int result = 0;
 
+    {
+        /* the credentials go only where hc_mqtt_connect would send them */
+        struct hc__tls_target t = {m->url.host, m->url.port, m->cafile, m->capath, m->insecure,
+                                   m->connect_timeout_s * 1000};
+        if (hc__tls_probe(&t, NULL) != HC_OK)
+            return 0;
+    }
     snprintf(cid, sizeof(cid), "%.200s-probe", m->client_id);
     cro.MQTTVersion = MQTTVERSION_5;
     if (MQTTClient_createWithOptions(&c, m->server_uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL,
@@ -1918,11 +1931,7 @@ static int paho_probe_v5(hc_mqtt *m)
     co.connectTimeout = m->connect_timeout_s;
     co.username = m->username;
     co.password = m->password;
-    ssl.enableServerCertAuth = m->insecure ? 0 : 1;
-    ssl.verify = m->insecure ? 0 : 1;
-    ssl.trustStore = m->cafile;
-    ssl.CApath = m->capath;
-    ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+    paho_ssl_options(m, &ssl);
     co.ssl = &ssl;
     resp = MQTTClient_connect5(c, &co, NULL, NULL);
     if (resp.reasonCode == MQTTREASONCODE_SUCCESS) {
