@@ -200,6 +200,21 @@ Test(sched, a_single_message_recording_loops_once_per_second)
     hc_sched_free(s);
 }
 
+Test(sched, a_pass_whose_messages_share_one_instant_loops_once_per_second)
+{
+    /* two messages at the same time: no mean interval, never a tight loop */
+    struct fake_clock fc = {0};
+    struct hc_sched_options o = {.mode = HC_SCHED_ORIGINAL};
+    hc_sched *s = make(&fc, o);
+
+    for (int pass = 0; pass < 4; pass++) {
+        cr_assert_eq(hc_sched_due(s, 5 * S), pass * S, "pass %d first", pass);
+        cr_assert_eq(hc_sched_due(s, 5 * S), pass * S, "pass %d second", pass);
+        hc_sched_next_pass(s);
+    }
+    hc_sched_free(s);
+}
+
 Test(sched, no_drift_accumulates_over_a_million_messages)
 {
     /* 1M messages 333,333,333 ns apart (not a whole ms): at speed 3 and 7 the millionth is due
