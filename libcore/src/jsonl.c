@@ -43,7 +43,9 @@ struct hc_jsonl_reader {
     size_t arena_cap;
     cJSON *doc;             /* current line's parse */
     unsigned char *payload; /* current payload bytes */
-    char *printed;          /* payload printed from a non-string JSON value */
+    char *printed;          /* payload compacted from a non-string JSON value */
+    char *blanked;          /* the line with such a payload replaced by null, for cJSON */
+    unsigned char *topic;   /* topic decoded from "topic_b64" */
 };
 
 hc_err hc_jsonl_reader_open(const char *path, hc_jsonl_reader **out, hc_error *err)
@@ -99,6 +101,8 @@ void hc_jsonl_reader_close(hc_jsonl_reader *r)
     cJSON_Delete(r->doc);
     free(r->payload);
     free(r->printed);
+    free(r->blanked);
+    free(r->topic);
     free(r->arena);
     free(r->buf);
     free(r->path);
@@ -180,24 +184,31 @@ static hc_err read_line(hc_jsonl_reader *r, char **line, size_t *len, hc_error *
 
 /* --- the cJSON path: every line it is given, with the reference semantics ------------------- */
 
+static bool reserve_arena(hc_jsonl_reader *r, size_t need);
+
 static hc_err line_error(hc_jsonl_reader *r, hc_error *err, const char *what)
 {
     return hc_error_set(err, HC_ERR_PARSE, "'%s' line %zu: %s", r->path, r->line_no, what);
 }
 
-/* Two's complement wrap-around instead of undefined behaviour for absurd inputs. */
-static int64_t add_wrapping(int64_t a, int64_t b)
+/*
+ * mosquitto_sub writes its local time, a 'Z' that does not mean UTC, and the real offset:
+ * "2026-11-25T09:36:03.675306Z+0200" is 07:36:03.675306 UTC. Accept that and plain RFC 3339.
+ */
+static hc_err parse_tst(const char *s, size_t len, int64_t *ns, hc_error *err)
 {
-    return (int64_t)((uint64_t)a + (uint64_t)b);
-}
+    char fixed[64];
 
-/* mosquitto_sub writes "2026-11-25T00:16:12.916478Z+0000"; accept that and plain RFC 3339. */
-static hc_err parse_tst(const char *s, int64_t *ns)
-{
-    size_t len = strlen(s);
-    if (len > 6 && strcmp(s + len - 6, "Z+0000") == 0)
-        len -= 5;
-    return hc_time_parse_rfc3339(s, len, ns, NULL);
+    if (len > 6 && len < sizeof(fixed) - 2 && (s[len - 6] == 'Z' || s[len - 6] == 'z') &&
+        (s[len - 5] == '+' || s[len - 5] == '-')) {
+        /* "...Z+0200" -> "...+02:00" */
+        memcpy(fixed, s, len - 6);
+        memcpy(fixed + len - 6, s + len - 5, 3);
+        fixed[len - 3] = ':';
+        memcpy(fixed + len - 2, s + len - 2, 2);
+        return hc_time_parse_rfc3339(fixed, len, ns, err);
+    }
+    return hc_time_parse_rfc3339(s, len, ns, err);
 }
 
 static bool json_flag(const cJSON *item)
@@ -257,54 +268,228 @@ static bool line_int64(const hc_jsonl_reader *r, const char *name, const cJSON *
     return json_int64(item, out);
 }
 
-static hc_err fill_payload(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_record *rec,
-                           hc_error *err)
-{
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(obj, "payload");
-    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(obj, "payload_b64");
+/*
+ * Lines may nest this deep, which is also cJSON's limit (CJSON_NESTING_LIMIT), so a line the
+ * lexer accepts is never refused by cJSON for its depth.
+ */
+#define MAX_DEPTH 1000
 
-    if (b64 && !cJSON_IsNull(b64)) {
+/* Top-level members read from the line's own text rather than from cJSON's tree. */
+enum member { M_TOPIC, M_TOPIC_B64, M_PAYLOAD, M_PAYLOAD_B64, M_RECEIVED_AT, M_TST, M_COUNT };
+
+static const char *const member_names[M_COUNT] = {"topic",       "topic_b64",   "payload",
+                                                  "payload_b64", "received_at", "tst"};
+
+/* The first occurrence of a member's value (cJSON also takes the first of twins). */
+struct raw_member {
+    bool found;
+    enum hc_json_type type;
+    const char *text; /* the value as written; a container spans to its closing bracket */
+    size_t len;
+    const unsigned char *str; /* a string value, decoded (U+0000 kept), NUL-terminated */
+    size_t str_len;
+};
+
+/* A member name as decoded, or -1 when it is not one of member_names. */
+static int member_of(const struct hc_json_token *key)
+{
+    unsigned char name[16];
+
+    if (key->len > sizeof(name) + 2)
+        return -1;
+    size_t n = hc_json_string_decode(key->text, key->len, name);
+    for (int m = 0; m < M_COUNT; m++)
+        if (strlen(member_names[m]) == n && memcmp(member_names[m], name, n) == 0)
+            return m;
+    return -1;
+}
+
+/*
+ * Lexes the whole line: checks it is one JSON object nested at most MAX_DEPTH deep, and finds
+ * the members in `m`, decoding their strings into the arena.
+ */
+static hc_err scan_line(hc_jsonl_reader *r, size_t len, struct raw_member m[M_COUNT], hc_error *err)
+{
+    struct hc_json_lexer lx;
+    struct hc_json_token tok;
+    hc_error why = HC_ERROR_INIT;
+    int pending = -1;
+    size_t open_at = 0;
+    unsigned char *o;
+    hc_err rc;
+    bool first = true, object = false;
+    const char *nul = memchr(r->line, '\0', len);
+
+    memset(m, 0, sizeof(*m) * M_COUNT);
+    if (nul) {
+        char what[96];
+        snprintf(what, sizeof(what), "raw NUL byte at column %zu (inside a string write \\u0000)",
+                 (size_t)(nul - r->line) + 1);
+        return line_error(r, err, what);
+    }
+    if (!reserve_arena(r, len + M_COUNT))
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    o = r->arena;
+    hc_json_lexer_init(&lx, r->line, len, MAX_DEPTH);
+    while ((rc = hc_json_lexer_next(&lx, &tok, &why)) == HC_OK) {
+        if (first)
+            object = tok.type == HC_JSON_BEGIN_OBJECT;
+        first = false;
+        /* text after the line's value is ignored, as cJSON_ParseWithLength has always done */
+        if (tok.depth == 0 && tok.type != HC_JSON_BEGIN_OBJECT && tok.type != HC_JSON_BEGIN_ARRAY) {
+            rc = HC_DONE;
+            break;
+        }
+        if (tok.depth == 1 && tok.type == HC_JSON_KEY) {
+            pending = member_of(&tok);
+            if (pending >= 0 && m[pending].found)
+                pending = -1;
+            continue;
+        }
+        if (pending >= 0 && tok.depth == 1) {
+            struct raw_member *v = &m[pending];
+            v->found = true;
+            v->type = tok.type;
+            v->text = tok.text;
+            v->len = tok.len;
+            if (tok.type == HC_JSON_STRING) {
+                v->str = o;
+                v->str_len = hc_json_string_decode(tok.text, tok.len, o);
+                o += v->str_len;
+                *o++ = '\0';
+            }
+            if (tok.type == HC_JSON_BEGIN_OBJECT || tok.type == HC_JSON_BEGIN_ARRAY)
+                open_at = (size_t)pending + 1; /* its end comes back at depth 1 */
+            pending = -1;
+        } else if (open_at && tok.depth == 1 &&
+                   (tok.type == HC_JSON_END_OBJECT || tok.type == HC_JSON_END_ARRAY)) {
+            struct raw_member *v = &m[open_at - 1];
+            v->len = (size_t)(tok.text + 1 - v->text);
+            open_at = 0;
+        }
+    }
+    hc_json_lexer_release(&lx);
+    if (rc == HC_ERR_NOMEM)
+        return hc_error_set(err, rc, "out of memory");
+    if (rc != HC_DONE)
+        return line_error(r, err, lx.too_deep ? why.message : "not valid JSON");
+    if (!object)
+        return line_error(r, err, "not a JSON object");
+    return HC_OK;
+}
+
+/* "topic" (or "topic_b64"): present, a non-empty string, no U+0000, valid UTF-8. */
+static hc_err read_topic(hc_jsonl_reader *r, const struct raw_member m[M_COUNT],
+                         struct hc_jsonl_record *rec, hc_error *err)
+{
+    const unsigned char *topic;
+    size_t n;
+
+    if (m[M_TOPIC].found) {
+        if (m[M_TOPIC].type != HC_JSON_STRING)
+            return line_error(r, err, "\"topic\" must be a string");
+        topic = m[M_TOPIC].str;
+        n = m[M_TOPIC].str_len;
+    } else if (m[M_TOPIC_B64].found) {
+        if (m[M_TOPIC_B64].type != HC_JSON_STRING ||
+            hc_base64_decode((const char *)m[M_TOPIC_B64].str, m[M_TOPIC_B64].str_len, &r->topic,
+                             &n, NULL) != HC_OK)
+            return line_error(r, err, "\"topic_b64\" is not valid base64");
+        topic = r->topic;
+        r->topic[n] = '\0'; /* hc_base64_decode leaves room for it */
+    } else {
+        return line_error(r, err, "missing \"topic\"");
+    }
+    if (n == 0)
+        return line_error(r, err, "\"topic\" is empty");
+    if (memchr(topic, '\0', n))
+        return line_error(r, err, "\"topic\" contains U+0000, which MQTT does not allow");
+    if (!hc_text_is_json_safe_utf8(topic, n))
+        return line_error(r, err, "\"topic\" is not valid UTF-8, which MQTT requires");
+    rec->msg.topic = (const char *)topic;
+    return HC_OK;
+}
+
+static hc_err fill_payload(hc_jsonl_reader *r, const struct raw_member m[M_COUNT],
+                           struct hc_jsonl_record *rec, hc_error *err)
+{
+    const struct raw_member *text = &m[M_PAYLOAD], *b64 = &m[M_PAYLOAD_B64];
+
+    if (b64->found && b64->type != HC_JSON_NULL) {
         size_t n;
-        if (!cJSON_IsString(b64))
+        if (b64->type != HC_JSON_STRING)
             return line_error(r, err, "\"payload_b64\" must be a string");
-        if (hc_base64_decode(b64->valuestring, strlen(b64->valuestring), &r->payload, &n, NULL) !=
-            HC_OK)
+        if (hc_base64_decode((const char *)b64->str, b64->str_len, &r->payload, &n, NULL) != HC_OK)
             return line_error(r, err, "\"payload_b64\" is not valid base64");
         rec->msg.payload = r->payload;
         rec->msg.payload_len = n;
-    } else if (cJSON_IsString(text)) {
-        rec->msg.payload = (const unsigned char *)text->valuestring;
-        rec->msg.payload_len = strlen(text->valuestring);
-    } else if (!text || cJSON_IsNull(text)) {
+    } else if (text->found && text->type == HC_JSON_STRING) {
+        rec->msg.payload = text->str;
+        rec->msg.payload_len = text->str_len;
+    } else if (!text->found || text->type == HC_JSON_NULL) {
         rec->msg.payload = (const unsigned char *)"";
         rec->msg.payload_len = 0;
     } else {
-        r->printed = cJSON_PrintUnformatted(text);
-        if (!r->printed)
+        /* the compact form of the value, every token as written (numbers stay exact) */
+        if (!r->printed && !(r->printed = malloc(text->len + 1)))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
         rec->msg.payload = (const unsigned char *)r->printed;
-        rec->msg.payload_len = strlen(r->printed);
+        rec->msg.payload_len = hc_json_compact(text->text, text->len, r->printed);
+        r->printed[rec->msg.payload_len] = '\0';
     }
     return HC_OK;
 }
 
-static hc_err parse_hkit(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_record *rec,
-                         hc_error *err)
+/* An arrival time: the parser's reason when the time is valid but out of range. */
+static hc_err read_time(hc_jsonl_reader *r, const char *name, const struct raw_member *v,
+                        int64_t *ns, hc_error *err)
+{
+    hc_error why = HC_ERROR_INIT;
+    char what[200];
+    hc_err rc = HC_ERR_PARSE;
+
+    if (v->type == HC_JSON_STRING)
+        rc = strcmp(name, "tst") == 0
+                 ? parse_tst((const char *)v->str, v->str_len, ns, &why)
+                 : hc_time_parse_rfc3339((const char *)v->str, v->str_len, ns, &why);
+    if (rc == HC_OK)
+        return HC_OK;
+    if (strncmp(why.message, "time out of range", 17) == 0)
+        snprintf(what, sizeof(what), "\"%s\": %.120s", name, why.message);
+    else
+        snprintf(what, sizeof(what), "\"%s\" is not an RFC 3339 timestamp", name);
+    return line_error(r, err, what);
+}
+
+/*
+ * start + mono, clamped to the int64 range: absurd pairs must not wrap around into an earlier
+ * time (the scheduler then saturates the gaps too, so arrival order is kept).
+ */
+static int64_t timeline_of(int64_t start, int64_t mono)
+{
+    int64_t t;
+
+    if (__builtin_add_overflow(start, mono, &t))
+        return mono > 0 ? INT64_MAX : INT64_MIN;
+    return t;
+}
+
+static hc_err parse_hkit(hc_jsonl_reader *r, const cJSON *obj, const struct raw_member m[M_COUNT],
+                         struct hc_jsonl_record *rec, hc_error *err)
 {
     const cJSON *item;
     int64_t v;
+    hc_err rc;
 
     if ((item = cJSON_GetObjectItemCaseSensitive(obj, "seq")) && line_int64(r, "seq", item, &v))
         rec->msg.seq = v;
     if ((item = cJSON_GetObjectItemCaseSensitive(obj, "session")) &&
         line_int64(r, "session", item, &v))
         rec->msg.session_id = v;
-    item = cJSON_GetObjectItemCaseSensitive(obj, "received_at");
-    if (item && !cJSON_IsNull(item)) {
-        if (!cJSON_IsString(item) ||
-            hc_time_parse_rfc3339(item->valuestring, strlen(item->valuestring),
-                                  &rec->msg.received_at_ns, NULL) != HC_OK)
-            return line_error(r, err, "\"received_at\" is not an RFC 3339 timestamp");
+    if (m[M_RECEIVED_AT].found && m[M_RECEIVED_AT].type != HC_JSON_NULL) {
+        rc = read_time(r, "received_at", &m[M_RECEIVED_AT], &rec->msg.received_at_ns, err);
+        if (rc != HC_OK)
+            return rc;
         rec->has_received_at = true;
     }
     {
@@ -318,25 +503,27 @@ static hc_err parse_hkit(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_r
             rec->has_session_start = true;
         }
     }
-    return fill_payload(r, obj, rec, err);
+    return fill_payload(r, m, rec, err);
 }
 
-static hc_err parse_mosquitto(hc_jsonl_reader *r, const cJSON *obj, struct hc_jsonl_record *rec,
+static hc_err parse_mosquitto(hc_jsonl_reader *r, const cJSON *obj,
+                              const struct raw_member m[M_COUNT], struct hc_jsonl_record *rec,
                               hc_error *err)
 {
-    const cJSON *tst = cJSON_GetObjectItemCaseSensitive(obj, "tst");
     const cJSON *len = cJSON_GetObjectItemCaseSensitive(obj, "payloadlen");
     int64_t expected;
     hc_err rc;
 
     rec->format = HC_JSONL_MOSQUITTO;
-    if (!cJSON_IsString(tst) || parse_tst(tst->valuestring, &rec->msg.received_at_ns) != HC_OK)
-        return line_error(r, err, "\"tst\" is not a timestamp");
-    rec->has_received_at = true;
-    rc = fill_payload(r, obj, rec, err);
+    rc = read_time(r, "tst", &m[M_TST], &rec->msg.received_at_ns, err);
     if (rc != HC_OK)
         return rc;
-    if (json_int64(len, &expected) && cJSON_IsString(cJSON_GetObjectItem(obj, "payload")) &&
+    rec->has_received_at = true;
+    rc = fill_payload(r, m, rec, err);
+    if (rc != HC_OK)
+        return rc;
+    if (json_int64(len, &expected) && m[M_PAYLOAD].type == HC_JSON_STRING &&
+        !(m[M_PAYLOAD_B64].found && m[M_PAYLOAD_B64].type != HC_JSON_NULL) &&
         (size_t)expected != rec->msg.payload_len) {
         char what[200];
         snprintf(what, sizeof(what),
@@ -348,20 +535,44 @@ static hc_err parse_mosquitto(hc_jsonl_reader *r, const cJSON *obj, struct hc_js
     return HC_OK;
 }
 
+/*
+ * cJSON reads numbers of at most 63 characters and turns them into doubles; a payload given as
+ * a JSON value is taken from the line's text instead, so cJSON gets the line with that value
+ * replaced by null, and never sees it.
+ */
+static hc_err parse_tree(hc_jsonl_reader *r, size_t len, const struct raw_member *payload,
+                         hc_error *err)
+{
+    const char *text = r->line;
+    size_t n = len;
+
+    if (payload->found && payload->type != HC_JSON_STRING && payload->type != HC_JSON_NULL) {
+        size_t head = (size_t)(payload->text - r->line);
+        if (!(r->blanked = malloc(len + 5)))
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        memcpy(r->blanked, r->line, head);
+        memcpy(r->blanked + head, "null", 4);
+        memcpy(r->blanked + head + 4, payload->text + payload->len, len - head - payload->len);
+        n = len - payload->len + 4;
+        r->blanked[n] = '\0';
+        text = r->blanked;
+    }
+    r->doc = cJSON_ParseWithLength(text, n);
+    if (!r->doc)
+        return line_error(r, err, "not valid JSON");
+    return HC_OK;
+}
+
 static hc_err slow_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *rec, hc_error *err)
 {
+    struct raw_member m[M_COUNT];
     const cJSON *item;
     hc_err rc;
 
-    r->doc = cJSON_ParseWithLength(r->line, len);
-    if (!r->doc)
-        return line_error(r, err, "not valid JSON");
-    if (!cJSON_IsObject(r->doc))
-        return line_error(r, err, "not a JSON object");
-    item = cJSON_GetObjectItemCaseSensitive(r->doc, "topic");
-    if (!cJSON_IsString(item) || !item->valuestring[0])
-        return line_error(r, err, "missing \"topic\"");
-    rec->msg.topic = item->valuestring;
+    if ((rc = scan_line(r, len, m, err)) != HC_OK ||
+        (rc = parse_tree(r, len, &m[M_PAYLOAD], err)) != HC_OK ||
+        (rc = read_topic(r, m, rec, err)) != HC_OK)
+        return rc;
     item = cJSON_GetObjectItemCaseSensitive(r->doc, "qos");
     if (item) {
         int64_t q;
@@ -373,12 +584,12 @@ static hc_err slow_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *
     rec->msg.dup = json_flag(cJSON_GetObjectItemCaseSensitive(r->doc, "dup"));
     rec->decoded = cJSON_GetObjectItemCaseSensitive(r->doc, "decoded");
 
-    rc = cJSON_GetObjectItemCaseSensitive(r->doc, "tst") ? parse_mosquitto(r, r->doc, rec, err)
-                                                         : parse_hkit(r, r->doc, rec, err);
+    rc = m[M_TST].found ? parse_mosquitto(r, r->doc, m, rec, err)
+                        : parse_hkit(r, r->doc, m, rec, err);
     if (rc != HC_OK)
         return rc;
     rec->msg.timeline_ns = rec->has_session_start
-                               ? add_wrapping(rec->session_started_at_ns, rec->msg.mono_ns)
+                               ? timeline_of(rec->session_started_at_ns, rec->msg.mono_ns)
                                : rec->msg.received_at_ns;
     return HC_OK;
 }
@@ -664,7 +875,9 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
         p = skip_blank(p);
         switch (k) {
         case KEY_TOPIC:
-            if (*p != '"' || !(p = fast_string(p + 1, &o)) || !*s)
+            /* MQTT topics are UTF-8: anything else goes to the cJSON path, which refuses it */
+            if (*p != '"' || !(p = fast_string(p + 1, &o)) || !*s ||
+                !hc_text_is_json_safe_utf8(s, (size_t)(o - 1 - s)))
                 return false;
             rec->msg.topic = (const char *)s;
             break;
@@ -736,10 +949,10 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
         return false;
     /* like parse_hkit: the pair or nothing (a lone mono_ns is not kept either) */
     if ((seen & (1u << KEY_SESSION_STARTED_AT_NS)) && (seen & (1u << KEY_MONO_NS))) {
+        rec->msg.timeline_ns = timeline_of(start, mono);
         rec->has_session_start = true;
         rec->session_started_at_ns = start;
         rec->msg.mono_ns = mono;
-        rec->msg.timeline_ns = add_wrapping(start, mono);
     } else {
         rec->msg.timeline_ns = rec->msg.received_at_ns;
     }
@@ -756,6 +969,10 @@ hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *
     r->payload = NULL;
     free(r->printed);
     r->printed = NULL;
+    free(r->blanked);
+    r->blanked = NULL;
+    free(r->topic);
+    r->topic = NULL;
     memset(rec, 0, sizeof(*rec));
 
     for (;;) {
@@ -763,6 +980,11 @@ hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *
         if (rc != HC_OK)
             return rc;
         r->line_no++;
+        /* a UTF-8 byte order mark before the first line (Windows editors write one) */
+        if (r->line_no == 1 && len >= 3 && memcmp(r->line, "\xEF\xBB\xBF", 3) == 0) {
+            r->line += 3;
+            len -= 3;
+        }
         while (len > 0 && r->line[len - 1] == '\r')
             r->line[--len] = '\0';
         if (len > 0)
@@ -817,37 +1039,22 @@ static void out_str(struct outbuf *b, const char *s)
 /* Writes a JSON string literal; bytes >= 0x80 pass through (the caller checked UTF-8). */
 static void out_json_string(struct outbuf *b, const unsigned char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     out_reserve(b, n * 6 + 2);
     if (b->failed)
         return;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c >= 0x20) {
-            *o++ = (char)c;
-        } else if (c == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-        } else if (c == '\t') {
-            *o++ = '\\';
-            *o++ = 't';
-        } else if (c == '\r') {
-            *o++ = '\\';
-            *o++ = 'r';
-        } else {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
-            o += 6;
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    b->len += hc_json_escape(s, n, b->data + b->len);
+}
+
+static void out_base64(struct outbuf *b, const unsigned char *s, size_t n)
+{
+    size_t len = hc_base64_encoded_len(n);
+    out_reserve(b, len + 3);
+    if (b->failed)
+        return;
+    b->data[b->len++] = '"';
+    hc_base64_encode(s, n, b->data + b->len);
+    b->len += len;
+    b->data[b->len++] = '"';
 }
 
 hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, hc_error *err)
@@ -875,12 +1082,19 @@ hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, 
         out_str(&b, "\",");
     }
     if (msg->session_id) {
+        /* wrapping, not undefined, for times no reader would accept anyway */
         snprintf(num, sizeof(num), "\"session_started_at_ns\":%" PRId64 ",\"mono_ns\":%" PRId64 ",",
-                 msg->timeline_ns - msg->mono_ns, msg->mono_ns);
+                 (int64_t)((uint64_t)msg->timeline_ns - (uint64_t)msg->mono_ns), msg->mono_ns);
         out_str(&b, num);
     }
-    out_str(&b, "\"topic\":");
-    out_json_string(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+    /* a topic stored before imports checked UTF-8 is written so the line stays valid JSON */
+    if (hc_text_is_json_safe_utf8((const unsigned char *)msg->topic, strlen(msg->topic))) {
+        out_str(&b, "\"topic\":");
+        out_json_string(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+    } else {
+        out_str(&b, "\"topic_b64\":");
+        out_base64(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+    }
     snprintf(num, sizeof(num), ",\"qos\":%d,\"retain\":%s,\"dup\":%s,", msg->qos,
              msg->retain ? "true" : "false", msg->dup ? "true" : "false");
     out_str(&b, num);
@@ -888,14 +1102,8 @@ hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, 
         out_str(&b, "\"payload\":");
         out_json_string(&b, msg->payload, msg->payload_len);
     } else {
-        size_t n = hc_base64_encoded_len(msg->payload_len);
-        out_str(&b, "\"payload_b64\":\"");
-        out_reserve(&b, n + 1);
-        if (!b.failed) {
-            hc_base64_encode(msg->payload, msg->payload_len, b.data + b.len);
-            b.len += n;
-        }
-        out_raw(&b, "\"", 1);
+        out_str(&b, "\"payload_b64\":");
+        out_base64(&b, msg->payload, msg->payload_len);
     }
     if (decoded) {
         /* Reused like b: exact numbers, no allocation per line once warm. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcore/text.h"
 #include "internal.h"
 
 /* 2^53: below it every integer is a double and (double)(uint64_t) conversions are exact. */
@@ -239,6 +240,18 @@ static bool put_string(struct writer *w, const char *s)
         unsigned char c = 0;
 
         while (p < limit && !needs_escape[c = *u]) {
+            if (c >= 0x80) {
+                /* well-formed UTF-8 passes; any other byte becomes \u00XX so the output is
+                 * valid JSON whatever a topic or payload held (a sequence is at most 4 bytes,
+                 * and limit leaves 7; a NUL ends the check as a bad continuation byte) */
+                size_t n = hc_utf8_sequence_len(u, 4);
+                if (!n)
+                    break;
+                memcpy(p, u, n);
+                p += n;
+                u += n;
+                continue;
+            }
             *p++ = (char)c;
             u++;
         }
@@ -251,6 +264,13 @@ static bool put_string(struct writer *w, const char *s)
         if (c == 0)
             break;
         u++;
+        if (c >= 0x80) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            w->p = p + 6;
+            continue;
+        }
         *p++ = '\\';
         switch (c) {
         case '"':

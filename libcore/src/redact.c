@@ -1,8 +1,8 @@
 /*
- * Redaction (see hcore/redact.h): a keyed set of known ids with their pseudonyms, and a scanner
- * that replaces every occurrence of any of them in a byte string. The scanner keeps one rolling
- * (Rabin-Karp) hash per distinct id length, so a payload is read once whatever the number of
- * ids; a hash hit is confirmed with memcmp before anything is replaced.
+ * Redaction (see hcore/redact.h): a keyed set of known ids, each stored in its canonical form
+ * (percent-decoded, lower case, a UUID with its hyphens), and one pass over each payload's JSON
+ * tokens that replaces whole string values, member names and text tokens, blanks masked members,
+ * and copies every other byte as it was.
  */
 #include "hcore/redact.h"
 
@@ -11,21 +11,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "hcore/text.h"
 #include "internal.h"
 
 #define REDACT_KEY_MAX 256
 #define ROLL_BASE 1099511628211ULL
+/* Longer strings are never ids; their canonical form would not fit either. */
+#define ID_MAX 255
+/* Payloads nest at most this deep to be redacted as JSON; deeper ones are treated as text. */
+#define REDACT_MAX_DEPTH 1000
 
 struct id_entry {
-    char *id; /* NULL: empty slot */
+    char *id; /* canonical form; NULL: empty slot */
     size_t len;
-    uint64_t hash; /* rolling hash of the id's bytes */
+    uint64_t hash;
     char pseudonym[HC_REDACT_PSEUDONYM_LEN + 1];
 };
 
@@ -39,14 +43,11 @@ struct hc_redact {
     size_t key_len;
     struct id_entry *slots;
     size_t cap, count;
-    /* distinct lengths of ids long enough for substring replacement, longest first */
-    size_t *lengths;
-    uint64_t *powers; /* ROLL_BASE^(length-1), beside lengths */
-    uint64_t *hashes; /* the scanner's current window hashes, beside lengths */
-    size_t n_lengths;
     char **masks; /* dotted paths */
     size_t n_masks;
-    struct buf topic, payload, scratch;
+    struct buf topic, payload, decoded, replaced;
+    char **path; /* member names of the containers open in the payload (NULL: array) */
+    size_t path_cap;
 };
 
 /* --- buffers --------------------------------------------------------------------------------- */
@@ -79,20 +80,95 @@ static bool buf_add(struct buf *b, const void *bytes, size_t n)
     return true;
 }
 
-/* memmem is a GNU extension; this is the portable few lines. */
-static const unsigned char *find_bytes(const unsigned char *hay, size_t n, const char *needle,
-                                       size_t m)
+/* --- canonical ids --------------------------------------------------------------------------- */
+
+static int hex_value(unsigned char c)
 {
-    if (!m || m > n)
-        return NULL;
-    for (const unsigned char *p = hay; (size_t)(p - hay) <= n - m; p++) {
-        p = memchr(p, needle[0], n - m + 1 - (size_t)(p - hay));
-        if (!p)
-            return NULL;
-        if (memcmp(p, needle, m) == 0)
-            return p;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool all_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hex_value((unsigned char)s[i]) < 0)
+            return false;
+    return true;
+}
+
+static bool is_uuid(const char *s, size_t n)
+{
+    return n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' &&
+           all_hex(s, 8) && all_hex(s + 9, 4) && all_hex(s + 14, 4) && all_hex(s + 19, 4) &&
+           all_hex(s + 24, 12);
+}
+
+/*
+ * The one form an id is known by: %XX decoded, ASCII upper case folded to lower, and 32 hex
+ * digits written as a UUID (8-4-4-4-12), so "3F6C1D2A-8B4E-...", "3f6c1d2a8b4e..." and
+ * "3f6c1d2a%2D8b4e..." are one id. out holds ID_MAX + 1 bytes; returns the length, or 0 when
+ * the text is empty or too long to be an id.
+ */
+static size_t canonical_id(const unsigned char *s, size_t n, char *out)
+{
+    char tmp[ID_MAX + 1];
+    size_t m = 0;
+
+    if (!n || n > 3 * ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
+            (lo = hex_value(s[i + 2])) >= 0) {
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (m == ID_MAX)
+            return 0;
+        tmp[m++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
-    return NULL;
+    if (m == 32 && all_hex(tmp, 32)) {
+        static const size_t groups[] = {8, 4, 4, 4, 12};
+        size_t o = 0, at = 0;
+        for (size_t g = 0; g < 5; g++) {
+            if (g)
+                out[o++] = '-';
+            memcpy(out + o, tmp + at, groups[g]);
+            o += groups[g];
+            at += groups[g];
+        }
+        return o;
+    }
+    memcpy(out, tmp, m);
+    return m;
+}
+
+/*
+ * Ids recognised by their shape alone, wherever they stand as a whole value, level or token: a
+ * UUID (any of its forms, see canonical_id), and a Thingsee device or gateway id ("TS", then
+ * letters and digits, 8 to 20 characters with at least one digit).
+ */
+static bool looks_like_id(const char *c, size_t n)
+{
+    bool digit = false;
+
+    if (is_uuid(c, n))
+        return true;
+    if (n < 8 || n > 20 || c[0] != 't' || c[1] != 's')
+        return false;
+    for (size_t i = 2; i < n; i++) {
+        if (c[i] >= '0' && c[i] <= '9')
+            digit = true;
+        else if (c[i] < 'a' || c[i] > 'z')
+            return false;
+    }
+    return digit;
 }
 
 /* --- the id table ---------------------------------------------------------------------------- */
@@ -112,16 +188,18 @@ static size_t slot_of(uint64_t hash, size_t len, size_t cap)
     return (size_t)h & (cap - 1);
 }
 
-static const struct id_entry *find_id(const hc_redact *r, const unsigned char *s, size_t len,
-                                      uint64_t hash)
+/* A canonical id's entry, or NULL. */
+static const struct id_entry *find_id(const hc_redact *r, const char *c, size_t len)
 {
+    uint64_t hash = roll_hash((const unsigned char *)c, len);
+
     if (!r->cap)
         return NULL;
     for (size_t i = slot_of(hash, len, r->cap);; i = (i + 1) & (r->cap - 1)) {
         const struct id_entry *e = &r->slots[i];
         if (!e->id)
             return NULL;
-        if (e->hash == hash && e->len == len && memcmp(e->id, s, len) == 0)
+        if (e->hash == hash && e->len == len && memcmp(e->id, c, len) == 0)
             return e;
     }
 }
@@ -147,49 +225,14 @@ static bool grow_table(hc_redact *r)
     return true;
 }
 
-static bool add_length(hc_redact *r, size_t len)
-{
-    size_t i;
-    size_t *lengths;
-    uint64_t *powers;
-    uint64_t p = 1;
-
-    for (i = 0; i < r->n_lengths; i++)
-        if (r->lengths[i] == len)
-            return true;
-    lengths = realloc(r->lengths, (r->n_lengths + 1) * sizeof(*lengths));
-    if (!lengths)
-        return false;
-    r->lengths = lengths;
-    powers = realloc(r->powers, (r->n_lengths + 1) * sizeof(*powers));
-    if (!powers)
-        return false;
-    r->powers = powers;
-    powers = realloc(r->hashes, (r->n_lengths + 1) * sizeof(*powers));
-    if (!powers)
-        return false;
-    r->hashes = powers;
-    for (size_t k = 1; k < len; k++)
-        p *= ROLL_BASE;
-    /* keep longest first, so the longest id wins where two start at the same byte */
-    for (i = r->n_lengths; i > 0 && r->lengths[i - 1] < len; i--) {
-        r->lengths[i] = r->lengths[i - 1];
-        r->powers[i] = r->powers[i - 1];
-    }
-    r->lengths[i] = len;
-    r->powers[i] = p;
-    r->n_lengths++;
-    return true;
-}
-
-void hc_redact_pseudonym(const hc_redact *r, const char *id, size_t id_len, char *out)
+static void pseudonym_of_canonical(const hc_redact *r, const char *c, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     size_t o = 0;
 
-    HMAC(EVP_sha256(), r->key, (int)r->key_len, (const unsigned char *)id, id_len, md, &md_len);
+    HMAC(EVP_sha256(), r->key, (int)r->key_len, (const unsigned char *)c, n, md, &md_len);
     md[6] = (unsigned char)((md[6] & 0x0f) | 0x40); /* version 4 */
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     for (size_t i = 0; i < 16; i++) {
@@ -201,36 +244,49 @@ void hc_redact_pseudonym(const hc_redact *r, const char *id, size_t id_len, char
     out[o] = '\0';
 }
 
-hc_err hc_redact_add_id(hc_redact *r, const char *id, size_t id_len, hc_error *err)
+void hc_redact_pseudonym(const hc_redact *r, const char *id, size_t id_len, char *out)
 {
-    uint64_t hash;
+    char c[ID_MAX + 1];
+    size_t n = canonical_id((const unsigned char *)id, id_len, c);
+
+    if (n)
+        pseudonym_of_canonical(r, c, n, out);
+    else
+        pseudonym_of_canonical(r, id, id_len, out);
+}
+
+static hc_err add_canonical(hc_redact *r, const char *c, size_t n, hc_error *err)
+{
     struct id_entry *e;
     size_t i;
+    uint64_t hash;
 
-    if (!r || !id)
-        return hc_error_set(err, HC_ERR_INVALID, "cannot add id: missing argument");
-    if (!id_len)
-        return HC_OK;
-    hash = roll_hash((const unsigned char *)id, id_len);
-    if (find_id(r, (const unsigned char *)id, id_len, hash))
+    if (!n || find_id(r, c, n))
         return HC_OK;
     if ((r->count + 1) * 10 > r->cap * 7 && !grow_table(r))
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    if (id_len >= HC_REDACT_MIN_ID_LEN && !add_length(r, id_len))
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    for (i = slot_of(hash, id_len, r->cap); r->slots[i].id; i = (i + 1) & (r->cap - 1))
+    hash = roll_hash((const unsigned char *)c, n);
+    for (i = slot_of(hash, n, r->cap); r->slots[i].id; i = (i + 1) & (r->cap - 1))
         ;
     e = &r->slots[i];
-    e->id = malloc(id_len + 1);
-    if (!e->id)
+    if (!(e->id = malloc(n + 1)))
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    memcpy(e->id, id, id_len);
-    e->id[id_len] = '\0';
-    e->len = id_len;
+    memcpy(e->id, c, n);
+    e->id[n] = '\0';
+    e->len = n;
     e->hash = hash;
-    hc_redact_pseudonym(r, id, id_len, e->pseudonym);
+    pseudonym_of_canonical(r, c, n, e->pseudonym);
     r->count++;
     return HC_OK;
+}
+
+hc_err hc_redact_add_id(hc_redact *r, const char *id, size_t id_len, hc_error *err)
+{
+    char c[ID_MAX + 1];
+
+    if (!r || !id)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot add id: missing argument");
+    return add_canonical(r, c, canonical_id((const unsigned char *)id, id_len, c), err);
 }
 
 size_t hc_redact_id_count(const hc_redact *r)
@@ -283,48 +339,77 @@ void hc_redact_free(hc_redact *r)
     for (size_t i = 0; i < r->cap; i++)
         free(r->slots[i].id);
     free(r->slots);
-    free(r->lengths);
-    free(r->powers);
-    free(r->hashes);
     for (size_t i = 0; i < r->n_masks; i++)
         free(r->masks[i]);
     free(r->masks);
     free(r->topic.data);
     free(r->payload.data);
-    free(r->scratch.data);
+    free(r->decoded.data);
+    free(r->replaced.data);
+    free(r->path);
     free(r);
+}
+
+/* --- what is an id --------------------------------------------------------------------------- */
+
+static bool ends_with(const unsigned char *s, size_t n, const char *suffix)
+{
+    size_t m = strlen(suffix);
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+/*
+ * Members whose string value is an id: "id" in any case, names ending in "Id", "ID", "_id",
+ * "-id", "uid"/"Uid"/"UUID"/"uuid" (gatewayId, gateway_id, sourceDeviceId, space_id, tsmTuid),
+ * and Thingsee's "tsmGw".
+ */
+static bool is_id_member(const unsigned char *name, size_t n)
+{
+    static const char *const suffixes[] = {"Id", "ID", "_id", "-id", "uid", "Uid", "UUID", "uuid"};
+
+    if (n == 2 && (name[0] == 'i' || name[0] == 'I') && (name[1] == 'd' || name[1] == 'D'))
+        return true;
+    if (n == 5 && memcmp(name, "tsmGw", 5) == 0)
+        return true;
+    for (size_t i = 0; i < HC__ARRAY_LEN(suffixes); i++)
+        if (ends_with(name, n, suffixes[i]))
+            return true;
+    return false;
+}
+
+/* Bytes that make up a text token; anything else separates tokens. */
+static bool token_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '_' || c == '%' || c == '.';
+}
+
+/* The known entry for text (learnt, or learnt now because its shape is an id's), or NULL. */
+static const struct id_entry *id_for(hc_redact *r, const unsigned char *s, size_t n,
+                                     bool any_length)
+{
+    char c[ID_MAX + 1];
+    size_t m = canonical_id(s, n, c);
+    const struct id_entry *e;
+
+    if (!m || (!any_length && m < HC_REDACT_MIN_ID_LEN))
+        return NULL;
+    if ((e = find_id(r, c, m)) != NULL)
+        return e;
+    if (looks_like_id(c, m) && add_canonical(r, c, m, NULL) == HC_OK)
+        return find_id(r, c, m);
+    return NULL;
 }
 
 /* --- learning -------------------------------------------------------------------------------- */
 
-/* Segment `index` (0-based) of a topic and its length, or NULL when the topic is shorter. */
-static const char *topic_segment(const char *topic, size_t index, size_t *len)
+/* Index (0-based) of each topic level that holds an id; returns how many (at most 3). */
+static size_t id_levels(const char *topic, size_t idx[3])
 {
-    const char *s = topic;
-    for (size_t i = 0; i < index; i++) {
-        s = strchr(s, '/');
-        if (!s)
-            return NULL;
-        s++;
-    }
-    *len = strcspn(s, "/");
-    return s;
-}
+    size_t levels = 1, n = 0;
 
-static size_t topic_levels(const char *topic)
-{
-    size_t n = 1;
     for (const char *p = topic; *p; p++)
-        n += *p == '/';
-    return n;
-}
-
-/* Indexes of the topic segments that hold ids; returns how many (at most 3). */
-static size_t id_segments(const char *topic, size_t idx[3])
-{
-    size_t levels = topic_levels(topic);
-    size_t n = 0;
-
+        levels += *p == '/';
     if (strncmp(topic, "haltian-iot/", 12) == 0 && levels >= 4) {
         idx[n++] = 2;
         idx[n++] = 3;
@@ -337,9 +422,34 @@ static size_t id_segments(const char *topic, size_t idx[3])
     return n;
 }
 
-static const char *const ID_MEMBERS[] = {"sourceDeviceId",    "tsmTuid",  "tsmGw",
-                                         "deploymentGroupId", "deviceId", "device_id",
-                                         "mqtt_topic"};
+static bool is_id_level(const size_t idx[3], size_t n, size_t level)
+{
+    for (size_t i = 0; i < n; i++)
+        if (idx[i] == level)
+            return true;
+    return false;
+}
+
+/* Learns the id levels of a topic, or of a filter (its "+" and "#" levels name nothing). */
+static hc_err learn_topic(hc_redact *r, const char *topic, hc_error *err)
+{
+    size_t idx[3], n = id_levels(topic, idx), level = 0;
+    const char *seg = topic;
+
+    for (;;) {
+        size_t len = strcspn(seg, "/");
+        bool wildcard = len == 1 && (seg[0] == '+' || seg[0] == '#');
+        if (!wildcard && is_id_level(idx, n, level)) {
+            hc_err rc = hc_redact_add_id(r, seg, len, err);
+            if (rc != HC_OK)
+                return rc;
+        }
+        if (!seg[len])
+            return HC_OK;
+        seg += len + 1;
+        level++;
+    }
+}
 
 /*
  * The ids inside a Wirepas gateway topic, as a binary passthrough's "mqtt_topic" carries it
@@ -347,15 +457,13 @@ static const char *const ID_MEMBERS[] = {"sourceDeviceId",    "tsmTuid",  "tsmGw
  * or gw-request/gw-response/other gw-event topics): the gateway id after the event name and, for
  * received_data, the network address. Sink names and endpoints identify nobody.
  */
-static hc_err each_wirepas_id(hc_redact *r, const char *v, size_t n,
-                              hc_err (*fn)(hc_redact *r, const char *id, size_t len, hc_error *err),
-                              hc_error *err)
+static hc_err learn_wirepas(hc_redact *r, const unsigned char *v, size_t n, hc_error *err)
 {
-    const char *seg[16];
+    const unsigned char *seg[16];
     size_t len[16], count = 0, at = 0;
 
     while (at <= n && count < 16) {
-        const char *slash = memchr(v + at, '/', n - at);
+        const unsigned char *slash = memchr(v + at, '/', n - at);
         size_t end = slash ? (size_t)(slash - v) : n;
         seg[count] = v + at;
         len[count++] = end - at;
@@ -367,144 +475,172 @@ static hc_err each_wirepas_id(hc_redact *r, const char *v, size_t n,
         if (!event && !(len[i] == 10 && memcmp(seg[i], "gw-request", 10) == 0) &&
             !(len[i] == 11 && memcmp(seg[i], "gw-response", 11) == 0))
             continue;
-        if ((rc = fn(r, seg[i + 2], len[i + 2], err)) != HC_OK)
+        if ((rc = hc_redact_add_id(r, (const char *)seg[i + 2], len[i + 2], err)) != HC_OK)
             return rc;
         if (event && i + 4 < count && len[i + 1] == 13 &&
             memcmp(seg[i + 1], "received_data", 13) == 0)
-            return fn(r, seg[i + 4], len[i + 4], err);
+            return hc_redact_add_id(r, (const char *)seg[i + 4], len[i + 4], err);
         return HC_OK;
     }
     return HC_OK;
 }
 
-/*
- * Finds string values of id members by scanning bytes, which is cheaper than parsing every
- * payload and also works on payloads that are not quite JSON. fn gets each value.
- */
-static hc_err each_id_member(hc_redact *r, const unsigned char *p, size_t n,
-                             hc_err (*fn)(hc_redact *r, const char *id, size_t len, hc_error *err),
-                             hc_error *err)
+/* Decodes a string or key token into r->decoded (NUL-terminated). */
+static bool decode_token(hc_redact *r, const struct hc_json_token *t)
 {
-    char pattern[40];
+    r->decoded.len = 0;
+    if (!buf_reserve(&r->decoded, t->len + 1))
+        return false;
+    r->decoded.len = hc_json_string_decode(t->text, t->len, r->decoded.data);
+    r->decoded.data[r->decoded.len] = '\0';
+    return true;
+}
 
-    for (size_t m = 0; m < HC__ARRAY_LEN(ID_MEMBERS); m++) {
-        size_t plen = (size_t)snprintf(pattern, sizeof(pattern), "\"%s\"", ID_MEMBERS[m]);
-        const unsigned char *at = p, *end = p + n;
-        while (at < end) {
-            const unsigned char *hit = find_bytes(at, (size_t)(end - at), pattern, plen);
-            const unsigned char *v, *q;
-            if (!hit)
+/* Learns from a JSON payload: id members' values and Wirepas topics. Not JSON: nothing. */
+static hc_err learn_payload(hc_redact *r, const unsigned char *p, size_t n, hc_error *err)
+{
+    struct hc_json_lexer lx;
+    struct hc_json_token t;
+    bool id_member = false;
+    hc_err rc = HC_OK;
+
+    hc_json_lexer_init(&lx, (const char *)p, n, REDACT_MAX_DEPTH);
+    while (hc_json_lexer_next(&lx, &t, NULL) == HC_OK) {
+        if (t.type == HC_JSON_KEY) {
+            if (!decode_token(r, &t)) {
+                rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
                 break;
-            v = hit + plen;
-            while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
-                v++;
-            if (v < end && *v == ':') {
-                v++;
-                while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
-                    v++;
-                if (v < end && *v == '"') {
-                    v++;
-                    for (q = v; q < end && *q != '"' && *q != '\\'; q++)
-                        ;
-                    if (q < end && *q == '"' && q > v) {
-                        hc_err rc =
-                            strcmp(ID_MEMBERS[m], "mqtt_topic") == 0
-                                ? each_wirepas_id(r, (const char *)v, (size_t)(q - v), fn, err)
-                                : fn(r, (const char *)v, (size_t)(q - v), err);
-                        if (rc != HC_OK)
-                            return rc;
-                    }
-                }
             }
-            at = hit + plen;
+            id_member = is_id_member(r->decoded.data, r->decoded.len);
+            continue;
         }
+        if (t.type == HC_JSON_STRING) {
+            if (!decode_token(r, &t)) {
+                rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+                break;
+            }
+            rc = id_member ? hc_redact_add_id(r, (const char *)r->decoded.data, r->decoded.len, err)
+                           : learn_wirepas(r, r->decoded.data, r->decoded.len, err);
+            if (rc != HC_OK)
+                break;
+        }
+        id_member = false;
     }
-    return HC_OK;
+    hc_json_lexer_release(&lx);
+    return rc;
 }
 
 hc_err hc_redact_learn(hc_redact *r, const char *topic, const unsigned char *payload,
                        size_t payload_len, hc_error *err)
 {
-    size_t idx[3], n, len;
     hc_err rc;
 
     if (!r || !topic)
         return hc_error_set(err, HC_ERR_INVALID, "cannot learn ids: missing argument");
-    n = id_segments(topic, idx);
-    for (size_t i = 0; i < n; i++) {
-        const char *seg = topic_segment(topic, idx[i], &len);
-        if (seg && (rc = hc_redact_add_id(r, seg, len, err)) != HC_OK)
-            return rc;
+    if ((rc = learn_topic(r, topic, err)) != HC_OK)
+        return rc;
+    return payload_len ? learn_payload(r, payload, payload_len, err) : HC_OK;
+}
+
+hc_err hc_redact_learn_filter(hc_redact *r, const char *filter, hc_error *err)
+{
+    if (!r || !filter)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot learn ids: missing argument");
+    return learn_topic(r, filter, err);
+}
+
+/* Every string in a JSON value: learnt as a topic filter (filter == true) or as an id. */
+static hc_err learn_json_strings(hc_redact *r, const char *text, bool filter, hc_error *err)
+{
+    struct hc_json_lexer lx;
+    struct hc_json_token t;
+    hc_err rc = HC_OK;
+
+    hc_json_lexer_init(&lx, text, strlen(text), REDACT_MAX_DEPTH);
+    while (rc == HC_OK && hc_json_lexer_next(&lx, &t, NULL) == HC_OK) {
+        if (t.type != HC_JSON_STRING)
+            continue;
+        if (!decode_token(r, &t))
+            rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        else if (filter)
+            rc = learn_topic(r, (const char *)r->decoded.data, err);
+        else
+            rc = hc_redact_add_id(r, (const char *)r->decoded.data, r->decoded.len, err);
     }
-    if (payload_len)
-        return each_id_member(r, payload, payload_len, hc_redact_add_id, err);
+    hc_json_lexer_release(&lx);
+    return rc;
+}
+
+hc_err hc_redact_learn_meta(hc_redact *r, const char *key, const char *value, hc_error *err)
+{
+    if (!r || !key || !value)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot learn ids: missing argument");
+    if (strcmp(key, "api_key_id") == 0 || strcmp(key, "integration_id") == 0 ||
+        strcmp(key, "username") == 0)
+        return hc_redact_add_id(r, value, strlen(value), err);
+    if (strcmp(key, "filter_devices") == 0)
+        return learn_json_strings(r, value, false, err);
+    if (strcmp(key, "subscriptions") == 0) {
+        /* [{"filter":"haltian-iot/events/I/K/#","qos":1,...}] or a plain list of filters */
+        if (value[0] != '[')
+            return learn_topic(r, value, err);
+        return learn_json_strings(r, value, true, err);
+    }
     return HC_OK;
 }
 
 /* --- replacing ------------------------------------------------------------------------------- */
 
-/* Appends s with every known id (of substring length) replaced by its pseudonym. */
-static bool replace_into(hc_redact *r, struct buf *out, const unsigned char *s, size_t n)
+/*
+ * Appends s with every text token that is a known id (or shaped like one) replaced by its
+ * pseudonym; *changed says whether any was. Tokens are runs of letters, digits, '-', '_', '%'
+ * and '.', without trailing dots, so a number (81234567, 51.1234567) is one token and never
+ * loses a part.
+ */
+static bool replace_tokens(hc_redact *r, struct buf *out, const unsigned char *s, size_t n,
+                           bool *changed)
 {
-    uint64_t *hashes = r->hashes;
-    size_t nl = r->n_lengths;
     size_t i = 0, copied = 0;
-    bool fresh = true;
 
-    if (!nl || !n)
-        return buf_add(out, s, n);
     while (i < n) {
-        const struct id_entry *hit = NULL;
-        for (size_t k = 0; k < nl; k++) {
-            size_t L = r->lengths[k];
-            if (i + L > n)
-                continue;
-            if (fresh)
-                hashes[k] = roll_hash(s + i, L);
-            if (!hit && (hit = find_id(r, s + i, L, hashes[k])) != NULL)
-                break;
-        }
-        if (hit) {
-            if (!buf_add(out, s + copied, i - copied) ||
-                !buf_add(out, hit->pseudonym, HC_REDACT_PSEUDONYM_LEN))
-                return false;
-            i += hit->len;
-            copied = i;
-            fresh = true;
+        size_t start, len;
+        const struct id_entry *e;
+        if (!token_byte(s[i])) {
+            i++;
             continue;
         }
-        /* roll every window one byte on */
-        for (size_t k = 0; k < nl; k++) {
-            size_t L = r->lengths[k];
-            if (i + L < n)
-                hashes[k] = (hashes[k] - s[i] * r->powers[k]) * ROLL_BASE + s[i + L];
-        }
-        fresh = false;
-        i++;
+        start = i;
+        while (i < n && token_byte(s[i]))
+            i++;
+        len = i - start;
+        while (len > 0 && s[start + len - 1] == '.')
+            len--;
+        if (!len || !(e = id_for(r, s + start, len, false)))
+            continue;
+        if (!buf_add(out, s + copied, start - copied) ||
+            !buf_add(out, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
+            return false;
+        copied = start + len;
+        *changed = true;
     }
     return buf_add(out, s + copied, n - copied);
 }
 
 static bool redact_topic(hc_redact *r, const char *topic)
 {
-    size_t idx[3], n = id_segments(topic, idx);
-    size_t level = 0;
+    size_t idx[3], n = id_levels(topic, idx), level = 0;
     const char *seg = topic;
 
     r->topic.len = 0;
     for (;;) {
         size_t len = strcspn(seg, "/");
-        bool is_id = false;
-        for (size_t i = 0; i < n; i++)
-            is_id |= idx[i] == level;
-        if (is_id && len) {
-            char pseudonym[HC_REDACT_PSEUDONYM_LEN + 1];
-            hc_redact_pseudonym(r, seg, len, pseudonym);
-            if (!buf_add(&r->topic, pseudonym, HC_REDACT_PSEUDONYM_LEN))
-                return false;
-        } else if (!replace_into(r, &r->topic, (const unsigned char *)seg, len)) {
+        const struct id_entry *e = NULL;
+        if (len)
+            e = id_for(r, (const unsigned char *)seg, len, is_id_level(idx, n, level));
+        if (e && !buf_add(&r->topic, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
             return false;
-        }
+        if (!e && !buf_add(&r->topic, seg, len))
+            return false;
         if (!seg[len])
             break;
         if (!buf_add(&r->topic, "/", 1))
@@ -515,131 +651,200 @@ static bool redact_topic(hc_redact *r, const char *topic)
     return buf_add(&r->topic, "", 1);
 }
 
-static bool mask_path(cJSON *node, char *path)
+/* Whether the member `name` inside the open containers r->path[0, depth) is masked. */
+static bool masked(const hc_redact *r, size_t depth, const unsigned char *name, size_t name_len)
 {
-    char *dot = strchr(path, '.');
-    bool hit = false;
-
-    if (cJSON_IsArray(node)) {
-        cJSON *el;
-        cJSON_ArrayForEach(el, node) hit |= mask_path(el, path);
-        return hit;
-    }
-    if (!cJSON_IsObject(node))
-        return false;
-    if (dot)
-        *dot = '\0';
-    if (!dot) {
-        cJSON *item = cJSON_GetObjectItemCaseSensitive(node, path);
-        if (item && !cJSON_IsNull(item)) {
-            cJSON *null = cJSON_CreateNull();
-            if (null && cJSON_ReplaceItemInObjectCaseSensitive(node, path, null))
-                hit = true;
-            else
-                cJSON_Delete(null);
+    for (size_t m = 0; m < r->n_masks; m++) {
+        const char *p = r->masks[m];
+        bool ok = true;
+        for (size_t d = 0; d < depth && ok; d++) {
+            size_t seg;
+            if (!r->path[d])
+                continue; /* arrays are transparent */
+            seg = strlen(r->path[d]);
+            ok = strncmp(p, r->path[d], seg) == 0 && p[seg] == '.';
+            p += seg + 1;
         }
-    } else {
-        hit = mask_path(cJSON_GetObjectItemCaseSensitive(node, path), dot + 1);
-        *dot = '.';
+        if (ok && strlen(p) == name_len && memcmp(p, name, name_len) == 0)
+            return true;
     }
-    return hit;
+    return false;
 }
 
-/* Applies the masks; on a hit, the new payload is left in r->scratch. */
-static hc_err apply_masks(hc_redact *r, const unsigned char *p, size_t n, bool *changed,
-                          hc_error *err)
+static bool path_set(hc_redact *r, size_t depth, const char *name)
 {
-    cJSON *doc;
-    bool hit = false;
-    size_t i = 0;
-
-    *changed = false;
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
-        i++;
-    if (!r->n_masks || i == n || (p[i] != '{' && p[i] != '['))
-        return HC_OK;
-    doc = cJSON_ParseWithLength((const char *)p, n);
-    if (!doc)
-        return HC_OK;
-    for (size_t m = 0; m < r->n_masks; m++)
-        hit |= mask_path(doc, r->masks[m]);
-    if (hit) {
-        char *printed = cJSON_PrintUnformatted(doc);
-        if (!printed) {
-            cJSON_Delete(doc);
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-        }
-        r->scratch.len = 0;
-        if (!buf_add(&r->scratch, printed, strlen(printed))) {
-            cJSON_free(printed);
-            cJSON_Delete(doc);
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-        }
-        cJSON_free(printed);
-        *changed = true;
+    if (depth >= r->path_cap) {
+        size_t cap = r->path_cap ? r->path_cap * 2 : 16;
+        char **p;
+        while (cap <= depth)
+            cap *= 2;
+        if (!(p = realloc(r->path, cap * sizeof(*p))))
+            return false;
+        r->path = p;
+        r->path_cap = cap;
     }
-    cJSON_Delete(doc);
-    return HC_OK;
+    r->path[depth] = name ? strdup(name) : NULL;
+    return !name || r->path[depth];
+}
+
+/* Writes a string's new bytes (r->replaced) as a JSON string into out. */
+static bool put_json_string(struct buf *out, const unsigned char *s, size_t n)
+{
+    if (!buf_reserve(out, n * 6 + 2))
+        return false;
+    out->len += hc_json_escape(s, n, (char *)out->data + out->len);
+    return true;
 }
 
 /*
- * Short ids inside payload members: replace the member value in place when it is a known id
- * shorter than the substring limit. Done on a copy in r->scratch.
+ * A string token's replacement, into out: its pseudonym when it is an id member's value or a
+ * whole id, else its text tokens replaced; *changed false when it stays as written.
  */
-static bool replace_short_members(hc_redact *r, struct buf *b)
+static bool redact_string(hc_redact *r, const struct hc_json_token *t, bool id_member,
+                          struct buf *out, bool *changed)
 {
-    char pattern[40];
-    bool any_short = false;
+    const struct id_entry *e;
 
-    for (size_t i = 0; i < r->cap && !any_short; i++)
-        any_short = r->slots[i].id && r->slots[i].len < HC_REDACT_MIN_ID_LEN;
-    if (!any_short)
+    *changed = false;
+    if (!decode_token(r, t))
+        return false;
+    if (!r->decoded.len)
         return true;
-    for (size_t m = 0; m < HC__ARRAY_LEN(ID_MEMBERS); m++) {
-        size_t plen = (size_t)snprintf(pattern, sizeof(pattern), "\"%s\"", ID_MEMBERS[m]);
-        size_t at = 0;
-        while (at < b->len) {
-            unsigned char *hit =
-                (unsigned char *)find_bytes(b->data + at, b->len - at, pattern, plen);
-            unsigned char *v, *q, *end = b->data + b->len;
-            const struct id_entry *e;
-            if (!hit)
-                break;
-            at = (size_t)(hit - b->data) + plen;
-            v = hit + plen;
-            while (v < end && (*v == ' ' || *v == ':'))
-                v++;
-            if (v >= end || *v != '"')
-                continue;
-            v++;
-            for (q = v; q < end && *q != '"'; q++)
-                ;
-            if (q >= end || (size_t)(q - v) >= HC_REDACT_MIN_ID_LEN)
-                continue;
-            e = find_id(r, v, (size_t)(q - v), roll_hash(v, (size_t)(q - v)));
-            if (!e)
-                continue;
-            {
-                size_t off = (size_t)(v - b->data), old = (size_t)(q - v);
-                size_t grow = HC_REDACT_PSEUDONYM_LEN - old;
-                if (!buf_reserve(b, grow))
-                    return false;
-                memmove(b->data + off + HC_REDACT_PSEUDONYM_LEN, b->data + off + old,
-                        b->len - off - old);
-                memcpy(b->data + off, e->pseudonym, HC_REDACT_PSEUDONYM_LEN);
-                b->len += grow;
-                at = off + HC_REDACT_PSEUDONYM_LEN;
-            }
-        }
+    if (id_member &&
+        hc_redact_add_id(r, (const char *)r->decoded.data, r->decoded.len, NULL) != HC_OK)
+        return false;
+    e = id_for(r, r->decoded.data, r->decoded.len, id_member);
+    if (e) {
+        *changed = true;
+        return put_json_string(out, (const unsigned char *)e->pseudonym, HC_REDACT_PSEUDONYM_LEN);
     }
-    return true;
+    r->replaced.len = 0;
+    if (!replace_tokens(r, &r->replaced, r->decoded.data, r->decoded.len, changed))
+        return false;
+    return !*changed || put_json_string(out, r->replaced.data, r->replaced.len);
+}
+
+/*
+ * One pass over a JSON payload into r->payload: masked members become null (every duplicate),
+ * string values and member names are redacted whole (see redact_string), and every other byte
+ * (numbers, blank space, untouched strings) is copied as it was. Returns HC_DONE when the payload
+ * is not JSON (the caller treats it as text).
+ */
+static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_error *err)
+{
+    struct hc_json_lexer lx;
+    struct hc_json_token t;
+    size_t copied = 0, path_depth = 0;
+    bool id_member = false, have_key = false;
+    hc_err rc;
+
+    if (hc_json_validate((const char *)p, n, REDACT_MAX_DEPTH, NULL) != HC_OK)
+        return HC_DONE;
+    r->payload.len = 0;
+    hc_json_lexer_init(&lx, (const char *)p, n, REDACT_MAX_DEPTH);
+    while ((rc = hc_json_lexer_next(&lx, &t, err)) == HC_OK) {
+        size_t at = (size_t)(t.text - (const char *)p);
+        bool changed = false;
+        /* where the output stands before a token that may stay as written */
+        size_t mark = r->payload.len;
+
+        if (t.type == HC_JSON_KEY) {
+            if (!decode_token(r, &t))
+                goto nomem;
+            id_member = is_id_member(r->decoded.data, r->decoded.len);
+            have_key = true;
+            /* the member name, for a mask and for containers it opens */
+            if (!path_set(r, path_depth, (const char *)r->decoded.data))
+                goto nomem;
+            if (masked(r, path_depth, r->decoded.data, r->decoded.len)) {
+                /* copy up to the value, write null, skip the value */
+                struct hc_json_token v;
+                size_t depth;
+                free(r->path[path_depth]);
+                if (!buf_add(&r->payload, p + copied, at + t.len - copied))
+                    goto nomem;
+                if ((rc = hc_json_lexer_next(&lx, &v, err)) != HC_OK)
+                    break;
+                depth = v.depth;
+                if (!buf_add(&r->payload, p + at + t.len,
+                             (size_t)(v.text - (const char *)p) - at - t.len) ||
+                    !buf_add(&r->payload, "null", 4))
+                    goto nomem;
+                while (v.type == HC_JSON_BEGIN_OBJECT || v.type == HC_JSON_BEGIN_ARRAY ||
+                       v.depth > depth) {
+                    if ((rc = hc_json_lexer_next(&lx, &v, err)) != HC_OK)
+                        goto out;
+                    if (v.depth == depth &&
+                        (v.type == HC_JSON_END_OBJECT || v.type == HC_JSON_END_ARRAY))
+                        break;
+                }
+                copied = (size_t)(v.text - (const char *)p) + v.len;
+                have_key = id_member = false;
+                continue;
+            }
+            /* a member name that is itself an id (a map keyed by device) */
+            if (!buf_add(&r->payload, p + copied, at - copied))
+                goto nomem;
+            if (!redact_string(r, &t, false, &r->payload, &changed))
+                goto nomem;
+            if (changed)
+                copied = at + t.len;
+            else
+                r->payload.len = mark;
+            free(r->path[path_depth]);
+            if (!path_set(r, path_depth, (const char *)r->decoded.data))
+                goto nomem;
+            continue;
+        }
+        if (t.type == HC_JSON_BEGIN_OBJECT || t.type == HC_JSON_BEGIN_ARRAY) {
+            /* the container's name stays in path[path_depth] (NULL in an array) */
+            if (!have_key && !path_set(r, path_depth, NULL))
+                goto nomem;
+            path_depth++;
+            have_key = id_member = false;
+            continue;
+        }
+        if (t.type == HC_JSON_END_OBJECT || t.type == HC_JSON_END_ARRAY) {
+            path_depth--;
+            free(r->path[path_depth]);
+            r->path[path_depth] = NULL;
+            have_key = id_member = false;
+            continue;
+        }
+        if (have_key) {
+            free(r->path[path_depth]);
+            r->path[path_depth] = NULL;
+        }
+        if (t.type == HC_JSON_STRING) {
+            if (!buf_add(&r->payload, p + copied, at - copied))
+                goto nomem;
+            if (!redact_string(r, &t, id_member, &r->payload, &changed))
+                goto nomem;
+            if (changed)
+                copied = at + t.len;
+            else
+                r->payload.len = mark;
+        }
+        have_key = id_member = false;
+    }
+out:
+    for (size_t d = 0; d < path_depth; d++)
+        free(r->path[d]);
+    hc_json_lexer_release(&lx);
+    if (rc != HC_DONE)
+        return rc == HC_OK ? hc_error_set(err, HC_ERR_INVALID, "bad JSON") : rc;
+    if (!buf_add(&r->payload, p + copied, n - copied))
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    return HC_OK;
+nomem:
+    rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    goto out;
 }
 
 hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *out, hc_error *err)
 {
     const unsigned char *p;
     size_t n;
-    bool masked;
     hc_err rc;
 
     if (!r || !in || !out || !in->topic)
@@ -649,17 +854,19 @@ hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *o
         return rc;
     p = in->payload ? in->payload : (const unsigned char *)"";
     n = in->payload_len;
-    rc = apply_masks(r, p, n, &masked, err);
-    if (rc != HC_OK)
-        return rc;
-    if (masked) {
-        p = r->scratch.data;
-        n = r->scratch.len;
-    }
     *out = *in;
-    r->payload.len = 0;
-    if (!redact_topic(r, in->topic) || !replace_into(r, &r->payload, p, n) ||
-        !replace_short_members(r, &r->payload) || !buf_reserve(&r->payload, 1))
+    if (!redact_topic(r, in->topic))
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    rc = redact_json(r, p, n, err);
+    if (rc == HC_DONE) {
+        bool changed = false;
+        r->payload.len = 0;
+        if (!replace_tokens(r, &r->payload, p, n, &changed))
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    } else if (rc != HC_OK) {
+        return rc;
+    }
+    if (!buf_reserve(&r->payload, 1))
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     r->payload.data[r->payload.len] = '\0'; /* convenient for callers that print text */
     out->topic = (const char *)r->topic.data;
@@ -671,11 +878,13 @@ hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *o
 hc_err hc_redact_text(hc_redact *r, const char *text, char **out, hc_error *err)
 {
     struct buf b = {0};
+    bool changed = false;
 
     if (!r || !text || !out)
         return hc_error_set(err, HC_ERR_INVALID, "cannot redact: missing argument");
     *out = NULL;
-    if (!replace_into(r, &b, (const unsigned char *)text, strlen(text)) || !buf_add(&b, "", 1)) {
+    if (!replace_tokens(r, &b, (const unsigned char *)text, strlen(text), &changed) ||
+        !buf_add(&b, "", 1)) {
         free(b.data);
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     }

@@ -170,6 +170,38 @@ void hc_sched_start(hc_sched *s, int64_t start_ns)
     s->started = true;
 }
 
+/*
+ * Saturating arithmetic: recording times may be anything an int64 holds (a store written by
+ * another tool, a JSON line's session_started_at_ns + mono_ns), and a gap between two extreme
+ * times does not fit in an int64. Saturating keeps every due time in order instead of wrapping
+ * to a negative span (and is defined behaviour, which signed overflow is not).
+ */
+static int64_t add_saturating(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static int64_t sub_saturating(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* start + round(v), with v >= 0 in ns; INT64_MAX when it does not fit. */
+static int64_t offset_saturating(int64_t start, long double v)
+{
+    if (!(v < 9.2e18L))
+        return INT64_MAX;
+    return add_saturating(start, (int64_t)llroundl(v));
+}
+
 static int64_t capped(const hc_sched *s, int64_t gap)
 {
     if (gap < 0)
@@ -191,7 +223,7 @@ int64_t hc_sched_due(hc_sched *s, int64_t timeline_ns)
     case HC_SCHED_MAX:
         return s->clock.now_ns(s->clock.ctx);
     case HC_SCHED_RATE:
-        return s->start_ns + (int64_t)llroundl((long double)i * 1e9L / (long double)s->opts.rate);
+        return offset_saturating(s->start_ns, (long double)i * 1e9L / (long double)s->opts.rate);
     case HC_SCHED_ORIGINAL:
     case HC_SCHED_SPEED:
         break;
@@ -200,16 +232,17 @@ int64_t hc_sched_due(hc_sched *s, int64_t timeline_ns)
         s->virtual_ns = 0;
         s->have_prev = true;
     } else if (s->pass_pending) {
-        s->virtual_ns += s->loop_gap_ns;
+        s->virtual_ns = add_saturating(s->virtual_ns, s->loop_gap_ns);
     } else {
-        s->virtual_ns += capped(s, timeline_ns - s->prev_t);
+        s->virtual_ns =
+            add_saturating(s->virtual_ns, capped(s, sub_saturating(timeline_ns, s->prev_t)));
     }
     s->pass_pending = false;
     s->prev_t = timeline_ns;
     if (s->opts.mode == HC_SCHED_SPEED)
-        return s->start_ns +
-               (int64_t)llroundl((long double)s->virtual_ns / (long double)s->opts.speed);
-    return s->start_ns + s->virtual_ns;
+        return offset_saturating(s->start_ns,
+                                 (long double)s->virtual_ns / (long double)s->opts.speed);
+    return add_saturating(s->start_ns, s->virtual_ns);
 }
 
 void hc_sched_next_pass(hc_sched *s)
@@ -243,8 +276,9 @@ bool hc_sched_wait(hc_sched *s, int64_t due_ns, const volatile sig_atomic_t *sto
             *now_out = now;
             return false;
         }
-        s->clock.sleep_until_ns(s->clock.ctx,
-                                due_ns - now > SLEEP_CHUNK_NS ? now + SLEEP_CHUNK_NS : due_ns);
+        s->clock.sleep_until_ns(s->clock.ctx, sub_saturating(due_ns, now) > SLEEP_CHUNK_NS
+                                                  ? add_saturating(now, SLEEP_CHUNK_NS)
+                                                  : due_ns);
     }
 }
 

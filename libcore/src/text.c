@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool hc_text_is_json_safe_utf8(const unsigned char *s, size_t len)
 {
@@ -130,8 +131,8 @@ hc_err hc_base64_decode(const char *text, size_t n, unsigned char **out, size_t 
                                     i + (size_t)k);
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         buf[o++] = (unsigned char)(w >> 16);
         if (pad < 2)
             buf[o++] = (unsigned char)(w >> 8);
@@ -141,4 +142,452 @@ hc_err hc_base64_decode(const char *text, size_t n, unsigned char **out, size_t 
     *out = buf;
     *out_len = o;
     return HC_OK;
+}
+
+size_t hc_utf8_sequence_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c;
+    uint32_t cp;
+    size_t need;
+
+    if (!avail)
+        return 0;
+    c = s[0];
+    if (c < 0x80)
+        return c ? 1 : 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        cp = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (avail <= need)
+        return 0;
+    for (size_t k = 1; k <= need; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3Fu);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need + 1;
+}
+
+/* --- JSON text ------------------------------------------------------------------------------- */
+
+size_t hc_json_escape(const unsigned char *s, size_t n, char *dst)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = dst;
+
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c >= 0x20) {
+            *o++ = (char)c;
+        } else if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+        } else if (c == '\t') {
+            *o++ = '\\';
+            *o++ = 't';
+        } else if (c == '\r') {
+            *o++ = '\\';
+            *o++ = 'r';
+        } else {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        }
+    }
+    *o++ = '"';
+    return (size_t)(o - dst);
+}
+
+enum lex_state { S_VALUE, S_VALUE_OR_END, S_KEY, S_KEY_OR_END, S_COLON, S_NEXT, S_DONE };
+
+void hc_json_lexer_init(struct hc_json_lexer *lx, const char *text, size_t len, size_t max_depth)
+{
+    memset(lx, 0, sizeof(*lx));
+    lx->text = text;
+    lx->len = len;
+    lx->max_depth = max_depth;
+    lx->state = S_VALUE;
+}
+
+void hc_json_lexer_release(struct hc_json_lexer *lx)
+{
+    if (!lx)
+        return;
+    free(lx->stack);
+    lx->stack = NULL;
+    lx->stack_cap = 0;
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+static hc_err lex_fail(struct hc_json_lexer *lx, size_t at, hc_error *err)
+{
+    lx->error_at = at;
+    return hc_error_set(err, HC_ERR_PARSE, "invalid JSON at byte %zu", at + 1);
+}
+
+/* A string at lx->pos (the opening quote): sets *end past the closing quote. */
+static hc_err lex_string(struct hc_json_lexer *lx, size_t *end, bool *escaped, hc_error *err)
+{
+    const char *t = lx->text;
+    size_t i = lx->pos + 1, n = lx->len;
+
+    *escaped = false;
+    for (;;) {
+        unsigned char c;
+        if (i >= n)
+            return lex_fail(lx, i, err);
+        c = (unsigned char)t[i];
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return lex_fail(lx, i, err);
+        if (c != '\\') {
+            i++;
+            continue;
+        }
+        *escaped = true;
+        if (i + 1 >= n)
+            return lex_fail(lx, i, err);
+        switch (t[i + 1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            i += 2;
+            break;
+        case 'u': {
+            int cp = i + 6 <= n ? hex4(t + i + 2) : -1;
+            if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+                return lex_fail(lx, i, err);
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* a high surrogate needs its low half, as cJSON requires */
+                int lo = i + 12 <= n && t[i + 6] == '\\' && t[i + 7] == 'u' ? hex4(t + i + 8) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return lex_fail(lx, i, err);
+                i += 6;
+            }
+            i += 6;
+            break;
+        }
+        default:
+            return lex_fail(lx, i, err);
+        }
+    }
+    *end = i + 1;
+    return HC_OK;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* RFC 8259's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static size_t lex_number(const char *t, size_t i, size_t n)
+{
+    size_t start = i;
+
+    if (i < n && t[i] == '-')
+        i++;
+    if (i < n && t[i] == '0')
+        i++;
+    else if (i < n && is_digit(t[i]))
+        while (i < n && is_digit(t[i]))
+            i++;
+    else
+        return 0;
+    if (i < n && t[i] == '.') {
+        if (++i >= n || !is_digit(t[i]))
+            return 0;
+        while (i < n && is_digit(t[i]))
+            i++;
+    }
+    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+        i++;
+        if (i < n && (t[i] == '+' || t[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(t[i]))
+            return 0;
+        while (i < n && is_digit(t[i]))
+            i++;
+    }
+    return i - start;
+}
+
+static bool push_container(struct hc_json_lexer *lx, unsigned char c)
+{
+    if (lx->depth == lx->stack_cap) {
+        size_t cap = lx->stack_cap ? lx->stack_cap * 2 : 64;
+        unsigned char *p = realloc(lx->stack, cap);
+        if (!p)
+            return false;
+        lx->stack = p;
+        lx->stack_cap = cap;
+    }
+    lx->stack[lx->depth++] = c;
+    return true;
+}
+
+hc_err hc_json_lexer_next(struct hc_json_lexer *lx, struct hc_json_token *tok, hc_error *err)
+{
+    const char *t = lx->text;
+    size_t n = lx->len;
+
+    for (;;) {
+        size_t i = lx->pos;
+        char c;
+        while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+            i++;
+        lx->pos = i;
+        if (i >= n) {
+            if (lx->state == S_DONE)
+                return HC_DONE;
+            return lex_fail(lx, i, err);
+        }
+        c = t[i];
+        memset(tok, 0, sizeof(*tok));
+        tok->text = t + i;
+        tok->depth = lx->depth;
+        switch (lx->state) {
+        case S_DONE:
+            return lex_fail(lx, i, err);
+        case S_COLON:
+            if (c != ':')
+                return lex_fail(lx, i, err);
+            lx->pos++;
+            lx->state = S_VALUE;
+            continue;
+        case S_NEXT:
+        case S_KEY_OR_END:
+        case S_VALUE_OR_END: {
+            unsigned char top = lx->stack[lx->depth - 1];
+            if ((c == '}' && top == '{') || (c == ']' && top == '[')) {
+                if (lx->state == S_VALUE_OR_END && top == '{')
+                    return lex_fail(lx, i, err);
+                lx->depth--;
+                lx->pos++;
+                tok->type = c == '}' ? HC_JSON_END_OBJECT : HC_JSON_END_ARRAY;
+                tok->len = 1;
+                tok->depth = lx->depth;
+                lx->state = lx->depth ? S_NEXT : S_DONE;
+                return HC_OK;
+            }
+            if (lx->state == S_NEXT) {
+                if (c != ',')
+                    return lex_fail(lx, i, err);
+                lx->pos++;
+                lx->state = top == '{' ? S_KEY : S_VALUE;
+                continue;
+            }
+            if (lx->state == S_KEY_OR_END)
+                goto key;
+            goto value;
+        }
+        case S_KEY:
+        key : {
+            size_t end;
+            bool escaped;
+            hc_err rc;
+            if (c != '"')
+                return lex_fail(lx, i, err);
+            if ((rc = lex_string(lx, &end, &escaped, err)) != HC_OK)
+                return rc;
+            tok->type = HC_JSON_KEY;
+            tok->len = end - i;
+            tok->escaped = escaped;
+            lx->pos = end;
+            lx->state = S_COLON;
+            return HC_OK;
+        }
+        case S_VALUE:
+        value:
+            if (c == '{' || c == '[') {
+                if (lx->depth >= lx->max_depth) {
+                    lx->too_deep = true;
+                    lx->error_at = i;
+                    return hc_error_set(err, HC_ERR_PARSE, "nesting deeper than %zu levels",
+                                        lx->max_depth);
+                }
+                if (!push_container(lx, (unsigned char)c))
+                    return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+                lx->pos++;
+                tok->type = c == '{' ? HC_JSON_BEGIN_OBJECT : HC_JSON_BEGIN_ARRAY;
+                tok->len = 1;
+                lx->state = c == '{' ? S_KEY_OR_END : S_VALUE_OR_END;
+                return HC_OK;
+            }
+            if (c == '"') {
+                size_t end;
+                bool escaped;
+                hc_err rc = lex_string(lx, &end, &escaped, err);
+                if (rc != HC_OK)
+                    return rc;
+                tok->type = HC_JSON_STRING;
+                tok->len = end - i;
+                tok->escaped = escaped;
+            } else if (c == '-' || is_digit(c)) {
+                tok->type = HC_JSON_NUMBER;
+                if (!(tok->len = lex_number(t, i, n)))
+                    return lex_fail(lx, i, err);
+            } else if (n - i >= 4 && memcmp(t + i, "true", 4) == 0) {
+                tok->type = HC_JSON_TRUE;
+                tok->len = 4;
+            } else if (n - i >= 5 && memcmp(t + i, "false", 5) == 0) {
+                tok->type = HC_JSON_FALSE;
+                tok->len = 5;
+            } else if (n - i >= 4 && memcmp(t + i, "null", 4) == 0) {
+                tok->type = HC_JSON_NULL;
+                tok->len = 4;
+            } else {
+                return lex_fail(lx, i, err);
+            }
+            lx->pos = i + tok->len;
+            lx->state = lx->depth ? S_NEXT : S_DONE;
+            return HC_OK;
+        }
+    }
+}
+
+hc_err hc_json_validate(const char *text, size_t len, size_t max_depth, hc_error *err)
+{
+    struct hc_json_lexer lx;
+    struct hc_json_token tok;
+    hc_err rc;
+
+    hc_json_lexer_init(&lx, text, len, max_depth);
+    while ((rc = hc_json_lexer_next(&lx, &tok, err)) == HC_OK)
+        ;
+    hc_json_lexer_release(&lx);
+    return rc == HC_DONE ? HC_OK : rc;
+}
+
+static void put_utf8(uint32_t cp, unsigned char **o)
+{
+    unsigned char *p = *o;
+    if (cp < 0x80) {
+        *p++ = (unsigned char)cp;
+    } else if (cp < 0x800) {
+        *p++ = (unsigned char)(0xC0 | (cp >> 6));
+        *p++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *p++ = (unsigned char)(0xE0 | (cp >> 12));
+        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        *p++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else {
+        *p++ = (unsigned char)(0xF0 | (cp >> 18));
+        *p++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        *p++ = (unsigned char)(0x80 | (cp & 0x3F));
+    }
+    *o = p;
+}
+
+size_t hc_json_string_decode(const char *raw, size_t raw_len, unsigned char *dst)
+{
+    unsigned char *o = dst;
+    size_t i = 1, end = raw_len - 1; /* inside the quotes */
+
+    while (i < end) {
+        char c = raw[i];
+        if (c != '\\') {
+            *o++ = (unsigned char)c;
+            i++;
+            continue;
+        }
+        c = raw[i + 1];
+        i += 2;
+        switch (c) {
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            uint32_t cp = (uint32_t)hex4(raw + i);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo = (uint32_t)hex4(raw + i + 2);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
+            }
+            put_utf8(cp, &o);
+            break;
+        }
+        default: /* '"', '\\', '/' */
+            *o++ = (unsigned char)c;
+            break;
+        }
+    }
+    return (size_t)(o - dst);
+}
+
+size_t hc_json_compact(const char *text, size_t len, char *dst)
+{
+    char *o = dst;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            *o++ = c;
+            if (c == '\\')
+                *o++ = text[++i];
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            *o++ = c;
+            in_string = true;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            *o++ = c;
+        }
+    }
+    return (size_t)(o - dst);
 }

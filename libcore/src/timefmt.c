@@ -2,11 +2,14 @@
  * Clocks and RFC 3339 timestamps. Parsing and formatting use days-from-civil arithmetic on the
  * proleptic Gregorian calendar, so the result never depends on the process's time zone, locale
  * or on timegm() being available. Timestamps are int64 ns since the Unix epoch, which covers the
- * years 1677 to 2262; anything outside is rejected as out of range.
+ * years 1677 to 2262; hkit accepts only 1900 to 2100 (HC_TIME_MIN_NS..HC_TIME_MAX_NS), so that the
+ * difference and the sum of any two accepted times still fit in an int64 (see timefmt.h).
  */
 #include "hcore/timefmt.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define NS_PER_SEC 1000000000LL
@@ -145,11 +148,13 @@ hc_err hc_time_parse_rfc3339(const char *text, size_t len, int64_t *ns_out, hc_e
     if (off_h > 23 || off_m > 59)
         return hc_error_set(err, HC_ERR_PARSE, "time zone offset out of range");
 
+    /* Years have 4 digits, so none of this can overflow; the range check comes before any ns. */
     secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
     secs -= off_sign * (off_h * 3600 + off_m * 60);
-    /* int64 ns spans 1677-09-21 to 2262-04-11. */
-    if (secs > INT64_MAX / NS_PER_SEC - 1 || secs < INT64_MIN / NS_PER_SEC + 1)
-        return hc_error_set(err, HC_ERR_PARSE, "timestamp out of range (years 1678-2261)");
+    if (secs < HC_TIME_MIN_NS / NS_PER_SEC || secs > HC_TIME_MAX_NS / NS_PER_SEC)
+        return hc_error_set(err, HC_ERR_PARSE,
+                            "time out of range: hkit handles 1900-01-01T00:00:00Z to "
+                            "2100-12-31T23:59:59Z");
     *ns_out = secs * NS_PER_SEC + frac_ns;
     return HC_OK;
 }
@@ -218,4 +223,74 @@ char *hc_time_format_rfc3339(int64_t ns, int digits, char *buf, size_t size)
         buf[i] = tmp[i];
     buf[n] = '\0';
     return buf;
+}
+
+bool hc_time_in_range(int64_t ns)
+{
+    return ns >= HC_TIME_MIN_NS && ns <= HC_TIME_MAX_NS;
+}
+
+/* Units of a duration, longest name first so "ms" is not read as "m" followed by "s". */
+static const struct {
+    const char *name;
+    int64_t ns;
+} duration_units[] = {
+    {"us", 1000LL},         {"ms", 1000000LL},        {"s", NS_PER_SEC},
+    {"m", 60 * NS_PER_SEC}, {"h", 3600 * NS_PER_SEC}, {"d", 86400 * NS_PER_SEC},
+};
+
+hc_err hc_duration_parse(const char *text, int64_t *ns_out, hc_error *err)
+{
+    const char *p = text, *unit;
+    int64_t whole = 0, frac_num = 0, frac_den = 1, scale = 0, ns;
+
+    if (!text || !ns_out)
+        return hc_error_set(err, HC_ERR_INVALID, "no duration given");
+    if (*p < '0' || *p > '9')
+        return hc_error_set(err, HC_ERR_PARSE, "expected e.g. 250ms, 10s, 5m, 2h");
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (whole > (INT64_MAX - 9) / 10)
+            return hc_error_set(err, HC_ERR_PARSE, "too long");
+        whole = whole * 10 + (*p - '0');
+    }
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return hc_error_set(err, HC_ERR_PARSE, "expected e.g. 250ms, 10s, 5m, 2h");
+        /* digits past nanoseconds of a day cannot matter; keep 12 so the sums stay exact */
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (frac_den < 1000000000000LL) {
+                frac_num = frac_num * 10 + (*p - '0');
+                frac_den *= 10;
+            }
+        }
+    }
+    unit = p;
+    if (!*unit) {
+        if (whole == 0 && frac_num == 0) {
+            *ns_out = 0; /* zero needs no unit */
+            return HC_OK;
+        }
+        return hc_error_set(err, HC_ERR_PARSE, "missing unit (use us, ms, s, m, h or d)");
+    }
+    for (size_t i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++)
+        if (strcmp(unit, duration_units[i].name) == 0)
+            scale = duration_units[i].ns;
+    if (!scale)
+        return hc_error_set(err, HC_ERR_PARSE, "unknown unit '%s' (use us, ms, s, m, h or d)",
+                            unit);
+    if (whole > INT64_MAX / scale)
+        return hc_error_set(err, HC_ERR_PARSE, "too long");
+    ns = whole * scale;
+    /* frac_num < frac_den <= 10^12 and scale <= 8.64e13: split to stay within int64 */
+    {
+        int64_t part =
+            scale / frac_den * frac_num + (int64_t)((long double)(scale % frac_den) *
+                                                    (long double)frac_num / (long double)frac_den);
+        if (part > INT64_MAX - ns)
+            return hc_error_set(err, HC_ERR_PARSE, "too long");
+        ns += part;
+    }
+    *ns_out = ns;
+    return HC_OK;
 }

@@ -25,7 +25,7 @@ usage_error "option '--note' needs a value" "${t[@]}" --note
 usage_error "invalid topic filter 'a/#/b': '#' must be the last level" -t 'a/#/b'
 usage_error "invalid value '-1' for --flush-ms: must be between 0 and 3600000" "${t[@]}" --flush-ms -1
 usage_error "invalid duration '0' for --duration: must be positive" "${t[@]}" --duration 0
-usage_error "invalid duration '5x' for --duration: unknown unit 'x' (use ms, s, m, h or d)" \
+usage_error "invalid duration '5x' for --duration: unknown unit 'x' (use us, ms, s, m, h or d)" \
     "${t[@]}" --duration 5x
 usage_error "invalid value '0' for --count: must be between 1 and 9223372036854775807" "${t[@]}" -C 0
 usage_error "use either --append or --force, not both" "${t[@]}" --append --force

@@ -24,7 +24,7 @@ expect_usage "hgen: invalid value 'lamp=3' for --devices: unknown device kind 'l
 expect_usage "hgen: invalid value 'air=x' for --devices: bad count 'x' for 'air'" --jsonl --devices air=x
 expect_usage "hgen: invalid value 'air=0' for --devices: no devices in the mix" --jsonl --devices air=0
 expect_usage "hgen: invalid value 'air=1,air=2' for --devices: device kind 'air' given twice" --jsonl --devices air=1,air=2
-expect_usage "hgen: invalid duration '1y' for --duration: unknown unit 'y' (use ms, s, m, h or d)" --jsonl --duration 1y
+expect_usage "hgen: invalid duration '1y' for --duration: unknown unit 'y' (use us, ms, s, m, h or d)" --jsonl --duration 1y
 expect_usage "hgen: invalid value '0' for --duration: must be between 1ms and 100 years" --jsonl --duration 0
 expect_usage "hgen: invalid value 'yesterday' for --start: expected an RFC 3339 time such as 2026-02-02T08:00:00Z" --jsonl --start yesterday
 expect_usage "hgen: invalid value 'abc' for --seed: not a whole number" --jsonl --seed abc

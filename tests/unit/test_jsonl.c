@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "hcore/jsonl.h"
+#include "hcore/text.h"
+#include "hcore/timefmt.h"
 
 static char path[256];
 
@@ -422,14 +424,15 @@ Test(jsonl, lines_the_fast_path_declines_still_read_correctly)
 
     read_one("{\"topic\":\"\\u00e9\\ud83d\\ude00\",\"payload\":\"a\\u0000b\"}\n", &rec, &r);
     cr_assert_str_eq(rec.msg.topic, "\xc3\xa9\xf0\x9f\x98\x80");
-    cr_assert_eq(rec.msg.payload_len, 1); /* cJSON's string ends at the NUL */
+    cr_assert_eq(rec.msg.payload_len, 3); /* U+0000 is kept, where cJSON's string ended */
+    cr_assert_eq(memcmp(rec.msg.payload, "a\0b", 3), 0);
     hc_jsonl_reader_close(r);
 
-    read_one("{\"topic\":\"a\",\"session\":1,\"session_started_at_ns\":9223372036854775000,"
-             "\"mono_ns\":807,\"seq\":9223372036854775807}\n",
+    read_one("{\"topic\":\"a\",\"session\":1,\"session_started_at_ns\":4133980799999999000,"
+             "\"mono_ns\":999,\"seq\":9223372036854775807}\n",
              &rec, &r);
-    cr_assert_eq(rec.session_started_at_ns, 9223372036854775000LL);
-    cr_assert_eq(rec.msg.timeline_ns, INT64_MAX);
+    cr_assert_eq(rec.session_started_at_ns, 4133980799999999000LL);
+    cr_assert_eq(rec.msg.timeline_ns, HC_TIME_MAX_NS);
     cr_assert_eq(rec.msg.seq, INT64_MAX);
     hc_jsonl_reader_close(r);
 
@@ -630,4 +633,290 @@ Test(jsonl, the_wait_hook_is_never_called_for_a_regular_file)
     cr_assert_eq(hc_jsonl_next(r, &rec, &err), HC_DONE);
     cr_assert_eq(calls, 0);
     hc_jsonl_reader_close(r);
+}
+
+/* --- issue 11: imports keep what they were given -----------------------------------------------
+ */
+
+static void write_bytes(const char *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+/* Reads the file's one line with both paths; both must give rc, and the same message or record. */
+static hc_err read_both(struct hc_jsonl_record *rec, hc_jsonl_reader **keep, hc_error *err)
+{
+    hc_jsonl_reader *slow = open_reader();
+    hc_error slow_err = HC_ERROR_INIT;
+    struct hc_jsonl_record slow_rec;
+    hc_err rc, slow_rc;
+
+    *keep = open_reader();
+    rc = hc_jsonl_next(*keep, rec, err);
+    hc_jsonl_reader_set_fast_path(slow, false);
+    slow_rc = hc_jsonl_next(slow, &slow_rec, &slow_err);
+    cr_assert_eq(rc, slow_rc, "%s / %s", err->message, slow_err.message);
+    if (rc == HC_OK)
+        assert_same_record(rec, &slow_rec);
+    else
+        cr_assert_str_eq(err->message, slow_err.message);
+    hc_jsonl_reader_close(slow);
+    return rc;
+}
+
+static void expect_line_error(const char *text, size_t len, const char *reason)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_jsonl_record rec;
+    hc_jsonl_reader *r;
+    char want[600];
+
+    write_bytes(text, len);
+    cr_assert_eq(read_both(&rec, &r, &err), HC_ERR_PARSE, "'%s' should be refused", text);
+    snprintf(want, sizeof(want), "'%s' line 1: %s", path, reason);
+    cr_assert_str_eq(err.message, want);
+    hc_jsonl_reader_close(r);
+}
+
+static void expect_payload(const char *line, const char *payload, size_t payload_len)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_jsonl_record rec;
+    hc_jsonl_reader *r;
+
+    write_text(line);
+    cr_assert_eq(read_both(&rec, &r, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(rec.msg.payload_len, payload_len, "%s: %zu bytes, expected %zu", line,
+                 rec.msg.payload_len, payload_len);
+    cr_assert_eq(memcmp(rec.msg.payload, payload, payload_len), 0, "%s: got %.*s", line,
+                 (int)rec.msg.payload_len, (const char *)rec.msg.payload);
+    hc_jsonl_reader_close(r);
+}
+
+#define EXPECT_PAYLOAD(line, payload) expect_payload(line, payload, sizeof(payload) - 1)
+
+Test(jsonl, a_payload_given_as_a_json_value_keeps_every_number_as_written)
+{
+    EXPECT_PAYLOAD("{\"topic\":\"a/b\",\"payload\":{\"v\":9007199254740993,"
+                   "\"w\":0.30000000000000004,\"z\":1e400}}\n",
+                   "{\"v\":9007199254740993,\"w\":0.30000000000000004,\"z\":1e400}");
+    EXPECT_PAYLOAD(
+        "{\"topic\":\"a\",\"payload\" : { \"n\" : 1.0E+2 , \"s\" : \"\\u00e9 \\/ x\" ,"
+        "\"a\" : [ -0 , 12345678901234567890 , true , null ] } }\n",
+        "{\"n\":1.0E+2,\"s\":\"\\u00e9 \\/ x\",\"a\":[-0,12345678901234567890,true,null]}");
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":-1.50}\n", "-1.50");
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":false}\n", "false");
+    /* longer than cJSON's 63-character numbers */
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":[1234567890123456789012345678901234567890123456789"
+                   "01234567890123456789]}\n",
+                   "[123456789012345678901234567890123456789012345678901234567890123456789]");
+    /* duplicate keys inside the payload stay, in order */
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":{\"k\":1,\"k\":2}}\n", "{\"k\":1,\"k\":2}");
+}
+
+Test(jsonl, u0000_is_kept_in_payloads_and_refused_in_topics)
+{
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":\"a\\u0000b\"}\n", "a\0b");
+    EXPECT_PAYLOAD("{\"topic\":\"a\",\"payload\":\"\\u0000\"}\n", "\0");
+    expect_line_error("{\"topic\":\"a\\u0000b\",\"payload\":\"x\"}\n", 35,
+                      "\"topic\" contains U+0000, which MQTT does not allow");
+    expect_line_error("{\"topic\":\"a\",\"received_at\":\"2026-02-05T10:30:45Z\\u0000\"}\n", 56,
+                      "\"received_at\" is not an RFC 3339 timestamp");
+    expect_line_error("{\"topic\":\"a\",\"payload_b64\":\"QQ==\\u0000\"}\n", 41,
+                      "\"payload_b64\" is not valid base64");
+}
+
+Test(jsonl, a_raw_nul_byte_is_an_error_with_its_line_and_column)
+{
+    static const char line[] = "{\"topic\":\"a\",\"payload\":\"x\"}\0garbage\n";
+    static const char inside[] = "{\"topic\":\"a\",\"payload\":\"x\0y\"}\n";
+    expect_line_error(line, sizeof(line) - 1,
+                      "raw NUL byte at column 28 (inside a string write \\u0000)");
+    expect_line_error(inside, sizeof(inside) - 1,
+                      "raw NUL byte at column 26 (inside a string write \\u0000)");
+}
+
+Test(jsonl, mosquitto_times_with_any_utc_offset_are_converted)
+{
+    struct hc_jsonl_record rec;
+    hc_jsonl_reader *r;
+    hc_error err = HC_ERROR_INIT;
+    const struct {
+        const char *tst;
+        const char *utc;
+    } cases[] = {
+        {"2026-11-25T09:36:03.675306Z+0200", "2026-11-25T07:36:03.675306Z"},
+        {"2026-11-25T01:06:03.675306Z-0530", "2026-11-25T06:36:03.675306Z"},
+        {"2026-01-01T00:30:00.000000Z+0100", "2025-12-31T23:30:00Z"},
+        {"2026-11-25T00:16:12.916478Z+0000", "2026-11-25T00:16:12.916478Z"},
+        {"2026-11-25T00:16:12+02:00", "2026-11-24T22:16:12Z"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[200];
+        int64_t want;
+        snprintf(line, sizeof(line),
+                 "{\"tst\":\"%s\",\"topic\":\"a\",\"qos\":0,\"retain\":0,\"payloadlen\":1,"
+                 "\"payload\":\"x\"}\n",
+                 cases[i].tst);
+        write_text(line);
+        cr_assert_eq(read_both(&rec, &r, &err), HC_OK, "%s: %s", cases[i].tst, err.message);
+        cr_assert_eq(hc_time_parse_rfc3339(cases[i].utc, strlen(cases[i].utc), &want, NULL), HC_OK);
+        cr_assert_eq(rec.msg.received_at_ns, want, "%s", cases[i].tst);
+        hc_jsonl_reader_close(r);
+    }
+    const char *bad[] = {"2026-11-25T09:36:03Z+02", "2026-11-25T09:36:03Z+2400",
+                         "2026-11-25T09:36:03Z+02:00x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char line[200];
+        snprintf(line, sizeof(line), "{\"tst\":\"%s\",\"topic\":\"a\",\"payload\":\"x\"}\n",
+                 bad[i]);
+        expect_line_error(line, strlen(line), "\"tst\" is not an RFC 3339 timestamp");
+    }
+}
+
+Test(jsonl, invalid_utf8_topics_are_refused_by_both_paths)
+{
+    static const char raw[] = "{\"topic\":\"a/\xff/b\",\"payload\":\"x\"}\n";
+    static const char overlong[] = "{\"topic\":\"a/\xc0\xaf\",\"payload\":\"x\"}\n";
+    expect_line_error(raw, sizeof(raw) - 1, "\"topic\" is not valid UTF-8, which MQTT requires");
+    expect_line_error(overlong, sizeof(overlong) - 1,
+                      "\"topic\" is not valid UTF-8, which MQTT requires");
+    /* a lone surrogate escape is not JSON that cJSON reads either */
+    expect_line_error("{\"topic\":\"\\udc00\"}\n", 19, "not valid JSON");
+}
+
+Test(jsonl, a_stored_invalid_utf8_topic_is_written_as_topic_b64)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_msg m = {0};
+    struct hc_jsonl_record rec;
+    hc_jsonl_reader *r;
+    char line[300];
+    FILE *f = fopen(path, "wb");
+    cJSON *doc;
+
+    m.topic = "a/\xff\xfe/b";
+    m.payload = (const unsigned char *)"x";
+    m.payload_len = 1;
+    cr_assert_not_null(f);
+    cr_assert_eq(hc_jsonl_write(f, &m, NULL, &err), HC_OK);
+    fclose(f);
+    f = fopen(path, "rb");
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    cr_assert(hc_text_is_json_safe_utf8((const unsigned char *)line, strlen(line)), "%s", line);
+    doc = cJSON_Parse(line);
+    cr_assert_not_null(doc, "%s", line);
+    cr_assert_str_eq(cJSON_GetObjectItem(doc, "topic_b64")->valuestring, "YS///i9i");
+    cr_assert_null(cJSON_GetObjectItem(doc, "topic"));
+    cJSON_Delete(doc);
+    /* read back, the topic is named as what it is */
+    r = open_reader();
+    cr_assert_eq(hc_jsonl_next(r, &rec, &err), HC_ERR_PARSE);
+    cr_assert(strstr(err.message, "\"topic\" is not valid UTF-8, which MQTT requires"), "%s",
+              err.message);
+    hc_jsonl_reader_close(r);
+    write_text("{\"topic_b64\":\"YS9i\",\"payload\":\"x\"}\n");
+    cr_assert_eq(read_both(&rec, &r, &err), HC_OK, "%s", err.message);
+    cr_assert_str_eq(rec.msg.topic, "a/b");
+    hc_jsonl_reader_close(r);
+}
+
+Test(jsonl, a_topic_that_is_not_a_string_or_empty_says_so)
+{
+    expect_line_error("{\"topic\":5}\n", 12, "\"topic\" must be a string");
+    expect_line_error("{\"topic\":null}\n", 15, "\"topic\" must be a string");
+    expect_line_error("{\"topic\":\"\"}\n", 13, "\"topic\" is empty");
+    expect_line_error("{\"payload\":\"x\"}\n", 16, "missing \"topic\"");
+}
+
+Test(jsonl, deep_nesting_says_how_deep_is_allowed)
+{
+    size_t depth = 100000, n = 0;
+    char *line = malloc(2 * depth + 64);
+    char *ok = malloc(2 * 1000 + 64);
+
+    cr_assert_not_null(line);
+    n += (size_t)sprintf(line, "{\"topic\":\"a\",\"payload\":");
+    memset(line + n, '[', depth);
+    n += depth;
+    memset(line + n, ']', depth);
+    n += depth;
+    n += (size_t)sprintf(line + n, "}\n");
+    expect_line_error(line, n, "nesting deeper than 1000 levels");
+    /* the line's object and 999 arrays: as deep as cJSON goes, accepted */
+    n = (size_t)sprintf(ok, "{\"topic\":\"a\",\"payload\":");
+    memset(ok + n, '[', 999);
+    memset(ok + n + 999, ']', 999);
+    n += 1998;
+    sprintf(ok + n, "}\n");
+    {
+        hc_error err = HC_ERROR_INIT;
+        struct hc_jsonl_record rec;
+        hc_jsonl_reader *r;
+        write_text(ok);
+        cr_assert_eq(read_both(&rec, &r, &err), HC_OK, "%s", err.message);
+        cr_assert_eq(rec.msg.payload_len, 1998);
+        hc_jsonl_reader_close(r);
+    }
+    free(line);
+    free(ok);
+}
+
+Test(jsonl, a_utf8_byte_order_mark_before_the_first_line_is_skipped)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_jsonl_record rec;
+    hc_jsonl_reader *r;
+
+    write_text("\xEF\xBB\xBF{\"topic\":\"a\",\"payload\":\"x\"}\n\xEF\xBB\xBF{\"topic\":\"b\"}\n");
+    r = open_reader();
+    cr_assert_eq(hc_jsonl_next(r, &rec, &err), HC_OK, "%s", err.message);
+    cr_assert_str_eq(rec.msg.topic, "a");
+    /* only at the start of the file: elsewhere it is not JSON */
+    cr_assert_eq(hc_jsonl_next(r, &rec, &err), HC_ERR_PARSE);
+    hc_jsonl_reader_close(r);
+}
+
+Test(jsonl, valid_times_out_of_range_say_they_are_out_of_range)
+{
+    static const char *const lines[] = {
+        "{\"topic\":\"a\",\"received_at\":\"2262-01-01T00:00:00Z\"}\n",
+        "{\"topic\":\"a\",\"received_at\":\"1678-01-01T00:00:00Z\"}\n",
+    };
+    for (size_t i = 0; i < 2; i++)
+        expect_line_error(lines[i], strlen(lines[i]),
+                          "\"received_at\": time out of range: hkit handles "
+                          "1900-01-01T00:00:00Z to 2100-12-31T23:59:59Z");
+    const char *tst = "{\"tst\":\"2262-01-01T00:00:00.000000Z+0000\",\"topic\":\"a\"}\n";
+    expect_line_error(tst, strlen(tst),
+                      "\"tst\": time out of range: hkit handles 1900-01-01T00:00:00Z to "
+                      "2100-12-31T23:59:59Z");
+    /* session_started_at_ns + mono_ns beyond int64 is clamped, never wrapped to the past */
+    const struct {
+        const char *line;
+        int64_t timeline;
+    } sums[] = {
+        {"{\"topic\":\"a\",\"session\":1,\"session_started_at_ns\":9223372036854775000,"
+         "\"mono_ns\":9223372036854775000}\n",
+         INT64_MAX},
+        {"{\"topic\":\"a\",\"session\":1,\"session_started_at_ns\":-9223372036854775000,"
+         "\"mono_ns\":-9223372036854775000}\n",
+         INT64_MIN},
+        {"{\"topic\":\"a\",\"session\":1,\"session_started_at_ns\":9223372036854775000,"
+         "\"mono_ns\":-9223372036854775000}\n",
+         0},
+    };
+    for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
+        hc_error err = HC_ERROR_INIT;
+        struct hc_jsonl_record rec;
+        hc_jsonl_reader *r;
+        write_text(sums[i].line);
+        cr_assert_eq(read_both(&rec, &r, &err), HC_OK, "%s", err.message);
+        cr_assert_eq(rec.msg.timeline_ns, sums[i].timeline, "%s", sums[i].line);
+        hc_jsonl_reader_close(r);
+    }
 }

@@ -156,8 +156,9 @@ Test(redact, every_occurrence_of_a_known_id_in_a_payload_is_replaced)
     hc_redact_pseudonym(r, DEVICE, strlen(DEVICE), pd);
     hc_redact_pseudonym(r, OTHER_DEVICE, strlen(OTHER_DEVICE), po);
     snprintf(want, sizeof(want),
-             "{\"value\":{\"rss\":-70,\"sourceDeviceId\":\"%s\"},\"note\":\"seen %s and %sx\"}", po,
-             pd, pd);
+             "{\"value\":{\"rss\":-70,\"sourceDeviceId\":\"%s\"},\"note\":\"seen %s and "
+             "%sx\"}",
+             po, pd, DEVICE); /* "<id>x" is another token, not the id: it stays */
     cr_assert_eq(out.payload_len, strlen(want));
     cr_assert_eq(memcmp(out.payload, want, out.payload_len), 0, "%.*s", (int)out.payload_len,
                  (const char *)out.payload);
@@ -361,5 +362,145 @@ Test(redact, many_ids_of_many_lengths_are_all_found)
     cr_assert_null(strstr(text, "device-"), "%s", text);
     cr_assert_eq(strlen(text), strlen("a  b  c") + 72);
     free(text);
+    hc_redact_free(r);
+}
+
+/* --- issue 11 items 6-8: redaction that holds ---------------------------------------------------
+ */
+
+static const char *payload_text(const struct hc_msg *m)
+{
+    static char text[2000];
+    snprintf(text, sizeof(text), "%.*s", (int)m->payload_len, (const char *)m->payload);
+    return text;
+}
+
+static void assert_absent(const char *text, const char *what)
+{
+    cr_assert_null(strstr(text, what), "'%s' left in %s", what, text);
+}
+
+Test(redact, every_form_of_a_known_id_is_replaced_by_the_same_pseudonym)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char pd[37], want[1200];
+    struct hc_msg out;
+
+    redact(r, TOPIC_OF(DEVICE), "{}");
+    hc_redact_pseudonym(r, DEVICE, strlen(DEVICE), pd);
+    out = redact(r, "x/y",
+                 "{\"a\":\"9D1E2F3A-4B5C-4D6E-8F70-A1B2C3D4E5F6\","      /* upper case */
+                 "\"b\":\"9d1e2f3a4b5c4d6e8f70a1b2c3d4e5f6\","           /* no hyphens */
+                 "\"c\":\"9d1e2f3a%2D4b5c%2d4d6e-8f70-a1b2c3d4e5f6\","   /* percent-encoded */
+                 "\"d\":\"9d1e2f3a\\u002d4b5c-4d6e-8f70-a1b2c3d4e5f6\"," /* JSON escape */
+                 "\"e\":\"haltian-iot\\/events\\/x\\/y\\/measurements\\/co2\\/" DEVICE "\","
+                 "\"f\":\"see https://x/devices/9D1E2F3A4B5C4D6E8F70A1B2C3D4E5F6.\"}");
+    snprintf(
+        want, sizeof(want),
+        "{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\",\"d\":\"%s\","
+        "\"e\":\"haltian-iot/events/x/y/measurements/co2/%s\",\"f\":\"see https://x/devices/%s.\"}",
+        pd, pd, pd, pd, pd, pd);
+    cr_assert_str_eq(payload_text(&out), want);
+    hc_redact_free(r);
+}
+
+Test(redact, members_named_like_ids_are_replaced_and_learnt)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char pg[37], pu[37], want[600];
+    char *text = NULL;
+    struct hc_msg out = redact(r, "x/y",
+                               "{\"gatewayId\":\"gw-7\",\"value\":{\"gateway_id\":\"GW-77\","
+                               "\"ID\":\"abc\",\"valid\":\"yes\",\"tsmId\":12100}}");
+
+    hc_redact_pseudonym(r, "gw-7", 4, pg);
+    hc_redact_pseudonym(r, "gw-77", 5, pu);
+    snprintf(want, sizeof(want), "{\"gatewayId\":\"%s\",\"value\":{\"gateway_id\":\"%s\",\"ID\":\"",
+             pg, pu);
+    cr_assert_eq(strncmp(payload_text(&out), want, strlen(want)), 0, "%s", payload_text(&out));
+    assert_absent(payload_text(&out), "abc");
+    cr_assert_not_null(strstr(payload_text(&out), "\"valid\":\"yes\",\"tsmId\":12100}}"));
+    /* a learnt short id is not replaced inside free text (too common) */
+    cr_assert_eq(hc_redact_text(r, "gw-7 and gw-77", &text, NULL), HC_OK);
+    cr_assert_str_eq(text, "gw-7 and gw-77");
+    free(text);
+    hc_redact_free(r);
+}
+
+Test(redact, numbers_and_other_tokens_are_never_cut)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char pn[37], want[600];
+    struct hc_msg out;
+
+    cr_assert_eq(hc_redact_add_id(r, "1234567", 7, NULL), HC_OK);
+    hc_redact_pseudonym(r, "1234567", 7, pn);
+    out = redact(r, "a/1234567/b",
+                 "{\"value\":81234567,\"n\":1234567,\"at\":\"2026-02-05T10:30:51.1234567Z\","
+                 "\"w\":\"x1234567\",\"s\":\"1234567\",\"t\":\"net 1234567.\"}");
+    snprintf(want, sizeof(want),
+             "{\"value\":81234567,\"n\":1234567,\"at\":\"2026-02-05T10:30:51.1234567Z\","
+             "\"w\":\"x1234567\",\"s\":\"%s\",\"t\":\"net %s.\"}",
+             pn, pn);
+    cr_assert_str_eq(payload_text(&out), want);
+    snprintf(want, sizeof(want), "a/%s/b", pn);
+    cr_assert_str_eq(out.topic, want);
+    hc_redact_free(r);
+}
+
+Test(redact, uuids_are_replaced_even_when_never_learnt)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char po[37];
+    char *text = NULL;
+
+    hc_redact_pseudonym(r, OTHER_DEVICE, strlen(OTHER_DEVICE), po);
+    cr_assert_eq(
+        hc_redact_text(r, "device " OTHER_DEVICE " and TSEN01ABC12345678 drop", &text, NULL),
+        HC_OK);
+    cr_assert(strstr(text, po), "%s", text);
+    assert_absent(text, OTHER_DEVICE);
+    assert_absent(text, "TSEN01ABC");
+    free(text);
+    hc_redact_free(r);
+}
+
+Test(redact, ids_in_the_subscriptions_meta_are_learnt)
+{
+    hc_redact *r = new_redactor(KEY1);
+    char pi[37], pd[37], want[300];
+    char *text = NULL;
+
+    cr_assert_eq(hc_redact_learn_meta(r, "subscriptions",
+                                      "[{\"filter\":\"haltian-iot/events/demo01/key01/measurements/"
+                                      "+/dev-0001\",\"qos\":1,\"granted_qos\":1}]",
+                                      NULL),
+                 HC_OK);
+    cr_assert_eq(hc_redact_learn_meta(r, "note", "site demo01", NULL), HC_OK);
+    cr_assert_eq(hc_redact_id_count(r), 3);
+    hc_redact_pseudonym(r, "demo01", 6, pi);
+    hc_redact_pseudonym(r, "dev-0001", 8, pd);
+    cr_assert_eq(hc_redact_text(r, "site demo01, device dev-0001", &text, NULL), HC_OK);
+    snprintf(want, sizeof(want), "site %s, device %s", pi, pd);
+    cr_assert_str_eq(text, want);
+    free(text);
+    hc_redact_free(r);
+}
+
+Test(redact, masks_null_every_duplicate_and_keep_other_bytes)
+{
+    hc_redact *r = new_redactor(KEY1);
+    struct hc_msg out;
+
+    cr_assert_eq(hc_redact_add_mask(r, "secret", NULL), HC_OK);
+    cr_assert_eq(hc_redact_add_mask(r, "value.pos", NULL), HC_OK);
+    out = redact(r, "t/1",
+                 "{\"secret\":\"one\", \"w\":0.30000000000000004,\"secret\" : {\"a\":[1,2]},"
+                 "\"big\":12345678901234567890,\"f\":1.0,\"inf\":1e400,"
+                 "\"value\":[{\"pos\":[1.50,2]},{\"pos\":\"x\",\"k\":-0}],\"secret\":\"two\"}");
+    cr_assert_str_eq(payload_text(&out),
+                     "{\"secret\":null, \"w\":0.30000000000000004,\"secret\" : null,"
+                     "\"big\":12345678901234567890,\"f\":1.0,\"inf\":1e400,"
+                     "\"value\":[{\"pos\":null},{\"pos\":null,\"k\":-0}],\"secret\":null}");
     hc_redact_free(r);
 }

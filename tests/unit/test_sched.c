@@ -332,3 +332,66 @@ Test(sched, small_values_are_exact_and_an_empty_histogram_reports_zero)
     hc_hist_add(&h, INT64_MAX);
     cr_assert_eq(hc_hist_quantile(&h, 1.0), INT64_MAX);
 }
+
+/* Issue 10 item 11: extreme times overflowed the gap (UBSan) and gave a negative, unordered span.
+ */
+Test(sched, extreme_times_saturate_and_keep_arrival_order)
+{
+    const int64_t times[] = {
+        INT64_MIN, -9000000000000000000LL, 0, 9000000000000000000LL, INT64_MAX, INT64_MIN,
+        INT64_MAX};
+    const enum hc_sched_mode modes[] = {HC_SCHED_ORIGINAL, HC_SCHED_SPEED};
+
+    for (size_t m = 0; m < 2; m++) {
+        struct fake_clock fc = {.now = 5 * S};
+        struct hc_sched_options o = {.mode = modes[m], .speed = 0.5};
+        hc_sched *s = make(&fc, o);
+        int64_t prev = INT64_MIN;
+        for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+            int64_t due = hc_sched_due(s, times[i]);
+            cr_assert_geq(due, prev, "mode %zu message %zu: due %lld before %lld", m, i,
+                          (long long)due, (long long)prev);
+            prev = due;
+        }
+        cr_assert_eq(prev, INT64_MAX);
+        hc_sched_next_pass(s);
+        cr_assert_eq(hc_sched_due(s, 0), INT64_MAX);
+        hc_sched_free(s);
+    }
+}
+
+Test(sched, a_gap_cap_still_applies_between_extreme_times)
+{
+    struct fake_clock fc = {.now = 0};
+    struct hc_sched_options o = {.mode = HC_SCHED_ORIGINAL, .max_gap_ns = 5 * S};
+    hc_sched *s = make(&fc, o);
+
+    cr_assert_eq(hc_sched_due(s, INT64_MIN), 0);
+    cr_assert_eq(hc_sched_due(s, INT64_MAX), 5 * S);
+    cr_assert_eq(hc_sched_due(s, INT64_MIN), 5 * S);
+    hc_sched_free(s);
+}
+
+static volatile sig_atomic_t stop_after_sleep;
+
+static void sleep_then_stop(void *ctx, int64_t deadline)
+{
+    fake_sleep_until(ctx, deadline);
+    stop_after_sleep = 1;
+}
+
+Test(sched, waiting_for_the_far_future_from_a_negative_clock_does_not_overflow)
+{
+    struct fake_clock fc = {.now = -9000000000000000000LL};
+    struct hc_clock clock = {fake_now, sleep_then_stop, &fc};
+    struct hc_sched_options o = {.mode = HC_SCHED_MAX};
+    hc_sched *s = NULL;
+    int64_t now = 0;
+
+    cr_assert_eq(hc_sched_new(&o, &clock, &s, NULL), HC_OK);
+    stop_after_sleep = 0;
+    cr_assert(!hc_sched_wait(s, INT64_MAX, &stop_after_sleep, &now));
+    cr_assert_eq(fc.last_deadline, -9000000000000000000LL + 100 * MS);
+    cr_assert_eq(now, -9000000000000000000LL + 100 * MS);
+    hc_sched_free(s);
+}

@@ -31,7 +31,8 @@ hc_err tool_detect_input(const char *path, bool *is_db, hc_error *err)
         *is_db = true;
         return HC_OK;
     }
-    for (size_t i = 0; i < n; i++) {
+    /* a UTF-8 byte order mark (some Windows editors write one) is skipped, as the reader does */
+    for (size_t i = n >= 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; i < n; i++) {
         if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')
             continue;
         if (head[i] == '{')

@@ -165,32 +165,9 @@ enum opts_result tool_parse_double(const char *option, const char *text, double 
 
 enum opts_result tool_parse_duration_ns(const char *option, const char *text, int64_t *out)
 {
-    char *end;
-    double v, scale;
+    hc_error err = HC_ERROR_INIT;
 
-    errno = 0;
-    v = strtod(text, &end);
-    if (errno || end == text || !isfinite(v) || v < 0)
-        return tool_usage_error("invalid duration '%s' for %s: expected e.g. 250ms, 10s, 5m, 2h",
-                                text, option);
-    if (!*end || strcmp(end, "s") == 0)
-        scale = 1e9;
-    else if (strcmp(end, "ms") == 0)
-        scale = 1e6;
-    else if (strcmp(end, "us") == 0)
-        scale = 1e3;
-    else if (strcmp(end, "m") == 0)
-        scale = 60e9;
-    else if (strcmp(end, "h") == 0)
-        scale = 3600e9;
-    else if (strcmp(end, "d") == 0)
-        scale = 86400e9;
-    else
-        return tool_usage_error("invalid duration '%s' for %s: unknown unit '%s' (use ms, s, m, "
-                                "h or d)",
-                                text, option, end);
-    if (v * scale > 9.2e18)
-        return tool_usage_error("invalid duration '%s' for %s: too long", text, option);
-    *out = (int64_t)(v * scale);
+    if (hc_duration_parse(text, out, &err) != HC_OK)
+        return tool_usage_error("invalid duration '%s' for %s: %s", text, option, err.message);
     return OPTS_OK;
 }

@@ -83,6 +83,8 @@ enum opts_result tool_select_option(struct tool_select *s, int opt, const char *
 static enum opts_result resolve_time(const char *option, const char *text, int64_t first_ns,
                                      int64_t *out)
 {
+    hc_error err = HC_ERROR_INIT;
+
     if (text[0] == '+') {
         int64_t offset;
         if (tool_parse_duration_ns(option, text + 1, &offset) != OPTS_OK)
@@ -90,10 +92,14 @@ static enum opts_result resolve_time(const char *option, const char *text, int64
         *out = first_ns + offset;
         return OPTS_OK;
     }
-    if (hc_time_parse_rfc3339(text, strlen(text), out, NULL) != HC_OK)
+    if (hc_time_parse_rfc3339(text, strlen(text), out, &err) != HC_OK) {
+        /* a valid time outside hkit's range says so, rather than "expected a time" */
+        if (strncmp(err.message, "time out of range", 17) == 0)
+            return tool_usage_error("invalid value '%s' for %s: %s", text, option, err.message);
         return tool_usage_error("invalid value '%s' for %s: expected an RFC 3339 time "
                                 "(2026-02-05T10:30:00Z) or +DURATION (+90s)",
                                 text, option);
+    }
     return OPTS_OK;
 }
 

@@ -434,28 +434,11 @@ struct meta_copy {
     hc_err rc;
 };
 
-static bool meta_is_id(const char *key)
-{
-    return strcmp(key, "api_key_id") == 0 || strcmp(key, "integration_id") == 0 ||
-           strcmp(key, "username") == 0;
-}
-
 /* Teaches the redactor the ids a recording's meta names, so they are replaced everywhere. */
 static int meta_learn(const char *key, const char *value, void *user)
 {
     struct meta_copy *c = user;
-    if (meta_is_id(key)) {
-        c->rc = hc_redact_add_id(c->r->redact, value, strlen(value), c->err);
-    } else if (strcmp(key, "filter_devices") == 0) {
-        cJSON *list = cJSON_Parse(value), *item;
-        cJSON_ArrayForEach(item, list)
-        {
-            if (cJSON_IsString(item) && c->rc == HC_OK)
-                c->rc = hc_redact_add_id(c->r->redact, item->valuestring, strlen(item->valuestring),
-                                         c->err);
-        }
-        cJSON_Delete(list);
-    }
+    c->rc = hc_redact_learn_meta(c->r->redact, key, value, c->err);
     return c->rc != HC_OK;
 }
 

@@ -9,8 +9,12 @@
  *    "payload":"{\"measured_at\":...}"}
  * "payload" is the payload as a JSON string when it is valid UTF-8 without NUL bytes; otherwise
  * "payload_b64" holds it in base64. Both round-trip byte for byte. On input, "payload" may also
- * be any other JSON value (handy in hand-written fixtures): its compact print becomes the
- * payload. Only "topic" is required; a missing payload is empty.
+ * be any other JSON value (handy in hand-written fixtures): its compact form, taken from the
+ * line's own text with every token as written, becomes the payload; "\u0000" in a payload
+ * string is kept. Only "topic" is required: a non-empty string, valid UTF-8 without U+0000 (as
+ * MQTT requires); one that is not is written as "topic_b64", and refused on input. A missing
+ * payload is empty. A line nests at most 1000 deep and holds no raw NUL byte; a UTF-8 byte
+ * order mark before the first line is skipped.
  */
 #ifndef HCORE_JSONL_H
 #define HCORE_JSONL_H

@@ -10,8 +10,9 @@
  *   - every finite number reads back (strtod, cJSON_Parse) as exactly the same double, -0 included
  *     (cJSON prints -0.0 as "0" and integers beyond INT_MAX through "%1.15g");
  *   - NaN and the infinities are written as null, as cJSON does.
- * Strings escape '"', '\\' and bytes below 0x20 (\b \f \n \r \t, else \u00XX); every other
- * byte, UTF-8 included, passes through. Raw items (cJSON_Raw) are copied verbatim. Nesting is
+ * Strings escape '"', '\\' and bytes below 0x20 (\b \f \n \r \t, else \u00XX); well-formed
+ * UTF-8 passes through, and every byte that is not part of well-formed UTF-8 is written as
+ * \u00XX (its Latin-1 reading), so the output is valid JSON whatever a string held. Raw items (cJSON_Raw) are copied verbatim. Nesting is
  * walked without recursion, so any depth a tree can have is printed without growing the C stack.
  */
 #ifndef HCORE_JSONOUT_H

@@ -17,6 +17,9 @@
  * after the last message of pass p. The loop gap is the recording's mean interval in virtual
  * time, v_last / (n - 1) of the first pass (1 s when the pass had a single message), capped by
  * max_gap, unless the caller sets loop_gap_ns.
+ * Any int64 recording times are accepted: gaps, v_i and due times saturate at the int64 limits
+ * instead of overflowing, so times far apart (years 1678 and 2262) still give due times in
+ * arrival order, never a negative step.
  */
 #ifndef HCORE_SCHED_H
 #define HCORE_SCHED_H
