@@ -82,6 +82,17 @@ for qos in 0 1; do
     hkit_assert_contains "$(cat "$T/err.bad")" "invalid topic 'lim/+/x': wildcards are not allowed" \
         "invalid topics: the message"
 done
+# A line whose topic MQTT forbids (U+0000, here) fails alone too.
+printf '%s\n' '{"topic":"lim/a","payload":"1"}' '{"topic":"lim/\u0000","payload":"2"}' \
+    '{"topic":"lim/c","payload":"3"}' >"$T/nul.jsonl"
+hkit_capture_start "$T/cap.nul" 'lim/#'
+rc=0
+timeout 30 hreplay --url "$URL" --max --report-json "$T/r.nul.json" "$T/nul.jsonl" 2>"$T/err.nul" ||
+    rc=$?
+hkit_capture_stop "$T/cap.nul"
+hkit_assert_eq 1 "$rc" "a NUL in a topic: exit status"
+hkit_assert_eq 1 "$(report "$T/r.nul.json" failed)" "a NUL in a topic: failed"
+hkit_assert_eq 2 "$(wc -l <"$T/cap.nul")" "a NUL in a topic: the others arrive"
 hkit_expect_exit 2 hreplay --url "$URL" --remap 'lim=a/+' "$T/bad.jsonl"
 hkit_assert_contains "$ERR" "invalid TO for --remap" "--remap to a wildcard"
 hkit_expect_exit 2 hreplay --url "$URL" --integration-id 'a+b' "$T/bad.jsonl"

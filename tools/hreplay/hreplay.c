@@ -296,7 +296,7 @@ struct run {
     int64_t rebase_first;
     bool have_rebase_first;
     uint64_t scheduled, sent, failed, resent, qos0_maybe_lost, reconnects, skipped, passes;
-    uint64_t invalid_topics;
+    uint64_t invalid_topics, invalid_input; /* failed before sending: bad topic, bad line */
     FILE *report_fp; /* --report-json, opened at the start */
     bool interrupted, fatal;
     int64_t last_progress;
@@ -849,6 +849,9 @@ static void report(struct run *r)
         if (r->invalid_topics)
             fprintf(stderr, "%s: %" PRIu64 " messages not sent: invalid topic\n", tool_name,
                     r->invalid_topics);
+        if (r->invalid_input)
+            fprintf(stderr, "%s: %" PRIu64 " input lines not sent: not a valid message\n",
+                    tool_name, r->invalid_input);
         if (timed && st.count)
             fprintf(stderr,
                     "%s: lateness p50 %.0f us, p99 %.0f us, max %.0f us over %" PRIu64
@@ -884,6 +887,7 @@ static void report(struct run *r)
         cJSON_AddNumberToObject(j, "reconnects", (double)r->reconnects);
         cJSON_AddNumberToObject(j, "qos0_maybe_lost", (double)r->qos0_maybe_lost);
         cJSON_AddNumberToObject(j, "invalid_topics", (double)r->invalid_topics);
+        cJSON_AddNumberToObject(j, "invalid_input", (double)r->invalid_input);
         cJSON_AddNumberToObject(j, "other_shards", (double)r->skipped);
         cJSON_AddNumberToObject(j, "passes", (double)r->passes);
         cJSON_AddBoolToObject(j, "interrupted", r->interrupted);
@@ -1020,6 +1024,16 @@ static hc_err replay(struct run *r, struct source *src, hc_error *err)
             rc = source_next(src, &msg, err);
             if (rc == HC_DONE)
                 break;
+            if (rc == HC_ERR_PARSE && !src->is_db) {
+                /* a line that is no message (e.g. a topic MQTT forbids): it fails, the rest go */
+                r->failed++;
+                r->invalid_input++;
+                if (r->failed <= MAX_FAILURES_SHOWN) {
+                    tool_status_clear();
+                    tool_error("%s", err->message);
+                }
+                continue;
+            }
             if (rc != HC_OK)
                 goto out;
             r->scheduled++;
