@@ -297,6 +297,14 @@ static bool raw_acked(hc_mqtt *m, const struct raw_ack *acks, size_t n, unsigned
         struct slot *sl = &m->slots[acks[i].id];
         unsigned want_qos = acks[i].type == 0x40 ? 1 : 2;
 
+        if (acks[i].id != 0 && sl->state == SLOT_PENDING && sl->qos == 2 && want_qos == 1) {
+            /* RabbitMQ 3.x does this: it takes QoS 2 as QoS 1 */
+            snprintf(why, why_size,
+                     "the broker answered a QoS 2 message with PUBACK (QoS 1): it does not "
+                     "support publishing at QoS 2 (use -q 1)");
+            ok = false;
+            break;
+        }
         if (acks[i].id == 0 || sl->state != SLOT_PENDING || sl->qos != want_qos) {
             snprintf(why, why_size, "the broker acknowledged packet id %u, which is not in flight",
                      (unsigned)acks[i].id);
