@@ -399,6 +399,11 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
 {
     if (len > 268435455)
         return hc_error_set(err, HC_ERR_INVALID, "payload of %zu bytes exceeds mqtt's limit", len);
+    if (qos == 2 && m->qos2_refused)
+        return hc_error_set(err, HC_ERR_MQTT,
+                            "broker '%s:%d' does not support publishing at QoS 2 (it answered "
+                            "with PUBACK); use -q 1",
+                            m->url.host, m->url.port);
     if (qos == 2 && !m->qos2_window_known)
         qos2_window_probe(m);
     return (m->raw ? hc__wire_publish : hc__paho_publish)(m, topic, payload, len, qos, retain,

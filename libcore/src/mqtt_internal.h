@@ -41,6 +41,7 @@ struct hc_mqtt {
     bool insecure;
     int keepalive_s, connect_timeout_s, max_inflight, max_inflight_qos2, ack_timeout_s;
     bool qos2_window_known; /* max_inflight_qos2 was given or probed */
+    bool qos2_refused;      /* the broker answered QoS 2 with PUBACK (under lock) */
     const volatile sig_atomic_t *cancel;
     char tls_error[512];
 

@@ -299,6 +299,7 @@ static bool raw_acked(hc_mqtt *m, const struct raw_ack *acks, size_t n, unsigned
 
         if (acks[i].id != 0 && sl->state == SLOT_PENDING && sl->qos == 2 && want_qos == 1) {
             /* RabbitMQ 3.x does this: it takes QoS 2 as QoS 1 */
+            m->qos2_refused = true;
             snprintf(why, why_size,
                      "the broker answered a QoS 2 message with PUBACK (QoS 1): it does not "
                      "support publishing at QoS 2 (use -q 1)");
