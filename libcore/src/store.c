@@ -164,6 +164,7 @@ struct hc_store {
     sqlite3 *db;
     char *path;
     bool writable;
+    char *private_dir, *private_db; /* a reader's private copy (copy_for_reading), or NULL */
     sqlite3_stmt *insert_message;
     sqlite3_stmt *select_topic;
     sqlite3_stmt *insert_topic;
@@ -434,6 +435,217 @@ static hc_err register_functions(hc_store *st, hc_error *err)
 
 /* --- opening --------------------------------------------------------------------------------- */
 
+/* "<path><suffix>", new string (free()), or NULL when out of memory. */
+static char *with_suffix(const char *path, const char *suffix)
+{
+    size_t n = strlen(path) + strlen(suffix) + 1;
+    char *name = malloc(n);
+    if (name)
+        snprintf(name, n, "%s%s", path, suffix);
+    return name;
+}
+
+/* Size of path+suffix, or -1 when it does not exist (or cannot be examined). */
+static int64_t side_file_size(const char *path, const char *suffix)
+{
+    char *name = with_suffix(path, suffix);
+    struct stat sb;
+    int64_t size = -1;
+
+    if (name && stat(name, &sb) == 0)
+        size = (int64_t)sb.st_size;
+    free(name);
+    return size;
+}
+
+/*
+ * A file: URI for path with query (e.g. "immutable=1"): every byte outside the unreserved set
+ * is percent-encoded, so '?', '#' and '%' in a name stay part of it, and an absolute path gets
+ * an empty authority ("file:///..."). New string (free()), or NULL when out of memory.
+ */
+static char *file_uri(const char *path, const char *query)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path) * 3 + strlen(query) + 16, used;
+    char *uri = malloc(n);
+
+    if (!uri)
+        return NULL;
+    used = (size_t)snprintf(uri, n, "file:%s", path[0] == '/' ? "//" : "");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~/", *p)) {
+            uri[used++] = (char)*p;
+        } else {
+            uri[used++] = '%';
+            uri[used++] = hex[*p >> 4];
+            uri[used++] = hex[*p & 15];
+        }
+    }
+    snprintf(uri + used, n - used, "?%s", query);
+    return uri;
+}
+
+/* Copies src to dst (created, mode 0600). */
+static hc_err copy_file(const char *src, const char *dst, hc_error *err)
+{
+    char buf[65536];
+    hc_err code = HC_OK;
+    ssize_t got;
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1;
+
+    if (in < 0) {
+        code = hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", src, strerror(errno));
+        goto out;
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        code = hc_error_set(err, HC_ERR_IO, "cannot create '%s': %s", dst, strerror(errno));
+        goto out;
+    }
+    while ((got = read(in, buf, sizeof(buf))) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            code = hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", src, strerror(errno));
+            goto out;
+        }
+        for (ssize_t done = 0; done < got;) {
+            ssize_t w = write(out, buf + done, (size_t)(got - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                code = hc_error_set(err, errno == ENOSPC ? HC_ERR_FULL : HC_ERR_IO,
+                                    "cannot write '%s': %s", dst, strerror(errno));
+                goto out;
+            }
+            done += w;
+        }
+    }
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && code == HC_OK)
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': %s", dst, strerror(errno));
+    return code;
+}
+
+/* Removes a private copy made by copy_for_reading (files and directory). Accepts NULL. */
+static void remove_private_copy(char *dir)
+{
+    static const char *const names[] = {"/r.db", "/r.db-wal", "/r.db-shm", "/r.db-journal"};
+
+    if (!dir)
+        return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *name = with_suffix(dir, names[i]);
+        if (name)
+            unlink(name);
+        free(name);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+/*
+ * A recording whose -wal holds committed pages but which has no -shm (a crashed writer's file
+ * copied without it, as a pair) can only be read by SQLite after rebuilding the -shm, i.e. by
+ * writing beside it. Instead the pair is copied into a private directory under $TMPDIR and read
+ * there; the copy goes when the store closes. *dir_out: new string, the directory.
+ */
+static hc_err copy_for_reading(const hc_store *st, char **dir_out, char **db_out, hc_error *err)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = with_suffix(base && *base ? base : "/tmp", "/hkit-read-XXXXXX");
+    char *db = NULL, *wal = NULL, *src_wal = with_suffix(st->path, "-wal");
+    hc_err code = HC_OK;
+    bool made = false;
+
+    *dir_out = NULL;
+    *db_out = NULL;
+    if (!dir || !src_wal) {
+        code = hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+        goto fail;
+    }
+    if (!mkdtemp(dir)) {
+        code = hc_error_set(err, HC_ERR_IO,
+                            "cannot open '%s': its -wal needs a private copy to be read, and "
+                            "no temporary directory could be made: %s",
+                            st->path, strerror(errno));
+        goto fail;
+    }
+    made = true;
+    db = with_suffix(dir, "/r.db");
+    wal = with_suffix(dir, "/r.db-wal");
+    if (!db || !wal) {
+        code = hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+        goto fail;
+    }
+    code = copy_file(st->path, db, err);
+    if (code == HC_OK)
+        code = copy_file(src_wal, wal, err);
+    if (code != HC_OK)
+        goto fail;
+    free(wal);
+    free(src_wal);
+    *dir_out = dir;
+    *db_out = db;
+    return HC_OK;
+fail:
+    free(db);
+    free(wal);
+    free(src_wal);
+    if (made)
+        remove_private_copy(dir);
+    else
+        free(dir);
+    return code;
+}
+
+/*
+ * Opens a recording for reading without changing a byte beside it or in it, also where nothing
+ * may be written (another user's file, a read-only directory or medium):
+ *  - no -wal (or an empty one) and no -shm: the writer closed cleanly or never wrote; the file is
+ *    read as immutable, with no locks and no side files;
+ *  - a -wal and a -shm: a writer is running, or crashed. The -shm is opened read-only
+ *    (readonly_shm): with a live writer SQLite uses its -shm; without one it indexes the -wal in
+ *    its own memory. Committed batches in the -wal are read, nothing is checkpointed;
+ *  - a -wal with pages but no -shm (a crashed writer's pair, copied): read from a private copy.
+ * Checkpoint-on-close is off, so even the last connection leaves the -wal as it was.
+ */
+static hc_err open_reader(hc_store *st, hc_error *err)
+{
+    int64_t wal_size = side_file_size(st->path, "-wal");
+    int64_t shm_size = side_file_size(st->path, "-shm");
+    const char *open_path = st->path;
+    char *uri = NULL;
+    hc_err code = HC_OK;
+    int rc;
+
+    if (wal_size > 0 && shm_size < 0) {
+        code = copy_for_reading(st, &st->private_dir, &st->private_db, err);
+        if (code != HC_OK)
+            return code;
+        open_path = st->private_db;
+        uri = file_uri(open_path, "mode=ro");
+    } else if (wal_size >= 0 && shm_size >= 0) {
+        uri = file_uri(open_path, "mode=ro&readonly_shm=1");
+    } else {
+        uri = file_uri(open_path, "mode=ro&immutable=1");
+    }
+    if (!uri)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    rc = sqlite3_open_v2(uri, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    free(uri);
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, err, "open");
+    rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (rc != SQLITE_OK)
+        code = db_fail(st, rc, err, "open");
+    return code;
+}
+
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -659,7 +871,7 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
     hc_store *st = NULL;
     hc_err code = HC_OK;
     bool existed = false, created = false;
-    int flags, rc;
+    int rc;
 
     if (out)
         *out = NULL;
@@ -713,12 +925,15 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
         goto out;
     created = !existed && mode != HC_STORE_READ;
 
-    flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
-    rc = sqlite3_open_v2(path, &st->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        code = db_fail(st, rc, err, "open");
-        goto out;
+    if (st->writable) {
+        rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK)
+            code = db_fail(st, rc, err, "open");
+    } else {
+        code = open_reader(st, err);
     }
+    if (code != HC_OK)
+        goto out;
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     code = register_functions(st, err);
@@ -778,6 +993,8 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
     sqlite3_finalize(st->insert_topic);
     /* close_v2 defers the close while a cursor the caller forgot still holds a statement. */
     sqlite3_close_v2(st->db);
+    remove_private_copy(st->private_dir);
+    free(st->private_db);
     topic_cache_clear(&st->topics);
     free(st->path);
     free(st);
