@@ -293,13 +293,38 @@ static hc_err code_of(int rc)
     }
 }
 
+/*
+ * SQLite's integrity reports are several lines ("*** in database main ***", then one line per
+ * problem): keep the first problem, on one line, as every hkit message is.
+ */
+static void one_line(const char *text, char *buf, size_t size)
+{
+    static const char header[] = "*** in database main ***";
+    size_t n = 0;
+
+    while (*text == '\n' || *text == ' ')
+        text++;
+    if (strncmp(text, header, sizeof(header) - 1) == 0)
+        text += sizeof(header) - 1;
+    while (*text == '\n' || *text == ' ')
+        text++;
+    while (*text && *text != '\n' && n + 1 < size)
+        buf[n++] = *text == '\r' || *text == '\t' ? ' ' : *text, text++;
+    buf[n] = '\0';
+}
+
 /* "cannot <what> '<path>': <sqlite's reason>" with the code sqlite's result maps to. */
 static hc_err db_fail(const hc_store *st, int rc, hc_error *err, const char *what)
 {
     const char *reason = st->db ? sqlite3_errmsg(st->db) : NULL;
+    char line[256];
+
     if (!reason || strcmp(reason, "not an error") == 0)
         reason = sqlite3_errstr(rc);
-    return hc_error_set(err, code_of(rc), "cannot %s '%s': %s", what, st->path, reason);
+    one_line(reason, line, sizeof(line));
+    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+        return hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+    return hc_error_set(err, code_of(rc), "cannot %s '%s': %s", what, st->path, line);
 }
 
 static hc_err exec_sql(hc_store *st, const char *sql, hc_error *err, const char *what)
@@ -751,13 +776,13 @@ static hc_err validate_schema(hc_store *st, hc_error *err)
             rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW)
             result = (const char *)sqlite3_column_text(stmt, 0);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            code = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
-                       ? hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path,
-                                      sqlite3_errmsg(st->db))
-                       : db_fail(st, rc, err, "check");
-        else if (result && strcmp(result, "ok") != 0)
-            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, result);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            code = db_fail(st, rc, err, "check");
+        } else if (result && strcmp(result, "ok") != 0) {
+            char line[256];
+            one_line(result, line, sizeof(line));
+            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+        }
         sqlite3_finalize(stmt);
         if (code != HC_OK)
             return code;
@@ -1004,6 +1029,65 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
 const char *hc_store_path(const hc_store *st)
 {
     return st ? st->path : NULL;
+}
+
+/* --- checking -------------------------------------------------------------------------------- */
+
+/*
+ * What integrity_check cannot know: that rows refer to each other and hold values the writer
+ * can produce. Each query yields a description of its first offending row.
+ */
+static const char *const CONTENT_CHECKS[] = {
+    "SELECT 'message ' || seq || ' names session ' || quote(session_id) || ', which does not "
+    "exist' FROM message_rows WHERE session_id NOT IN (SELECT id FROM sessions) LIMIT 1",
+    "SELECT 'message ' || seq || ' names topic ' || quote(topic_id) || ', which does not exist' "
+    "FROM message_rows WHERE topic_id NOT IN (SELECT id FROM topics) LIMIT 1",
+    "SELECT 'message ' || seq || ' has an impossible value (qos ' || quote(qos) || ', retain ' || "
+    "quote(retain) || ', dup ' || quote(dup) || ', payload of type ' || typeof(payload) || ')' "
+    "FROM message_rows WHERE qos NOT IN (0, 1, 2) OR retain NOT IN (0, 1) OR dup NOT IN (0, 1) "
+    "OR typeof(payload) NOT IN ('blob', 'text') OR typeof(received_at_ns) <> 'integer' "
+    "OR typeof(mono_ns) <> 'integer' LIMIT 1",
+    "SELECT 'topic ' || id || ' has no usable name' FROM topics "
+    "WHERE typeof(name) <> 'text' OR name = '' LIMIT 1",
+    "SELECT 'session ' || id || ' has no usable start time' FROM sessions "
+    "WHERE typeof(started_at_ns) <> 'integer' OR typeof(started_mono_ns) <> 'integer' LIMIT 1",
+};
+
+/* Runs sql; a first row is the problem it found (one line into err). */
+static hc_err check_query(hc_store *st, const char *sql, hc_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    hc_err code = HC_OK;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *what = (const char *)sqlite3_column_text(stmt, 0);
+        char line[256];
+        one_line(what ? what : "unknown problem", line, sizeof(line));
+        if (strcmp(line, "ok") != 0)
+            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+    } else if (rc != SQLITE_DONE) {
+        code = db_fail(st, rc, err, "check");
+    }
+    sqlite3_finalize(stmt);
+    return code;
+}
+
+hc_err hc_store_check(hc_store *st, hc_error *err)
+{
+    hc_err code;
+
+    if (!st)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot check a recording: no store");
+    code = commit_batch(st, err);
+    if (code == HC_OK)
+        code = check_query(st, "PRAGMA integrity_check(1)", err);
+    for (size_t i = 0; code == HC_OK && i < sizeof(CONTENT_CHECKS) / sizeof(CONTENT_CHECKS[0]);
+         i++)
+        code = check_query(st, CONTENT_CHECKS[i], err);
+    return code;
 }
 
 /* --- meta ------------------------------------------------------------------------------------ */

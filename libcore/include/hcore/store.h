@@ -57,6 +57,18 @@ enum hc_store_mode {
  */
 hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err);
 
+/*
+ * What is checked when: hc_store_open reads the header (SQLite's, application_id, schema
+ * version, a truncated copy) and, for files up to 8 MiB, runs PRAGMA quick_check (page
+ * structure, no index contents). Damage found later while reading returns HC_ERR_CORRUPT from
+ * the reading call. hc_store_check reads everything: PRAGMA integrity_check (every page, and
+ * every index against its table) and then the recording's own rules (each message names an
+ * existing session and topic; flags, QoS and column types are values a writer produces).
+ * Returns HC_OK, or HC_ERR_CORRUPT with the first problem on one line. Bytes changed inside a
+ * payload that keep the page well-formed cannot be detected: the format has no checksums.
+ */
+hc_err hc_store_check(hc_store *st, hc_error *err);
+
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
 
