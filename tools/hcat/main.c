@@ -40,6 +40,6 @@ int main(int argc, char **argv)
              !opts.check && (tool_verbosity >= 2 || sum.interrupted))
         tool_info("%sprinted %" PRId64 " message%s%s", sum.interrupted ? "interrupted: " : "",
                   sum.messages, sum.messages == 1 ? "" : "s",
-                  sum.output_closed ? " (the reader closed standard output)" : "");
+                  sum.output_closed ? " before the reader closed standard output" : "");
     return tool_finish_stdout(tool_exit_code(rc));
 }
