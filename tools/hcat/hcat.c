@@ -9,8 +9,10 @@
  */
 #include "hcat.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,6 +698,52 @@ static void remove_store_files(const char *path)
     unlink_with_suffix(path, "-shm");
 }
 
+/* The pid in "<name>.hcat-tmp-<pid>[-wal|-shm|-journal]", or 0 when name is not such a file. */
+static long temp_owner(const char *name)
+{
+    const char *tag = strstr(name, ".hcat-tmp-"), *p;
+    long pid = 0;
+
+    if (!tag)
+        return 0;
+    for (p = tag + strlen(".hcat-tmp-"); *p >= '0' && *p <= '9' && pid < 100000000; p++)
+        pid = pid * 10 + (*p - '0');
+    if (p == tag + strlen(".hcat-tmp-") ||
+        (*p && strcmp(p, "-wal") != 0 && strcmp(p, "-shm") != 0 && strcmp(p, "-journal") != 0))
+        return 0;
+    return pid;
+}
+
+/*
+ * A SIGKILL cannot be caught, so an hcat killed while writing leaves its temporary files behind
+ * (a recording can only be written through a named file). The next hcat writing into the same
+ * directory removes those whose process no longer runs.
+ */
+static void remove_stale_temps(const char *output)
+{
+    const char *slash = strrchr(output, '/');
+    char *dir = slash ? strndup(output, (size_t)(slash - output) + 1) : strdup(".");
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        long pid = temp_owner(e->d_name);
+        char *path;
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        path = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        if (!path)
+            break;
+        sprintf(path, "%s%s%s", dir, slash ? "" : "/", e->d_name);
+        if (unlink(path) == 0)
+            tool_info("removed '%s', left by hcat process %ld, which no longer runs", path, pid);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 static hc_err write_recording(struct run *r, hc_error *err)
 {
     const char *output = r->o->output;
@@ -715,6 +763,7 @@ static hc_err write_recording(struct run *r, hc_error *err)
     /* written beside the target and renamed when complete: a failed cut never leaves a
      * half-made recording under the name the user asked for (an interrupted one is complete up
      * to where it stopped, and says so in its meta: cut_interrupted) */
+    remove_stale_temps(output);
     snprintf(tmp, tmp_size, "%s.hcat-tmp-%ld", output, (long)getpid());
     rc = hc_store_open(tmp, HC_STORE_FORCE, &r->out_st, &inner);
     if (rc != HC_OK) {
