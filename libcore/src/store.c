@@ -172,6 +172,9 @@ struct hc_store {
     int64_t batch_started_ns; /* CLOCK_MONOTONIC */
     int64_t batch_rows;
     int64_t flush_interval_ns;
+    /* How long recent commits took (decaying maximum): a batch is committed this much before
+     * its interval ends, so that the commit has returned by then. */
+    int64_t commit_margin_ns;
     int64_t max_batch_rows;
     int64_t max_session_id;
     /* Values still bound to insert_message (bindings survive sqlite3_reset): a recorder's
@@ -368,6 +371,7 @@ static void abandon_batch(hc_store *st)
 
 static hc_err commit_batch(hc_store *st, hc_error *err)
 {
+    int64_t started = mono_now_ns(), took;
     int rc;
 
     if (!st->in_batch)
@@ -380,7 +384,21 @@ static hc_err commit_batch(hc_store *st, hc_error *err)
     }
     st->in_batch = false;
     st->batch_rows = 0;
+    took = mono_now_ns() - started;
+    st->commit_margin_ns -= st->commit_margin_ns / 8;
+    if (took > st->commit_margin_ns)
+        st->commit_margin_ns = took;
     return HC_OK;
+}
+
+/* CLOCK_MONOTONIC instant at which the open batch must be committed: its first row plus the
+ * flush interval, less what a commit takes (at most half the interval). */
+static int64_t batch_due_ns(const hc_store *st)
+{
+    int64_t margin = st->commit_margin_ns;
+    if (margin > st->flush_interval_ns / 2)
+        margin = st->flush_interval_ns / 2;
+    return st->batch_started_ns + st->flush_interval_ns - margin;
 }
 
 static hc_err begin_batch(hc_store *st, hc_error *err)
@@ -1005,6 +1023,63 @@ out:
     return HC_OK;
 }
 
+/* The directory part of path ("." when none), new string (free()), or NULL. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_error *err)
+{
+    struct stat sb;
+    char *dir = NULL;
+    hc_err code = HC_OK;
+    int64_t file_size;
+    bool exists;
+
+    if (!path || !*path)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot write a recording: no path given");
+    exists = stat(path, &sb) == 0;
+    if (!exists && errno != ENOENT)
+        return hc_error_set(err, HC_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (exists && S_ISDIR(sb.st_mode))
+        return hc_error_set(err, HC_ERR_INVALID, "cannot write '%s': is a directory", path);
+    file_size = exists ? (int64_t)sb.st_size : 0;
+    if (exists && mode == HC_STORE_CREATE)
+        return hc_error_set(err, HC_ERR_EXISTS, "cannot create '%s': file exists", path);
+    dir = dir_of(path);
+    if (!dir)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot write '%s': out of memory", path);
+    /* the file, or its -wal and -shm, are created in the directory */
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': directory '%s' %s", path, dir,
+                            errno == ENOENT || errno == ENOTDIR ? "does not exist"
+                                                                : "is not a directory");
+    else if (access(dir, W_OK | X_OK) != 0)
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': directory '%s': %s", path, dir,
+                            strerror(errno));
+    else if (exists && mode == HC_STORE_APPEND) {
+        hc_store *st = NULL;
+        if (access(path, R_OK | W_OK) != 0)
+            code = hc_error_set(err, HC_ERR_IO, "cannot append to '%s': %s", path,
+                                strerror(errno));
+        else if (file_size == 0)
+            code = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                                "cannot append to '%s': the file is empty, not an hkit recording",
+                                path);
+        else
+            code = hc_store_open(path, HC_STORE_READ, &st, err);
+        hc_store_close(st, NULL);
+    }
+    free(dir);
+    return code;
+}
+
 hc_err hc_store_close(hc_store *st, hc_error *err)
 {
     hc_err code = HC_OK;
@@ -1406,8 +1481,7 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (seq_out)
         *seq_out = sqlite3_last_insert_rowid(st->db);
     st->batch_rows++;
-    if (st->batch_rows >= st->max_batch_rows ||
-        mono_now_ns() - st->batch_started_ns >= st->flush_interval_ns)
+    if (st->batch_rows >= st->max_batch_rows || mono_now_ns() >= batch_due_ns(st))
         return commit_batch(st, err);
     return HC_OK;
 
@@ -1430,9 +1504,34 @@ hc_err hc_store_flush_if_due(hc_store *st, hc_error *err)
 {
     if (!st)
         return hc_error_set(err, HC_ERR_INVALID, "cannot flush: no store");
-    if (st->in_batch && mono_now_ns() - st->batch_started_ns >= st->flush_interval_ns)
+    if (st->in_batch && mono_now_ns() >= batch_due_ns(st))
         return commit_batch(st, err);
     return HC_OK;
+}
+
+int64_t hc_store_flush_due_in_ns(const hc_store *st)
+{
+    int64_t left;
+
+    if (!st || !st->in_batch)
+        return INT64_MAX;
+    left = batch_due_ns(st) - mono_now_ns();
+    return left > 0 ? left : 0;
+}
+
+hc_err hc_store_set_sync_commits(hc_store *st, bool sync_commits, hc_error *err)
+{
+    hc_err code;
+
+    if (!st)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot set durability: no store");
+    code = require_writable(st, err);
+    if (code == HC_OK)
+        code = commit_batch(st, err);
+    if (code == HC_OK)
+        code = exec_sql(st, sync_commits ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                        err, "configure");
+    return code;
 }
 
 /* Commits, then runs maintenance SQL on a writable store (vacuum, indexes). */

@@ -256,6 +256,7 @@ static enum opts_result resolve_output(struct hrecord_opts *o)
         when[j] = '\0';
         snprintf(o->output_buf, sizeof(o->output_buf), "hkit-%s.db", when);
         o->output = o->output_buf;
+        o->output_is_default = true;
     }
     if (stat(o->output, &st) == 0 && S_ISDIR(st.st_mode))
         return tool_usage_error("invalid value '%s' for --output: is a directory", o->output);

@@ -69,6 +69,16 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
  */
 hc_err hc_store_check(hc_store *st, hc_error *err);
 
+/*
+ * Checks, creating and changing nothing, that hc_store_open(path, mode) for writing can be
+ * expected to succeed, so a tool can refuse a bad path before it does anything slow: path is
+ * not a directory; for HC_STORE_CREATE it does not exist; its directory exists and is writable
+ * (the -wal and -shm go there); for HC_STORE_APPEND an existing file is readable, writable,
+ * not empty, and a recording this version can read (the errors of hc_store_open). Returns
+ * HC_OK, HC_ERR_EXISTS, HC_ERR_IO, HC_ERR_INVALID, HC_ERR_NOT_RECORDING, ...
+ */
+hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_error *err);
+
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
 
@@ -124,8 +134,27 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
 /* Commits the current batch now. */
 hc_err hc_store_flush(hc_store *st, hc_error *err);
 
-/* Commits the current batch if it is older than the flush interval. */
+/*
+ * Commits the current batch if it is due: when its first row is older than the flush interval
+ * less the time recent commits took (at most half the interval), so that the commit has
+ * returned within the interval of the batch's first append.
+ */
 hc_err hc_store_flush_if_due(hc_store *st, hc_error *err);
+
+/*
+ * Nanoseconds until the open batch is due (0: now), INT64_MAX when nothing is uncommitted or st
+ * is NULL. A writer that waits for input waits at most this long, then calls
+ * hc_store_flush_if_due, to keep the flush bound while no message arrives.
+ */
+int64_t hc_store_flush_due_in_ns(const hc_store *st);
+
+/*
+ * Durability of commits. Off (the default): SQLite's synchronous=NORMAL in WAL mode; a commit
+ * survives a crash of the process, but a power loss or kernel crash may roll back commits made
+ * since the last checkpoint (every 8 MiB of WAL). On: synchronous=FULL; every commit is on the
+ * storage device (fsync of the -wal) before it returns. Commits the open batch first.
+ */
+hc_err hc_store_set_sync_commits(hc_store *st, bool sync_commits, hc_error *err);
 
 /*
  * Rewrites the file to drop free pages (VACUUM) so deleted or replaced bytes do not survive in
