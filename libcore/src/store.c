@@ -391,11 +391,15 @@ static hc_err commit_batch(hc_store *st, hc_error *err)
     return HC_OK;
 }
 
+/* A waiting writer wakes up to a millisecond late (timeouts in ms) and takes a little to start
+ * the commit: keep that much in hand too. */
+#define STORE_WAKE_SLACK_NS 2000000LL
+
 /* CLOCK_MONOTONIC instant at which the open batch must be committed: its first row plus the
- * flush interval, less what a commit takes (at most half the interval). */
+ * flush interval, less what a commit takes and the wake-up slack (at most half the interval). */
 static int64_t batch_due_ns(const hc_store *st)
 {
-    int64_t margin = st->commit_margin_ns;
+    int64_t margin = st->commit_margin_ns + STORE_WAKE_SLACK_NS;
     if (margin > st->flush_interval_ns / 2)
         margin = st->flush_interval_ns / 2;
     return st->batch_started_ns + st->flush_interval_ns - margin;

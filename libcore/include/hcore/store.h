@@ -136,8 +136,8 @@ hc_err hc_store_flush(hc_store *st, hc_error *err);
 
 /*
  * Commits the current batch if it is due: when its first row is older than the flush interval
- * less the time recent commits took (at most half the interval), so that the commit has
- * returned within the interval of the batch's first append.
+ * less the time recent commits took and 2 ms for waking up (at most half the interval), so
+ * that the commit has returned within the interval of the batch's first append.
  */
 hc_err hc_store_flush_if_due(hc_store *st, hc_error *err);
 
