@@ -61,7 +61,9 @@ done
 
 # --- every commit reaches the device ----------------------------------------------------------
 if command -v strace >/dev/null; then
-    timeout 20 strace -f -y -e trace=fsync,fdatasync -o sync.trace \
+    # (LeakSanitizer cannot run under ptrace: the sanitizer build checks leaks elsewhere)
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        timeout 20 strace -f -y -e trace=fsync,fdatasync -o sync.trace \
         hrecord --url "$url" -t 's/#' -o sync.db --quiet &
     rec=$!
     count_is() { [ "$(hcat --info --json sync.db 2>/dev/null | jq .messages)" = "$1" ]; }
