@@ -1070,8 +1070,7 @@ hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_err
     else if (exists && mode == HC_STORE_APPEND) {
         hc_store *st = NULL;
         if (access(path, R_OK | W_OK) != 0)
-            code = hc_error_set(err, HC_ERR_IO, "cannot append to '%s': %s", path,
-                                strerror(errno));
+            code = hc_error_set(err, HC_ERR_IO, "cannot append to '%s': %s", path, strerror(errno));
         else if (file_size == 0)
             code = hc_error_set(err, HC_ERR_NOT_RECORDING,
                                 "cannot append to '%s': the file is empty, not an hkit recording",
@@ -1163,8 +1162,7 @@ hc_err hc_store_check(hc_store *st, hc_error *err)
     code = commit_batch(st, err);
     if (code == HC_OK)
         code = check_query(st, "PRAGMA integrity_check(1)", err);
-    for (size_t i = 0; code == HC_OK && i < sizeof(CONTENT_CHECKS) / sizeof(CONTENT_CHECKS[0]);
-         i++)
+    for (size_t i = 0; code == HC_OK && i < sizeof(CONTENT_CHECKS) / sizeof(CONTENT_CHECKS[0]); i++)
         code = check_query(st, CONTENT_CHECKS[i], err);
     return code;
 }
@@ -1533,8 +1531,9 @@ hc_err hc_store_set_sync_commits(hc_store *st, bool sync_commits, hc_error *err)
     if (code == HC_OK)
         code = commit_batch(st, err);
     if (code == HC_OK)
-        code = exec_sql(st, sync_commits ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-                        err, "configure");
+        code =
+            exec_sql(st, sync_commits ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                     err, "configure");
     return code;
 }
 

@@ -8,10 +8,10 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1378,11 +1378,9 @@ Test(store, a_path_is_checked_for_writing_without_creating_anything)
     const char *empty = tmp_path("empty-append.db"), *text = tmp_path("text-append.db");
     hc_error err = HC_ERROR_INIT;
 
-    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_CREATE, &err), HC_OK, "%s",
-                 err.message);
+    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_CREATE, &err), HC_OK, "%s", err.message);
     cr_assert(!exists(fresh), "the check created the file");
-    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_APPEND, &err), HC_OK, "%s",
-                 err.message);
+    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_APPEND, &err), HC_OK, "%s", err.message);
     cr_assert_eq(hc_store_check_writable("/proc/nope/x.db", HC_STORE_CREATE, &err), HC_ERR_IO);
     cr_assert_str_eq(err.message, "cannot write '/proc/nope/x.db': directory '/proc/nope' does "
                                   "not exist");
@@ -1416,9 +1414,9 @@ Test(store, check_finds_a_message_whose_session_does_not_exist)
     cr_assert_eq(hc_store_check(st, &err), HC_OK, "%s", err.message);
     close_ok(st);
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "UPDATE message_rows SET session_id = 9 WHERE seq = 2", NULL,
-                              NULL, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(db, "UPDATE message_rows SET session_id = 9 WHERE seq = 2", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     st = open_ok(path, HC_STORE_READ);
     cr_assert_eq(hc_store_check(st, &err), HC_ERR_CORRUPT);

@@ -28,7 +28,7 @@ struct hcat_opts {
     const char *output;        /* -o: write a recording; NULL: print */
     bool force;
     bool info, json, decode;
-    bool check; /* --check: verify recordings completely */
+    bool check;     /* --check: verify recordings completely */
     long top;       /* --top N groups in --info */
     bool top_given; /* --top was on the command line */
     enum hcat_format format;
