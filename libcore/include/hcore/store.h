@@ -43,7 +43,7 @@ typedef struct hc_store hc_store;
 typedef struct hc_cursor hc_cursor;
 
 enum hc_store_mode {
-    HC_STORE_READ = 0,   /* existing recording, read only */
+    HC_STORE_READ = 0,   /* existing recording, read only: no byte of it or beside it changes */
     HC_STORE_CREATE = 1, /* new recording; HC_ERR_EXISTS if the file exists */
     HC_STORE_APPEND = 2, /* existing recording for writing; created when missing */
     HC_STORE_FORCE = 3   /* new recording, replacing any existing file */
@@ -54,6 +54,11 @@ enum hc_store_mode {
  * schema, not SQLite), a truncated or corrupt one, or a newer schema returns a clear error
  * (HC_ERR_NOT_RECORDING, HC_ERR_CORRUPT, HC_ERR_SCHEMA_NEWER). *out is owned by the caller:
  * hc_store_close.
+ * HC_STORE_READ writes nothing, also where nothing may be written: a file without a -wal is read
+ * as immutable; with a -wal and a -shm (a writer running or crashed) through a read-only -shm,
+ * seeing the committed batches, checkpointing nothing; a -wal without its -shm from a private
+ * copy under $TMPDIR that hc_store_close removes. A read sees the batches committed when it
+ * began.
  */
 hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err);
 
