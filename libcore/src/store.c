@@ -164,6 +164,7 @@ struct hc_store {
     sqlite3 *db;
     char *path;
     bool writable;
+    char *private_dir, *private_db; /* a reader's private copy (copy_for_reading), or NULL */
     sqlite3_stmt *insert_message;
     sqlite3_stmt *select_topic;
     sqlite3_stmt *insert_topic;
@@ -171,6 +172,9 @@ struct hc_store {
     int64_t batch_started_ns; /* CLOCK_MONOTONIC */
     int64_t batch_rows;
     int64_t flush_interval_ns;
+    /* How long recent commits took (decaying maximum): a batch is committed this much before
+     * its interval ends, so that the commit has returned by then. */
+    int64_t commit_margin_ns;
     int64_t max_batch_rows;
     int64_t max_session_id;
     /* Values still bound to insert_message (bindings survive sqlite3_reset): a recorder's
@@ -292,13 +296,38 @@ static hc_err code_of(int rc)
     }
 }
 
+/*
+ * SQLite's integrity reports are several lines ("*** in database main ***", then one line per
+ * problem): keep the first problem, on one line, as every hkit message is.
+ */
+static void one_line(const char *text, char *buf, size_t size)
+{
+    static const char header[] = "*** in database main ***";
+    size_t n = 0;
+
+    while (*text == '\n' || *text == ' ')
+        text++;
+    if (strncmp(text, header, sizeof(header) - 1) == 0)
+        text += sizeof(header) - 1;
+    while (*text == '\n' || *text == ' ')
+        text++;
+    while (*text && *text != '\n' && n + 1 < size)
+        buf[n++] = *text == '\r' || *text == '\t' ? ' ' : *text, text++;
+    buf[n] = '\0';
+}
+
 /* "cannot <what> '<path>': <sqlite's reason>" with the code sqlite's result maps to. */
 static hc_err db_fail(const hc_store *st, int rc, hc_error *err, const char *what)
 {
     const char *reason = st->db ? sqlite3_errmsg(st->db) : NULL;
+    char line[256];
+
     if (!reason || strcmp(reason, "not an error") == 0)
         reason = sqlite3_errstr(rc);
-    return hc_error_set(err, code_of(rc), "cannot %s '%s': %s", what, st->path, reason);
+    one_line(reason, line, sizeof(line));
+    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+        return hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+    return hc_error_set(err, code_of(rc), "cannot %s '%s': %s", what, st->path, line);
 }
 
 static hc_err exec_sql(hc_store *st, const char *sql, hc_error *err, const char *what)
@@ -342,6 +371,7 @@ static void abandon_batch(hc_store *st)
 
 static hc_err commit_batch(hc_store *st, hc_error *err)
 {
+    int64_t started = mono_now_ns(), took;
     int rc;
 
     if (!st->in_batch)
@@ -354,7 +384,25 @@ static hc_err commit_batch(hc_store *st, hc_error *err)
     }
     st->in_batch = false;
     st->batch_rows = 0;
+    took = mono_now_ns() - started;
+    st->commit_margin_ns -= st->commit_margin_ns / 8;
+    if (took > st->commit_margin_ns)
+        st->commit_margin_ns = took;
     return HC_OK;
+}
+
+/* A waiting writer wakes up to a millisecond late (timeouts in ms) and takes a little to start
+ * the commit: keep that much in hand too. */
+#define STORE_WAKE_SLACK_NS 2000000LL
+
+/* CLOCK_MONOTONIC instant at which the open batch must be committed: its first row plus the
+ * flush interval, less what a commit takes and the wake-up slack (at most half the interval). */
+static int64_t batch_due_ns(const hc_store *st)
+{
+    int64_t margin = st->commit_margin_ns + STORE_WAKE_SLACK_NS;
+    if (margin > st->flush_interval_ns / 2)
+        margin = st->flush_interval_ns / 2;
+    return st->batch_started_ns + st->flush_interval_ns - margin;
 }
 
 static hc_err begin_batch(hc_store *st, hc_error *err)
@@ -433,6 +481,217 @@ static hc_err register_functions(hc_store *st, hc_error *err)
 }
 
 /* --- opening --------------------------------------------------------------------------------- */
+
+/* "<path><suffix>", new string (free()), or NULL when out of memory. */
+static char *with_suffix(const char *path, const char *suffix)
+{
+    size_t n = strlen(path) + strlen(suffix) + 1;
+    char *name = malloc(n);
+    if (name)
+        snprintf(name, n, "%s%s", path, suffix);
+    return name;
+}
+
+/* Size of path+suffix, or -1 when it does not exist (or cannot be examined). */
+static int64_t side_file_size(const char *path, const char *suffix)
+{
+    char *name = with_suffix(path, suffix);
+    struct stat sb;
+    int64_t size = -1;
+
+    if (name && stat(name, &sb) == 0)
+        size = (int64_t)sb.st_size;
+    free(name);
+    return size;
+}
+
+/*
+ * A file: URI for path with query (e.g. "immutable=1"): every byte outside the unreserved set
+ * is percent-encoded, so '?', '#' and '%' in a name stay part of it, and an absolute path gets
+ * an empty authority ("file:///..."). New string (free()), or NULL when out of memory.
+ */
+static char *file_uri(const char *path, const char *query)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path) * 3 + strlen(query) + 16, used;
+    char *uri = malloc(n);
+
+    if (!uri)
+        return NULL;
+    used = (size_t)snprintf(uri, n, "file:%s", path[0] == '/' ? "//" : "");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~/", *p)) {
+            uri[used++] = (char)*p;
+        } else {
+            uri[used++] = '%';
+            uri[used++] = hex[*p >> 4];
+            uri[used++] = hex[*p & 15];
+        }
+    }
+    snprintf(uri + used, n - used, "?%s", query);
+    return uri;
+}
+
+/* Copies src to dst (created, mode 0600). */
+static hc_err copy_file(const char *src, const char *dst, hc_error *err)
+{
+    char buf[65536];
+    hc_err code = HC_OK;
+    ssize_t got;
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1;
+
+    if (in < 0) {
+        code = hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", src, strerror(errno));
+        goto out;
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        code = hc_error_set(err, HC_ERR_IO, "cannot create '%s': %s", dst, strerror(errno));
+        goto out;
+    }
+    while ((got = read(in, buf, sizeof(buf))) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            code = hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", src, strerror(errno));
+            goto out;
+        }
+        for (ssize_t done = 0; done < got;) {
+            ssize_t w = write(out, buf + done, (size_t)(got - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                code = hc_error_set(err, errno == ENOSPC ? HC_ERR_FULL : HC_ERR_IO,
+                                    "cannot write '%s': %s", dst, strerror(errno));
+                goto out;
+            }
+            done += w;
+        }
+    }
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && code == HC_OK)
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': %s", dst, strerror(errno));
+    return code;
+}
+
+/* Removes a private copy made by copy_for_reading (files and directory). Accepts NULL. */
+static void remove_private_copy(char *dir)
+{
+    static const char *const names[] = {"/r.db", "/r.db-wal", "/r.db-shm", "/r.db-journal"};
+
+    if (!dir)
+        return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *name = with_suffix(dir, names[i]);
+        if (name)
+            unlink(name);
+        free(name);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+/*
+ * A recording whose -wal holds committed pages but which has no -shm (a crashed writer's file
+ * copied without it, as a pair) can only be read by SQLite after rebuilding the -shm, i.e. by
+ * writing beside it. Instead the pair is copied into a private directory under $TMPDIR and read
+ * there; the copy goes when the store closes. *dir_out: new string, the directory.
+ */
+static hc_err copy_for_reading(const hc_store *st, char **dir_out, char **db_out, hc_error *err)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = with_suffix(base && *base ? base : "/tmp", "/hkit-read-XXXXXX");
+    char *db = NULL, *wal = NULL, *src_wal = with_suffix(st->path, "-wal");
+    hc_err code = HC_OK;
+    bool made = false;
+
+    *dir_out = NULL;
+    *db_out = NULL;
+    if (!dir || !src_wal) {
+        code = hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+        goto fail;
+    }
+    if (!mkdtemp(dir)) {
+        code = hc_error_set(err, HC_ERR_IO,
+                            "cannot open '%s': its -wal needs a private copy to be read, and "
+                            "no temporary directory could be made: %s",
+                            st->path, strerror(errno));
+        goto fail;
+    }
+    made = true;
+    db = with_suffix(dir, "/r.db");
+    wal = with_suffix(dir, "/r.db-wal");
+    if (!db || !wal) {
+        code = hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+        goto fail;
+    }
+    code = copy_file(st->path, db, err);
+    if (code == HC_OK)
+        code = copy_file(src_wal, wal, err);
+    if (code != HC_OK)
+        goto fail;
+    free(wal);
+    free(src_wal);
+    *dir_out = dir;
+    *db_out = db;
+    return HC_OK;
+fail:
+    free(db);
+    free(wal);
+    free(src_wal);
+    if (made)
+        remove_private_copy(dir);
+    else
+        free(dir);
+    return code;
+}
+
+/*
+ * Opens a recording for reading without changing a byte beside it or in it, also where nothing
+ * may be written (another user's file, a read-only directory or medium):
+ *  - no -wal (or an empty one) and no -shm: the writer closed cleanly or never wrote; the file is
+ *    read as immutable, with no locks and no side files;
+ *  - a -wal and a -shm: a writer is running, or crashed. The -shm is opened read-only
+ *    (readonly_shm): with a live writer SQLite uses its -shm; without one it indexes the -wal in
+ *    its own memory. Committed batches in the -wal are read, nothing is checkpointed;
+ *  - a -wal with pages but no -shm (a crashed writer's pair, copied): read from a private copy.
+ * Checkpoint-on-close is off, so even the last connection leaves the -wal as it was.
+ */
+static hc_err open_reader(hc_store *st, hc_error *err)
+{
+    int64_t wal_size = side_file_size(st->path, "-wal");
+    int64_t shm_size = side_file_size(st->path, "-shm");
+    const char *open_path = st->path;
+    char *uri = NULL;
+    hc_err code = HC_OK;
+    int rc;
+
+    if (wal_size > 0 && shm_size < 0) {
+        code = copy_for_reading(st, &st->private_dir, &st->private_db, err);
+        if (code != HC_OK)
+            return code;
+        open_path = st->private_db;
+        uri = file_uri(open_path, "mode=ro");
+    } else if (wal_size >= 0 && shm_size >= 0) {
+        uri = file_uri(open_path, "mode=ro&readonly_shm=1");
+    } else {
+        uri = file_uri(open_path, "mode=ro&immutable=1");
+    }
+    if (!uri)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    rc = sqlite3_open_v2(uri, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    free(uri);
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, err, "open");
+    rc = sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (rc != SQLITE_OK)
+        code = db_fail(st, rc, err, "open");
+    return code;
+}
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -539,13 +798,13 @@ static hc_err validate_schema(hc_store *st, hc_error *err)
             rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW)
             result = (const char *)sqlite3_column_text(stmt, 0);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            code = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB
-                       ? hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path,
-                                      sqlite3_errmsg(st->db))
-                       : db_fail(st, rc, err, "check");
-        else if (result && strcmp(result, "ok") != 0)
-            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, result);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            code = db_fail(st, rc, err, "check");
+        } else if (result && strcmp(result, "ok") != 0) {
+            char line[256];
+            one_line(result, line, sizeof(line));
+            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+        }
         sqlite3_finalize(stmt);
         if (code != HC_OK)
             return code;
@@ -659,7 +918,7 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
     hc_store *st = NULL;
     hc_err code = HC_OK;
     bool existed = false, created = false;
-    int flags, rc;
+    int rc;
 
     if (out)
         *out = NULL;
@@ -713,12 +972,15 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
         goto out;
     created = !existed && mode != HC_STORE_READ;
 
-    flags = (st->writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
-    rc = sqlite3_open_v2(path, &st->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        code = db_fail(st, rc, err, "open");
-        goto out;
+    if (st->writable) {
+        rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK)
+            code = db_fail(st, rc, err, "open");
+    } else {
+        code = open_reader(st, err);
     }
+    if (code != HC_OK)
+        goto out;
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     code = register_functions(st, err);
@@ -765,6 +1027,62 @@ out:
     return HC_OK;
 }
 
+/* The directory part of path ("." when none), new string (free()), or NULL. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_error *err)
+{
+    struct stat sb;
+    char *dir = NULL;
+    hc_err code = HC_OK;
+    int64_t file_size;
+    bool exists;
+
+    if (!path || !*path)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot write a recording: no path given");
+    exists = stat(path, &sb) == 0;
+    if (!exists && errno != ENOENT)
+        return hc_error_set(err, HC_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    if (exists && S_ISDIR(sb.st_mode))
+        return hc_error_set(err, HC_ERR_INVALID, "cannot write '%s': is a directory", path);
+    file_size = exists ? (int64_t)sb.st_size : 0;
+    if (exists && mode == HC_STORE_CREATE)
+        return hc_error_set(err, HC_ERR_EXISTS, "cannot create '%s': file exists", path);
+    dir = dir_of(path);
+    if (!dir)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot write '%s': out of memory", path);
+    /* the file, or its -wal and -shm, are created in the directory */
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': directory '%s' %s", path, dir,
+                            errno == ENOENT || errno == ENOTDIR ? "does not exist"
+                                                                : "is not a directory");
+    else if (access(dir, W_OK | X_OK) != 0)
+        code = hc_error_set(err, HC_ERR_IO, "cannot write '%s': directory '%s': %s", path, dir,
+                            strerror(errno));
+    else if (exists && mode == HC_STORE_APPEND) {
+        hc_store *st = NULL;
+        if (access(path, R_OK | W_OK) != 0)
+            code = hc_error_set(err, HC_ERR_IO, "cannot append to '%s': %s", path, strerror(errno));
+        else if (file_size == 0)
+            code = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                                "cannot append to '%s': the file is empty, not an hkit recording",
+                                path);
+        else
+            code = hc_store_open(path, HC_STORE_READ, &st, err);
+        hc_store_close(st, NULL);
+    }
+    free(dir);
+    return code;
+}
+
 hc_err hc_store_close(hc_store *st, hc_error *err)
 {
     hc_err code = HC_OK;
@@ -778,6 +1096,8 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
     sqlite3_finalize(st->insert_topic);
     /* close_v2 defers the close while a cursor the caller forgot still holds a statement. */
     sqlite3_close_v2(st->db);
+    remove_private_copy(st->private_dir);
+    free(st->private_db);
     topic_cache_clear(&st->topics);
     free(st->path);
     free(st);
@@ -787,6 +1107,64 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
 const char *hc_store_path(const hc_store *st)
 {
     return st ? st->path : NULL;
+}
+
+/* --- checking -------------------------------------------------------------------------------- */
+
+/*
+ * What integrity_check cannot know: that rows refer to each other and hold values the writer
+ * can produce. Each query yields a description of its first offending row.
+ */
+static const char *const CONTENT_CHECKS[] = {
+    "SELECT 'message ' || seq || ' names session ' || quote(session_id) || ', which does not "
+    "exist' FROM message_rows WHERE session_id NOT IN (SELECT id FROM sessions) LIMIT 1",
+    "SELECT 'message ' || seq || ' names topic ' || quote(topic_id) || ', which does not exist' "
+    "FROM message_rows WHERE topic_id NOT IN (SELECT id FROM topics) LIMIT 1",
+    "SELECT 'message ' || seq || ' has an impossible value (qos ' || quote(qos) || ', retain ' || "
+    "quote(retain) || ', dup ' || quote(dup) || ', payload of type ' || typeof(payload) || ')' "
+    "FROM message_rows WHERE qos NOT IN (0, 1, 2) OR retain NOT IN (0, 1) OR dup NOT IN (0, 1) "
+    "OR typeof(payload) NOT IN ('blob', 'text') OR typeof(received_at_ns) <> 'integer' "
+    "OR typeof(mono_ns) <> 'integer' LIMIT 1",
+    "SELECT 'topic ' || id || ' has no usable name' FROM topics "
+    "WHERE typeof(name) <> 'text' OR name = '' LIMIT 1",
+    "SELECT 'session ' || id || ' has no usable start time' FROM sessions "
+    "WHERE typeof(started_at_ns) <> 'integer' OR typeof(started_mono_ns) <> 'integer' LIMIT 1",
+};
+
+/* Runs sql; a first row is the problem it found (one line into err). */
+static hc_err check_query(hc_store *st, const char *sql, hc_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    hc_err code = HC_OK;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *what = (const char *)sqlite3_column_text(stmt, 0);
+        char line[256];
+        one_line(what ? what : "unknown problem", line, sizeof(line));
+        if (strcmp(line, "ok") != 0)
+            code = hc_error_set(err, HC_ERR_CORRUPT, "'%s' is damaged: %s", st->path, line);
+    } else if (rc != SQLITE_DONE) {
+        code = db_fail(st, rc, err, "check");
+    }
+    sqlite3_finalize(stmt);
+    return code;
+}
+
+hc_err hc_store_check(hc_store *st, hc_error *err)
+{
+    hc_err code;
+
+    if (!st)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot check a recording: no store");
+    code = commit_batch(st, err);
+    if (code == HC_OK)
+        code = check_query(st, "PRAGMA integrity_check(1)", err);
+    for (size_t i = 0; code == HC_OK && i < sizeof(CONTENT_CHECKS) / sizeof(CONTENT_CHECKS[0]); i++)
+        code = check_query(st, CONTENT_CHECKS[i], err);
+    return code;
 }
 
 /* --- meta ------------------------------------------------------------------------------------ */
@@ -1105,8 +1483,7 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (seq_out)
         *seq_out = sqlite3_last_insert_rowid(st->db);
     st->batch_rows++;
-    if (st->batch_rows >= st->max_batch_rows ||
-        mono_now_ns() - st->batch_started_ns >= st->flush_interval_ns)
+    if (st->batch_rows >= st->max_batch_rows || mono_now_ns() >= batch_due_ns(st))
         return commit_batch(st, err);
     return HC_OK;
 
@@ -1129,9 +1506,35 @@ hc_err hc_store_flush_if_due(hc_store *st, hc_error *err)
 {
     if (!st)
         return hc_error_set(err, HC_ERR_INVALID, "cannot flush: no store");
-    if (st->in_batch && mono_now_ns() - st->batch_started_ns >= st->flush_interval_ns)
+    if (st->in_batch && mono_now_ns() >= batch_due_ns(st))
         return commit_batch(st, err);
     return HC_OK;
+}
+
+int64_t hc_store_flush_due_in_ns(const hc_store *st)
+{
+    int64_t left;
+
+    if (!st || !st->in_batch)
+        return INT64_MAX;
+    left = batch_due_ns(st) - mono_now_ns();
+    return left > 0 ? left : 0;
+}
+
+hc_err hc_store_set_sync_commits(hc_store *st, bool sync_commits, hc_error *err)
+{
+    hc_err code;
+
+    if (!st)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot set durability: no store");
+    code = require_writable(st, err);
+    if (code == HC_OK)
+        code = commit_batch(st, err);
+    if (code == HC_OK)
+        code =
+            exec_sql(st, sync_commits ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                     err, "configure");
+    return code;
 }
 
 /* Commits, then runs maintenance SQL on a writable store (vacuum, indexes). */

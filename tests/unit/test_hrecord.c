@@ -3,6 +3,7 @@
  * reconnect backoff (doubling, cap, jitter bounds).
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,4 +139,27 @@ Test(hrecord, backoff_jitter_never_goes_below_the_minimum)
         }
     cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 0, 0.0), s);
     cr_assert_eq(hrecord_backoff_ns(s, 60 * s, 1, 0.0), s);
+}
+
+Test(hrecord, the_default_name_gets_a_number_when_taken)
+{
+    char buf[64];
+
+    hrecord_output_variant("hkit-20260205T103045Z.db", 1, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "hkit-20260205T103045Z.db");
+    hrecord_output_variant("hkit-20260205T103045Z.db", 2, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "hkit-20260205T103045Z-2.db");
+    hrecord_output_variant("hkit-20260205T103045Z.db", 17, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "hkit-20260205T103045Z-17.db");
+}
+
+Test(hrecord, waiting_for_a_message_never_passes_the_open_batch_deadline)
+{
+    /* the flush bound: an idle recorder wakes when the batch is due, not up to 50 ms later */
+    cr_assert_eq(hrecord_receive_timeout_ms(INT64_MAX), 50, "no open batch");
+    cr_assert_eq(hrecord_receive_timeout_ms(200000000), 50);
+    cr_assert_eq(hrecord_receive_timeout_ms(30000000), 30);
+    cr_assert_eq(hrecord_receive_timeout_ms(29500000), 30, "rounded up: wakes once due");
+    cr_assert_eq(hrecord_receive_timeout_ms(1), 1);
+    cr_assert_eq(hrecord_receive_timeout_ms(0), 1, "due now: flushed before waiting");
 }

@@ -8,10 +8,12 @@
 #include <criterion/criterion.h>
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1237,5 +1239,189 @@ Test(store, filters_give_the_same_rows_once_secondary_indexes_exist)
     cr_assert_eq(select_seqs(st, &sel, after, 3), 2);
     cr_assert_eq(after[0], 2);
     cr_assert_eq(after[1], 3);
+    close_ok(st);
+}
+
+/* --- reading leaves every byte as it was ----------------------------------------------------- */
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    struct stat sb;
+
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fstat(fileno(f), &sb), 0);
+    buf = malloc((size_t)sb.st_size + 1);
+    cr_assert_not_null(buf);
+    *len = fread(buf, 1, (size_t)sb.st_size, f);
+    fclose(f);
+    return buf;
+}
+
+static void assert_same_bytes(const char *path, const char *before, size_t before_len)
+{
+    size_t len;
+    char *now = slurp(path, &len);
+    cr_assert(len == before_len && memcmp(now, before, len) == 0, "%s changed", path);
+    free(now);
+}
+
+Test(store, reading_a_closed_recording_creates_no_side_files)
+{
+    const char *path = tmp_path("clean.db");
+    char wal[600], shm[600];
+    hc_store *st;
+
+    make_small_recording(path, 20);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    snprintf(shm, sizeof(shm), "%s-shm", path);
+    cr_assert(!exists(wal) && !exists(shm));
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(count_messages(st), 20);
+    cr_assert(!exists(wal) && !exists(shm), "a reader made a -wal or -shm");
+    close_ok(st);
+    cr_assert(!exists(wal) && !exists(shm), "a reader left a -wal or -shm");
+}
+
+/* A crashed writer: committed rows only in the -wal, which a reader must neither checkpoint
+ * into the file nor remove, with or without the -shm beside it. */
+Test(store, reading_a_crashed_recording_reads_its_wal_and_changes_nothing)
+{
+    const char *path = tmp_path("crashed.db");
+    const char *names[3] = {"", "-wal", "-shm"};
+    char side[3][600], *before[3];
+    size_t len[3];
+    sqlite3 *db;
+    pid_t pid;
+    int status;
+
+    make_small_recording(path, 10);
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* a writer that dies after committing, without closing */
+        if (sqlite3_open(path, &db) != SQLITE_OK ||
+            sqlite3_exec(db,
+                         "PRAGMA wal_autocheckpoint = 0;"
+                         "INSERT INTO message_rows(session_id, received_at_ns, mono_ns, topic_id,"
+                         " payload, qos, retain, dup, decode_error) SELECT session_id,"
+                         " received_at_ns + 100, mono_ns, topic_id, payload, qos, retain, dup,"
+                         " decode_error FROM message_rows",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(side[i], sizeof(side[i]), "%s%s", path, names[i]);
+        cr_assert(exists(side[i]), "the crashed writer left no %s", side[i]);
+        before[i] = slurp(side[i], &len[i]);
+    }
+    for (int round = 0; round < 2; round++) {
+        hc_store *st = open_ok(path, HC_STORE_READ);
+        cr_assert_eq(count_messages(st), 20, "the committed rows in the -wal are read");
+        close_ok(st);
+        for (int i = 0; i < (round ? 2 : 3); i++)
+            assert_same_bytes(side[i], before[i], len[i]);
+        /* second round: the pair without its -shm, as copied into a bug report */
+        if (!round)
+            cr_assert_eq(unlink(side[2]), 0);
+    }
+    cr_assert(!exists(side[2]), "a reader made a -shm");
+    for (int i = 0; i < 3; i++)
+        free(before[i]);
+}
+
+/* --- flush deadline and durability ----------------------------------------------------------- */
+
+Test(store, the_open_batch_tells_when_it_is_due)
+{
+    const char *path = tmp_path("due.db");
+    hc_store *st = open_ok(path, HC_STORE_CREATE);
+    hc_error err = HC_ERROR_INIT;
+    int64_t s, due;
+
+    cr_assert_eq(hc_store_flush_due_in_ns(NULL), INT64_MAX);
+    hc_store_set_flush_interval(st, 3600LL * 1000000000LL);
+    s = begin_session(st, 0);
+    cr_assert_eq(hc_store_flush_due_in_ns(st), INT64_MAX, "nothing uncommitted");
+    append_text(st, s, 1, "a/b", "x");
+    due = hc_store_flush_due_in_ns(st);
+    cr_assert(due > 1800LL * 1000000000LL && due <= 3600LL * 1000000000LL, "due in %lld ns",
+              (long long)due);
+    hc_store_set_flush_interval(st, 0);
+    cr_assert_eq(hc_store_flush_due_in_ns(st), 0, "a zero interval is due at once");
+    cr_assert_eq(hc_store_flush_if_due(st, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_store_flush_due_in_ns(st), INT64_MAX, "committed");
+    cr_assert_eq(hc_store_set_sync_commits(st, true, &err), HC_OK, "%s", err.message);
+    append_text(st, s, 2, "a/b", "y");
+    close_ok(st);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(count_messages(st), 2);
+    cr_assert_eq(hc_store_set_sync_commits(st, true, &err), HC_ERR_INVALID, "read-only");
+    close_ok(st);
+}
+
+/* --- checking a path before writing ---------------------------------------------------------- */
+
+Test(store, a_path_is_checked_for_writing_without_creating_anything)
+{
+    const char *fresh = tmp_path("fresh.db"), *rec = tmp_path("rec.db");
+    const char *empty = tmp_path("empty-append.db"), *text = tmp_path("text-append.db");
+    hc_error err = HC_ERROR_INIT;
+
+    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_CREATE, &err), HC_OK, "%s", err.message);
+    cr_assert(!exists(fresh), "the check created the file");
+    cr_assert_eq(hc_store_check_writable(fresh, HC_STORE_APPEND, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_store_check_writable("/proc/nope/x.db", HC_STORE_CREATE, &err), HC_ERR_IO);
+    cr_assert_str_eq(err.message, "cannot write '/proc/nope/x.db': directory '/proc/nope' does "
+                                  "not exist");
+    cr_assert_eq(hc_store_check_writable(tmpdir, HC_STORE_FORCE, &err), HC_ERR_INVALID);
+    cr_assert(strstr(err.message, "is a directory") != NULL, "%s", err.message);
+
+    make_small_recording(rec, 2);
+    cr_assert_eq(hc_store_check_writable(rec, HC_STORE_CREATE, &err), HC_ERR_EXISTS);
+    cr_assert_eq(hc_store_check_writable(rec, HC_STORE_FORCE, &err), HC_OK, "%s", err.message);
+    cr_assert_eq(hc_store_check_writable(rec, HC_STORE_APPEND, &err), HC_OK, "%s", err.message);
+
+    write_file(empty, "", 0);
+    cr_assert_eq(hc_store_check_writable(empty, HC_STORE_APPEND, &err), HC_ERR_NOT_RECORDING);
+    cr_assert(strstr(err.message, "the file is empty") != NULL, "%s", err.message);
+    write_file(text, "notes\n", 6);
+    cr_assert_eq(hc_store_check_writable(text, HC_STORE_APPEND, &err), HC_ERR_NOT_RECORDING);
+    cr_assert(file_contains(text, "notes"));
+}
+
+/* --- checking a whole file ------------------------------------------------------------------- */
+
+Test(store, check_finds_a_message_whose_session_does_not_exist)
+{
+    const char *path = tmp_path("orphan.db");
+    hc_error err = HC_ERROR_INIT;
+    hc_store *st;
+    sqlite3 *db;
+
+    make_small_recording(path, 3);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_check(st, &err), HC_OK, "%s", err.message);
+    close_ok(st);
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(db, "UPDATE message_rows SET session_id = 9 WHERE seq = 2", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok(path, HC_STORE_READ);
+    cr_assert_eq(hc_store_check(st, &err), HC_ERR_CORRUPT);
+    cr_assert(strstr(err.message, "orphan.db' is damaged: message 2 names session 9, which does "
+                                  "not exist") != NULL,
+              "%s", err.message);
     close_ok(st);
 }

@@ -86,6 +86,14 @@ extern volatile sig_atomic_t tool_stop_requested; /* set by SIGINT / SIGTERM */
  * reported by tool_finish_stdout). */
 void tool_signals_install(void);
 
+/* --- a reader that went away (tool_pipe.c) -------------------------------------------------- */
+
+/* True when f writes to a pipe or socket whose reading end has been closed. */
+bool tool_output_closed(FILE *f);
+/* Ends output to f quietly: what is still buffered and every later write go to /dev/null, so
+ * tool_finish_stdout reports no error. Use once tool_output_closed(f) said so. */
+void tool_output_discard(FILE *f);
+
 /* --- shared MQTT connection options ----------------------------------------------------------- */
 
 struct tool_mqtt {

@@ -9,8 +9,10 @@
  */
 #include "hcat.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,8 @@ static hc_err source_next(struct run *r, struct source *s, hc_error *err)
                 tool_warn("%s", err->message);
             continue;
         }
+        if (rc == HC_ERR_IO && tool_stop_requested) /* a read of a pipe cut short by Ctrl-C */
+            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted");
         if (rc != HC_OK)
             return rc;
         if (!tool_select_matches(&r->sel, &s->rec.msg))
@@ -527,6 +531,11 @@ static hc_err write_meta(struct run *r, hc_error *err)
         rc = hc_store_meta_set(r->out_st, "cut_by", "hcat " HKIT_VERSION, err);
     if (rc == HC_OK && r->o->note)
         rc = set_meta(r, "note", r->o->note, err);
+    if (rc == HC_OK && r->sum->interrupted) {
+        char what[64];
+        snprintf(what, sizeof(what), "after %" PRId64 " messages", r->sum->messages);
+        rc = hc_store_meta_set(r->out_st, "cut_interrupted", what, err);
+    }
     if (rc == HC_OK && r->redact) {
         char what[512];
         size_t used =
@@ -616,8 +625,10 @@ static hc_err copy_stream(struct run *r, hc_error *err)
         fprintf(r->out, "%s%s\r\n", CSV_HEADER, r->o->decode ? ",decoded" : "");
     while ((s = earliest(r)) != NULL) {
         struct hc_msg m;
-        if (tool_stop_requested)
-            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted");
+        if (tool_stop_requested) {
+            r->sum->interrupted = true;
+            return HC_OK;
+        }
         if (limit && r->sum->messages >= limit)
             break;
         m = s->msg;
@@ -632,11 +643,20 @@ static hc_err copy_stream(struct run *r, hc_error *err)
                 rc = hc_store_append(r->out_st, &m, NULL, err);
         } else {
             rc = print_message(r, &m, err);
+            if (rc == HC_ERR_IO && tool_output_closed(r->out)) {
+                tool_output_discard(r->out);
+                r->sum->output_closed = true;
+                return HC_OK;
+            }
         }
         if (rc != HC_OK)
             return rc;
         r->sum->messages++;
         rc = source_next(r, s, err);
+        if (rc == HC_ERR_INTERRUPTED) {
+            r->sum->interrupted = true;
+            return HC_OK;
+        }
         if (rc != HC_OK)
             return rc;
     }
@@ -661,6 +681,52 @@ static void remove_store_files(const char *path)
     unlink_with_suffix(path, "-shm");
 }
 
+/* The pid in "<name>.hcat-tmp-<pid>[-wal|-shm|-journal]", or 0 when name is not such a file. */
+static long temp_owner(const char *name)
+{
+    const char *tag = strstr(name, ".hcat-tmp-"), *p;
+    long pid = 0;
+
+    if (!tag)
+        return 0;
+    for (p = tag + strlen(".hcat-tmp-"); *p >= '0' && *p <= '9' && pid < 100000000; p++)
+        pid = pid * 10 + (*p - '0');
+    if (p == tag + strlen(".hcat-tmp-") ||
+        (*p && strcmp(p, "-wal") != 0 && strcmp(p, "-shm") != 0 && strcmp(p, "-journal") != 0))
+        return 0;
+    return pid;
+}
+
+/*
+ * A SIGKILL cannot be caught, so an hcat killed while writing leaves its temporary files behind
+ * (a recording can only be written through a named file). The next hcat writing into the same
+ * directory removes those whose process no longer runs.
+ */
+static void remove_stale_temps(const char *output)
+{
+    const char *slash = strrchr(output, '/');
+    char *dir = slash ? strndup(output, (size_t)(slash - output) + 1) : strdup(".");
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        long pid = temp_owner(e->d_name);
+        char *path;
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        path = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        if (!path)
+            break;
+        sprintf(path, "%s%s%s", dir, slash ? "" : "/", e->d_name);
+        if (unlink(path) == 0)
+            tool_info("removed '%s', left by hcat process %ld, which no longer runs", path, pid);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 static hc_err write_recording(struct run *r, hc_error *err)
 {
     const char *output = r->o->output;
@@ -677,8 +743,10 @@ static hc_err write_recording(struct run *r, hc_error *err)
         return hc_error_set(err, HC_ERR_EXISTS,
                             "cannot write '%s': file exists (use --force to replace it)", output);
     }
-    /* written beside the target and renamed when complete: a failed or interrupted cut never
-     * leaves a half-made recording under the name the user asked for */
+    /* written beside the target and renamed when complete: a failed cut never leaves a
+     * half-made recording under the name the user asked for (an interrupted one is complete up
+     * to where it stopped, and says so in its meta: cut_interrupted) */
+    remove_stale_temps(output);
     snprintf(tmp, tmp_size, "%s.hcat-tmp-%ld", output, (long)getpid());
     rc = hc_store_open(tmp, HC_STORE_FORCE, &r->out_st, &inner);
     if (rc != HC_OK) {
@@ -717,6 +785,35 @@ static hc_err write_recording(struct run *r, hc_error *err)
 
 static hc_err hcat_info(struct run *r, hc_error *err);
 
+/* --check: every input is a recording read completely; "<path>: ok, N messages" for each. */
+static hc_err hcat_check(struct run *r, hc_error *err)
+{
+    for (size_t i = 0; i < r->o->n_inputs; i++) {
+        const char *path = r->o->inputs[i];
+        struct hc_select all = {0};
+        hc_store *st = NULL;
+        int64_t n = 0;
+        bool is_db;
+        hc_err rc = tool_detect_input(path, &is_db, err);
+
+        if (rc == HC_OK && !is_db)
+            rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                              "--check needs a recording: '%s' is not one (JSON lines or empty)",
+                              path);
+        if (rc == HC_OK)
+            rc = hc_store_open(path, HC_STORE_READ, &st, err);
+        if (rc == HC_OK)
+            rc = hc_store_check(st, err);
+        if (rc == HC_OK)
+            rc = hc_store_count(st, &all, &n, NULL, err);
+        hc_store_close(st, NULL);
+        if (rc != HC_OK)
+            return rc;
+        fprintf(r->out, "%s: ok, %" PRId64 " message%s\n", path, n, n == 1 ? "" : "s");
+    }
+    return HC_OK;
+}
+
 hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err)
 {
     struct run r = {0};
@@ -733,6 +830,10 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
     rc = resolve_selection(&r, err);
     if (rc == HC_OK && o->info) {
         rc = hcat_info(&r, err);
+        goto out;
+    }
+    if (rc == HC_OK && o->check) {
+        rc = hcat_check(&r, err);
         goto out;
     }
     if (rc == HC_OK && o->redact) {
@@ -752,6 +853,11 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
     }
     if (rc == HC_OK)
         rc = open_all(&r, err);
+    if (rc == HC_ERR_INTERRUPTED) { /* Ctrl-C while waiting for a first line */
+        sum->interrupted = true;
+        rc = HC_OK;
+        goto out;
+    }
     if (rc == HC_OK) {
         rc = o->output ? write_recording(&r, err) : copy_stream(&r, err);
         sum->redacted_ids = hc_redact_id_count(r.redact);
@@ -805,18 +911,32 @@ static void groups_release(struct groups *g)
     memset(g, 0, sizeof(*g));
 }
 
+/* later - earlier, saturated: a damaged file's times (any 64-bit value) must not overflow. */
+static int64_t span_ns(int64_t earlier, int64_t later)
+{
+    int64_t d;
+    if (__builtin_sub_overflow(later, earlier, &d))
+        return later > earlier ? INT64_MAX : INT64_MIN;
+    return d;
+}
+
 static void format_duration(int64_t ns, char *buf, size_t size)
 {
-    double s = (double)ns / 1e9;
+    /* integer arithmetic: any int64 (also a negative span in a damaged file) is in range */
+    const char *sign = ns < 0 ? "-" : "";
+    uint64_t mag = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    uint64_t s = mag / 1000000000u;
+
     if (s < 60)
-        snprintf(buf, size, "%.3f s", s);
+        snprintf(buf, size, "%s%.3f s", sign, (double)mag / 1e9);
     else if (s < 3600)
-        snprintf(buf, size, "%dm %02ds", (int)(s / 60), (int)s % 60);
+        snprintf(buf, size, "%s%" PRIu64 "m %02" PRIu64 "s", sign, s / 60, s % 60);
     else if (s < 86400)
-        snprintf(buf, size, "%dh %02dm %02ds", (int)(s / 3600), (int)s % 3600 / 60, (int)s % 60);
+        snprintf(buf, size, "%s%" PRIu64 "h %02" PRIu64 "m %02" PRIu64 "s", sign, s / 3600,
+                 s % 3600 / 60, s % 60);
     else
-        snprintf(buf, size, "%dd %02dh %02dm", (int)(s / 86400), (int)s % 86400 / 3600,
-                 (int)s % 3600 / 60);
+        snprintf(buf, size, "%s%" PRIu64 "d %02" PRIu64 "h %02" PRIu64 "m", sign, s / 86400,
+                 s % 86400 / 3600, s % 3600 / 60);
 }
 
 struct info_sessions {
@@ -848,14 +968,14 @@ static int info_session(const struct hc_session_row *row, void *user)
         cJSON_AddNumberToObject(o, "messages", (double)row->messages);
         if (is->prev_end_ns)
             cJSON_AddNumberToObject(o, "gap_before_s",
-                                    (double)(row->started_at_ns - is->prev_end_ns) / 1e9);
+                                    (double)span_ns(is->prev_end_ns, row->started_at_ns) / 1e9);
         cJSON_AddItemToArray(is->json, o);
     } else {
         if (is->prev_end_ns) {
-            format_duration(row->started_at_ns - is->prev_end_ns, gap, sizeof(gap));
+            format_duration(span_ns(is->prev_end_ns, row->started_at_ns), gap, sizeof(gap));
             fprintf(is->out, "    gap %s\n", gap);
         }
-        format_duration(end_ns > row->started_at_ns ? end_ns - row->started_at_ns : 0, dur,
+        format_duration(end_ns > row->started_at_ns ? span_ns(row->started_at_ns, end_ns) : 0, dur,
                         sizeof(dur));
         fprintf(is->out, "  #%-4" PRId64 " %s .. %s  (%s)  %" PRId64 " messages%s%s%s\n", row->id,
                 start, row->ended_at_ns ? end : "(not ended)", dur, row->messages,
@@ -915,12 +1035,17 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
     cJSON *json = NULL;
     char first[40], last[40], dur[40];
     double span_s;
+    struct stat sb;
     bool is_db;
     hc_err rc;
     FILE *out = r->out;
 
     rc = tool_detect_input(path, &is_db, err);
-    if (rc == HC_OK && !is_db)
+    if (rc == HC_OK && !is_db && strcmp(path, "-") != 0 && stat(path, &sb) == 0 && !sb.st_size)
+        rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                          "'%s' is empty: not an hkit recording (nothing was ever written to it)",
+                          path);
+    else if (rc == HC_OK && !is_db)
         rc = hc_error_set(err, HC_ERR_INVALID,
                           "--info needs a recording: '%s' is JSON lines (import it first with "
                           "hcat '%s' -o FILE.db)",
@@ -935,10 +1060,10 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
     }
     if (rc != HC_OK)
         goto out;
-    span_s = (double)(sm.last_received_at_ns - sm.first_received_at_ns) / 1e9;
+    span_s = (double)span_ns(sm.first_received_at_ns, sm.last_received_at_ns) / 1e9;
     hc_time_format_rfc3339(sm.first_received_at_ns, 9, first, sizeof(first));
     hc_time_format_rfc3339(sm.last_received_at_ns, 9, last, sizeof(last));
-    format_duration(sm.last_received_at_ns - sm.first_received_at_ns, dur, sizeof(dur));
+    format_duration(span_ns(sm.first_received_at_ns, sm.last_received_at_ns), dur, sizeof(dur));
     if (r->o->json) {
         struct info_sessions is = {out, cJSON_CreateArray(), 0};
         void *ctx[2] = {out, cJSON_CreateObject()};

@@ -28,7 +28,9 @@ struct hcat_opts {
     const char *output;        /* -o: write a recording; NULL: print */
     bool force;
     bool info, json, decode;
-    long top; /* --top N groups in --info */
+    bool check;     /* --check: verify recordings completely */
+    long top;       /* --top N groups in --info */
+    bool top_given; /* --top was on the command line */
     enum hcat_format format;
     bool redact;
     const char *redact_key_file;
@@ -47,11 +49,15 @@ struct hcat_summary {
     int64_t sessions;    /* sessions written with -o */
     size_t redacted_ids; /* distinct ids replaced */
     bool random_key;     /* --redact without --redact-key */
+    bool interrupted;    /* SIGINT/SIGTERM stopped the copy; what was done is kept */
+    bool output_closed;  /* the reader of standard output went away (a normal end) */
 };
 
 /*
  * Runs hcat. Data goes to out (stdout in the tool); on failure err holds one line naming the
- * file. HC_ERR_EXISTS for an existing output without --force.
+ * file. HC_ERR_EXISTS for an existing output without --force. A stop signal ends the copy with
+ * HC_OK and sum->interrupted (with -o the messages copied so far are written); a pipe on out
+ * whose reader went away ends it with HC_OK and sum->output_closed.
  */
 hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err);
 

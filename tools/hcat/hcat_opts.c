@@ -19,6 +19,7 @@ enum {
     OPT_MASK,
     OPT_SKIP_BAD,
     OPT_NOTE,
+    OPT_CHECK,
     OPT_HELP
 };
 
@@ -37,6 +38,10 @@ static const char usage[] =
     "                        meta\n"
     "  --json                with --info: one JSON object per FILE\n"
     "  --top N               with --info: show the N largest groups (default 10; 0 for all)\n"
+    "  --check               check each recording completely instead (SQLite's integrity_check,\n"
+    "                        then that messages name existing sessions and topics and hold\n"
+    "                        possible values); prints 'FILE: ok, N messages' or fails (exit 1)\n"
+    "                        with the first problem\n"
     "  -o, --output FILE     write the selection as a new recording (meta copied, provenance\n"
     "                        added, sessions carried over); also imports JSON lines\n"
     "  --force               replace an existing output file\n"
@@ -106,6 +111,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         {"mask", required_argument, NULL, OPT_MASK},
         {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
         {"note", required_argument, NULL, OPT_NOTE},
+        {"check", no_argument, NULL, OPT_CHECK},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
@@ -142,6 +148,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_TOP:
             if (tool_parse_long("--top", optarg, 0, 1000000, &o->top) != OPTS_OK)
                 return OPTS_ERROR;
+            o->top_given = true;
             break;
         case OPT_DECODE:
             o->decode = true;
@@ -179,6 +186,9 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_NOTE:
             o->note = optarg;
             break;
+        case OPT_CHECK:
+            o->check = true;
+            break;
         case 'q':
             tool_verbosity = 0;
             break;
@@ -203,6 +213,12 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         return tool_usage_error("no input file given");
     if (o->json && !o->info)
         return tool_usage_error("--json only applies to --info");
+    if (o->check && (o->info || o->output || o->redact || o->decode ||
+                     o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
+        return tool_usage_error("--check cannot be combined with --info, -o, --redact, --mask, "
+                                "--decode, --format or selection options");
+    if (o->top_given && !o->info)
+        return tool_usage_error("--top only applies to --info");
     if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))
         return tool_usage_error("--info cannot be combined with -o, --redact, --mask, --decode "
                                 "or --format");

@@ -23,12 +23,23 @@ int main(int argc, char **argv)
     rc = hcat_run(&opts, stdout, &sum, &err);
     if (rc != HC_OK && rc != HC_DONE)
         tool_error("%s", err.message[0] ? err.message : hc_strerror(rc));
+    /* a reader that went away (hcat x.db | head) is a normal end, as for cat */
+    if ((fflush(stdout) != 0 || sum.output_closed) && tool_output_closed(stdout)) {
+        tool_output_discard(stdout);
+        sum.output_closed = true;
+    }
     if (sum.skipped_bad)
         tool_warn("skipped %" PRId64 " bad JSON line%s (--skip-bad)", sum.skipped_bad,
                   sum.skipped_bad == 1 ? "" : "s");
     if ((rc == HC_OK || rc == HC_DONE) && opts.output)
-        tool_info("wrote %" PRId64 " message%s in %" PRId64 " session%s to '%s'", sum.messages,
+        tool_info("%swrote %" PRId64 " message%s in %" PRId64 " session%s to '%s'",
+                  sum.interrupted ? "interrupted: " : "", sum.messages,
                   sum.messages == 1 ? "" : "s", sum.sessions, sum.sessions == 1 ? "" : "s",
                   opts.output);
+    else if ((rc == HC_OK || rc == HC_DONE) && !opts.info && !opts.check &&
+             (tool_verbosity >= 2 || sum.interrupted))
+        tool_info("%sprinted %" PRId64 " message%s%s", sum.interrupted ? "interrupted: " : "",
+                  sum.messages, sum.messages == 1 ? "" : "s",
+                  sum.output_closed ? " before the reader closed standard output" : "");
     return tool_finish_stdout(tool_exit_code(rc));
 }

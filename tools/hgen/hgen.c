@@ -10,6 +10,7 @@
  */
 #include "hgen.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -354,6 +355,11 @@ static hc_err run_jsonl(const struct hgen_opts *o, hc_gen *g, struct hgen_summar
     }
     source_stop(&src);
     sum->interrupted = tool_stop_requested != 0;
+    if (rc == HC_OK && fflush(stdout) != 0)
+        rc = hc_error_set(err, HC_ERR_IO, "cannot write to standard output: %s",
+                          strerror(errno ? errno : EIO));
+    if (rc != HC_OK && tool_output_closed(stdout))
+        rc = HC_OK; /* the reader went away (hgen --jsonl | head): a normal end, see hgen_report */
     return rc;
 }
 
@@ -465,6 +471,11 @@ void hgen_report(const struct hgen_opts *o, const struct hgen_summary *sum)
     size_t n;
     int k, i;
 
+    if (o->output == HGEN_OUT_JSONL && tool_output_closed(stdout)) {
+        /* quiet, as yes is: counts of what was generated would claim it was read */
+        tool_output_discard(stdout);
+        return;
+    }
     if (o->quiet)
         return;
     hc_time_format_rfc3339(sum->first_measured_ns, 3, first, sizeof(first));

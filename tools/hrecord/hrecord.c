@@ -161,7 +161,29 @@ int64_t hrecord_backoff_ns(int64_t min_ns, int64_t max_ns, unsigned attempt, dou
     return delay < (double)min_ns ? min_ns : (int64_t)delay;
 }
 
+void hrecord_output_variant(const char *base, unsigned attempt, char *buf, size_t size)
+{
+    size_t len = strlen(base);
+
+    if (attempt <= 1 || len < 3 || strcmp(base + len - 3, ".db") != 0)
+        snprintf(buf, size, "%s", base);
+    else
+        snprintf(buf, size, "%.*s-%u.db", (int)(len - 3), base, attempt);
+}
+
+int hrecord_receive_timeout_ms(int64_t due_in_ns)
+{
+    int64_t ms;
+
+    if (due_in_ns >= (int64_t)RECEIVE_TIMEOUT_MS * 1000000)
+        return RECEIVE_TIMEOUT_MS;
+    ms = (due_in_ns + 999999) / 1000000; /* wake at the deadline, not before it */
+    return ms < 1 ? 1 : (int)ms;
+}
+
 /* --- the run --------------------------------------------------------------------------------- */
+
+#define OUTPUT_VARIANTS_MAX 100
 
 enum loop_end { END_SIGNAL, END_COUNT, END_DURATION, END_LOST, END_STORE_FAILED };
 
@@ -430,7 +452,12 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
 
         if (tool_stop_requested)
             return END_SIGNAL;
-        rc = hc_mqtt_receive(r->m, RECEIVE_TIMEOUT_MS, &msg, &rerr);
+        /* The flush bound holds while nothing arrives too: wait no longer than the open batch
+         * may stay uncommitted, then commit it. */
+        if (hc_store_flush_if_due(r->st, err) != HC_OK)
+            return END_STORE_FAILED;
+        rc = hc_mqtt_receive(r->m, hrecord_receive_timeout_ms(hc_store_flush_due_in_ns(r->st)),
+                             &msg, &rerr);
         if (rc == HC_OK) {
             msg.received_at_ns = hc_time_realtime_ns();
             now = hc_time_monotonic_ns();
@@ -458,12 +485,6 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
     }
 }
 
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 || errno != ENOENT;
-}
-
 hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc_error *err)
 {
     struct run r;
@@ -471,6 +492,7 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     int64_t conn_real = 0, conn_mono = 0;
     unsigned flaps = 0;
     enum hc_store_mode mode;
+    unsigned variant = 1;
     hc_err rc;
 
     memset(&r, 0, sizeof(r));
@@ -487,14 +509,22 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     snprintf(sum->stop_reason, sizeof(sum->stop_reason), "error");
     snprintf(sum->path, sizeof(sum->path), "%s", o->output);
 
-    /* Refuse an existing file before touching the network, and create the file only once the
-     * broker took us: a failed start leaves nothing behind (nor deletes anything, --force). */
+    /* Check the output before touching the network, and create the file only once the broker
+     * took us: a failed start leaves nothing behind (nor deletes anything, --force). */
     mode = o->append ? HC_STORE_APPEND : o->force ? HC_STORE_FORCE : HC_STORE_CREATE;
-    if (mode == HC_STORE_CREATE && path_exists(o->output))
+    for (;;) {
+        rc = hc_store_check_writable(sum->path, mode, err);
+        if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
+            break;
+        hrecord_output_variant(o->output, ++variant, sum->path, sizeof(sum->path));
+    }
+    if (rc == HC_ERR_EXISTS)
         return hc_error_set(err, HC_ERR_EXISTS,
                             "'%s' already exists; use --append to add a session to it or "
                             "--force to replace it",
-                            o->output);
+                            sum->path);
+    if (rc != HC_OK)
+        return rc;
     rc = hc_mqtt_parse_url(o->conn.url, &r.url, err);
     if (rc != HC_OK)
         return rc;
@@ -519,16 +549,26 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     if (rc != HC_OK)
         goto out;
 
-    rc = hc_store_open(o->output, mode, &r.st, err);
+    for (;;) {
+        /* another hrecord may have taken the default name since the check */
+        rc = hc_store_open(sum->path, mode, &r.st, err);
+        if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
+            break;
+        hrecord_output_variant(o->output, ++variant, sum->path, sizeof(sum->path));
+    }
     if (rc == HC_ERR_EXISTS)
         rc = hc_error_set(err, rc,
                           "'%s' already exists; use --append to add a session to it or "
                           "--force to replace it",
-                          o->output);
+                          sum->path);
     if (rc != HC_OK)
         goto out;
     sum->opened = true;
     hc_store_set_flush_interval(r.st, (int64_t)o->flush_ms * 1000000LL);
+    /* a committed batch survives a power loss too (README, "Flush and loss guarantees") */
+    rc = hc_store_set_sync_commits(r.st, true, err);
+    if (rc != HC_OK)
+        goto out;
     rc = write_static_meta(&r, err);
     if (rc != HC_OK)
         goto out;

@@ -31,6 +31,7 @@ struct hrecord_opts {
     long qos;
     const char *output; /* NULL until resolved; then -o or output_buf */
     char output_buf[64];
+    bool output_is_default; /* no -o: another name is taken when this one exists */
     bool append, force;
     const char *note;
     int64_t duration_ns; /* 0: none */
@@ -66,6 +67,16 @@ hc_err hrecord_build_filters(const char *integration_id, const char *api_key_id,
 /* Delay before reconnect attempt `attempt` (0-based): min doubling to max, then scaled by a
  * jitter factor in [0.5, 1.0] taken from jitter01 in [0, 1]. */
 int64_t hrecord_backoff_ns(int64_t min_ns, int64_t max_ns, unsigned attempt, double jitter01);
+
+/*
+ * The default output name for the attempt-th try (1-based): "hkit-<time>.db", then
+ * "hkit-<time>-2.db", "-3"..., so hrecords started in the same second do not collide.
+ */
+void hrecord_output_variant(const char *base, unsigned attempt, char *buf, size_t size);
+
+/* How long (ms, 1..50) to wait for the next message when the store's open batch is due in
+ * due_in_ns (INT64_MAX: no open batch): never past the batch's deadline. */
+int hrecord_receive_timeout_ms(int64_t due_in_ns);
 
 struct hrecord_summary {
     bool opened; /* a recording was opened (path is meaningful) */

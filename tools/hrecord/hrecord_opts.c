@@ -82,11 +82,13 @@ static const char usage_record[] =
     "\n"
     "Recording:\n"
     "  -o, --output FILE     recording to write (default: hkit-<UTC time>.db in the current\n"
-    "                        directory); an existing file is refused unless:\n"
+    "                        directory, hkit-<UTC time>-2.db... when taken); checked before\n"
+    "                        connecting; an existing file is refused unless:\n"
     "  --append              add a new session to an existing recording\n"
     "  --force               replace an existing file\n"
     "  --note TEXT           free-text description stored in the recording\n"
-    "  --flush-ms MS         commit at least every MS milliseconds (default 200; 0 commits every\n"
+    "  --flush-ms MS         commit (and sync to the device) every message within MS\n"
+    "                        milliseconds of its arrival (default 200; 0 commits every\n"
     "                        message): the most a crash or power loss can lose\n"
     "  --duration D          stop after D (e.g. 90s, 30m, 2h)\n"
     "  -C, --count N         stop after N messages\n"
@@ -256,6 +258,7 @@ static enum opts_result resolve_output(struct hrecord_opts *o)
         when[j] = '\0';
         snprintf(o->output_buf, sizeof(o->output_buf), "hkit-%s.db", when);
         o->output = o->output_buf;
+        o->output_is_default = true;
     }
     if (stat(o->output, &st) == 0 && S_ISDIR(st.st_mode))
         return tool_usage_error("invalid value '%s' for --output: is a directory", o->output);

@@ -43,7 +43,7 @@ typedef struct hc_store hc_store;
 typedef struct hc_cursor hc_cursor;
 
 enum hc_store_mode {
-    HC_STORE_READ = 0,   /* existing recording, read only */
+    HC_STORE_READ = 0,   /* existing recording, read only: no byte of it or beside it changes */
     HC_STORE_CREATE = 1, /* new recording; HC_ERR_EXISTS if the file exists */
     HC_STORE_APPEND = 2, /* existing recording for writing; created when missing */
     HC_STORE_FORCE = 3   /* new recording, replacing any existing file */
@@ -54,8 +54,35 @@ enum hc_store_mode {
  * schema, not SQLite), a truncated or corrupt one, or a newer schema returns a clear error
  * (HC_ERR_NOT_RECORDING, HC_ERR_CORRUPT, HC_ERR_SCHEMA_NEWER). *out is owned by the caller:
  * hc_store_close.
+ * HC_STORE_READ writes nothing, also where nothing may be written: a file without a -wal is read
+ * as immutable; with a -wal and a -shm (a writer running or crashed) through a read-only -shm,
+ * seeing the committed batches, checkpointing nothing; a -wal without its -shm from a private
+ * copy under $TMPDIR that hc_store_close removes. A read sees the batches committed when it
+ * began.
  */
 hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err);
+
+/*
+ * What is checked when: hc_store_open reads the header (SQLite's, application_id, schema
+ * version, a truncated copy) and, for files up to 8 MiB, runs PRAGMA quick_check (page
+ * structure, no index contents). Damage found later while reading returns HC_ERR_CORRUPT from
+ * the reading call. hc_store_check reads everything: PRAGMA integrity_check (every page, and
+ * every index against its table) and then the recording's own rules (each message names an
+ * existing session and topic; flags, QoS and column types are values a writer produces).
+ * Returns HC_OK, or HC_ERR_CORRUPT with the first problem on one line. Bytes changed inside a
+ * payload that keep the page well-formed cannot be detected: the format has no checksums.
+ */
+hc_err hc_store_check(hc_store *st, hc_error *err);
+
+/*
+ * Checks, creating and changing nothing, that hc_store_open(path, mode) for writing can be
+ * expected to succeed, so a tool can refuse a bad path before it does anything slow: path is
+ * not a directory; for HC_STORE_CREATE it does not exist; its directory exists and is writable
+ * (the -wal and -shm go there); for HC_STORE_APPEND an existing file is readable, writable,
+ * not empty, and a recording this version can read (the errors of hc_store_open). Returns
+ * HC_OK, HC_ERR_EXISTS, HC_ERR_IO, HC_ERR_INVALID, HC_ERR_NOT_RECORDING, ...
+ */
+hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_error *err);
 
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
@@ -112,8 +139,27 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
 /* Commits the current batch now. */
 hc_err hc_store_flush(hc_store *st, hc_error *err);
 
-/* Commits the current batch if it is older than the flush interval. */
+/*
+ * Commits the current batch if it is due: when its first row is older than the flush interval
+ * less the time recent commits took and 2 ms for waking up (at most half the interval), so
+ * that the commit has returned within the interval of the batch's first append.
+ */
 hc_err hc_store_flush_if_due(hc_store *st, hc_error *err);
+
+/*
+ * Nanoseconds until the open batch is due (0: now), INT64_MAX when nothing is uncommitted or st
+ * is NULL. A writer that waits for input waits at most this long, then calls
+ * hc_store_flush_if_due, to keep the flush bound while no message arrives.
+ */
+int64_t hc_store_flush_due_in_ns(const hc_store *st);
+
+/*
+ * Durability of commits. Off (the default): SQLite's synchronous=NORMAL in WAL mode; a commit
+ * survives a crash of the process, but a power loss or kernel crash may roll back commits made
+ * since the last checkpoint (every 8 MiB of WAL). On: synchronous=FULL; every commit is on the
+ * storage device (fsync of the -wal) before it returns. Commits the open batch first.
+ */
+hc_err hc_store_set_sync_commits(hc_store *st, bool sync_commits, hc_error *err);
 
 /*
  * Rewrites the file to drop free pages (VACUUM) so deleted or replaced bytes do not survive in
