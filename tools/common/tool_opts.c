@@ -26,7 +26,7 @@ const char tool_mqtt_usage[] =
     "  --cafile FILE         trust this CA certificate (PEM) instead of the system bundle\n"
     "  --capath DIR          trust the CA certificates in DIR\n"
     "  --insecure            do not verify the server certificate (prints a warning)\n"
-    "  -u, --api-key-id ID   MQTT user name (env HALTIAN_API_KEY_ID)\n"
+    "  -u, --username NAME   MQTT user name (env HALTIAN_API_KEY_ID)\n"
     "  --integration-id ID   integration id for topics (env HALTIAN_INTEGRATION_ID)\n"
     "  --token-file FILE     read the password/token from FILE (env HALTIAN_API_KEY_TOKEN)\n"
     "  --token TOKEN         token on the command line: visible to other users, avoid\n"
