@@ -317,7 +317,7 @@ static hc_err recover(struct hc_replay *r, struct conn *c, hc_error *err)
     size_t n_pending = 0, first = 0, resent = 0;
     const char *why = hc_mqtt_lost_reason(c->m);
     char reason[200];
-    bool give_up, progress, wait = false;
+    bool give_up, progress, wait = false, careful;
     hc_err rc = HC_OK;
 
     snprintf(reason, sizeof(reason), "%s", why && *why ? why : "");
@@ -355,14 +355,8 @@ static hc_err recover(struct hc_replay *r, struct conn *c, hc_error *err)
                           r->url.host, r->url.port, (double)r->o.give_up_ns / 1e9);
         goto out;
     }
-    if (c->strikes >= 2 && n_pending > 0) {
-        message_failed(r, pending[0].topic,
-                       "the connection was lost twice in a row while it was the oldest "
-                       "unacknowledged message (does the broker refuse it?)");
-        first = 1;
-        c->strikes = 0;
-    }
 
+reconnect:
     for (;;) {
         hc_error cerr = HC_ERROR_INIT;
         if (stopped(r)) {
@@ -394,14 +388,58 @@ static hc_err recover(struct hc_replay *r, struct conn *c, hc_error *err)
     c->acked_at_connect = hc_mqtt_acked_total(c->m);
     hc_log(HC_LOG_INFO, "reconnected to '%s:%d'", r->url.host, r->url.port);
     c->oldest_known = hc_mqtt_oldest_unacked(c->m);
+    /*
+     * Twice lost without progress: resend one message at a time, each acknowledged before the
+     * next, until one is the only message in flight when the connection dies: that one the
+     * broker refuses (a topic it does not allow, a packet over its maximum size), and it fails.
+     * Guessing "the oldest unacknowledged" instead is wrong when the broker's close resets the
+     * connection: the acknowledgements it sent last are then lost with it.
+     */
+    careful = c->strikes >= 2;
     for (size_t i = first; i < n_pending; i++) {
-        rc = publish(r, c, pending[i].topic, pending[i].payload, pending[i].len, pending[i].qos,
-                     pending[i].retain, err);
-        if (rc != HC_OK)
-            goto out;
+        if (careful) {
+            hc_error perr = HC_ERROR_INIT;
+            rc = hc_mqtt_publish(c->m, pending[i].topic, pending[i].payload, pending[i].len,
+                                 pending[i].qos, pending[i].retain, NULL, &perr);
+            if (rc == HC_OK)
+                rc = hc_mqtt_wait_all(c->m, r->o.give_up_ns > 0
+                                                ? (int)(r->o.give_up_ns / 1000000)
+                                                : 60000,
+                                      &perr);
+            if (rc == HC_ERR_CONNECTION_LOST) {
+                message_failed(r, pending[i].topic,
+                               "the broker closed the connection on it, alone in flight, after "
+                               "two lost connections (does the broker refuse it?)");
+                first = i + 1;
+                resent = 0; /* those before it are counted in r->st.resent */
+                c->strikes = 0;
+                r->st.reconnects++;
+                hc_mqtt_reset_inflight(c->m);
+                if (count_loss(r, c, mono_now(), &progress))
+                    goto give_up;
+                wait = !progress;
+                goto reconnect;
+            }
+            if (rc != HC_OK) {
+                hc_error_set(err, rc, "%s", perr.message);
+                goto out;
+            }
+        } else {
+            rc = publish(r, c, pending[i].topic, pending[i].payload, pending[i].len,
+                         pending[i].qos, pending[i].retain, err);
+            if (rc != HC_OK)
+                goto out;
+        }
         resent++;
         r->st.resent++;
     }
+    if (careful)
+        c->strikes = 0;
+    goto out;
+give_up:
+    rc = hc_error_set(err, HC_ERR_CONNECTION_LOST,
+                      "gave up: no progress on the connection to '%s:%d' for %.0f s", r->url.host,
+                      r->url.port, (double)r->o.give_up_ns / 1e9);
 out:
     if (rc != HC_OK) {
         /* what could not be resent was never confirmed: it failed */
