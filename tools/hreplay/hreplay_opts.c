@@ -87,8 +87,8 @@ static const char usage_tail[] =
     "from the first unacknowledged one, QoS 0 losses are counted as possible. After two\n"
     "connections lost without progress, messages are resent one at a time, and the one the\n"
     "broker closes the connection on fails; a broker that takes no message for --give-up\n"
-    "(default 60s; also when it\n"
-    "stays connected but acknowledges nothing for --keepalive seconds) ends the replay.\n"
+    "(default 60s; also when it stays connected but acknowledges nothing for --keepalive\n"
+    "seconds) ends the replay.\n"
     "Messages that cannot be published (an invalid topic) fail one by one. Failed messages are\n"
     "counted and make the exit status 1. Ctrl-C stops within a second and prints the report.\n"
     TOOL_EXIT_CODES_HELP;
