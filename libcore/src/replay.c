@@ -764,6 +764,8 @@ static void flush_all(struct hc_replay *r)
         hc_mqtt_flush(r->conns[i].m);
 }
 
+static hc_err start_at(struct hc_replay *r, hc_error *err);
+
 static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc_error *err)
 {
     const struct hc_replay_options *o = &r->o;
@@ -773,6 +775,11 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
 
     r->st.start_mono_ns = mono_now();
     r->start_real = hc_time_realtime_ns();
+    if (o->start_at_ns) {
+        rc = start_at(r, err);
+        if (rc != HC_OK)
+            return rc;
+    }
     r->last_progress = r->st.start_mono_ns;
     /*
      * The schedule starts when the first message is in hand (hc_sched_due's default), not
@@ -787,6 +794,7 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
             return rc;
         for (;;) {
             int64_t due, now = 0;
+            uint64_t handled;
 
             if (stopped(r)) {
                 r->st.interrupted = true;
@@ -818,12 +826,16 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
                     r->st.interrupted = true;
                     break;
                 }
+            }
+            handled = r->st.sent + r->st.failed;
+            rc = replay_message(r, &msg, err);
+            if (timed && now && r->st.sent + r->st.failed > handled) {
+                /* this shard's messages only: another shard measures its own */
                 r->st.last_lateness_ns = now - due;
                 hc_sched_record(r->sched, now - due);
                 if (o->hooks.lateness)
                     o->hooks.lateness(o->hooks.ctx, now - due);
             }
-            rc = replay_message(r, &msg, err);
             if (rc == HC_ERR_INTERRUPTED)
                 break; /* r->st.interrupted is set */
             if (rc != HC_OK)
@@ -991,6 +1003,34 @@ void hc_replay_get_stats(const hc_replay *r, struct hc_replay_stats *out)
 {
     *out = r->st;
     hc_sched_stats(r->sched, &out->lateness);
+}
+
+const struct hc_hist *hc_replay_lateness(const hc_replay *r)
+{
+    return hc_sched_lateness(r->sched);
+}
+
+/*
+ * --start-at: waits until the common start instant and makes it the schedule's zero. The wait is
+ * on CLOCK_MONOTONIC (the realtime instant converted once), so a clock step while waiting does
+ * not move it.
+ */
+static hc_err start_at(struct hc_replay *r, hc_error *err)
+{
+    int64_t now_real = hc_time_realtime_ns(), now_mono = mono_now();
+    int64_t ahead = r->o.start_at_ns - now_real, start_mono = now_mono + ahead, now = 0;
+
+    if (ahead < -1000000000LL)
+        return hc_error_set(err, HC_ERR_INVALID, "the start time is %.1f s in the past",
+                            (double)-ahead / 1e9);
+    if (!hc_sched_wait(r->sched, start_mono, r->o.stop, &now)) {
+        r->st.interrupted = true;
+        return HC_ERR_INTERRUPTED;
+    }
+    hc_sched_start(r->sched, start_mono);
+    r->st.start_mono_ns = start_mono;
+    r->start_real = r->o.start_at_ns;
+    return HC_OK;
 }
 
 void hc_replay_flush(hc_replay *r)

@@ -108,6 +108,38 @@ void hc_hist_add(struct hc_hist *h, int64_t value)
         h->max = value;
 }
 
+void hc_hist_add_n(struct hc_hist *h, int64_t value, uint64_t n)
+{
+    if (value < 0)
+        value = 0;
+    h->counts[bucket_of((uint64_t)value)] += n;
+    h->total += n;
+    h->sum += (long double)value * (long double)n;
+    if (n && value > h->max)
+        h->max = value;
+}
+
+void hc_hist_merge(struct hc_hist *into, const struct hc_hist *from)
+{
+    for (size_t i = 0; i < HC_HIST_BUCKETS; i++)
+        into->counts[i] += from->counts[i];
+    into->total += from->total;
+    into->sum += from->sum;
+    if (from->max > into->max)
+        into->max = from->max;
+}
+
+int64_t hc_hist_bucket_upper(size_t idx)
+{
+    uint64_t v = bucket_upper(idx);
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+const struct hc_hist *hc_sched_lateness(const hc_sched *s)
+{
+    return &s->lateness;
+}
+
 int64_t hc_hist_quantile(const struct hc_hist *h, double q)
 {
     uint64_t rank, seen = 0;

@@ -17,6 +17,7 @@
 #include "hcore/jsonl.h"
 #include "hcore/replay.h"
 #include "hcore/store.h"
+#include "hcore/timefmt.h"
 
 #define KEPT_P99_LIMIT_NS 1000000LL /* the schedule counts as kept when p99 lateness < 1 ms */
 
@@ -201,6 +202,39 @@ static double us(int64_t ns)
     return (double)ns / 1000.0;
 }
 
+/*
+ * What --merge-reports needs beyond the totals: when the run started and ended (CLOCK_REALTIME,
+ * RFC 3339) and the lateness histogram, sparse, as [bucket upper edge ns, count] pairs, with its
+ * exact count, sum and max.
+ */
+static void add_times_and_histogram(cJSON *j, const struct hc_replay_stats *s,
+                                    const struct hc_hist *h)
+{
+    int64_t ended = hc_time_realtime_ns();
+    int64_t started = ended - (s->end_mono_ns - s->start_mono_ns);
+    char text[48];
+    cJSON *hist, *buckets;
+
+    hc_time_format_rfc3339(started, 6, text, sizeof(text));
+    cJSON_AddStringToObject(j, "started_at", text);
+    hc_time_format_rfc3339(ended, 6, text, sizeof(text));
+    cJSON_AddStringToObject(j, "ended_at", text);
+    hist = cJSON_AddObjectToObject(j, "lateness_hist");
+    cJSON_AddStringToObject(hist, "scheme", "log-linear: 128 buckets per power of two of ns");
+    cJSON_AddNumberToObject(hist, "count", (double)h->total);
+    cJSON_AddNumberToObject(hist, "sum_ns", (double)h->sum);
+    cJSON_AddNumberToObject(hist, "max_ns", (double)h->max);
+    buckets = cJSON_AddArrayToObject(hist, "buckets");
+    for (size_t i = 0; i < HC_HIST_BUCKETS; i++) {
+        if (h->counts[i]) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)hc_hist_bucket_upper(i)));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)h->counts[i]));
+            cJSON_AddItemToArray(buckets, pair);
+        }
+    }
+}
+
 static bool report(struct tool_run *t)
 {
     const struct hreplay_opts *o = t->o;
@@ -287,6 +321,7 @@ static bool report(struct tool_run *t)
             cJSON_AddNullToObject(j, "schedule_kept");
         }
         cJSON_AddStringToObject(j, "schedule_kept_rule", "p99 lateness under 1000 us");
+        add_times_and_histogram(j, &s, hc_replay_lateness(t->engine));
         text = cJSON_Print(j);
         fp = t->report_fp;
         t->report_fp = NULL;
@@ -331,6 +366,7 @@ static void engine_options(struct hreplay_opts *o, struct tool_run *t,
     ro->shard_n = o->shard_n;
     ro->loops = o->loops;
     ro->give_up_ns = o->give_up_ns;
+    ro->start_at_ns = o->start_at_ns;
     ro->hooks.lateness = on_lateness;
     ro->hooks.progress = on_progress;
     ro->hooks.ctx = t;
@@ -348,6 +384,8 @@ int hreplay_run(struct hreplay_opts *o)
     hc_err rc;
     int code = TOOL_EXIT_FAILURE;
 
+    if (o->n_merge_reports)
+        return hreplay_merge(o);
     if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &mo) != OPTS_OK)
         return TOOL_EXIT_USAGE;
     if (o->report_json) {

@@ -40,6 +40,9 @@ struct hreplay_opts {
     long inflight;
     int64_t spin_ns; /* --spin: busy-wait this long before each due time */
     int64_t give_up_ns; /* --give-up: stop reconnecting after this long without progress */
+    int64_t start_at_ns; /* --start-at, CLOCK_REALTIME; 0: none */
+    const char **merge_reports; /* --merge-reports: the report files (the arguments) */
+    size_t n_merge_reports;
     const char *report_json;
     const char *lateness_log; /* per-message lateness (ns), one line each */
 };
@@ -49,5 +52,8 @@ void hreplay_opts_release(struct hreplay_opts *o);
 
 /* Runs the replay; returns an exit code (enum tool_exit). */
 int hreplay_run(struct hreplay_opts *o);
+
+/* --merge-reports: combines shard reports into one (stdout, or --report-json); an exit code. */
+int hreplay_merge(const struct hreplay_opts *o);
 
 #endif

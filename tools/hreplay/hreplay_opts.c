@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcore/timefmt.h"
 #include "hcore/topic.h"
 
 enum {
@@ -28,6 +29,8 @@ enum {
     OPT_REPORT_JSON,
     OPT_LATENESS_LOG,
     OPT_GIVE_UP,
+    OPT_START_AT,
+    OPT_MERGE_REPORTS,
     OPT_QUIET,
     OPT_HELP
 };
@@ -69,6 +72,10 @@ static const char usage[] =
     "  --connections N       spread devices over N connections by device hash (default 1)\n"
     "  --shard K/N           replay only shard K (1..N) of N device shards\n"
     "  --give-up DURATION    stop reconnecting after DURATION without progress (default 60s)\n"
+    "  --start-at TIME       start the schedule at TIME (RFC 3339, or +DURATION from now), the\n"
+    "                        same instant for every shard; refused when over 1 s in the past\n"
+    "  --merge-reports       the arguments are --report-json files of shards: print one report\n"
+    "                        with exact totals and percentiles from the merged histograms\n"
     "\n"
     "Reporting:\n"
     "  --report-json FILE    write the final report as JSON to FILE (created at the start)\n"
@@ -139,6 +146,28 @@ static enum opts_result parse_remap(char *arg, struct hreplay_opts *o)
     return OPTS_OK;
 }
 
+/* --start-at: an RFC 3339 time or +DURATION from now; a second of slack for slow starts. */
+static enum opts_result parse_start_at(const char *arg, struct hreplay_opts *o)
+{
+    int64_t now = hc_time_realtime_ns(), at;
+
+    if (arg[0] == '+') {
+        int64_t d;
+        if (tool_parse_duration_ns("--start-at", arg + 1, &d) != OPTS_OK)
+            return OPTS_ERROR;
+        at = now + d;
+    } else if (hc_time_parse_rfc3339(arg, strlen(arg), &at, NULL) != HC_OK) {
+        return tool_usage_error("invalid value '%s' for --start-at: expected an RFC 3339 time "
+                                "or +DURATION",
+                                arg);
+    }
+    if (at < now - 1000000000LL)
+        return tool_usage_error("invalid value '%s' for --start-at: %.1f s in the past", arg,
+                                (double)(now - at) / 1e9);
+    o->start_at_ns = at;
+    return OPTS_OK;
+}
+
 static enum opts_result parse_shard(const char *arg, struct hreplay_opts *o)
 {
     char *end;
@@ -181,11 +210,14 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"report-json", required_argument, NULL, OPT_REPORT_JSON},
         {"lateness-log", required_argument, NULL, OPT_LATENESS_LOG},
         {"give-up", required_argument, NULL, OPT_GIVE_UP},
+        {"start-at", required_argument, NULL, OPT_START_AT},
+        {"merge-reports", no_argument, NULL, OPT_MERGE_REPORTS},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
     const char *username = NULL;
+    bool merge = false;
     hc_error err = HC_ERROR_INIT;
     const char *mode_option = NULL;
     long v;
@@ -310,6 +342,13 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         case OPT_LATENESS_LOG:
             o->lateness_log = optarg;
             break;
+        case OPT_START_AT:
+            if (parse_start_at(optarg, o) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_MERGE_REPORTS:
+            merge = true;
+            break;
         case OPT_GIVE_UP:
             if (tool_parse_duration_ns("--give-up", optarg, &o->give_up_ns) != OPTS_OK)
                 return OPTS_ERROR;
@@ -330,6 +369,13 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         default:
             return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }
+    }
+    if (merge) {
+        if (optind >= argc)
+            return tool_usage_error("--merge-reports needs the report files to merge");
+        o->merge_reports = (const char **)(argv + optind);
+        o->n_merge_reports = (size_t)(argc - optind);
+        return OPTS_OK;
     }
     if (optind >= argc)
         return tool_usage_error("no input given (a recording .db, JSON lines, or '-')");

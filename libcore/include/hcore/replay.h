@@ -86,6 +86,13 @@ struct hc_replay_options {
     long connections;       /* >= 1 */
     long shard_k, shard_n;  /* shard_n > 1: only shard shard_k (1-based) of shard_n */
     long loops;             /* passes; 0: until stopped */
+    /*
+     * CLOCK_REALTIME ns; 0: the schedule starts when the first message is in hand. Otherwise
+     * the schedule's zero is that instant (the engine sleeps until then), so shards started on
+     * several machines with one start time send each message at the same due time. A start
+     * more than a second in the past is HC_ERR_INVALID.
+     */
+    int64_t start_at_ns;
     int64_t give_up_ns;     /* stop reconnecting after this long without progress; 0: 60 s */
     struct hc_replay_hooks hooks;
 };
@@ -125,6 +132,9 @@ hc_err hc_replay_run(hc_replay *r, const struct hc_replay_source *src, hc_error 
 
 /* The figures so far (during hooks) or of the finished run. */
 void hc_replay_get_stats(const hc_replay *r, struct hc_replay_stats *out);
+
+/* The lateness histogram of the run (timed modes), for reports that several shards merge. */
+const struct hc_hist *hc_replay_lateness(const hc_replay *r);
 
 /* Sends what connections hold back in batches (for a source about to block on input). */
 void hc_replay_flush(hc_replay *r);

@@ -128,8 +128,16 @@ struct hc_hist {
 
 void hc_hist_init(struct hc_hist *h);
 void hc_hist_add(struct hc_hist *h, int64_t value); /* negative counts as 0 */
+/* n values of value at once (a histogram read back from a report: value a bucket's edge). */
+void hc_hist_add_n(struct hc_hist *h, int64_t value, uint64_t n);
 /* The value at quantile q (0..1): the upper edge of its bucket, never above max; 0 when empty. */
 int64_t hc_hist_quantile(const struct hc_hist *h, double q);
+/* Adds every count of from into into (histograms of several runs or shards combine exactly). */
+void hc_hist_merge(struct hc_hist *into, const struct hc_hist *from);
+/* The largest value that falls into bucket idx (< HC_HIST_BUCKETS): how reports name buckets. */
+int64_t hc_hist_bucket_upper(size_t idx);
+/* The histogram behind hc_sched_stats. */
+const struct hc_hist *hc_sched_lateness(const hc_sched *s);
 
 #ifdef __cplusplus
 }
