@@ -5,6 +5,8 @@
 #define HCORE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "hcore/error.h"
 #include "hcore/log.h"
@@ -45,5 +47,45 @@ hc_err hc__net_connect(const char *host, int port, int timeout_ms, int *fd_out, 
  * for what it may (unresolvable, refused, timed out, closed during the handshake).
  */
 hc_err hc__tls_probe(const struct hc__tls_target *t, hc_error *err);
+
+/* --- buf.c: the growable byte buffer (git's strbuf) ------------------------------------------ */
+
+/*
+ * A growable byte buffer. Appends never fail loudly: on out-of-memory the buffer keeps what it
+ * had and sets failed, so a writer appends freely and checks once. data is always NUL-terminated
+ * after the first append (not counted in len).
+ */
+struct hc__buf {
+    unsigned char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+void hc__buf_init(struct hc__buf *b);
+void hc__buf_release(struct hc__buf *b);
+/* Makes room for n more bytes; false (and failed) when it cannot. */
+bool hc__buf_grow(struct hc__buf *b, size_t n);
+void hc__buf_add(struct hc__buf *b, const void *data, size_t n);
+void hc__buf_addstr(struct hc__buf *b, const char *s);
+void hc__buf_addf(struct hc__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hc__buf_reset(struct hc__buf *b); /* len = 0, keeps the memory */
+
+/* --- strmap.c: string keys to small values ----------------------------------------------- */
+
+/*
+ * An open-addressing hash map from byte-string keys (copied) to a caller's index (size_t), for
+ * interning topics, devices and types. Grows by doubling; no removal.
+ */
+struct hc__strmap {
+    struct hc__strmap_slot *slots;
+    size_t cap, count;
+};
+
+void hc__strmap_init(struct hc__strmap *m);
+void hc__strmap_release(struct hc__strmap *m);
+/* Finds key: true and *value. */
+bool hc__strmap_get(const struct hc__strmap *m, const char *key, size_t key_len, size_t *value);
+/* Adds key (must be absent) with value. HC_ERR_NOMEM. */
+hc_err hc__strmap_put(struct hc__strmap *m, const char *key, size_t key_len, size_t value);
 
 #endif

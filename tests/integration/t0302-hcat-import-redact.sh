@@ -120,7 +120,7 @@ hkit_expect_exit 2 hcat
 hkit_assert_eq "hcat: no input file given
 try 'hcat --help'" "$ERR" "no input"
 hkit_expect_exit 2 hcat --format xml f2.jsonl
-hkit_assert_eq "hcat: invalid value 'xml' for --format: expected jsonl or csv
+hkit_assert_eq "hcat: invalid value 'xml' for --format: expected jsonl, csv or mcap
 try 'hcat --help'" "$ERR" "bad format"
 hkit_expect_exit 2 hcat --json f2.jsonl
 hkit_assert_eq "hcat: --json only applies to --info

@@ -67,6 +67,7 @@ struct run {
     hc_redact *redact;
     hc_store *out_st;
     FILE *out;
+    struct hcat_sink *sink; /* --format mcap, --report */
 };
 
 static int collect_session(const struct hc_session_row *row, void *user)
@@ -637,7 +638,9 @@ static hc_err copy_stream(struct run *r, hc_error *err)
             if (rc != HC_OK)
                 return rc;
         }
-        if (r->out_st) {
+        if (r->sink) {
+            rc = r->sink->add(r->sink, &m, err);
+        } else if (r->out_st) {
             rc = output_session(r, s, &s->msg, &m, err);
             if (rc == HC_OK)
                 rc = hc_store_append(r->out_st, &m, NULL, err);
@@ -785,6 +788,27 @@ static hc_err write_recording(struct run *r, hc_error *err)
 
 static hc_err hcat_info(struct run *r, hc_error *err);
 
+/* --format mcap and --report: the stream goes to a sink that writes one file at the end. */
+static hc_err write_sink(struct run *r, hc_error *err)
+{
+    const char *recordings[HCAT_MAX_INPUTS];
+    size_t n = 0;
+    hc_err rc = r->o->report ? hcat_report_sink_new(r->o, &r->sink, err)
+                             : hcat_mcap_sink_new(r->o, &r->sink, err);
+
+    if (rc == HC_OK)
+        rc = copy_stream(r, err);
+    for (size_t i = 0; i < r->n_src; i++)
+        if (r->src[i].is_db)
+            recordings[n++] = r->src[i].path;
+    if (rc == HC_OK)
+        rc = r->sink->finish(r->sink, recordings, n, r->sum->interrupted, err);
+    if (r->sink)
+        r->sink->free(r->sink);
+    r->sink = NULL;
+    return rc;
+}
+
 /* --check: every input is a recording read completely; "<path>: ok, N messages" for each. */
 static hc_err hcat_check(struct run *r, hc_error *err)
 {
@@ -859,7 +883,10 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
         goto out;
     }
     if (rc == HC_OK) {
-        rc = o->output ? write_recording(&r, err) : copy_stream(&r, err);
+        if (o->report || o->format == HCAT_FORMAT_MCAP)
+            rc = write_sink(&r, err);
+        else
+            rc = o->output ? write_recording(&r, err) : copy_stream(&r, err);
         sum->redacted_ids = hc_redact_id_count(r.redact);
         close_all(&r);
     }

@@ -18,7 +18,7 @@
 #define HCAT_MAX_MASKS 64
 #define HCAT_DEFAULT_TOP 10
 
-enum hcat_format { HCAT_FORMAT_JSONL, HCAT_FORMAT_CSV };
+enum hcat_format { HCAT_FORMAT_JSONL, HCAT_FORMAT_CSV, HCAT_FORMAT_MCAP };
 
 struct hcat_opts {
     const char *inputs[HCAT_MAX_INPUTS];
@@ -37,7 +37,8 @@ struct hcat_opts {
     const char *masks[HCAT_MAX_MASKS];
     size_t n_masks;
     bool skip_bad;
-    const char *note; /* --note: replaces the meta note of the output */
+    const char *note;   /* --note: replaces the meta note of the output */
+    const char *report; /* --report FILE.html: write the report instead of printing */
 };
 
 /* Parses argv (prints usage errors, or --help on stdout). */
@@ -60,6 +61,36 @@ struct hcat_summary {
  * whose reader went away ends it with HC_OK and sum->output_closed.
  */
 hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err);
+
+/*
+ * A sink for the merged message stream other than printing or a recording: MCAP (--format mcap
+ * -o) or the HTML report (--report). add takes each selected message in arrival order; finish
+ * writes the file (under a temporary name, renamed into place when complete), given the
+ * recordings among the inputs for their meta and sessions; free releases it (and removes an
+ * unfinished temporary file). Made by hcat_mcap_sink_new / hcat_report_sink_new.
+ */
+struct hcat_sink {
+    hc_err (*add)(struct hcat_sink *s, const struct hc_msg *m, hc_error *err);
+    hc_err (*finish)(struct hcat_sink *s, const char *const *recordings, size_t n_recordings,
+                     bool interrupted, hc_error *err);
+    void (*free)(struct hcat_sink *s);
+};
+
+/* hcat_mcap.c: the MCAP sink for o->output. */
+hc_err hcat_mcap_sink_new(const struct hcat_opts *o, struct hcat_sink **out, hc_error *err);
+
+/* hcat_report.c: the HTML report sink for o->report. */
+hc_err hcat_report_sink_new(const struct hcat_opts *o, struct hcat_sink **out, hc_error *err);
+
+/*
+ * Opens "<path>.hcat-tmp-<pid>" for writing a file that is renamed to path when complete
+ * (hcat_output_commit); refuses an existing path without force (HC_ERR_EXISTS).
+ */
+hc_err hcat_output_begin(const char *path, bool force, char **tmp_out, FILE **f_out, hc_error *err);
+/* Closes f (checking the close) and renames tmp to path; on failure removes tmp. Frees tmp. */
+hc_err hcat_output_commit(const char *path, char *tmp, FILE *f, hc_error *err);
+/* Closes f, removes tmp, frees tmp (after a failure). Accepts NULLs. */
+void hcat_output_abandon(char *tmp, FILE *f);
 
 /* Writes one CSV field with RFC 4180 quoting (quoted when it holds , " CR or LF). */
 void hcat_csv_field(FILE *out, const char *text, size_t len);

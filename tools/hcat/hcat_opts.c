@@ -20,6 +20,7 @@ enum {
     OPT_SKIP_BAD,
     OPT_NOTE,
     OPT_CHECK,
+    OPT_REPORT,
     OPT_HELP
 };
 
@@ -31,13 +32,22 @@ static const char usage[] =
     "\n"
     "Output:\n"
     "  (default)             print the selected messages as JSON lines on stdout\n"
-    "  --format FMT          jsonl (default) or csv (RFC 4180, header row)\n"
+    "  --format FMT          jsonl (default) or csv (RFC 4180, header row); mcap with -o:\n"
+    "                        an MCAP file for Foxglove Studio or PlotJuggler (one channel per\n"
+    "                        topic, JSON payloads as message_encoding json, others kept byte\n"
+    "                        for byte as x-hkit-bytes; log_time = arrival, publish_time =\n"
+    "                        measured_at; chunked and indexed)\n"
     "  --decode              add the decoder's output to each line (\"decoded\" / column)\n"
     "  --info                summarise each FILE instead: time span, counts and rates per kind,\n"
     "                        type and device, sessions and gaps, payload sizes, decode errors,\n"
     "                        meta\n"
     "  --json                with --info: one JSON object per FILE\n"
     "  --top N               with --info: show the N largest groups (default 10; 0 for all)\n"
+    "  --report FILE         write a self-contained HTML report of the selection instead:\n"
+    "                        header (span, counts, sessions, gaps, meta), rate per type over\n"
+    "                        time with sessions and gaps, device x time heatmap, delivery\n"
+    "                        latency, decode errors, duplicates and measured_at going back,\n"
+    "                        per-device table; no network needed to view it\n"
     "  --check               check each recording completely instead (SQLite's integrity_check,\n"
     "                        then that messages name existing sessions and topics and hold\n"
     "                        possible values); prints 'FILE: ok, N messages' or fails (exit 1)\n"
@@ -95,6 +105,21 @@ static const char *select_option_name(int opt)
     }
 }
 
+/* The combinations of --format mcap and --report, checked before the general ones. */
+static enum opts_result pictures_check(const struct hcat_opts *o)
+{
+    if (o->report && (o->output || o->info || o->check || o->decode || o->note ||
+                      o->format != HCAT_FORMAT_JSONL))
+        return tool_usage_error("--report cannot be combined with -o, --info, --check, --decode, "
+                                "--format or --note");
+    if (o->format == HCAT_FORMAT_MCAP && !o->output)
+        return tool_usage_error("--format mcap needs -o FILE");
+    if (o->format == HCAT_FORMAT_MCAP && (o->info || o->check || o->decode || o->note))
+        return tool_usage_error("--format mcap cannot be combined with --info, --check, --decode "
+                                "or --note");
+    return OPTS_OK;
+}
+
 enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
 {
     static const struct option longopts[] = {
@@ -112,6 +137,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
         {"note", required_argument, NULL, OPT_NOTE},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"report", required_argument, NULL, OPT_REPORT},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
@@ -158,9 +184,11 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
                 o->format = HCAT_FORMAT_JSONL;
             else if (strcmp(optarg, "csv") == 0)
                 o->format = HCAT_FORMAT_CSV;
+            else if (strcmp(optarg, "mcap") == 0)
+                o->format = HCAT_FORMAT_MCAP;
             else
-                return tool_usage_error("invalid value '%s' for --format: expected jsonl or csv",
-                                        optarg);
+                return tool_usage_error(
+                    "invalid value '%s' for --format: expected jsonl, csv or mcap", optarg);
             break;
         case OPT_REDACT:
             o->redact = true;
@@ -189,6 +217,9 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_CHECK:
             o->check = true;
             break;
+        case OPT_REPORT:
+            o->report = optarg;
+            break;
         case 'q':
             tool_verbosity = 0;
             break;
@@ -211,6 +242,8 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
     }
     if (!o->n_inputs)
         return tool_usage_error("no input file given");
+    if (pictures_check(o) != OPTS_OK)
+        return OPTS_ERROR;
     if (o->json && !o->info)
         return tool_usage_error("--json only applies to --info");
     if (o->check && (o->info || o->output || o->redact || o->decode ||
@@ -222,17 +255,20 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
     if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))
         return tool_usage_error("--info cannot be combined with -o, --redact, --mask, --decode "
                                 "or --format");
-    if (o->output && (o->decode || o->format != HCAT_FORMAT_JSONL))
+    if (o->output &&
+        (o->decode || (o->format != HCAT_FORMAT_JSONL && o->format != HCAT_FORMAT_MCAP)))
         return tool_usage_error("--decode and --format apply to printed output, not to -o");
-    if (o->force && !o->output)
-        return tool_usage_error("--force only applies to -o");
+    if (o->force && !o->output && !o->report)
+        return tool_usage_error("--force only applies to -o and --report");
     if (o->note && !o->output)
         return tool_usage_error("--note only applies to -o");
     /* values are checked now (exit 2); +DURATION is resolved against the inputs later */
     if (tool_select_resolve(&o->select, 0) != OPTS_OK)
         return OPTS_ERROR;
     for (size_t i = 0; i < o->n_inputs; i++)
-        if (o->output && strcmp(o->inputs[i], o->output) == 0)
-            return tool_usage_error("output '%s' is also an input", o->output);
+        if ((o->output && strcmp(o->inputs[i], o->output) == 0) ||
+            (o->report && strcmp(o->inputs[i], o->report) == 0))
+            return tool_usage_error("output '%s' is also an input",
+                                    o->output ? o->output : o->report);
     return OPTS_OK;
 }

@@ -31,7 +31,11 @@ int main(int argc, char **argv)
     if (sum.skipped_bad)
         tool_warn("skipped %" PRId64 " bad JSON line%s (--skip-bad)", sum.skipped_bad,
                   sum.skipped_bad == 1 ? "" : "s");
-    if ((rc == HC_OK || rc == HC_DONE) && opts.output)
+    if ((rc == HC_OK || rc == HC_DONE) && (opts.report || opts.format == HCAT_FORMAT_MCAP))
+        tool_info("%swrote %" PRId64 " message%s to '%s'", sum.interrupted ? "interrupted: " : "",
+                  sum.messages, sum.messages == 1 ? "" : "s",
+                  opts.report ? opts.report : opts.output);
+    else if ((rc == HC_OK || rc == HC_DONE) && opts.output)
         tool_info("%swrote %" PRId64 " message%s in %" PRId64 " session%s to '%s'",
                   sum.interrupted ? "interrupted: " : "", sum.messages,
                   sum.messages == 1 ? "" : "s", sum.sessions, sum.sessions == 1 ? "" : "s",

@@ -1,0 +1,590 @@
+/*
+ * hcat --report FILE.html: one self-contained page about the selected messages. The work is
+ * split in two so that either half can change alone: libcore's hc_recstats computes every
+ * aggregate in one pass (or, later, from a store's summary tables), and report_render draws
+ * that struct, plus the sessions and meta of the recordings, with libcore's HTML pieces. Sizes
+ * are bounded whatever the recording: HC_RECSTATS_BUCKETS time columns, at most
+ * HEATMAP_ROWS devices in the heatmap and TABLE_ROWS in the table, at most TYPES_SHOWN series.
+ */
+#include "hcat.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hcore/html.h"
+#include "hcore/recstats.h"
+#include "hcore/store.h"
+
+#ifndef HKIT_VERSION
+#define HKIT_VERSION "unknown"
+#endif
+
+#define HEATMAP_ROWS 100
+#define HEATMAP_COLUMNS (HC_RECSTATS_BUCKETS / 2)
+#define TABLE_ROWS 300
+#define TYPES_SHOWN 9
+
+struct session {
+    int64_t id, start_ns, end_ns, messages;
+    char *source, *reason;
+};
+
+struct meta_item {
+    char *key, *value;
+};
+
+/* What the page shows besides the message aggregates. */
+struct report_context {
+    const struct hcat_opts *o;
+    struct session *sessions;
+    size_t n_sessions;
+    struct meta_item *meta;
+    size_t n_meta;
+    bool interrupted;
+};
+
+struct report_sink {
+    struct hcat_sink base;
+    const struct hcat_opts *o;
+    struct hc_recstats *stats;
+};
+
+/* --- collecting sessions and meta ------------------------------------------------------------ */
+
+struct collect {
+    struct report_context *ctx;
+    const char *source;
+    bool failed;
+};
+
+static int collect_session(const struct hc_session_row *row, void *user)
+{
+    struct collect *c = user;
+    struct report_context *x = c->ctx;
+    struct session *grown = realloc(x->sessions, (x->n_sessions + 1) * sizeof(*grown));
+    struct session *s;
+
+    if (!grown)
+        return c->failed = true;
+    x->sessions = grown;
+    s = &x->sessions[x->n_sessions++];
+    s->id = row->id;
+    s->start_ns = row->started_at_ns;
+    s->end_ns = row->ended_at_ns ? row->ended_at_ns : row->last_received_at_ns;
+    if (s->end_ns < s->start_ns)
+        s->end_ns = s->start_ns;
+    s->messages = row->messages;
+    s->source = strdup(c->source);
+    s->reason = strdup(row->end_reason);
+    if (!s->source || !s->reason)
+        return c->failed = true;
+    return 0;
+}
+
+static int collect_meta(const char *key, const char *value, void *user)
+{
+    struct collect *c = user;
+    struct report_context *x = c->ctx;
+    struct meta_item *grown;
+
+    for (size_t i = 0; i < x->n_meta; i++)
+        if (strcmp(x->meta[i].key, key) == 0)
+            return 0; /* the first input's value wins */
+    grown = realloc(x->meta, (x->n_meta + 1) * sizeof(*grown));
+    if (!grown)
+        return c->failed = true;
+    x->meta = grown;
+    x->meta[x->n_meta].key = strdup(key);
+    x->meta[x->n_meta].value = strdup(value);
+    x->n_meta++;
+    if (!x->meta[x->n_meta - 1].key || !x->meta[x->n_meta - 1].value)
+        return c->failed = true;
+    return 0;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const struct session *x = a, *y = b;
+    return (x->start_ns > y->start_ns) - (x->start_ns < y->start_ns);
+}
+
+static hc_err collect_context(struct report_context *x, const char *const *recordings, size_t n,
+                              hc_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct collect c = {x, recordings[i], false};
+        hc_store *st = NULL;
+        hc_err rc = hc_store_open(recordings[i], HC_STORE_READ, &st, err);
+        if (rc == HC_OK)
+            rc = hc_store_sessions_each(st, collect_session, &c, err);
+        if (rc == HC_OK)
+            rc = hc_store_meta_each(st, collect_meta, &c, err);
+        hc_store_close(st, NULL);
+        if (rc == HC_OK && c.failed)
+            rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        if (rc != HC_OK)
+            return rc;
+    }
+    if (x->n_sessions)
+        qsort(x->sessions, x->n_sessions, sizeof(*x->sessions), by_start);
+    return HC_OK;
+}
+
+static void context_release(struct report_context *x)
+{
+    for (size_t i = 0; i < x->n_sessions; i++) {
+        free(x->sessions[i].source);
+        free(x->sessions[i].reason);
+    }
+    for (size_t i = 0; i < x->n_meta; i++) {
+        free(x->meta[i].key);
+        free(x->meta[i].value);
+    }
+    free(x->sessions);
+    free(x->meta);
+}
+
+/* --- rendering ------------------------------------------------------------------------------- */
+
+static void row_text(FILE *f, const char *name, const char *value)
+{
+    fputs("<tr><th>", f);
+    hc_html_text(f, name);
+    fputs("</th><td>", f);
+    hc_html_text(f, value);
+    fputs("</td></tr>\n", f);
+}
+
+/* Gaps between consecutive sessions (positive only): count, longest. */
+static void session_gaps(const struct report_context *x, size_t *count, int64_t *longest)
+{
+    int64_t end = 0;
+    *count = 0;
+    *longest = 0;
+    for (size_t i = 0; i < x->n_sessions; i++) {
+        if (i && x->sessions[i].start_ns > end) {
+            (*count)++;
+            if (x->sessions[i].start_ns - end > *longest)
+                *longest = x->sessions[i].start_ns - end;
+        }
+        if (!i || x->sessions[i].end_ns > end)
+            end = x->sessions[i].end_ns;
+    }
+}
+
+static void render_header(FILE *f, const struct hc_recstats *s, const struct report_context *x)
+{
+    char a[64], b[64], d[64], line[512];
+    double span_s = (double)(s->last_ns - s->first_ns) / 1e9;
+    size_t gaps;
+    int64_t longest;
+
+    fputs("<table>\n", f);
+    line[0] = 0;
+    for (size_t i = 0; i < x->o->n_inputs; i++) {
+        size_t used = strlen(line);
+        snprintf(line + used, sizeof(line) - used, "%s%s", i ? ", " : "", x->o->inputs[i]);
+    }
+    row_text(f, "files", line);
+    if (x->o->selection_text[0])
+        row_text(f, "selection", x->o->selection_text);
+    if (s->messages) {
+        hc_html_time(s->first_ns, a, sizeof(a));
+        hc_html_time(s->last_ns, b, sizeof(b));
+        hc_html_duration(s->last_ns - s->first_ns, d, sizeof(d));
+        snprintf(line, sizeof(line), "%s .. %s UTC (%s)", a, b, d);
+        row_text(f, "span", line);
+    }
+    snprintf(line, sizeof(line), "%" PRId64 " (%.3g msg/s), %" PRId64 " payload bytes", s->messages,
+             span_s > 0 ? (double)s->messages / span_s : 0.0, s->payload_bytes);
+    row_text(f, "messages", line);
+    snprintf(line, sizeof(line), "%zu types, %zu devices%s", s->n_types, s->n_devices,
+             s->without_device ? " (and messages naming no device)" : "");
+    row_text(f, "counts", line);
+    session_gaps(x, &gaps, &longest);
+    hc_html_duration(longest, d, sizeof(d));
+    if (x->n_sessions)
+        snprintf(line, sizeof(line), "%zu sessions, %zu gaps between them%s%s", x->n_sessions, gaps,
+                 gaps ? ", longest " : "", gaps ? d : "");
+    else
+        snprintf(line, sizeof(line), "none recorded (JSON lines input)");
+    row_text(f, "sessions", line);
+    snprintf(line, sizeof(line),
+             "p50 %" PRId64 " ms, p90 %" PRId64 " ms, p99 %" PRId64 " ms (bin edges); %" PRId64
+             " messages without measured_at",
+             hc_recstats_latency_quantile_ms(s->latency_bins, 0.5),
+             hc_recstats_latency_quantile_ms(s->latency_bins, 0.9),
+             hc_recstats_latency_quantile_ms(s->latency_bins, 0.99), s->without_measured_at);
+    row_text(f, "latency", line);
+    snprintf(line, sizeof(line),
+             "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
+             " times measured_at went back",
+             s->decode_errors, s->duplicates, s->backwards);
+    fprintf(f, "<tr><th>anomalies</th><td%s>",
+            s->decode_errors || s->duplicates || s->backwards ? " class=\"warn\"" : "");
+    hc_html_text(f, line);
+    fputs("</td></tr>\n", f);
+    if (x->interrupted)
+        row_text(f, "note", "interrupted: this report covers the messages read before the stop");
+    for (size_t i = 0; i < x->n_meta; i++) {
+        snprintf(line, sizeof(line), "meta %s", x->meta[i].key);
+        row_text(f, line, x->meta[i].value);
+    }
+    fputs("</table>\n", f);
+}
+
+static int by_messages_desc(const void *a, const void *b)
+{
+    const struct hc_recstats_type *x = *(const struct hc_recstats_type *const *)a;
+    const struct hc_recstats_type *y = *(const struct hc_recstats_type *const *)b;
+    if (x->messages != y->messages)
+        return x->messages < y->messages ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+static hc_err render_rates(FILE *f, const struct hc_recstats *s, const struct report_context *x)
+{
+    int columns = hc_recstats_columns(s);
+    size_t n_series = s->n_types > TYPES_SHOWN + 1 ? TYPES_SHOWN + 1 : s->n_types;
+    const struct hc_recstats_type **sorted = calloc(s->n_types + 1, sizeof(*sorted));
+    struct hc_html_series *series = calloc(n_series + 1, sizeof(*series));
+    double *values = calloc((n_series + 1) * HC_RECSTATS_BUCKETS, sizeof(*values));
+    struct hc_html_band *bands = calloc(2 * x->n_sessions + 1, sizeof(*bands));
+    char(*labels)[160] = calloc(2 * x->n_sessions + 1, sizeof(*labels));
+    size_t n_bands = 0;
+    hc_err rc = HC_OK;
+
+    if (!sorted || !series || !values || !bands || !labels) {
+        rc = HC_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_types; i++)
+        sorted[i] = &s->types[i];
+    qsort(sorted, s->n_types, sizeof(*sorted), by_messages_desc);
+    for (size_t i = 0; i < s->n_types; i++) {
+        size_t k = i < n_series - 1 || s->n_types == n_series ? i : n_series - 1;
+        for (int c = 0; c < columns; c++)
+            values[k * HC_RECSTATS_BUCKETS + (size_t)c] += (double)sorted[i]->per_bucket[c];
+        series[k].name = k == i && (i < n_series - 1 || s->n_types == n_series) ? sorted[i]->name
+                                                                                : "other types";
+        series[k].values = &values[k * HC_RECSTATS_BUCKETS];
+    }
+    for (size_t i = 0; i < x->n_sessions; i++) {
+        char a[32], d[32];
+        const struct session *ss = &x->sessions[i];
+        hc_html_time(ss->start_ns, a, sizeof(a));
+        hc_html_duration(ss->end_ns - ss->start_ns, d, sizeof(d));
+        snprintf(labels[n_bands], sizeof(labels[0]),
+                 "session %" PRId64 " of %s\nfrom %s for %s\n%" PRId64 " messages%s%s", ss->id,
+                 ss->source, a, d, ss->messages, ss->reason[0] ? "\nended: " : "", ss->reason);
+        bands[n_bands] = (struct hc_html_band){ss->start_ns, ss->end_ns, 0, labels[n_bands]};
+        n_bands++;
+        if (i + 1 < x->n_sessions && x->sessions[i + 1].start_ns > ss->end_ns) {
+            hc_html_duration(x->sessions[i + 1].start_ns - ss->end_ns, d, sizeof(d));
+            hc_html_time(ss->end_ns, a, sizeof(a));
+            snprintf(labels[n_bands], sizeof(labels[0]), "gap of %s from %s", d, a);
+            bands[n_bands] =
+                (struct hc_html_band){ss->end_ns, x->sessions[i + 1].start_ns, 1, labels[n_bands]};
+            n_bands++;
+        }
+    }
+    {
+        struct hc_html_marks marks[3] = {{"decode errors", s->decode_errors_per_bucket, "#d62728"},
+                                         {"duplicates", s->duplicates_per_bucket, "#ff7f0e"},
+                                         {"measured_at back", s->backwards_per_bucket, "#9467bd"}};
+        struct hc_html_timechart chart = {
+            .title = "Message rate per event type (sessions green, gaps red)",
+            .y_label = "msg/s",
+            .origin_ns = s->origin_ns,
+            .column_ns = s->bucket_ns,
+            .columns = columns,
+            .series = series,
+            .n_series = n_series,
+            .stacked = true,
+            .bands = bands,
+            .n_bands = n_bands,
+            .marks = marks,
+            .n_marks = 3,
+            .value_scale = 1e9 / (double)s->bucket_ns,
+            .value_unit = "msg/s"};
+        hc_html_timechart(f, &chart);
+    }
+out:
+    free(sorted);
+    free(series);
+    free(values);
+    free(bands);
+    free(labels);
+    return rc;
+}
+
+/* Devices by how much of the span they were silent (most first), then by id. */
+static int active_columns(const struct hc_recstats_device *d)
+{
+    int n = 0;
+    for (int c = 0; c < HC_RECSTATS_BUCKETS; c++)
+        n += d->per_bucket[c] != 0;
+    return n;
+}
+
+static int by_silence(const void *a, const void *b)
+{
+    const struct hc_recstats_device *x = *(const struct hc_recstats_device *const *)a;
+    const struct hc_recstats_device *y = *(const struct hc_recstats_device *const *)b;
+    if (x->longest_silence_ns != y->longest_silence_ns)
+        return x->longest_silence_ns < y->longest_silence_ns ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+static hc_err render_heatmap(FILE *f, const struct hc_recstats *s,
+                             const struct hc_recstats_device *const *devices, size_t n)
+{
+    int columns = (hc_recstats_columns(s) + 1) / 2;
+    size_t rows = n > HEATMAP_ROWS ? HEATMAP_ROWS : n;
+    uint32_t(*cells)[HEATMAP_COLUMNS] = calloc(rows + 1, sizeof(*cells));
+    const uint32_t **row_ptrs = calloc(rows + 1, sizeof(*row_ptrs));
+    const char **labels = calloc(rows + 1, sizeof(*labels));
+    const char **tips = calloc(rows + 1, sizeof(*tips));
+    char(*label_text)[96] = calloc(rows + 1, sizeof(*label_text));
+    char(*tip_text)[400] = calloc(rows + 1, sizeof(*tip_text));
+    char title[160];
+    hc_err rc = HC_OK;
+
+    if (!cells || !row_ptrs || !labels || !tips || !label_text || !tip_text) {
+        rc = HC_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const struct hc_recstats_device *d = devices[r];
+        char last[32], silence[32];
+        for (int c = 0; c < HC_RECSTATS_BUCKETS; c++)
+            cells[r][c / 2] += d->per_bucket[c];
+        row_ptrs[r] = cells[r];
+        snprintf(label_text[r], sizeof(label_text[0]), "%.24s %.13s", d->first_type, d->id);
+        hc_html_time(d->last_ns, last, sizeof(last));
+        hc_html_duration(d->longest_silence_ns, silence, sizeof(silence));
+        snprintf(tip_text[r], sizeof(tip_text[0]),
+                 "%s (%s)\n%" PRId64 " messages, active in %d of %d columns\nlongest silence %s"
+                 "\nlast seen %s",
+                 d->id, d->first_type, d->messages, active_columns(d), hc_recstats_columns(s),
+                 silence, last);
+        labels[r] = label_text[r];
+        tips[r] = tip_text[r];
+    }
+    snprintf(title, sizeof(title),
+             "Devices over time (%zu of %zu devices, longest silence first; "
+             "blank = silent)",
+             rows, n);
+    {
+        struct hc_html_heatmap h = {title,  s->origin_ns, s->bucket_ns * 2, columns,
+                                    labels, tips,         row_ptrs,         rows};
+        hc_html_heatmap(f, &h);
+    }
+out:
+    free(cells);
+    free(row_ptrs);
+    free(labels);
+    free(tips);
+    free(label_text);
+    free(tip_text);
+    return rc;
+}
+
+static void render_latency(FILE *f, const struct hc_recstats *s)
+{
+    const char *labels[HC_RECSTATS_LATENCY_BINS];
+    char text[HC_RECSTATS_LATENCY_BINS][40];
+    double values[HC_RECSTATS_LATENCY_BINS];
+    double p50[HC_RECSTATS_BUCKETS], p90[HC_RECSTATS_BUCKETS];
+    int columns = hc_recstats_columns(s);
+
+    for (int i = 0; i < HC_RECSTATS_LATENCY_BINS; i++) {
+        if (i == 0)
+            snprintf(text[i], sizeof(text[i]), "< 0");
+        else if (i == HC_RECSTATS_LATENCY_BINS - 1)
+            snprintf(text[i], sizeof(text[i]), ">= 1h");
+        else if (hc_recstats_latency_edges_ms[i - 1] < 1000)
+            snprintf(text[i], sizeof(text[i]), "< %" PRId64 " ms",
+                     hc_recstats_latency_edges_ms[i - 1]);
+        else if (hc_recstats_latency_edges_ms[i - 1] < 60000)
+            snprintf(text[i], sizeof(text[i]), "< %" PRId64 " s",
+                     hc_recstats_latency_edges_ms[i - 1] / 1000);
+        else
+            snprintf(text[i], sizeof(text[i]), "< %" PRId64 " min",
+                     hc_recstats_latency_edges_ms[i - 1] / 60000);
+        labels[i] = text[i];
+        values[i] = (double)s->latency_bins[i];
+    }
+    hc_html_barchart(f, "Delivery latency (received_at - measured_at)", labels, values,
+                     HC_RECSTATS_LATENCY_BINS, "messages");
+    for (int c = 0; c < columns; c++) {
+        p50[c] = (double)hc_recstats_latency_quantile_ms(s->latency_bins_per_bucket[c], 0.5);
+        p90[c] = (double)hc_recstats_latency_quantile_ms(s->latency_bins_per_bucket[c], 0.9);
+    }
+    {
+        struct hc_html_series series[2] = {{"p50 (bin edge)", p50, "#4e79a7"},
+                                           {"p90 (bin edge)", p90, "#e15759"}};
+        struct hc_html_timechart chart = {.title = "Delivery latency over time",
+                                          .y_label = "ms",
+                                          .origin_ns = s->origin_ns,
+                                          .column_ns = s->bucket_ns,
+                                          .columns = columns,
+                                          .series = series,
+                                          .n_series = 2,
+                                          .value_unit = "ms"};
+        hc_html_timechart(f, &chart);
+    }
+}
+
+static void render_events(FILE *f, const struct hc_recstats *s)
+{
+    static const char *const kinds[] = {"decode error", "duplicate", "measured_at went back"};
+    if (!s->n_events)
+        return;
+    fprintf(f,
+            "<h2>First anomalies (%zu shown)</h2>\n<table><tr><th>received_at</th><th>what</th>"
+            "<th>topic</th></tr>\n",
+            s->n_events);
+    for (size_t i = 0; i < s->n_events; i++) {
+        char when[32];
+        hc_html_time(s->events[i].received_at_ns, when, sizeof(when));
+        fprintf(f, "<tr><td>%s</td><td>%s</td><td class=\"mono\">", when, kinds[s->events[i].kind]);
+        hc_html_text(f, s->events[i].topic);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+static void render_devices(FILE *f, const struct hc_recstats *s,
+                           const struct hc_recstats_device *const *devices, size_t n)
+{
+    size_t rows = n > TABLE_ROWS ? TABLE_ROWS : n;
+    fprintf(f,
+            "<h2>Devices (%zu of %zu, longest silence first)</h2>\n<table><tr><th>device</th>"
+            "<th>first type</th><th>messages</th><th>first seen</th><th>last seen</th>"
+            "<th>longest silence</th><th>latency mean / max</th><th>decode errors</th>"
+            "<th>duplicates</th><th>measured_at back</th></tr>\n",
+            rows, n);
+    for (size_t i = 0; i < rows; i++) {
+        const struct hc_recstats_device *d = devices[i];
+        char first[32], last[32], silence[32];
+        hc_html_time(d->first_ns, first, sizeof(first));
+        hc_html_time(d->last_ns, last, sizeof(last));
+        hc_html_duration(d->longest_silence_ns, silence, sizeof(silence));
+        fputs("<tr><td class=\"mono\">", f);
+        hc_html_text(f, d->id);
+        fputs("</td><td>", f);
+        hc_html_text(f, d->first_type);
+        fprintf(f,
+                "</td><td class=\"n\">%" PRId64 "</td><td>%s</td><td>%s</td><td class=\"n\">%s"
+                "</td>",
+                d->messages, first, last, silence);
+        if (d->latency_n)
+            fprintf(f, "<td class=\"n\">%" PRId64 " / %" PRId64 " ms</td>",
+                    d->latency_sum_ms / d->latency_n, d->latency_max_ms);
+        else
+            fputs("<td class=\"n\">-</td>", f);
+        fprintf(f,
+                "<td class=\"n\">%" PRId64 "</td><td class=\"n\">%" PRId64 "</td>"
+                "<td class=\"n\">%" PRId64 "</td></tr>\n",
+                d->decode_errors, d->duplicates, d->backwards);
+    }
+    fputs("</table>\n", f);
+    (void)s;
+}
+
+/* Draws the whole page from the aggregates and the context. */
+static hc_err report_render(FILE *f, const struct hc_recstats *s, const struct report_context *x)
+{
+    const struct hc_recstats_device **devices = calloc(s->n_devices + 1, sizeof(*devices));
+    char title[256];
+    hc_err rc;
+
+    if (!devices)
+        return HC_ERR_NOMEM;
+    for (size_t i = 0; i < s->n_devices; i++)
+        devices[i] = &s->devices[i];
+    qsort(devices, s->n_devices, sizeof(*devices), by_silence);
+    snprintf(title, sizeof(title), "hkit report: %s%s", x->o->inputs[0],
+             x->o->n_inputs > 1 ? " and more" : "");
+    hc_html_begin(f, title);
+    render_header(f, s, x);
+    rc = s->messages ? render_rates(f, s, x) : HC_OK;
+    if (rc == HC_OK && s->messages && s->n_devices)
+        rc = render_heatmap(f, s, devices, s->n_devices);
+    if (rc == HC_OK && s->messages) {
+        render_latency(f, s);
+        render_events(f, s);
+        render_devices(f, s, devices, s->n_devices);
+    }
+    if (!s->messages)
+        fputs("<p class=\"note\">No messages in the selection.</p>\n", f);
+    fputs("<p class=\"note\">Made by hcat " HKIT_VERSION ". Hover over charts for values.</p>\n",
+          f);
+    hc_html_end(f);
+    free(devices);
+    return rc;
+}
+
+/* --- the sink -------------------------------------------------------------------------------- */
+
+static hc_err report_add(struct hcat_sink *base, const struct hc_msg *m, hc_error *err)
+{
+    struct report_sink *s = (struct report_sink *)base;
+    return hc_recstats_add(s->stats, m, err);
+}
+
+static hc_err report_finish(struct hcat_sink *base, const char *const *recordings, size_t n,
+                            bool interrupted, hc_error *err)
+{
+    struct report_sink *s = (struct report_sink *)base;
+    struct report_context x = {.o = s->o, .interrupted = interrupted};
+    char *tmp = NULL;
+    FILE *f = NULL;
+    hc_err rc = collect_context(&x, recordings, n, err);
+
+    if (rc == HC_OK)
+        rc = hcat_output_begin(s->o->report, s->o->force, &tmp, &f, err);
+    if (rc == HC_OK) {
+        rc = report_render(f, s->stats, &x);
+        if (rc != HC_OK)
+            hc_error_set(err, rc, "out of memory");
+    }
+    if (rc == HC_OK) {
+        rc = hcat_output_commit(s->o->report, tmp, f, err);
+        tmp = NULL;
+        f = NULL;
+    }
+    hcat_output_abandon(tmp, f);
+    context_release(&x);
+    return rc;
+}
+
+static void report_free(struct hcat_sink *base)
+{
+    struct report_sink *s = (struct report_sink *)base;
+    hc_recstats_free(s->stats);
+    free(s);
+}
+
+hc_err hcat_report_sink_new(const struct hcat_opts *o, struct hcat_sink **out, hc_error *err)
+{
+    struct report_sink *s = calloc(1, sizeof(*s));
+    hc_err rc;
+
+    *out = NULL;
+    if (!s)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    s->base.add = report_add;
+    s->base.finish = report_finish;
+    s->base.free = report_free;
+    s->o = o;
+    rc = hc_recstats_new(&s->stats, err);
+    if (rc != HC_OK) {
+        free(s);
+        return rc;
+    }
+    *out = &s->base;
+    return HC_OK;
+}
