@@ -26,67 +26,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "measurements.h"
 
-/* ---- measurement types -------------------------------------------------------------------- */
-
-enum gtype {
-    GT_TEMP,
-    GT_HUM,
-    GT_PRESS,
-    GT_LIGHT,
-    GT_CO2,
-    GT_TVOC,
-    GT_OCC,
-    GT_MOVE,
-    GT_DIRMOVE,
-    GT_BATT,
-    GT_MAG,
-    GT_MAGCH,
-    GT_VIB,
-    GT_ORIENT,
-    GT_DIST,
-    GT_ECHO,
-    GT_RES,
-    GT_POS,
-    GT_ZONE,
-    GT_CONF,
-    GT_RSS,
-    GT_OCCUPANTS,
-    GT_OCCSECONDS,
-    GT__COUNT
-};
-
-struct gtype_info {
-    const char *name;  /* canonical */
-    const char *alias; /* documented alternative spelling used by --shapes mixed */
-    int tsm_id;        /* legacy Thingsee profile; 0: no legacy form */
-};
-
-static const struct gtype_info gtypes[GT__COUNT] = {
-    [GT_TEMP] = {"ambientTemperature", "ambient_temperature", 12100},
-    [GT_HUM] = {"humidity", "ambientHumidity", 12100},
-    [GT_PRESS] = {"barometricPressure", "air_pressure", 12100},
-    [GT_LIGHT] = {"ambientLight", "ambient_light", 12100},
-    [GT_CO2] = {"co2", "CO2", 24100},
-    [GT_TVOC] = {"tvoc", "TVOC", 24101},
-    [GT_OCC] = {"occupancyStatus", "occupancyStatus", 2100},
-    [GT_MOVE] = {"movementDetections", "pir_count", 13100},
-    [GT_DIRMOVE] = {"directionalMovement", "peopleCounting", 13103},
-    [GT_BATT] = {"batteryPercentage", "battery_level", 1110},
-    [GT_MAG] = {"magneticState", "magnetoSwitchStatus", 12101},
-    [GT_MAGCH] = {"magneticStateChanges", "magneticStateChanges", 12101},
-    [GT_VIB] = {"vibration", "vibration", 16100},
-    [GT_ORIENT] = {"deviceOrientation", "deviceOrientation", 1111},
-    [GT_DIST] = {"distance", "radar_distance", 17100},
-    [GT_ECHO] = {"echo", "echo", 0},
-    [GT_RES] = {"electricalResistance", "electricalResistance", 12102},
-    [GT_POS] = {"position", "positionLocal", 0},
-    [GT_ZONE] = {"positionZone", "positionZone", 0},
-    [GT_CONF] = {"positionConfidence", "positionConfidence", 0},
-    [GT_RSS] = {"rss", "rssi", 0},
-    [GT_OCCUPANTS] = {"occupantsCount", "occupants_count", 0},
-    [GT_OCCSECONDS] = {"occupancySeconds", "occupancySeconds", 0},
-};
+/* ---- measurement types: measurements.def ------------------------------------------------- */
 
 /* How a stream decides to report a sample. */
 enum smode {
@@ -97,7 +39,7 @@ enum smode {
 };
 
 struct sspec {
-    enum gtype type;
+    enum hc__mtype type;
     enum smode mode;
     int32_t sample_s;
     int32_t heartbeat_s;
@@ -108,55 +50,55 @@ struct sspec {
 #define SIX_HOURS 21600
 
 static const struct sspec env_hourly[] = {
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},  {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
-    {GT_PRESS, SM_THRESHOLD, 60, HOUR, 1.0}, {GT_LIGHT, SM_THRESHOLD, 60, HOUR, 100.0},
-    {GT_MAG, SM_CHANGE, 60, HOUR, 0},        {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
-    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},         {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},  {HC__M_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {HC__M_PRESS, SM_THRESHOLD, 60, HOUR, 1.0}, {HC__M_LIGHT, SM_THRESHOLD, 60, HOUR, 100.0},
+    {HC__M_MAG, SM_CHANGE, 60, HOUR, 0},        {HC__M_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_VIB, SM_ALWAYS, HOUR, 0, 0},         {HC__M_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec env_minute[] = {
-    {GT_TEMP, SM_ALWAYS, 60, 0, 0},        {GT_HUM, SM_ALWAYS, 60, 0, 0},
-    {GT_PRESS, SM_ALWAYS, 60, 0, 0},       {GT_LIGHT, SM_ALWAYS, 60, 0, 0},
-    {GT_MAG, SM_CHANGE, 60, HOUR, 0},      {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
-    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},       {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_TEMP, SM_ALWAYS, 60, 0, 0},        {HC__M_HUM, SM_ALWAYS, 60, 0, 0},
+    {HC__M_PRESS, SM_ALWAYS, 60, 0, 0},       {HC__M_LIGHT, SM_ALWAYS, 60, 0, 0},
+    {HC__M_MAG, SM_CHANGE, 60, HOUR, 0},      {HC__M_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_VIB, SM_ALWAYS, HOUR, 0, 0},       {HC__M_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec presence_movement[] = {
-    {GT_MOVE, SM_ACTIVE, 60, HOUR, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_MOVE, SM_ACTIVE, 60, HOUR, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec presence_occupancy[] = {
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec air_streams[] = {
-    {GT_CO2, SM_ALWAYS, 300, 0, 0},   {GT_TVOC, SM_ALWAYS, 300, 0, 0},
-    {GT_TEMP, SM_ALWAYS, 300, 0, 0},  {GT_HUM, SM_ALWAYS, 300, 0, 0},
-    {GT_PRESS, SM_ALWAYS, 300, 0, 0}, {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_CO2, SM_ALWAYS, 300, 0, 0},   {HC__M_TVOC, SM_ALWAYS, 300, 0, 0},
+    {HC__M_TEMP, SM_ALWAYS, 300, 0, 0},  {HC__M_HUM, SM_ALWAYS, 300, 0, 0},
+    {HC__M_PRESS, SM_ALWAYS, 300, 0, 0}, {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec beam_streams[] = {
-    {GT_DIST, SM_THRESHOLD, 60, HOUR, 100.0},
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_DIST, SM_THRESHOLD, 60, HOUR, 100.0},
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec count_streams[] = {
-    {GT_DIRMOVE, SM_ACTIVE, 30, HOUR, 0},
+    {HC__M_DIRMOVE, SM_ACTIVE, 30, HOUR, 0},
 };
 static const struct sspec tag_streams[] = {
-    {GT_POS, SM_ACTIVE, 60, HOUR, 0},      {GT_ZONE, SM_CHANGE, 60, HOUR, 0},
-    {GT_CONF, SM_THRESHOLD, 60, HOUR, 10}, {GT_RSS, SM_ALWAYS, 600, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_POS, SM_ACTIVE, 60, HOUR, 0},      {HC__M_ZONE, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_CONF, SM_THRESHOLD, 60, HOUR, 10}, {HC__M_RSS, SM_ALWAYS, 600, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec radar_streams[] = {
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_DIST, SM_THRESHOLD, 60, HOUR, 200.0},
-    {GT_ECHO, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_DIST, SM_THRESHOLD, 60, HOUR, 200.0},
+    {HC__M_ECHO, SM_ALWAYS, HOUR, 0, 0},
 };
 static const struct sspec leakage_streams[] = {
-    {GT_RES, SM_THRESHOLD, 60, HOUR, 0.5}, /* relative change */
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
-    {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_RES, SM_THRESHOLD, 60, HOUR, 0.5}, /* relative change */
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {HC__M_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 
 /*
@@ -166,10 +108,10 @@ static const struct sspec leakage_streams[] = {
  * Thingsee form.
  */
 static const struct sspec group_streams[] = {
-    {GT_OCCUPANTS, SM_CHANGE, 60, HOUR, 0},
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_DIRMOVE, SM_ACTIVE, 60, HOUR, 0},
-    {GT_OCCSECONDS, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_OCCUPANTS, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_DIRMOVE, SM_ACTIVE, 60, HOUR, 0},
+    {HC__M_OCCSECONDS, SM_ALWAYS, HOUR, 0, 0},
 };
 
 static const char *const kind_names[HC_GEN_KIND__COUNT] = {
@@ -536,37 +478,19 @@ static void lon_lat(const struct device *d, double *lon, double *lat)
 }
 
 /* The JSON value of a Haltian IoT message (canonical "value" member content). */
-static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
+static char *put_value(hc_gen *g, char *p, const struct device *d, enum hc__mtype t)
 {
     const struct gval *v = &g->val;
     double lon, lat;
 
-    switch (t) {
-    case GT_TEMP:
-    case GT_HUM:
-    case GT_CONF:
-        return put_fixed(p, v->v[0], 1);
-    case GT_PRESS:
-        return put_fixed(p, v->v[0], 2);
-    case GT_LIGHT:
-    case GT_CO2:
-    case GT_TVOC:
-    case GT_MOVE:
-    case GT_BATT:
-    case GT_MAGCH:
-    case GT_ECHO:
-    case GT_RES:
-    case GT_OCCUPANTS:
-    case GT_OCCSECONDS:
-        return put_int(p, round_i64(v->v[0]));
-    case GT_DIST:
-        if (d->kind == HC_GEN_RADAR && d->alias_style)
-            return put_fixed(p, v->v[0] / 1000.0, 3); /* radar_distance is in metres */
-        return put_int(p, round_i64(v->v[0]));
-    case GT_OCC:
-    case GT_MAG:
+    if (t == HC__M_DIST && d->kind == HC_GEN_RADAR && d->alias_style)
+        return put_fixed(p, v->v[0] / 1000.0, 3); /* radar_distance is in metres */
+    if (hc__gen_models[t].decimals >= 0)
+        return put_fixed(p, v->v[0], hc__gen_models[t].decimals);
+    if (hc__measurements[t].vkind == HC__VK_BOOL || hc__measurements[t].vkind == HC__VK_MAGNETIC)
         return put_bool(p, v->b);
-    case GT_DIRMOVE:
+    switch (t) {
+    case HC__M_DIRMOVE:
         if (d->alias_style) {
             p = PUT_LIT(p, "{\"in\":");
             p = put_int(p, round_i64(v->v[0]));
@@ -583,14 +507,14 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
         p = put_int(p, round_i64(v->v[1]));
         *p++ = '}';
         return p;
-    case GT_VIB:
+    case HC__M_VIB:
         p = PUT_LIT(p, "{\"level\":");
         p = put_fixed(p, v->v[0], 3);
         p = PUT_LIT(p, ",\"total\":");
         p = put_fixed(p, v->v[1], 2);
         *p++ = '}';
         return p;
-    case GT_ORIENT:
+    case HC__M_ORIENT:
         p = PUT_LIT(p, "{\"accx\":");
         p = put_fixed(p, v->v[0], 3);
         p = PUT_LIT(p, ",\"accy\":");
@@ -599,7 +523,7 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
         p = put_fixed(p, v->v[2], 3);
         *p++ = '}';
         return p;
-    case GT_POS:
+    case HC__M_POS:
         lon_lat(d, &lon, &lat);
         if (d->pos_style == 3) {
             p = PUT_LIT(p, "{\"x\":");
@@ -637,12 +561,12 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
         }
         *p++ = '}';
         return p;
-    case GT_ZONE:
+    case HC__M_ZONE:
         *p++ = '"';
         p = put_str(p, g->zone_ids[d->zone & 3]);
         *p++ = '"';
         return p;
-    case GT_RSS:
+    case HC__M_RSS:
         p = PUT_LIT(p, "{\"rss\":");
         p = put_int(p, round_i64(v->v[0]));
         p = PUT_LIT(p, ",\"isStatic\":");
@@ -652,22 +576,22 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
         p = PUT_LIT(p, ",\"sourceDeviceId\":\"");
         p = put_str(p, g->gateway_uuid);
         return PUT_LIT(p, "\"}");
-    case GT__COUNT:
+    default:
         break;
     }
     return p;
 }
 
-static const char *topic_type(const struct device *d, enum gtype t)
+static const char *topic_type(const struct device *d, enum hc__mtype t)
 {
-    if (t == GT_POS && d->pos_style == 3)
+    if (t == HC__M_POS && d->pos_style == 3)
         return "positionLocal";
-    if (!d->alias_style || (t == GT_DIST && d->kind != HC_GEN_RADAR))
-        return gtypes[t].name;
-    return gtypes[t].alias;
+    if (!d->alias_style || (t == HC__M_DIST && d->kind != HC_GEN_RADAR))
+        return hc__measurements[t].name;
+    return hc__gen_models[t].mixed_spelling;
 }
 
-static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
+static size_t format_haltian(hc_gen *g, const struct device *d, enum hc__mtype t, int64_t ms)
 {
     char *p = g->topic;
     const char *type = topic_type(d, t);
@@ -680,13 +604,14 @@ static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, in
 
     p = g->payload;
     *p++ = '{';
-    if (d->named_style && (t == GT_OCC || t == GT_MAG || t == GT_DIRMOVE || t == GT_ORIENT)) {
+    if (d->named_style &&
+        (t == HC__M_OCC || t == HC__M_MAG || t == HC__M_DIRMOVE || t == HC__M_ORIENT)) {
         /* named fields: documented for these types only */
         p = put_measured_at(g, p, d, ms);
-        if (t == GT_OCC) {
+        if (t == HC__M_OCC) {
             p = PUT_LIT(p, ",\"isOccupied\":");
             p = put_bool(p, g->val.b);
-        } else if (t == GT_MAG) {
+        } else if (t == HC__M_MAG) {
             if (d->alias_style) { /* magnetoSwitchStatus: opposite polarity */
                 p = PUT_LIT(p, ",\"isClosed\":");
                 p = put_bool(p, !g->val.b);
@@ -702,7 +627,7 @@ static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, in
             memcpy(p, inner + 1, (size_t)(q - inner - 2));
             p += q - inner - 2;
         }
-    } else if (t == GT_POS && d->pos_style == 1) {
+    } else if (t == HC__M_POS && d->pos_style == 1) {
         /* the GeoJSON layout puts value first and space_id beside it */
         p = PUT_LIT(p, "\"value\":");
         p = put_value(g, p, d, t);
@@ -714,7 +639,7 @@ static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, in
     } else {
         p = put_measured_at(g, p, d, ms);
         p = PUT_LIT(p, ",\"value\":");
-        if (t == GT_MAG && d->alias_style) {
+        if (t == HC__M_MAG && d->alias_style) {
             p = put_bool(p, !g->val.b);
         } else {
             p = put_value(g, p, d, t);
@@ -725,13 +650,51 @@ static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, in
     return (size_t)(p - g->payload);
 }
 
-static size_t format_thingsee(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
+/* The legacy Thingsee fields of type t (measurements.def), from the sampled value(s) v. */
+static char *put_thingsee_fields(char *p, const struct gval *v, enum hc__mtype t)
+{
+    int slot = 0; /* a type's fields carry v[0], v[1], ... in table order */
+
+    for (size_t i = 0; i < HC__THINGSEE_FIELD_COUNT; i++) {
+        const struct hc__thingsee_field *f = &hc__thingsee_fields[i];
+        double x;
+
+        if (f->type != t)
+            continue;
+        x = v->v[slot++];
+        *p++ = ',';
+        *p++ = '"';
+        p = put_str(p, f->field);
+        *p++ = '"';
+        *p++ = ':';
+        switch (f->conv) {
+        case HC__TC_BOOL:
+            *p++ = v->b ? '1' : '0';
+            break;
+        case HC__TC_BOOL_OPEN0: /* hall: 0 open, 1 closed */
+            *p++ = v->b ? '0' : '1';
+            break;
+        case HC__TC_DIV100: /* hPa -> Pa */
+            p = put_fixed(p, x * 100.0, f->decimals);
+            break;
+        case HC__TC_DIV1000: /* g -> mG */
+            p = put_fixed(p, x * 1000.0, f->decimals);
+            break;
+        case HC__TC_NONE:
+            p = put_fixed(p, x, f->decimals);
+            break;
+        }
+    }
+    return p;
+}
+
+static size_t format_thingsee(hc_gen *g, const struct device *d, enum hc__mtype t, int64_t ms)
 {
     const struct gval *v = &g->val;
-    int tsm = gtypes[t].tsm_id;
+    int tsm = hc__measurements[t].tsm_id;
     char *p = g->topic;
 
-    if (t == GT_DIST && d->kind == HC_GEN_RADAR)
+    if (t == HC__M_DIST && d->kind == HC_GEN_RADAR)
         tsm = 17200;
     p = PUT_LIT(p, "cloudext/json/pr/fi/prfi00hkitgen/");
     p = put_str(p, d->id);
@@ -744,89 +707,16 @@ static size_t format_thingsee(hc_gen *g, const struct device *d, enum gtype t, i
     p = put_uint(p, (uint64_t)tsm);
     p = PUT_LIT(p, ",\"tsmEv\":");
     p = put_uint(p, (uint64_t)v->tsm_ev);
-    *p++ = ',';
-    switch (t) {
-    case GT_TEMP:
-        p = PUT_LIT(p, "\"temp\":");
-        p = put_fixed(p, v->v[0], 1);
-        break;
-    case GT_HUM:
-        p = PUT_LIT(p, "\"humd\":");
-        p = put_fixed(p, v->v[0], 1);
-        break;
-    case GT_PRESS:
-        p = PUT_LIT(p, "\"airp\":"); /* Pa */
-        p = put_fixed(p, v->v[0] * 100.0, 1);
-        break;
-    case GT_LIGHT:
-        p = PUT_LIT(p, "\"lght\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_CO2:
-        p = PUT_LIT(p, "\"carbonDioxide\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"status\":0");
-        break;
-    case GT_TVOC:
-        p = PUT_LIT(p, "\"tvoc\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_OCC:
-        p = PUT_LIT(p, "\"state\":");
-        *p++ = v->b ? '1' : '0';
-        break;
-    case GT_MOVE:
-        p = PUT_LIT(p, "\"moveCount\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_DIRMOVE:
-        p = PUT_LIT(p, "\"in\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"out\":");
-        p = put_int(p, round_i64(v->v[1]));
+    p = put_thingsee_fields(p, v, t);
+    if (t == HC__M_DIRMOVE) {
         p = PUT_LIT(p, ",\"totalIn\":");
         p = put_uint(p, d->total_in);
         p = PUT_LIT(p, ",\"totalOut\":");
         p = put_uint(p, d->total_out);
-        break;
-    case GT_BATT:
-        p = PUT_LIT(p, "\"batl\":");
-        p = put_fixed(p, v->v[0], 1);
-        p = PUT_LIT(p, ",\"chrg\":0");
-        break;
-    case GT_MAG:
-        p = PUT_LIT(p, "\"hall\":"); /* 0 open, 1 closed */
-        *p++ = v->b ? '0' : '1';
-        break;
-    case GT_MAGCH:
-        p = PUT_LIT(p, "\"hallCount\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_VIB:
-        p = PUT_LIT(p, "\"activityLevel\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"energyLevel\":");
-        p = put_fixed(p, v->v[1], 2);
-        break;
-    case GT_ORIENT: /* mG */
-        p = PUT_LIT(p, "\"accx\":");
-        p = put_int(p, round_i64(v->v[0] * 1000.0));
-        p = PUT_LIT(p, ",\"accy\":");
-        p = put_int(p, round_i64(v->v[1] * 1000.0));
-        p = PUT_LIT(p, ",\"accz\":");
-        p = put_int(p, round_i64(v->v[2] * 1000.0));
-        break;
-    case GT_DIST:
-        p = PUT_LIT(p, "\"dist\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"status\":0");
-        break;
-    case GT_RES:
-        p = PUT_LIT(p, "\"resistance\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    default:
-        break;
+    }
+    if (hc__gen_models[t].thingsee_extra) {
+        *p++ = ',';
+        p = put_str(p, hc__gen_models[t].thingsee_extra);
     }
     p = PUT_LIT(p, ",\"tsmTs\":");
     p = put_uint(p, (uint64_t)(ms / 1000));
@@ -860,6 +750,12 @@ static double ou_step(uint64_t *rng, double x, double mu, double theta, double s
     return x + theta * minutes * (mu - x) + sigma * sqrt(minutes) * normal(rng);
 }
 
+/* v within the range the model of type t keeps its samples in (measurements.def). */
+static double model_clamp(enum hc__mtype t, double v)
+{
+    return clampd(v, hc__gen_models[t].min, hc__gen_models[t].max);
+}
+
 /* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
 static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
 {
@@ -868,42 +764,42 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
     double minutes = (double)s->sample_ms / 60000.0;
     int i;
 
-    switch ((enum gtype)s->type) {
-    case GT_TEMP:
-        d->temp = clampd(ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes),
-                         -40.0, 85.0);
+    switch ((enum hc__mtype)s->type) {
+    case HC__M_TEMP:
+        d->temp = model_clamp(
+            HC__M_TEMP, ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes));
         return v->v[0] = d->temp;
-    case GT_HUM:
-        d->hum = clampd(ou_step(&d->rng, d->hum, d->hum_base + 6.0 * a, 0.01, 0.15, minutes), 0.0,
-                        100.0);
+    case HC__M_HUM:
+        d->hum = model_clamp(HC__M_HUM,
+                             ou_step(&d->rng, d->hum, d->hum_base + 6.0 * a, 0.01, 0.15, minutes));
         return v->v[0] = d->hum;
-    case GT_PRESS:
+    case HC__M_PRESS:
         d->press =
-            clampd(ou_step(&d->rng, d->press, 1013.25, 0.0005, 0.03, minutes), 870.0, 1084.0);
+            model_clamp(HC__M_PRESS, ou_step(&d->rng, d->press, 1013.25, 0.0005, 0.03, minutes));
         return v->v[0] = d->press;
-    case GT_LIGHT: {
+    case HC__M_LIGHT: {
         double target = 2.0 + d->light_base * (a > 0.15 ? a : 0.0);
         d->light =
-            clampd(d->light + 0.6 * (target - d->light) + 12.0 * normal(&d->rng), 0.0, 100000.0);
+            model_clamp(HC__M_LIGHT, d->light + 0.6 * (target - d->light) + 12.0 * normal(&d->rng));
         return v->v[0] = d->light;
     }
-    case GT_CO2:
+    case HC__M_CO2:
         step_occupancy(d, a, minutes);
-        d->co2 = clampd(d->co2 + 0.15 * ((d->occupied ? 950.0 * a + 500.0 : 420.0) - d->co2) +
-                            10.0 * normal(&d->rng),
-                        400.0, 5000.0);
+        d->co2 = model_clamp(HC__M_CO2,
+                             d->co2 + 0.15 * ((d->occupied ? 950.0 * a + 500.0 : 420.0) - d->co2) +
+                                 10.0 * normal(&d->rng));
         return v->v[0] = d->co2;
-    case GT_TVOC:
-        d->tvoc = clampd(d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
-                             8.0 * normal(&d->rng),
-                         0.0, 60000.0);
+    case HC__M_TVOC:
+        d->tvoc = model_clamp(HC__M_TVOC,
+                              d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
+                                  8.0 * normal(&d->rng));
         return v->v[0] = d->tvoc;
-    case GT_OCC:
+    case HC__M_OCC:
         if (d->kind != HC_GEN_GROUP) /* a group's occupancy follows its occupants */
             step_occupancy(d, a, minutes);
         v->b = d->occupied;
         return d->occupied ? 1.0 : 0.0;
-    case GT_OCCUPANTS: {
+    case HC__M_OCCUPANTS: {
         /* per minute: up to 8 arrivals by day, each occupant leaves with a small chance */
         uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
         double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
@@ -920,11 +816,11 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         d->group_out += out;
         return v->v[0] = d->occupants;
     }
-    case GT_OCCSECONDS:
+    case HC__M_OCCSECONDS:
         v->v[0] = d->occupied_s > 3600 ? 3600 : d->occupied_s;
         d->occupied_s = 0;
         return v->v[0];
-    case GT_MOVE:
+    case HC__M_MOVE:
         step_occupancy(d, a, minutes);
         v->v[0] = 0;
         if (d->occupied && !chance(&d->rng, 0.1)) {
@@ -932,7 +828,7 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
             v->v[0] = m > 34.0 ? 34.0 : (double)(int)m;
         }
         return v->v[0];
-    case GT_DIRMOVE: {
+    case HC__M_DIRMOVE: {
         double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
         int in = 0, out = 0;
         if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
@@ -953,10 +849,10 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         v->v[1] = out;
         return in + out;
     }
-    case GT_BATT:
-        d->batt = clampd(d->batt - uniform(&d->rng) * 0.06, 1.0, 100.0);
+    case HC__M_BATT:
+        d->batt = model_clamp(HC__M_BATT, d->batt - uniform(&d->rng) * 0.06);
         return v->v[0] = d->batt;
-    case GT_MAG:
+    case HC__M_MAG:
         if (d->door) {
             bool was = d->door_open;
             if (d->door_open)
@@ -970,21 +866,21 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         }
         v->b = d->door_open;
         return d->door_open ? 1.0 : 0.0;
-    case GT_MAGCH:
+    case HC__M_MAGCH:
         v->v[0] = d->door_changes;
         d->door_changes = 0;
         return v->v[0];
-    case GT_VIB:
-        v->v[0] = clampd(0.01 + 0.25 * a * uniform(&d->rng), 0.0, 1.0);
+    case HC__M_VIB:
+        v->v[0] = model_clamp(HC__M_VIB, 0.01 + 0.25 * a * uniform(&d->rng));
         d->vib_total = d->vib_total * 0.9 + v->v[0] * 10.0;
         v->v[1] = d->vib_total;
         return v->v[0];
-    case GT_ORIENT:
+    case HC__M_ORIENT:
         v->v[0] = d->ox + 0.004 * normal(&d->rng);
         v->v[1] = d->oy + 0.004 * normal(&d->rng);
         v->v[2] = sqrt(1.0 - d->ox * d->ox - d->oy * d->oy) + 0.004 * normal(&d->rng);
         return v->v[2];
-    case GT_DIST:
+    case HC__M_DIST:
         if (d->kind == HC_GEN_RADAR) {
             /* occupancy is advanced by the radar's occupancy stream */
             if (d->occupied)
@@ -999,12 +895,13 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
                 d->present = chance(&d->rng, 0.03 * a);
             d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
         }
-        d->dist = clampd(d->dist, 0.0, 4000.0);
+        d->dist = model_clamp(HC__M_DIST, d->dist);
         return v->v[0] = (double)round_i64(d->dist);
-    case GT_ECHO:
-        d->echo = clampd(40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng), 0.0, 255.0);
+    case HC__M_ECHO:
+        d->echo =
+            model_clamp(HC__M_ECHO, 40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng));
         return v->v[0] = d->echo;
-    case GT_RES:
+    case HC__M_RES:
         if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
             d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
         if (d->leak_until_ms > t)
@@ -1012,7 +909,7 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         else
             d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
         return v->v[0] = d->res;
-    case GT_POS:
+    case HC__M_POS:
         if (d->moving)
             d->moving = !chance(&d->rng, 0.3);
         else
@@ -1028,17 +925,17 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         }
         v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
         return d->moving ? 1.0 : 0.0;
-    case GT_ZONE:
+    case HC__M_ZONE:
         d->zone = (uint8_t)((d->x >= 20.0 ? 1 : 0) + (d->y >= 12.5 ? 2 : 0));
         return d->zone;
-    case GT_CONF:
-        d->conf = clampd(ou_step(&d->rng, d->conf, d->moving ? 70.0 : 90.0, 0.2, 3.0, minutes), 0.0,
-                         100.0);
+    case HC__M_CONF:
+        d->conf = model_clamp(
+            HC__M_CONF, ou_step(&d->rng, d->conf, d->moving ? 70.0 : 90.0, 0.2, 3.0, minutes));
         return v->v[0] = d->conf;
-    case GT_RSS:
-        v->v[0] = clampd(-70.0 + 8.0 * normal(&d->rng), -100.0, 0.0);
+    case HC__M_RSS:
+        v->v[0] = model_clamp(HC__M_RSS, -70.0 + 8.0 * normal(&d->rng));
         return v->v[0];
-    case GT__COUNT:
+    default:
         break;
     }
     return 0;
@@ -1057,7 +954,7 @@ static bool should_report(hc_gen *g, struct stream *s, double x, int64_t t)
     case SM_THRESHOLD:
         if (diff < 0)
             diff = -diff;
-        if (s->type == GT_RES) /* relative: resistance spans decades */
+        if (s->type == HC__M_RES) /* relative: resistance spans decades */
             diff = s->last_value > 0 ? diff / s->last_value : 1.0;
         if (diff >= s->threshold) {
             g->val.tsm_ev = 9;
@@ -1293,24 +1190,24 @@ static void device_streams(const hc_gen *g, const struct device *d, const struct
 }
 
 /* The value a stream starts from, so the first sample is not mistaken for a threshold event. */
-static double initial_value(const struct device *d, enum gtype t)
+static double initial_value(const struct device *d, enum hc__mtype t)
 {
     switch (t) {
-    case GT_TEMP:
+    case HC__M_TEMP:
         return d->temp;
-    case GT_HUM:
+    case HC__M_HUM:
         return d->hum;
-    case GT_PRESS:
+    case HC__M_PRESS:
         return d->press;
-    case GT_LIGHT:
+    case HC__M_LIGHT:
         return d->light;
-    case GT_DIST:
+    case HC__M_DIST:
         return (double)round_i64(d->dist);
-    case GT_RES:
+    case HC__M_RES:
         return d->res;
-    case GT_CONF:
+    case HC__M_CONF:
         return d->conf;
-    case GT_ZONE:
+    case HC__M_ZONE:
         return d->zone;
     default:
         return 0.0;
@@ -1388,7 +1285,7 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
             init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
             device_streams(g, &g->devices[i], &specs, &n);
             for (s = 0; s < n; s++)
-                if (!opts->thingsee || gtypes[specs[s].type].tsm_id)
+                if (!opts->thingsee || hc__measurements[specs[s].type].tsm_id)
                     n_str++;
             i++;
         }
@@ -1411,7 +1308,7 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
         for (s = 0; s < n; s++) {
             struct stream *st;
             int64_t first, beats;
-            if (opts->thingsee && !gtypes[specs[s].type].tsm_id)
+            if (opts->thingsee && !hc__measurements[specs[s].type].tsm_id)
                 continue;
             st = &g->streams[g->n_streams];
             st->type = (uint8_t)specs[s].type;
@@ -1464,10 +1361,10 @@ hc_err hc_gen_next(hc_gen *g, struct hc_gen_msg *msg)
 
     /* formatted before the device runs ahead: it reads the device's state as of the sample */
     g->val = d->report;
-    len = g->opts.thingsee ? format_thingsee(g, d, (enum gtype)s->type, t)
-                           : format_haltian(g, d, (enum gtype)s->type, t);
-    msg->type = gtypes[s->type].name;
-    if (s->type == GT_POS && d->pos_style == 3)
+    len = g->opts.thingsee ? format_thingsee(g, d, (enum hc__mtype)s->type, t)
+                           : format_haltian(g, d, (enum hc__mtype)s->type, t);
+    msg->type = hc__measurements[s->type].name;
+    if (s->type == HC__M_POS && d->pos_style == 3)
         msg->type = "positionLocal";
     msg->kind = d->kind;
     msg->device = d->index;
