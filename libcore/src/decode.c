@@ -26,6 +26,7 @@
 
 #include "decode_internal.h"
 #include "decode_split.h"
+#include "hcore/text.h"
 #include "hcore/timefmt.h"
 #include "internal.h"
 #include "measurements.h"
@@ -179,40 +180,7 @@ cJSON *hc__decode_new_object(struct hc__dec *d)
 
 /* ---- byte-level checks ---- */
 
-/* Length of a valid UTF-8 sequence at p (RFC 3629: no overlongs, surrogates or > U+10FFFF);
- * 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
+/* Valid UTF-8 (hc_utf8_sequence_len; a NUL byte is fine here: the JSON checks decide). */
 static bool utf8_valid(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
@@ -222,8 +190,7 @@ static bool utf8_valid(const unsigned char *p, size_t n)
             i++;
             continue;
         }
-        k = utf8_seq(p + i, n - i);
-
+        k = hc_utf8_sequence_len(p + i, n - i);
         if (k == 0)
             return false;
         i += k;
@@ -249,7 +216,7 @@ static struct prescan prescan(const unsigned char *p, size_t n)
         unsigned char c = p[i];
 
         if (c >= 0x80) {
-            size_t k = utf8_seq(p + i, n - i);
+            size_t k = hc_utf8_sequence_len(p + i, n - i);
 
             if (k == 0) {
                 r.code = "invalid-utf8";
@@ -367,8 +334,7 @@ void hc__decode_put_timestamp(struct hc__dec *d, cJSON *obj, int64_t ms)
 
 static void base64_value(struct hc__dec *d, cJSON *obj, const unsigned char *p, size_t n)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *s, *w;
+    char *s;
     cJSON *item;
 
     if (!obj)
@@ -377,25 +343,12 @@ static void base64_value(struct hc__dec *d, cJSON *obj, const unsigned char *p, 
         d->nomem = true;
         return;
     }
-    s = malloc(4 * ((n + 2) / 3) + 1);
+    s = malloc(hc_base64_encoded_len(n) + 1);
     if (!s) {
         d->nomem = true;
         return;
     }
-    w = s;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        *w++ = tbl[v >> 18 & 63];
-        *w++ = tbl[v >> 12 & 63];
-        *w++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-        *w++ = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    *w = '\0';
+    hc_base64_encode(p, n, s);
     item = cJSON_CreateString(s);
     free(s);
     hc__decode_put(d, obj, "payload_base64", item);

@@ -5,11 +5,53 @@
 #define HCORE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "hcore/error.h"
 #include "hcore/log.h"
 
 #define HC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- buf.c: the one growable byte buffer (git's strbuf) ------------------------------------ */
+
+/*
+ * Caller-owned: HC__BUF_INIT or hc__buf_init, then hc__buf_release. data holds len bytes (no
+ * NUL is kept unless added). An allocation failure is sticky: the call returns false, failed is
+ * set and later adds do nothing, so a writer can check once at the end.
+ */
+struct hc__buf {
+    unsigned char *data; /* bytes: text or binary */
+    size_t len, cap;
+    bool failed;
+};
+
+#define HC__BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0, false                                                                          \
+    }
+
+void hc__buf_init(struct hc__buf *b);
+/* Room for more bytes after len. */
+bool hc__buf_grow(struct hc__buf *b, size_t more);
+bool hc__buf_add(struct hc__buf *b, const void *bytes, size_t n);
+bool hc__buf_addstr(struct hc__buf *b, const char *s);
+/* s as a JSON string literal with its quotes (hc_json_escape). */
+bool hc__buf_add_json_string(struct hc__buf *b, const unsigned char *s, size_t n);
+/* Empties b (len 0, failed cleared) and keeps its memory. */
+void hc__buf_reset(struct hc__buf *b);
+/* Frees the memory; b is empty and usable again. Accepts a released buffer. */
+void hc__buf_release(struct hc__buf *b);
+
+/*
+ * Grows the array *items (capacity *cap elements of elem_size bytes) to hold at least need
+ * elements, doubling from initial; false on overflow or out of memory (the array is unchanged).
+ */
+bool hc__grow(void **items, size_t *cap, size_t need, size_t elem_size, size_t initial);
+
+/* --- secret.c ------------------------------------------------------------------------------ */
+
+/* Overwrites n bytes at p with zeros in a way the compiler cannot drop (keys, passwords). */
+void hc__secret_wipe(void *p, size_t n);
 
 /* --- tls.c: hkit's TLS floor and the check made before paho connects ---------------------- */
 
