@@ -37,7 +37,7 @@ void hc__buf_init(struct hc__buf *b)
     *b = empty;
 }
 
-bool hc__buf_grow(struct hc__buf *b, size_t more)
+bool hc__buf_grow_slow(struct hc__buf *b, size_t more)
 {
     void *data = b->data;
 
@@ -49,21 +49,6 @@ bool hc__buf_grow(struct hc__buf *b, size_t more)
     }
     b->data = data;
     return true;
-}
-
-bool hc__buf_add(struct hc__buf *b, const void *bytes, size_t n)
-{
-    if (!hc__buf_grow(b, n))
-        return false;
-    if (n)
-        memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-    return true;
-}
-
-bool hc__buf_addstr(struct hc__buf *b, const char *s)
-{
-    return hc__buf_add(b, s, strlen(s));
 }
 
 bool hc__buf_add_json_string(struct hc__buf *b, const unsigned char *s, size_t n)

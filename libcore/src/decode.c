@@ -53,13 +53,6 @@ const char *hc_decode_unit(const char *canonical_type)
     return t ? t->unit : NULL;
 }
 
-bool hc__decode_span_is(struct hc__span s, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    return s.n == n && memcmp(s.p, lit, n) == 0;
-}
-
 void hc__decode_fail(struct hc__dec *d, const char *code, const char *fmt, ...)
 {
     va_list ap;

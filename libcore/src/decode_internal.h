@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -56,7 +57,12 @@ struct hc__dec {
 };
 
 /* s equals the NUL-terminated lit. */
-bool hc__decode_span_is(struct hc__span s, const char *lit);
+static inline bool hc__decode_span_is(struct hc__span s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.n == n && memcmp(s.p, lit, n) == 0;
+}
 
 /* Records the message's error (the first one wins): a code and a one-line detail. */
 void hc__decode_fail(struct hc__dec *d, const char *code, const char *fmt, ...)

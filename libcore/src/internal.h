@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "hcore/error.h"
 #include "hcore/log.h"
@@ -31,10 +32,29 @@ struct hc__buf {
     }
 
 void hc__buf_init(struct hc__buf *b);
-/* Room for more bytes after len. */
-bool hc__buf_grow(struct hc__buf *b, size_t more);
-bool hc__buf_add(struct hc__buf *b, const void *bytes, size_t n);
-bool hc__buf_addstr(struct hc__buf *b, const char *s);
+bool hc__buf_grow_slow(struct hc__buf *b, size_t more);
+
+/* Room for more bytes after len. Inline: writers call it per field. */
+static inline bool hc__buf_grow(struct hc__buf *b, size_t more)
+{
+    return (!b->failed && more <= b->cap - b->len) || hc__buf_grow_slow(b, more);
+}
+
+static inline bool hc__buf_add(struct hc__buf *b, const void *bytes, size_t n)
+{
+    if (!hc__buf_grow(b, n))
+        return false;
+    if (n)
+        memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    return true;
+}
+
+static inline bool hc__buf_addstr(struct hc__buf *b, const char *s)
+{
+    return hc__buf_add(b, s, strlen(s));
+}
+
 /* s as a JSON string literal with its quotes (hc_json_escape). */
 bool hc__buf_add_json_string(struct hc__buf *b, const unsigned char *s, size_t n);
 /* Empties b (len 0, failed cleared) and keeps its memory. */
