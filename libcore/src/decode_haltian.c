@@ -197,6 +197,15 @@ static void orientation_check(struct hc__dec *d, const cJSON *v)
         hc__decode_fail(d, "value-type", "deviceOrientation expects accx, accy, accz");
 }
 
+/* Error for a value that should be an object; false when v is not one. */
+static bool want_object(struct hc__dec *d, const cJSON *v, const char *name)
+{
+    if (cJSON_IsObject(v))
+        return true;
+    hc__decode_fail(d, "value-type", "%s expects an object, got %s", name, hc__decode_json_type(v));
+    return false;
+}
+
 /* Removes a payload node whose content now lives in the output in another form. */
 static void drop(struct hc__dec *d, cJSON *parent, cJSON *v)
 {
@@ -257,11 +266,8 @@ static void typed_value(struct hc__dec *d, cJSON *obj, cJSON *parent, cJSON *v, 
         }
         break;
     case HC__VK_OBJECT:
-        if (!cJSON_IsObject(v)) {
-            hc__decode_fail(d, "value-type", "%s expects an object, got %s", name,
-                            hc__decode_json_type(v));
+        if (!want_object(d, v, name))
             return;
-        }
         break;
     case HC__VK_NUMBER_OR_OBJECT:
         if (cJSON_IsNumber(v) ? !hc__decode_want_number(d, v, name) : !cJSON_IsObject(v)) {
@@ -272,20 +278,14 @@ static void typed_value(struct hc__dec *d, cJSON *obj, cJSON *parent, cJSON *v, 
         }
         break;
     case HC__VK_MOVEMENT:
-        if (!cJSON_IsObject(v)) {
-            hc__decode_fail(d, "value-type", "%s expects an object, got %s", name,
-                            hc__decode_json_type(v));
+        if (!want_object(d, v, name))
             return;
-        }
         movement_value(d, obj, v);
         drop(d, parent, v);
         return;
     case HC__VK_ORIENTATION:
-        if (!cJSON_IsObject(v)) {
-            hc__decode_fail(d, "value-type", "%s expects an object, got %s", name,
-                            hc__decode_json_type(v));
+        if (!want_object(d, v, name))
             return;
-        }
         orientation_check(d, v);
         if (d->err_code)
             return;
@@ -446,11 +446,8 @@ static void haltian_measurement(struct hc__dec *d, cJSON *obj, cJSON *root)
     cJSON *first;
 
     if (t && t->vkind == HC__VK_POSITION) {
-        if (value && !cJSON_IsObject(value)) {
-            hc__decode_fail(d, "value-type", "%s expects an object, got %s", t->name,
-                            hc__decode_json_type(value));
+        if (value && !want_object(d, value, t->name))
             return;
-        }
         position(d, obj, root, value ? value : root);
         return;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gen_internal.h"
+#include "internal.h"
 #include "measurements.h"
 
 /* ---- formatting --------------------------------------------------------------------------- */
@@ -145,6 +146,32 @@ static void lon_lat(const struct device *d, double *lon, double *lat)
     *lat = 60.1699 + d->y / 111320.0;
 }
 
+/* A member of an object of numbers: its key and decimals. */
+struct number_member {
+    const char *key;
+    int decimals;
+};
+
+static const struct number_member movement[] = {{"entries", 0}, {"exits", 0}};
+static const struct number_member old_movement[] = {{"in", 0}, {"out", 0}, {"net", 0}};
+static const struct number_member vibration[] = {{"level", 3}, {"total", 2}};
+static const struct number_member orientation[] = {{"accx", 3}, {"accy", 3}, {"accz", 3}};
+
+/* {"key0":values[0],...} */
+static char *put_numbers(char *p, const struct number_member *m, const double *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *p++ = i ? ',' : '{';
+        *p++ = '"';
+        p = put_str(p, m[i].key);
+        *p++ = '"';
+        *p++ = ':';
+        p = put_fixed(p, values[i], m[i].decimals);
+    }
+    *p++ = '}';
+    return p;
+}
+
 /* The JSON value of a Haltian IoT message (canonical "value" member content). */
 static char *put_value(hc_gen *g, char *p, const struct device *d, enum hc__mtype t)
 {
@@ -159,38 +186,16 @@ static char *put_value(hc_gen *g, char *p, const struct device *d, enum hc__mtyp
         return put_bool(p, v->b);
     switch (t) {
     case HC__M_DIRMOVE:
-        if (d->alias_style) {
-            p = PUT_LIT(p, "{\"in\":");
-            p = put_int(p, hc__gen_round(v->v[0]));
-            p = PUT_LIT(p, ",\"out\":");
-            p = put_int(p, hc__gen_round(v->v[1]));
-            p = PUT_LIT(p, ",\"net\":");
-            p = put_int(p, hc__gen_round(v->v[0]) - hc__gen_round(v->v[1]));
-            *p++ = '}';
-            return p;
+        if (d->alias_style) { /* the old {in, out, net} form */
+            double old[3] = {v->v[0], v->v[1],
+                             (double)(hc__gen_round(v->v[0]) - hc__gen_round(v->v[1]))};
+            return put_numbers(p, old_movement, old, HC__ARRAY_LEN(old_movement));
         }
-        p = PUT_LIT(p, "{\"entries\":");
-        p = put_int(p, hc__gen_round(v->v[0]));
-        p = PUT_LIT(p, ",\"exits\":");
-        p = put_int(p, hc__gen_round(v->v[1]));
-        *p++ = '}';
-        return p;
+        return put_numbers(p, movement, v->v, HC__ARRAY_LEN(movement));
     case HC__M_VIB:
-        p = PUT_LIT(p, "{\"level\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"total\":");
-        p = put_fixed(p, v->v[1], 2);
-        *p++ = '}';
-        return p;
+        return put_numbers(p, vibration, v->v, HC__ARRAY_LEN(vibration));
     case HC__M_ORIENT:
-        p = PUT_LIT(p, "{\"accx\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"accy\":");
-        p = put_fixed(p, v->v[1], 3);
-        p = PUT_LIT(p, ",\"accz\":");
-        p = put_fixed(p, v->v[2], 3);
-        *p++ = '}';
-        return p;
+        return put_numbers(p, orientation, v->v, HC__ARRAY_LEN(orientation));
     case HC__M_POS:
         lon_lat(d, &lon, &lat);
         if (d->pos_style == 3) {
