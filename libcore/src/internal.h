@@ -68,6 +68,8 @@ void hc__buf_release(struct hc__buf *b);
  */
 bool hc__grow(void **items, size_t *cap, size_t need, size_t elem_size, size_t initial);
 
+/* The one monotonic clock is hc_time_monotonic_ns() (hcore/timefmt.h). */
+
 /* --- secret.c ------------------------------------------------------------------------------ */
 
 /* Overwrites n bytes at p with zeros in a way the compiler cannot drop (keys, passwords). */

@@ -639,14 +639,11 @@ static bool masked(const hc_redact *r, size_t depth, const unsigned char *name, 
 static bool path_set(hc_redact *r, size_t depth, const char *name)
 {
     if (depth >= r->path_cap) {
-        size_t cap = r->path_cap ? r->path_cap * 2 : 16;
-        char **p;
-        while (cap <= depth)
-            cap *= 2;
-        if (!(p = realloc(r->path, cap * sizeof(*p))))
+        void *path = r->path;
+
+        if (!hc__grow(&path, &r->path_cap, depth + 1, sizeof(*r->path), 16))
             return false;
-        r->path = p;
-        r->path_cap = cap;
+        r->path = path;
     }
     r->path[depth] = name ? strdup(name) : NULL;
     return !name || r->path[depth];

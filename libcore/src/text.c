@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
+
 bool hc_text_is_json_safe_utf8(const unsigned char *s, size_t len)
 {
     for (size_t i = 0; i < len;) {
@@ -367,12 +369,11 @@ static size_t lex_number(const char *t, size_t i, size_t n)
 static bool push_container(struct hc_json_lexer *lx, unsigned char c)
 {
     if (lx->depth == lx->stack_cap) {
-        size_t cap = lx->stack_cap ? lx->stack_cap * 2 : 64;
-        unsigned char *p = realloc(lx->stack, cap);
-        if (!p)
+        void *stack = lx->stack;
+
+        if (!hc__grow(&stack, &lx->stack_cap, lx->depth + 1, 1, 64))
             return false;
-        lx->stack = p;
-        lx->stack_cap = cap;
+        lx->stack = stack;
     }
     lx->stack[lx->depth++] = c;
     return true;
