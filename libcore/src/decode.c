@@ -173,24 +173,6 @@ cJSON *hc__decode_new_object(struct hc__dec *d)
 
 /* ---- byte-level checks ---- */
 
-/* Valid UTF-8 (hc_utf8_sequence_len; a NUL byte is fine here: the JSON checks decide). */
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k;
-
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        k = hc_utf8_sequence_len(p + i, n - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
-}
-
 struct prescan {
     const char *code; /* NULL when fine */
     size_t at;
@@ -355,7 +337,7 @@ static void decode_topic(struct hc__dec *d, const char *topic)
     cJSON *obj = d->out;
     size_t tlen = strlen(topic);
 
-    if (tlen == 0 || !utf8_valid((const unsigned char *)topic, tlen)) {
+    if (tlen == 0 || !hc_text_is_json_safe_utf8((const unsigned char *)topic, tlen)) {
         hc__decode_put_ref(d, obj, "format", "unknown");
         hc__decode_fail(d, "invalid-topic", tlen ? "topic is not valid UTF-8" : "topic is empty");
         return;

@@ -13,6 +13,18 @@
 
 #define HC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Value of a hexadecimal digit (either case), -1 for any other byte. */
+static inline int hc__hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* --- buf.c: the one growable byte buffer (git's strbuf) ------------------------------------ */
 
 /*

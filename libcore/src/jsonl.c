@@ -678,17 +678,6 @@ static bool ends_value(unsigned char c)
     return c == ',' || c == '}' || c == ' ' || c == '\t';
 }
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 #define BYTES_OF(c) (0x0101010101010101ull * (c))
 
 /*
@@ -752,8 +741,8 @@ static const unsigned char *fast_string(const unsigned char *p, unsigned char **
         case 'u': {
             /* \u0001..\u007f only: one byte out, as cJSON gives; the && stops at a NUL */
             int h2 = 0, h3 = 0;
-            if (!(p[2] == '0' && p[3] == '0' && (h2 = hex_digit(p[4])) >= 0 &&
-                  (h3 = hex_digit(p[5])) >= 0) ||
+            if (!(p[2] == '0' && p[3] == '0' && (h2 = hc__hex_value(p[4])) >= 0 &&
+                  (h3 = hc__hex_value(p[5])) >= 0) ||
                 h2 > 7 || (h2 == 0 && h3 == 0))
                 return NULL;
             *o++ = (unsigned char)(h2 * 16 + h3);

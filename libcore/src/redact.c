@@ -47,21 +47,10 @@ struct hc_redact {
 
 /* --- canonical ids --------------------------------------------------------------------------- */
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (hex_value((unsigned char)s[i]) < 0)
+        if (hc__hex_value((unsigned char)s[i]) < 0)
             return false;
     return true;
 }
@@ -89,8 +78,8 @@ static size_t canonical_id(const unsigned char *s, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
         int hi, lo;
-        if (c == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
+        if (c == '%' && i + 2 < n && (hi = hc__hex_value(s[i + 1])) >= 0 &&
+            (lo = hc__hex_value(s[i + 2])) >= 0) {
             c = (unsigned char)(hi * 16 + lo);
             i += 2;
         }
