@@ -301,13 +301,129 @@ static double model_clamp(enum hc__mtype t, double v)
     return clampd(v, hc__gen_models[t].min, hc__gen_models[t].max);
 }
 
+/* The people in a device group: up to 8 arrivals a minute by day, each occupant leaving with a
+ * small chance. */
+static double model_occupants(struct device *d, const struct stream *s, double a, struct gval *v)
+{
+    double minutes = (double)s->sample_ms / 60000.0;
+    uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
+    double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
+    double p_out = clampd((0.02 + 0.2 * (1.0 - a)) * minutes, 0.0, 1.0);
+    for (int i = 0; i < 8 && in < room; i++)
+        in += chance(&d->rng, p_in);
+    for (uint32_t k = 0; k < d->occupants; k++)
+        out += chance(&d->rng, p_out);
+    if (d->occupants > 0)
+        d->occupied_s += (uint32_t)(s->sample_ms / 1000);
+    d->occupants = d->occupants + in - out;
+    d->occupied = d->occupants > 0;
+    d->group_in += in;
+    d->group_out += out;
+    return v->v[0] = d->occupants;
+}
+
+/* Entries and exits: a group reports what its occupants did, a counter draws them. */
+static double model_entries_exits(struct device *d, double a, struct gval *v)
+{
+    double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
+    int in = 0, out = 0;
+
+    if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
+        d->total_in += d->group_in;
+        d->total_out += d->group_out;
+        v->v[0] = d->group_in;
+        v->v[1] = d->group_out;
+        d->group_in = d->group_out = 0;
+        return v->v[0] + v->v[1];
+    }
+    for (int i = 0; i < 8; i++) {
+        in += chance(&d->rng, p);
+        out += chance(&d->rng, p);
+    }
+    d->total_in += (uint32_t)in;
+    d->total_out += (uint32_t)out;
+    v->v[0] = in;
+    v->v[1] = out;
+    return in + out;
+}
+
+/* A door contact: opens by day, closes again soon; counts its changes. */
+static double model_door(struct device *d, double a, struct gval *v)
+{
+    if (d->door) {
+        bool was = d->door_open;
+        if (d->door_open)
+            d->door_open = !chance(&d->rng, 0.6);
+        else
+            d->door_open = chance(&d->rng, 0.15 * a);
+        if (was != d->door_open) {
+            d->door_changes++;
+            d->hall_total++;
+        }
+    }
+    v->b = d->door_open;
+    return d->door_open ? 1.0 : 0.0;
+}
+
+/* A radar sees a person near or the far wall; a beam something passing. */
+static double model_distance(struct device *d, double a, double minutes, struct gval *v)
+{
+    if (d->kind == HC_GEN_RADAR) {
+        /* occupancy is advanced by the radar's occupancy stream */
+        if (d->occupied)
+            d->dist =
+                clampd(ou_step(&d->rng, d->dist, d->dist_near, 0.2, 80.0, minutes), 300.0, 3900.0);
+        else
+            d->dist = d->dist_far + 10.0 * normal(&d->rng);
+    } else {
+        if (d->present)
+            d->present = !chance(&d->rng, 0.05 + 0.2 * (1.0 - a));
+        else
+            d->present = chance(&d->rng, 0.03 * a);
+        d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
+    }
+    d->dist = model_clamp(HC__M_DIST, d->dist);
+    return v->v[0] = (double)hc__gen_round(d->dist);
+}
+
+/* A leakage sensor: dry (megaohms, a few % noise) except during a rare leak. */
+static double model_resistance(struct device *d, int64_t t, struct gval *v)
+{
+    if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
+        d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
+    if (d->leak_until_ms > t)
+        d->res = uniform_in(&d->rng, 800.0, 20000.0);
+    else
+        d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
+    return v->v[0] = d->res;
+}
+
+/* An asset tag: moves now and then within a 40 m x 25 m floor, reflected at the walls. */
+static double model_position(struct device *d, double a, struct gval *v)
+{
+    if (d->moving)
+        d->moving = !chance(&d->rng, 0.3);
+    else
+        d->moving = chance(&d->rng, 0.01 + 0.2 * a);
+    if (d->moving) {
+        d->move_count++;
+        d->x += 2.0 * normal(&d->rng);
+        d->y += 2.0 * normal(&d->rng);
+        d->x = d->x < 0 ? -d->x : d->x > 40.0 ? 80.0 - d->x : d->x;
+        d->y = d->y < 0 ? -d->y : d->y > 25.0 ? 50.0 - d->y : d->y;
+        d->x = clampd(d->x, 0.0, 40.0);
+        d->y = clampd(d->y, 0.0, 25.0);
+    }
+    v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
+    return d->moving ? 1.0 : 0.0;
+}
+
 /* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
 static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
 {
     struct gval *v = &g->val;
     double a = activity_at(t);
     double minutes = (double)s->sample_ms / 60000.0;
-    int i;
 
     switch ((enum hc__mtype)s->type) {
     case HC__M_TEMP:
@@ -344,23 +460,8 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
             step_occupancy(d, a, minutes);
         v->b = d->occupied;
         return d->occupied ? 1.0 : 0.0;
-    case HC__M_OCCUPANTS: {
-        /* per minute: up to 8 arrivals by day, each occupant leaves with a small chance */
-        uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
-        double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
-        double p_out = clampd((0.02 + 0.2 * (1.0 - a)) * minutes, 0.0, 1.0);
-        for (i = 0; i < 8 && in < room; i++)
-            in += chance(&d->rng, p_in);
-        for (uint32_t k = 0; k < d->occupants; k++)
-            out += chance(&d->rng, p_out);
-        if (d->occupants > 0)
-            d->occupied_s += (uint32_t)(s->sample_ms / 1000);
-        d->occupants = d->occupants + in - out;
-        d->occupied = d->occupants > 0;
-        d->group_in += in;
-        d->group_out += out;
-        return v->v[0] = d->occupants;
-    }
+    case HC__M_OCCUPANTS:
+        return model_occupants(d, s, a, v);
     case HC__M_OCCSECONDS:
         v->v[0] = d->occupied_s > 3600 ? 3600 : d->occupied_s;
         d->occupied_s = 0;
@@ -373,44 +474,13 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
             v->v[0] = m > 34.0 ? 34.0 : (double)(int)m;
         }
         return v->v[0];
-    case HC__M_DIRMOVE: {
-        double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
-        int in = 0, out = 0;
-        if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
-            d->total_in += d->group_in;
-            d->total_out += d->group_out;
-            v->v[0] = d->group_in;
-            v->v[1] = d->group_out;
-            d->group_in = d->group_out = 0;
-            return v->v[0] + v->v[1];
-        }
-        for (i = 0; i < 8; i++) {
-            in += chance(&d->rng, p);
-            out += chance(&d->rng, p);
-        }
-        d->total_in += (uint32_t)in;
-        d->total_out += (uint32_t)out;
-        v->v[0] = in;
-        v->v[1] = out;
-        return in + out;
-    }
+    case HC__M_DIRMOVE:
+        return model_entries_exits(d, a, v);
     case HC__M_BATT:
         d->batt = model_clamp(HC__M_BATT, d->batt - uniform(&d->rng) * 0.06);
         return v->v[0] = d->batt;
     case HC__M_MAG:
-        if (d->door) {
-            bool was = d->door_open;
-            if (d->door_open)
-                d->door_open = !chance(&d->rng, 0.6);
-            else
-                d->door_open = chance(&d->rng, 0.15 * a);
-            if (was != d->door_open) {
-                d->door_changes++;
-                d->hall_total++;
-            }
-        }
-        v->b = d->door_open;
-        return d->door_open ? 1.0 : 0.0;
+        return model_door(d, a, v);
     case HC__M_MAGCH:
         v->v[0] = d->door_changes;
         d->door_changes = 0;
@@ -426,50 +496,15 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
         v->v[2] = sqrt(1.0 - d->ox * d->ox - d->oy * d->oy) + 0.004 * normal(&d->rng);
         return v->v[2];
     case HC__M_DIST:
-        if (d->kind == HC_GEN_RADAR) {
-            /* occupancy is advanced by the radar's occupancy stream */
-            if (d->occupied)
-                d->dist = clampd(ou_step(&d->rng, d->dist, d->dist_near, 0.2, 80.0, minutes), 300.0,
-                                 3900.0);
-            else
-                d->dist = d->dist_far + 10.0 * normal(&d->rng);
-        } else {
-            if (d->present)
-                d->present = !chance(&d->rng, 0.05 + 0.2 * (1.0 - a));
-            else
-                d->present = chance(&d->rng, 0.03 * a);
-            d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
-        }
-        d->dist = model_clamp(HC__M_DIST, d->dist);
-        return v->v[0] = (double)hc__gen_round(d->dist);
+        return model_distance(d, a, minutes, v);
     case HC__M_ECHO:
         d->echo =
             model_clamp(HC__M_ECHO, 40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng));
         return v->v[0] = d->echo;
     case HC__M_RES:
-        if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
-            d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
-        if (d->leak_until_ms > t)
-            d->res = uniform_in(&d->rng, 800.0, 20000.0);
-        else
-            d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
-        return v->v[0] = d->res;
+        return model_resistance(d, t, v);
     case HC__M_POS:
-        if (d->moving)
-            d->moving = !chance(&d->rng, 0.3);
-        else
-            d->moving = chance(&d->rng, 0.01 + 0.2 * a);
-        if (d->moving) {
-            d->move_count++;
-            d->x += 2.0 * normal(&d->rng);
-            d->y += 2.0 * normal(&d->rng);
-            d->x = d->x < 0 ? -d->x : d->x > 40.0 ? 80.0 - d->x : d->x;
-            d->y = d->y < 0 ? -d->y : d->y > 25.0 ? 50.0 - d->y : d->y;
-            d->x = clampd(d->x, 0.0, 40.0);
-            d->y = clampd(d->y, 0.0, 25.0);
-        }
-        v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
-        return d->moving ? 1.0 : 0.0;
+        return model_position(d, a, v);
     case HC__M_ZONE:
         d->zone = (uint8_t)((d->x >= 20.0 ? 1 : 0) + (d->y >= 12.5 ? 2 : 0));
         return d->zone;
@@ -759,44 +794,42 @@ static double initial_value(const struct device *d, enum hc__mtype t)
     }
 }
 
-hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err)
+/* Checks what hc_gen_new cannot work with; *n_dev: devices in the mix. */
+static hc_err check_options(const struct hc_gen_options *opts, size_t *n_dev, hc_error *err)
 {
-    hc_gen *g;
-    size_t n_dev = 0, n_str = 0, i;
-    int k;
-    uint64_t r;
+    const char *integration =
+        opts->integration_id ? opts->integration_id : HC_GEN_DEFAULT_INTEGRATION_ID;
+    const char *api_key = opts->api_key_id ? opts->api_key_id : HC_GEN_DEFAULT_API_KEY_ID;
 
-    if (!opts || !out)
-        return hc_error_set(err, HC_ERR_INVALID, "missing options");
-    *out = NULL;
-    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
+    *n_dev = 0;
+    for (int k = 0; k < HC_GEN_KIND__COUNT; k++) {
         if (opts->devices[k] < 0 || opts->devices[k] > 1000000)
             return hc_error_set(err, HC_ERR_INVALID, "bad device count %ld for '%s'",
                                 opts->devices[k], kind_names[k]);
-        n_dev += (size_t)opts->devices[k];
+        *n_dev += (size_t)opts->devices[k];
     }
-    if (n_dev == 0)
+    if (*n_dev == 0)
         return hc_error_set(err, HC_ERR_INVALID, "no devices in the mix");
+    if (*n_dev > MAX_DEVICES)
+        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu, at most %u)", *n_dev,
+                            MAX_DEVICES);
     if (opts->duration_ns < 0 || opts->duration_ns / 1000000 >= (INT64_C(1) << 39))
         return hc_error_set(err, HC_ERR_INVALID, "duration out of range");
     if (opts->start_ns < 0)
         return hc_error_set(err, HC_ERR_INVALID, "start before 1970");
-
-    g = calloc(1, sizeof(*g));
-    if (!g)
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    g->opts = *opts;
-    if (!g->opts.integration_id)
-        g->opts.integration_id = HC_GEN_DEFAULT_INTEGRATION_ID;
-    if (!g->opts.api_key_id)
-        g->opts.api_key_id = HC_GEN_DEFAULT_API_KEY_ID;
-    if (strlen(g->opts.integration_id) + strlen(g->opts.api_key_id) > 200 ||
-        strchr(g->opts.integration_id, '/') || strchr(g->opts.api_key_id, '/') ||
-        !*g->opts.integration_id || !*g->opts.api_key_id) {
-        free(g);
+    if (strlen(integration) + strlen(api_key) > 200 || strchr(integration, '/') ||
+        strchr(api_key, '/') || !*integration || !*api_key)
         return hc_error_set(err, HC_ERR_INVALID,
                             "integration and API key ids must be non-empty topic levels");
-    }
+    return HC_OK;
+}
+
+/* The topic prefix, the time span and the installation's fixed ids, all from the seed. */
+static void set_identities(hc_gen *g, const struct hc_gen_options *opts)
+{
+    uint64_t r;
+
+    g->opts = *opts;
     g->opts.integration_id = NULL; /* not kept: the prefix holds them */
     g->opts.api_key_id = NULL;
     g->prefix_len = (size_t)snprintf(
@@ -813,74 +846,112 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
     uuid_from(opts->seed, 0x200, 0, g->gateway_uuid);
     uuid_from(opts->seed, 0x201, 0, g->space_id);
     uuid_from(opts->seed, 0x202, 0, g->building_id);
-    for (i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++)
         uuid_from(opts->seed, 0x203, i, g->zone_ids[i]);
+}
 
+/* Whether a stream of type t is sent at all (a legacy Thingsee mix only sends legacy types). */
+static bool stream_sent(const hc_gen *g, enum hc__mtype t)
+{
+    return !g->opts.thingsee || hc__measurements[t].tsm_id;
+}
+
+/* Initialises every device of the mix; returns how many streams they have. */
+static size_t init_devices(hc_gen *g, const struct hc_gen_options *opts)
+{
+    size_t i = 0, n_str = 0;
+
+    for (int k = 0; k < HC_GEN_KIND__COUNT; k++) {
+        g->kind_first[k] = i;
+        for (long j = 0; j < opts->devices[k]; j++) {
+            const struct sspec *specs;
+            size_t n;
+
+            init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
+            device_streams(g, &g->devices[i], &specs, &n);
+            for (size_t s = 0; s < n; s++)
+                n_str += stream_sent(g, specs[s].type);
+            i++;
+        }
+    }
+    return n_str;
+}
+
+/* Appends device d's streams to g->streams, each with its own phase. */
+static void add_streams(hc_gen *g, struct device *d)
+{
+    const struct sspec *specs;
+    size_t n;
+
+    device_streams(g, d, &specs, &n);
+    d->first_stream = (uint32_t)g->n_streams;
+    for (size_t s = 0; s < n; s++) {
+        struct stream *st;
+        int64_t first, beats;
+
+        if (!stream_sent(g, specs[s].type))
+            continue;
+        st = &g->streams[g->n_streams];
+        st->type = (uint8_t)specs[s].type;
+        st->mode = (uint8_t)specs[s].mode;
+        st->sample_ms = specs[s].sample_s * 1000;
+        st->heartbeat_ms = specs[s].heartbeat_s * 1000;
+        st->threshold = specs[s].threshold;
+        st->last_value = initial_value(d, specs[s].type);
+        /* per-stream phase so devices do not all report on the same second */
+        first = (int64_t)(splitmix64(&d->rng) % (uint64_t)st->sample_ms);
+        /* a heartbeat already under way: the first ones spread over the hour */
+        beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
+        st->last_emit_ms = g->start_ms + first -
+                           (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
+        st->due_ms = g->start_ms + first;
+        g->n_streams++;
+        d->n_streams++;
+    }
+}
+
+/* Puts each device's first report in the heap. */
+static void prime_heap(hc_gen *g)
+{
+    for (size_t i = 0; i < g->n_devices; i++) {
+        int64_t t;
+
+        if (device_advance(g, &g->devices[i], &t))
+            g->heap[g->heap_len++] = ((uint64_t)(t - g->start_ms) << KEY_SHIFT) | i;
+    }
+    for (size_t i = g->heap_len / 4 + 1; i-- > 0;)
+        heap_sift_down(g->heap, g->heap_len, i);
+}
+
+hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err)
+{
+    hc_gen *g;
+    size_t n_dev, n_str;
+    hc_err rc;
+
+    if (!opts || !out)
+        return hc_error_set(err, HC_ERR_INVALID, "missing options");
+    *out = NULL;
+    rc = check_options(opts, &n_dev, err);
+    if (rc != HC_OK)
+        return rc;
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    set_identities(g, opts);
     g->n_devices = n_dev;
     g->devices = calloc(n_dev, sizeof(*g->devices));
     if (!g->devices)
         goto nomem;
-    i = 0;
-    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
-        long j;
-        g->kind_first[k] = i;
-        for (j = 0; j < opts->devices[k]; j++) {
-            const struct sspec *specs;
-            size_t n, s;
-            init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
-            device_streams(g, &g->devices[i], &specs, &n);
-            for (s = 0; s < n; s++)
-                if (!opts->thingsee || hc__measurements[specs[s].type].tsm_id)
-                    n_str++;
-            i++;
-        }
-    }
-    if (n_dev > MAX_DEVICES) {
-        hc_gen_free(g);
-        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu, at most %u)", n_dev,
-                            MAX_DEVICES);
-    }
+    n_str = init_devices(g, opts);
     g->streams = calloc(n_str ? n_str : 1, sizeof(*g->streams));
     g->heap = calloc(n_dev, sizeof(*g->heap));
     if (!g->streams || !g->heap)
         goto nomem;
-    for (i = 0; i < n_dev; i++) {
-        struct device *d = &g->devices[i];
-        const struct sspec *specs;
-        size_t n, s;
-        device_streams(g, d, &specs, &n);
-        d->first_stream = (uint32_t)g->n_streams;
-        for (s = 0; s < n; s++) {
-            struct stream *st;
-            int64_t first, beats;
-            if (opts->thingsee && !hc__measurements[specs[s].type].tsm_id)
-                continue;
-            st = &g->streams[g->n_streams];
-            st->type = (uint8_t)specs[s].type;
-            st->mode = (uint8_t)specs[s].mode;
-            st->sample_ms = specs[s].sample_s * 1000;
-            st->heartbeat_ms = specs[s].heartbeat_s * 1000;
-            st->threshold = specs[s].threshold;
-            st->last_value = initial_value(d, specs[s].type);
-            /* per-stream phase so devices do not all report on the same second */
-            first = (int64_t)(splitmix64(&d->rng) % (uint64_t)st->sample_ms);
-            /* a heartbeat already under way: the first ones spread over the hour */
-            beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
-            st->last_emit_ms = g->start_ms + first -
-                               (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
-            st->due_ms = g->start_ms + first;
-            g->n_streams++;
-            d->n_streams++;
-        }
-    }
+    for (size_t i = 0; i < n_dev; i++)
+        add_streams(g, &g->devices[i]);
     /* only now: a device's phases are drawn before any of its samples */
-    for (i = 0; i < n_dev; i++) {
-        int64_t t;
-        if (device_advance(g, &g->devices[i], &t))
-            g->heap[g->heap_len++] = ((uint64_t)(t - g->start_ms) << KEY_SHIFT) | i;
-    }
-    for (i = g->heap_len / 4 + 1; i-- > 0;)
-        heap_sift_down(g->heap, g->heap_len, i);
+    prime_heap(g);
     *out = g;
     return HC_OK;
 
