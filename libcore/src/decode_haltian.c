@@ -328,6 +328,66 @@ static bool geojson_point(struct hc__dec *d, const cJSON *g, double c[3], int *n
     return true;
 }
 
+static const char *const position_axes[] = {"x", "y", "z"};
+static const char *const position_context[] = {"accuracy", "space_id", "floor", "building_id"};
+
+/* The members of a position value that position() found and checked. */
+struct position_parts {
+    cJSON *local, *global, *coords; /* position_local, position_global, GeoJSON coordinates */
+    cJSON *lsrc;                    /* where x, y, z are: position_local or src */
+    double g[3];                    /* lon, lat, alt */
+    int ng;                         /* how many of g */
+};
+
+/* Builds the canonical position object from checked parts, moving members out of src. */
+static void put_position(struct hc__dec *d, cJSON *obj, cJSON *root, cJSON *src,
+                         const struct position_parts *pp)
+{
+    cJSON *val = hc__decode_new_object(d);
+
+    if (!val)
+        return;
+    for (size_t i = 0; i < HC__ARRAY_LEN(position_axes); i++) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(pp->lsrc, position_axes[i]);
+
+        if (a)
+            hc__decode_put_moved(d, val, position_axes[i], pp->lsrc, a);
+    }
+    if (pp->ng) {
+        hc__decode_put_num(d, val, "lon", pp->g[0]);
+        hc__decode_put_num(d, val, "lat", pp->g[1]);
+        if (pp->ng == 3)
+            hc__decode_put_num(d, val, "alt", pp->g[2]);
+    }
+    if (pp->local)
+        cJSON_Delete(cJSON_DetachItemViaPointer(src, pp->local));
+    if (pp->global)
+        cJSON_Delete(cJSON_DetachItemViaPointer(src, pp->global));
+    if (pp->coords) {
+        cJSON *gt = cJSON_GetObjectItemCaseSensitive(src, "type");
+
+        cJSON_Delete(cJSON_DetachItemViaPointer(src, pp->coords));
+        if (gt)
+            cJSON_Delete(cJSON_DetachItemViaPointer(src, gt));
+    }
+    for (size_t i = 0; i < HC__ARRAY_LEN(position_context); i++) {
+        const char *key = position_context[i];
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(src, key);
+
+        if (c) {
+            hc__decode_put_moved(d, val, key, src, c);
+        } else if (src != root && (c = cJSON_GetObjectItemCaseSensitive(root, key))) {
+            hc__decode_note(d, "position: top-level %s -> value", key);
+            hc__decode_put_moved(d, val, key, root, c);
+        }
+    }
+    /* Named fields (src == root): the timestamp was moved out already; the rest is the position. */
+    hc__decode_move_children(val, src);
+    if (src != root)
+        cJSON_Delete(cJSON_DetachItemViaPointer(root, src));
+    hc__decode_put(d, obj, "value", val);
+}
+
 /*
  * The three position layouts (and positionLocal {x,y,z}) -> one object:
  * {x, y, z, lon, lat, alt, accuracy, space_id, floor, building_id, ...other members}.
@@ -335,105 +395,55 @@ static bool geojson_point(struct hc__dec *d, const cJSON *g, double c[3], int *n
  */
 static void position(struct hc__dec *d, cJSON *obj, cJSON *root, cJSON *src)
 {
-    static const char *const local_axes[] = {"x", "y", "z"};
-    static const char *const context[] = {"accuracy", "space_id", "floor", "building_id"};
-    cJSON *local = cJSON_GetObjectItemCaseSensitive(src, "position_local");
-    cJSON *global = cJSON_GetObjectItemCaseSensitive(src, "position_global");
-    cJSON *coords = cJSON_GetObjectItemCaseSensitive(src, "coordinates");
-    const cJSON *lsrc = local ? local : src;
-    double g[3] = {0, 0, 0};
-    int ng = 0, nlocal = 0;
+    struct position_parts pp = {NULL, NULL, NULL, NULL, {0, 0, 0}, 0};
+    int nlocal = 0;
     const char *shape = "position";
-    cJSON *val;
+    const cJSON *acc;
 
-    if (local && !cJSON_IsObject(local)) {
+    pp.local = cJSON_GetObjectItemCaseSensitive(src, "position_local");
+    pp.global = cJSON_GetObjectItemCaseSensitive(src, "position_global");
+    pp.coords = cJSON_GetObjectItemCaseSensitive(src, "coordinates");
+    pp.lsrc = pp.local ? pp.local : src;
+    if (pp.local && !cJSON_IsObject(pp.local)) {
         hc__decode_fail(d, "value-type", "position_local must be an object");
         return;
     }
-    if (global && !cJSON_IsObject(global)) {
+    if (pp.global && !cJSON_IsObject(pp.global)) {
         hc__decode_fail(d, "value-type", "position_global must be a GeoJSON object");
         return;
     }
-    if (global && !geojson_point(d, global, g, &ng))
+    if (pp.global && !geojson_point(d, pp.global, pp.g, &pp.ng))
         return;
-    if (!global && coords) {
-        if (!geojson_point(d, src, g, &ng))
+    if (!pp.global && pp.coords) {
+        if (!geojson_point(d, src, pp.g, &pp.ng))
             return;
         shape = "position-geojson";
     }
-    for (size_t i = 0; i < HC__ARRAY_LEN(local_axes); i++) {
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(lsrc, local_axes[i]);
+    for (size_t i = 0; i < HC__ARRAY_LEN(position_axes); i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(pp.lsrc, position_axes[i]);
 
         if (a) {
-            if (!hc__decode_want_number(d, a, local_axes[i]))
+            if (!hc__decode_want_number(d, a, position_axes[i]))
                 return;
             nlocal++;
         }
     }
-    if (!nlocal && !ng) {
+    if (!nlocal && !pp.ng) {
         hc__decode_fail(d, "value-type",
                         "%s expects position_local/position_global, a GeoJSON Point or {x, y, z}",
                         type_name(d));
         return;
     }
-    {
-        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(src, "accuracy");
-
-        if (!acc && src != root)
-            acc = cJSON_GetObjectItemCaseSensitive(root, "accuracy");
-        if (acc && !hc__decode_want_number(d, acc, "accuracy"))
-            return;
-    }
+    acc = cJSON_GetObjectItemCaseSensitive(src, "accuracy");
+    if (!acc && src != root)
+        acc = cJSON_GetObjectItemCaseSensitive(root, "accuracy");
+    if (acc && !hc__decode_want_number(d, acc, "accuracy"))
+        return;
     if (src == root)
         shape = "named-fields";
     hc__decode_put_ref(d, obj, "shape", shape);
-    if (!d->out)
-        return;
-
-    val = hc__decode_new_object(d);
-    if (!val)
-        return;
-    for (size_t i = 0; i < HC__ARRAY_LEN(local_axes); i++) {
-        cJSON *a = cJSON_GetObjectItemCaseSensitive(lsrc, local_axes[i]);
-
-        if (a)
-            hc__decode_put_moved(d, val, local_axes[i], (cJSON *)lsrc, a);
-    }
-    if (ng) {
-        hc__decode_put_num(d, val, "lon", g[0]);
-        hc__decode_put_num(d, val, "lat", g[1]);
-        if (ng == 3)
-            hc__decode_put_num(d, val, "alt", g[2]);
-    }
-    if (local)
-        cJSON_Delete(cJSON_DetachItemViaPointer(src, local));
-    if (global)
-        cJSON_Delete(cJSON_DetachItemViaPointer(src, global));
-    if (coords) {
-        cJSON *gt = cJSON_GetObjectItemCaseSensitive(src, "type");
-
-        cJSON_Delete(cJSON_DetachItemViaPointer(src, coords));
-        if (gt)
-            cJSON_Delete(cJSON_DetachItemViaPointer(src, gt));
-    }
-    for (size_t i = 0; i < HC__ARRAY_LEN(context); i++) {
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(src, context[i]);
-
-        if (c) {
-            hc__decode_put_moved(d, val, context[i], src, c);
-        } else if (src != root && (c = cJSON_GetObjectItemCaseSensitive(root, context[i]))) {
-            hc__decode_note(d, "position: top-level %s -> value", context[i]);
-            hc__decode_put_moved(d, val, context[i], root, c);
-        }
-    }
-    if (src != root) {
-        hc__decode_move_children(val, src);
-        cJSON_Delete(cJSON_DetachItemViaPointer(root, src));
-    } else {
-        /* Named fields: the timestamp was moved out already; the rest is the position. */
-        hc__decode_move_children(val, src);
-    }
-    hc__decode_put(d, obj, "value", val);
+    if (d->out)
+        put_position(d, obj, root, src, &pp);
 }
 
 static const char *const scalar_fields[] = {"isOccupied", "isOpen", "isClosed"};
