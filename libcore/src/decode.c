@@ -14,6 +14,10 @@
  * To keep the output cheap, keys are string constants (cJSON_AddItemToObjectCS), fixed strings
  * are references, and payload nodes (values, timestamps, extra fields) are moved from the parsed
  * tree into the output instead of being copied.
+ *
+ * This file holds the pass, the byte checks, the builders and the index; each format's topic and
+ * payload live beside it (decode_haltian.c, decode_thingsee.c, sharing decode_internal.h), and
+ * the measurement types in measurements.def.
  */
 #include "hcore/decode.h"
 
