@@ -25,6 +25,32 @@ static inline int hc__hex_value(unsigned char c)
     return -1;
 }
 
+/*
+ * The byte a two-character JSON escape stands for: \" \\ \/ \b \f \n \r \t, given the
+ * character after the backslash; -1 for anything else (\u is the caller's).
+ */
+static inline int hc__json_unescape(unsigned char c)
+{
+    switch (c) {
+    case '"':
+    case '\\':
+    case '/':
+        return c;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return -1;
+    }
+}
+
 /* --- buf.c: the one growable byte buffer (git's strbuf) ------------------------------------ */
 
 /*

@@ -717,40 +717,20 @@ static const unsigned char *fast_string(const unsigned char *p, unsigned char **
             break;
         if (*p != '\\')
             return NULL; /* a raw control byte or the end of the line */
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = p[1];
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
+        int byte = hc__json_unescape(p[1]);
+
+        if (byte >= 0) {
+            *o++ = (unsigned char)byte;
+        } else {
             /* \u0001..\u007f only: one byte out, as cJSON gives; the && stops at a NUL */
             int h2 = 0, h3 = 0;
-            if (!(p[2] == '0' && p[3] == '0' && (h2 = hc__hex_value(p[4])) >= 0 &&
+            if (p[1] != 'u' ||
+                !(p[2] == '0' && p[3] == '0' && (h2 = hc__hex_value(p[4])) >= 0 &&
                   (h3 = hc__hex_value(p[5])) >= 0) ||
                 h2 > 7 || (h2 == 0 && h3 == 0))
                 return NULL;
             *o++ = (unsigned char)(h2 * 16 + h3);
             p += 4;
-            break;
-        }
-        default:
-            return NULL;
         }
         p += 2;
     }

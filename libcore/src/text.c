@@ -541,37 +541,18 @@ size_t hc_json_string_decode(const char *raw, size_t raw_len, unsigned char *dst
         }
         c = raw[i + 1];
         i += 2;
-        switch (c) {
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t cp = (uint32_t)hex4(raw + i);
-            i += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo = (uint32_t)hex4(raw + i + 2);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                i += 6;
-            }
-            put_utf8(cp, &o);
-            break;
+        if (c != 'u') { /* the lexer let only valid escapes through */
+            *o++ = (unsigned char)hc__json_unescape((unsigned char)c);
+            continue;
         }
-        default: /* '"', '\\', '/' */
-            *o++ = (unsigned char)c;
-            break;
+        uint32_t cp = (uint32_t)hex4(raw + i);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            uint32_t lo = (uint32_t)hex4(raw + i + 2);
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
         }
+        put_utf8(cp, &o);
     }
     return (size_t)(o - dst);
 }
