@@ -108,10 +108,7 @@ bool hc__grow(void **items, size_t *cap, size_t need, size_t elem_size, size_t i
 
 /* The one monotonic clock is hc_time_monotonic_ns() (hcore/timefmt.h). */
 
-/* --- secret.c ------------------------------------------------------------------------------ */
-
-/* Overwrites n bytes at p with zeros in a way the compiler cannot drop (keys, passwords). */
-void hc__secret_wipe(void *p, size_t n);
+/* The one secret wipe is hc_secret_wipe() (hcore/secret.h). */
 
 /* --- tls.c: hkit's TLS floor and the check made before paho connects ---------------------- */
 

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "hcore/secret.h"
 #include "hcore/text.h"
 #include "internal.h"
 
@@ -289,7 +289,7 @@ void hc_redact_free(hc_redact *r)
 {
     if (!r)
         return;
-    hc__secret_wipe(r->key, sizeof(r->key));
+    hc_secret_wipe(r->key, sizeof(r->key));
     for (size_t i = 0; i < r->cap; i++)
         free(r->slots[i].id);
     free(r->slots);

@@ -1,12 +1,11 @@
 /*
- * The one secret wipe of libcore (internal.h): key material and passwords are cleared before
- * their memory is freed.
+ * The one secret wipe (hcore/secret.h).
  */
+#include "hcore/secret.h"
+
 #include <openssl/crypto.h>
 
-#include "internal.h"
-
-void hc__secret_wipe(void *p, size_t n)
+void hc_secret_wipe(void *p, size_t n)
 {
     /* OpenSSL's cleanse is written so that no optimiser can prove the stores dead. */
     if (p && n)
