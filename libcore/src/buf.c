@@ -1,75 +1,79 @@
 /*
- * The growable byte buffer and the string-keyed hash map that libcore's writers share
- * (MCAP chunks, HTML pages, recording statistics).
+ * libcore's one growable byte buffer (internal.h), the array growth it is built on, and the
+ * string-keyed map the writers intern topics and devices with.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcore/text.h"
 #include "internal.h"
+
+bool hc__grow(void **items, size_t *cap, size_t need, size_t elem_size, size_t initial)
+{
+    size_t n = *cap ? *cap : initial;
+    void *p;
+
+    if (need <= *cap)
+        return true;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return false;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / elem_size)
+        return false;
+    p = realloc(*items, n * elem_size);
+    if (!p)
+        return false;
+    *items = p;
+    *cap = n;
+    return true;
+}
 
 void hc__buf_init(struct hc__buf *b)
 {
-    memset(b, 0, sizeof(*b));
+    struct hc__buf empty = HC__BUF_INIT;
+
+    *b = empty;
 }
 
-void hc__buf_release(struct hc__buf *b)
+bool hc__buf_grow_slow(struct hc__buf *b, size_t more)
 {
-    free(b->data);
-    hc__buf_init(b);
+    void *data = b->data;
+
+    if (b->failed)
+        return false;
+    if (more >= SIZE_MAX - b->len || !hc__grow(&data, &b->cap, b->len + more + 1, 1, 256)) {
+        b->failed = true;
+        return false;
+    }
+    b->data = data;
+    return true;
+}
+
+bool hc__buf_add_json_string(struct hc__buf *b, const unsigned char *s, size_t n)
+{
+    if (n > (SIZE_MAX - 2) / 6 || !hc__buf_grow(b, n * 6 + 2)) {
+        b->failed = true;
+        return false;
+    }
+    b->len += hc_json_escape(s, n, (char *)b->data + b->len);
+    b->data[b->len] = '\0';
+    return true;
 }
 
 void hc__buf_reset(struct hc__buf *b)
 {
     b->len = 0;
+    b->failed = false;
     if (b->data)
-        b->data[0] = 0;
+        b->data[0] = '\0';
 }
 
-bool hc__buf_grow(struct hc__buf *b, size_t n)
-{
-    size_t want, cap;
-    unsigned char *p;
-
-    if (b->failed)
-        return false;
-    if (n > SIZE_MAX - b->len - 1) {
-        b->failed = true;
-        return false;
-    }
-    want = b->len + n + 1;
-    if (want <= b->cap)
-        return true;
-    cap = b->cap ? b->cap : 256;
-    while (cap < want)
-        cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-    p = realloc(b->data, cap);
-    if (!p) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
-}
-
-void hc__buf_add(struct hc__buf *b, const void *data, size_t n)
-{
-    if (!hc__buf_grow(b, n))
-        return;
-    if (n)
-        memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-void hc__buf_addstr(struct hc__buf *b, const char *s)
-{
-    hc__buf_add(b, s, strlen(s));
-}
-
-void hc__buf_addf(struct hc__buf *b, const char *fmt, ...)
+bool hc__buf_addf(struct hc__buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -79,14 +83,21 @@ void hc__buf_addf(struct hc__buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0) {
         b->failed = true;
-        return;
+        return false;
     }
     if (!hc__buf_grow(b, (size_t)n))
-        return;
+        return false;
     va_start(ap, fmt);
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    return true;
+}
+
+void hc__buf_release(struct hc__buf *b)
+{
+    free(b->data);
+    hc__buf_init(b);
 }
 
 /* --- strmap ---------------------------------------------------------------------------------- */

@@ -25,68 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen_internal.h"
 #include "internal.h"
+#include "measurements.h"
 
-/* ---- measurement types -------------------------------------------------------------------- */
-
-enum gtype {
-    GT_TEMP,
-    GT_HUM,
-    GT_PRESS,
-    GT_LIGHT,
-    GT_CO2,
-    GT_TVOC,
-    GT_OCC,
-    GT_MOVE,
-    GT_DIRMOVE,
-    GT_BATT,
-    GT_MAG,
-    GT_MAGCH,
-    GT_VIB,
-    GT_ORIENT,
-    GT_DIST,
-    GT_ECHO,
-    GT_RES,
-    GT_POS,
-    GT_ZONE,
-    GT_CONF,
-    GT_RSS,
-    GT_OCCUPANTS,
-    GT_OCCSECONDS,
-    GT__COUNT
-};
-
-struct gtype_info {
-    const char *name;  /* canonical */
-    const char *alias; /* documented alternative spelling used by --shapes mixed */
-    int tsm_id;        /* legacy Thingsee profile; 0: no legacy form */
-};
-
-static const struct gtype_info gtypes[GT__COUNT] = {
-    [GT_TEMP] = {"ambientTemperature", "ambient_temperature", 12100},
-    [GT_HUM] = {"humidity", "ambientHumidity", 12100},
-    [GT_PRESS] = {"barometricPressure", "air_pressure", 12100},
-    [GT_LIGHT] = {"ambientLight", "ambient_light", 12100},
-    [GT_CO2] = {"co2", "CO2", 24100},
-    [GT_TVOC] = {"tvoc", "TVOC", 24101},
-    [GT_OCC] = {"occupancyStatus", "occupancyStatus", 2100},
-    [GT_MOVE] = {"movementDetections", "pir_count", 13100},
-    [GT_DIRMOVE] = {"directionalMovement", "peopleCounting", 13103},
-    [GT_BATT] = {"batteryPercentage", "battery_level", 1110},
-    [GT_MAG] = {"magneticState", "magnetoSwitchStatus", 12101},
-    [GT_MAGCH] = {"magneticStateChanges", "magneticStateChanges", 12101},
-    [GT_VIB] = {"vibration", "vibration", 16100},
-    [GT_ORIENT] = {"deviceOrientation", "deviceOrientation", 1111},
-    [GT_DIST] = {"distance", "radar_distance", 17100},
-    [GT_ECHO] = {"echo", "echo", 0},
-    [GT_RES] = {"electricalResistance", "electricalResistance", 12102},
-    [GT_POS] = {"position", "positionLocal", 0},
-    [GT_ZONE] = {"positionZone", "positionZone", 0},
-    [GT_CONF] = {"positionConfidence", "positionConfidence", 0},
-    [GT_RSS] = {"rss", "rssi", 0},
-    [GT_OCCUPANTS] = {"occupantsCount", "occupants_count", 0},
-    [GT_OCCSECONDS] = {"occupancySeconds", "occupancySeconds", 0},
-};
+/* ---- measurement types: measurements.def ------------------------------------------------- */
 
 /* How a stream decides to report a sample. */
 enum smode {
@@ -97,7 +40,7 @@ enum smode {
 };
 
 struct sspec {
-    enum gtype type;
+    enum hc__mtype type;
     enum smode mode;
     int32_t sample_s;
     int32_t heartbeat_s;
@@ -108,55 +51,55 @@ struct sspec {
 #define SIX_HOURS 21600
 
 static const struct sspec env_hourly[] = {
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},  {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
-    {GT_PRESS, SM_THRESHOLD, 60, HOUR, 1.0}, {GT_LIGHT, SM_THRESHOLD, 60, HOUR, 100.0},
-    {GT_MAG, SM_CHANGE, 60, HOUR, 0},        {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
-    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},         {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},  {HC__M_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {HC__M_PRESS, SM_THRESHOLD, 60, HOUR, 1.0}, {HC__M_LIGHT, SM_THRESHOLD, 60, HOUR, 100.0},
+    {HC__M_MAG, SM_CHANGE, 60, HOUR, 0},        {HC__M_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_VIB, SM_ALWAYS, HOUR, 0, 0},         {HC__M_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec env_minute[] = {
-    {GT_TEMP, SM_ALWAYS, 60, 0, 0},        {GT_HUM, SM_ALWAYS, 60, 0, 0},
-    {GT_PRESS, SM_ALWAYS, 60, 0, 0},       {GT_LIGHT, SM_ALWAYS, 60, 0, 0},
-    {GT_MAG, SM_CHANGE, 60, HOUR, 0},      {GT_MAGCH, SM_ALWAYS, HOUR, 0, 0},
-    {GT_VIB, SM_ALWAYS, HOUR, 0, 0},       {GT_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_TEMP, SM_ALWAYS, 60, 0, 0},        {HC__M_HUM, SM_ALWAYS, 60, 0, 0},
+    {HC__M_PRESS, SM_ALWAYS, 60, 0, 0},       {HC__M_LIGHT, SM_ALWAYS, 60, 0, 0},
+    {HC__M_MAG, SM_CHANGE, 60, HOUR, 0},      {HC__M_MAGCH, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_VIB, SM_ALWAYS, HOUR, 0, 0},       {HC__M_ORIENT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec presence_movement[] = {
-    {GT_MOVE, SM_ACTIVE, 60, HOUR, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_MOVE, SM_ACTIVE, 60, HOUR, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec presence_occupancy[] = {
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec air_streams[] = {
-    {GT_CO2, SM_ALWAYS, 300, 0, 0},   {GT_TVOC, SM_ALWAYS, 300, 0, 0},
-    {GT_TEMP, SM_ALWAYS, 300, 0, 0},  {GT_HUM, SM_ALWAYS, 300, 0, 0},
-    {GT_PRESS, SM_ALWAYS, 300, 0, 0}, {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_CO2, SM_ALWAYS, 300, 0, 0},   {HC__M_TVOC, SM_ALWAYS, 300, 0, 0},
+    {HC__M_TEMP, SM_ALWAYS, 300, 0, 0},  {HC__M_HUM, SM_ALWAYS, 300, 0, 0},
+    {HC__M_PRESS, SM_ALWAYS, 300, 0, 0}, {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec beam_streams[] = {
-    {GT_DIST, SM_THRESHOLD, 60, HOUR, 100.0},
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_DIST, SM_THRESHOLD, 60, HOUR, 100.0},
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec count_streams[] = {
-    {GT_DIRMOVE, SM_ACTIVE, 30, HOUR, 0},
+    {HC__M_DIRMOVE, SM_ACTIVE, 30, HOUR, 0},
 };
 static const struct sspec tag_streams[] = {
-    {GT_POS, SM_ACTIVE, 60, HOUR, 0},      {GT_ZONE, SM_CHANGE, 60, HOUR, 0},
-    {GT_CONF, SM_THRESHOLD, 60, HOUR, 10}, {GT_RSS, SM_ALWAYS, 600, 0, 0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_POS, SM_ACTIVE, 60, HOUR, 0},      {HC__M_ZONE, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_CONF, SM_THRESHOLD, 60, HOUR, 10}, {HC__M_RSS, SM_ALWAYS, 600, 0, 0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 static const struct sspec radar_streams[] = {
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_DIST, SM_THRESHOLD, 60, HOUR, 200.0},
-    {GT_ECHO, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_DIST, SM_THRESHOLD, 60, HOUR, 200.0},
+    {HC__M_ECHO, SM_ALWAYS, HOUR, 0, 0},
 };
 static const struct sspec leakage_streams[] = {
-    {GT_RES, SM_THRESHOLD, 60, HOUR, 0.5}, /* relative change */
-    {GT_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
-    {GT_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
-    {GT_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
+    {HC__M_RES, SM_THRESHOLD, 60, HOUR, 0.5}, /* relative change */
+    {HC__M_TEMP, SM_THRESHOLD, 60, HOUR, 0.5},
+    {HC__M_HUM, SM_THRESHOLD, 60, HOUR, 2.0},
+    {HC__M_BATT, SM_ALWAYS, SIX_HOURS, 0, 0},
 };
 
 /*
@@ -166,10 +109,10 @@ static const struct sspec leakage_streams[] = {
  * Thingsee form.
  */
 static const struct sspec group_streams[] = {
-    {GT_OCCUPANTS, SM_CHANGE, 60, HOUR, 0},
-    {GT_OCC, SM_CHANGE, 60, HOUR, 0},
-    {GT_DIRMOVE, SM_ACTIVE, 60, HOUR, 0},
-    {GT_OCCSECONDS, SM_ALWAYS, HOUR, 0, 0},
+    {HC__M_OCCUPANTS, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_OCC, SM_CHANGE, 60, HOUR, 0},
+    {HC__M_DIRMOVE, SM_ACTIVE, 60, HOUR, 0},
+    {HC__M_OCCSECONDS, SM_ALWAYS, HOUR, 0, 0},
 };
 
 static const char *const kind_names[HC_GEN_KIND__COUNT] = {
@@ -249,41 +192,6 @@ static void uuid_from(uint64_t seed, uint64_t a, uint64_t b, char out[37])
     format_uuid(mix3(seed, a, b), mix3(seed ^ 0x5555555555555555ULL, a, b), out);
 }
 
-/* ---- model state -------------------------------------------------------------------------- */
-
-/* The sampled value(s) of one report. */
-struct gval {
-    double v[4];
-    bool b;
-    int tsm_ev;
-};
-
-struct device {
-    uint64_t rng;
-    enum hc_gen_kind kind;
-    uint32_t index;
-    uint32_t first_stream; /* the device's streams are streams[first_stream, + n_streams) */
-    uint32_t n_streams;
-    uint32_t pending;   /* stream of the report waiting in the heap */
-    struct gval report; /* its value(s), as sampled */
-    char id[40];        /* UUID or tuid */
-    /* --shapes mixed style, fixed per device (all zero in canonical mode) */
-    uint8_t ts_style;    /* 0: .123Z, 1: .123000+00:00, 2: no fraction */
-    uint8_t alias_style; /* 1: alias spelling of the type in the topic */
-    uint8_t named_style; /* 1: named fields instead of "value" where documented */
-    uint8_t pos_style;   /* 0: position_local/global, 1: GeoJSON value, 2: +floor, 3: local */
-    bool occupied, door, door_open, moving, present;
-    uint8_t zone, floor;
-    double temp, temp_base, hum, hum_base, press, light, light_base;
-    double co2, tvoc, batt, conf, res, res_base, x, y, dist, dist_far, dist_near, traffic;
-    double vib_total, ox, oy, echo;
-    int64_t leak_until_ms;
-    uint32_t total_in, total_out, door_changes, hall_total, move_count;
-    /* device groups: people inside (at most capacity), entries and exits not yet reported,
-     * occupied seconds of the hour so far */
-    uint32_t occupants, capacity, group_in, group_out, occupied_s;
-};
-
 struct stream {
     int64_t due_ms; /* next sample */
     uint8_t type;
@@ -297,32 +205,6 @@ struct stream {
 
 #define KEY_SHIFT 24
 #define MAX_DEVICES ((1u << KEY_SHIFT) - 1)
-
-struct hc_gen {
-    struct hc_gen_options opts;
-    uint64_t latency_rng;
-    int64_t start_ms, end_ms;
-    struct device *devices;
-    size_t n_devices;
-    size_t kind_first[HC_GEN_KIND__COUNT]; /* index of the first device of each kind */
-    struct stream *streams;
-    size_t n_streams;
-    uint64_t *heap; /* (pending report's ms - start ms) << KEY_SHIFT | device index */
-    size_t heap_len;
-    int64_t last_received_ns;
-    char prefix[320]; /* "haltian-iot/events/<integration>/<key>/measurements/" */
-    size_t prefix_len;
-    char gateway_tuid[18];
-    char gateway_uuid[37];
-    char space_id[37];
-    char building_id[37];
-    char zone_ids[4][37];
-    int64_t day_cached;
-    char day_text[12]; /* "YYYY-MM-DDT" */
-    char topic[512];
-    char payload[1024];
-    struct gval val;
-};
 
 /* Weekday activity by UTC hour (office pattern), interpolated linearly between hours. */
 static const double activity_by_hour[25] = {0.02, 0.02, 0.02, 0.02, 0.02, 0.03, 0.08, 0.30, 0.70,
@@ -395,453 +277,6 @@ static void heap_replace_top(uint64_t *h, size_t n, uint64_t key)
     h[i] = key;
 }
 
-/* ---- formatting --------------------------------------------------------------------------- */
-
-static char *put_str(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
-
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-static char *put_int(char *p, int64_t v)
-{
-    if (v < 0) {
-        *p++ = '-';
-        return put_uint(p, (uint64_t)(-(v + 1)) + 1);
-    }
-    return put_uint(p, (uint64_t)v);
-}
-
-static int64_t round_i64(double v)
-{
-    return (int64_t)(v < 0 ? v - 0.5 : v + 0.5);
-}
-
-/* v with exactly dec decimals (0-6), rounded half away from zero; never "-0.0". */
-static char *put_fixed(char *p, double v, int dec)
-{
-    static const int64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-    int64_t n = round_i64(v * (double)pow10[dec]);
-    int64_t ip, fp;
-    int i;
-
-    if (n < 0) {
-        *p++ = '-';
-        n = -n;
-    }
-    ip = n / pow10[dec];
-    fp = n % pow10[dec];
-    p = put_uint(p, (uint64_t)ip);
-    if (dec > 0) {
-        *p++ = '.';
-        for (i = dec - 1; i >= 0; i--) {
-            p[i] = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        p += dec;
-    }
-    return p;
-}
-
-static char *put_2(char *p, int v)
-{
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-    return p + 2;
-}
-
-/* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-    int64_t era, yoe, doy, mp, yy;
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    yoe = z - era * 146097;
-    yy = (yoe - yoe / 1460 + yoe / 36524 - yoe / 146096) / 365;
-    doy = yoe - (365 * yy + yy / 4 - yy / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yy + era * 400 + (*m <= 2));
-}
-
-static char *put_time(hc_gen *g, char *p, int64_t ms, int style)
-{
-    int64_t days = ms / 86400000, in_day = ms % 86400000;
-    int s = (int)(in_day / 1000), frac = (int)(in_day % 1000);
-
-    if (days != g->day_cached) {
-        int y, m, d;
-        civil_from_days(days, &y, &m, &d);
-        put_2(put_2(g->day_text, y / 100), y % 100);
-        g->day_text[4] = '-';
-        put_2(g->day_text + 5, m);
-        g->day_text[7] = '-';
-        put_2(g->day_text + 8, d);
-        g->day_text[10] = 'T';
-        g->day_cached = days;
-    }
-    memcpy(p, g->day_text, 11);
-    p += 11;
-    p = put_2(p, s / 3600);
-    *p++ = ':';
-    p = put_2(p, s / 60 % 60);
-    *p++ = ':';
-    p = put_2(p, s % 60);
-    if (style != 2) {
-        *p++ = '.';
-        *p++ = (char)('0' + frac / 100);
-        p = put_2(p, frac % 100);
-    }
-    if (style == 1)
-        return PUT_LIT(p, "000+00:00");
-    *p++ = 'Z';
-    return p;
-}
-
-static char *put_measured_at(hc_gen *g, char *p, const struct device *d, int64_t ms)
-{
-    p = PUT_LIT(p, "\"measured_at\":\"");
-    p = put_time(g, p, ms, d->ts_style);
-    *p++ = '"';
-    return p;
-}
-
-static char *put_bool(char *p, bool b)
-{
-    return b ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
-}
-
-static void lon_lat(const struct device *d, double *lon, double *lat)
-{
-    /* A building in Helsinki; metres to degrees at 60.17 N. */
-    *lon = 24.9384 + d->x / (111320.0 * 0.49815);
-    *lat = 60.1699 + d->y / 111320.0;
-}
-
-/* The JSON value of a Haltian IoT message (canonical "value" member content). */
-static char *put_value(hc_gen *g, char *p, const struct device *d, enum gtype t)
-{
-    const struct gval *v = &g->val;
-    double lon, lat;
-
-    switch (t) {
-    case GT_TEMP:
-    case GT_HUM:
-    case GT_CONF:
-        return put_fixed(p, v->v[0], 1);
-    case GT_PRESS:
-        return put_fixed(p, v->v[0], 2);
-    case GT_LIGHT:
-    case GT_CO2:
-    case GT_TVOC:
-    case GT_MOVE:
-    case GT_BATT:
-    case GT_MAGCH:
-    case GT_ECHO:
-    case GT_RES:
-    case GT_OCCUPANTS:
-    case GT_OCCSECONDS:
-        return put_int(p, round_i64(v->v[0]));
-    case GT_DIST:
-        if (d->kind == HC_GEN_RADAR && d->alias_style)
-            return put_fixed(p, v->v[0] / 1000.0, 3); /* radar_distance is in metres */
-        return put_int(p, round_i64(v->v[0]));
-    case GT_OCC:
-    case GT_MAG:
-        return put_bool(p, v->b);
-    case GT_DIRMOVE:
-        if (d->alias_style) {
-            p = PUT_LIT(p, "{\"in\":");
-            p = put_int(p, round_i64(v->v[0]));
-            p = PUT_LIT(p, ",\"out\":");
-            p = put_int(p, round_i64(v->v[1]));
-            p = PUT_LIT(p, ",\"net\":");
-            p = put_int(p, round_i64(v->v[0]) - round_i64(v->v[1]));
-            *p++ = '}';
-            return p;
-        }
-        p = PUT_LIT(p, "{\"entries\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"exits\":");
-        p = put_int(p, round_i64(v->v[1]));
-        *p++ = '}';
-        return p;
-    case GT_VIB:
-        p = PUT_LIT(p, "{\"level\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"total\":");
-        p = put_fixed(p, v->v[1], 2);
-        *p++ = '}';
-        return p;
-    case GT_ORIENT:
-        p = PUT_LIT(p, "{\"accx\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"accy\":");
-        p = put_fixed(p, v->v[1], 3);
-        p = PUT_LIT(p, ",\"accz\":");
-        p = put_fixed(p, v->v[2], 3);
-        *p++ = '}';
-        return p;
-    case GT_POS:
-        lon_lat(d, &lon, &lat);
-        if (d->pos_style == 3) {
-            p = PUT_LIT(p, "{\"x\":");
-            p = put_fixed(p, d->x, 2);
-            p = PUT_LIT(p, ",\"y\":");
-            p = put_fixed(p, d->y, 2);
-            return PUT_LIT(p, ",\"z\":0.0}");
-        }
-        if (d->pos_style == 1) {
-            p = PUT_LIT(p, "{\"type\":\"Point\",\"coordinates\":[");
-            p = put_fixed(p, lon, 6);
-            *p++ = ',';
-            p = put_fixed(p, lat, 6);
-            return PUT_LIT(p, "]}");
-        }
-        p = PUT_LIT(p, "{\"position_local\":{\"x\":");
-        p = put_fixed(p, d->x, 2);
-        p = PUT_LIT(p, ",\"y\":");
-        p = put_fixed(p, d->y, 2);
-        p = PUT_LIT(p, ",\"z\":0.0},\"position_global\":{\"type\":\"Point\",\"coordinates\":[");
-        p = put_fixed(p, lon, 6);
-        *p++ = ',';
-        p = put_fixed(p, lat, 6);
-        p = PUT_LIT(p, "]},\"accuracy\":");
-        p = put_fixed(p, v->v[0], 1);
-        p = PUT_LIT(p, ",\"space_id\":\"");
-        p = put_str(p, g->space_id);
-        *p++ = '"';
-        if (d->pos_style == 2) {
-            p = PUT_LIT(p, ",\"floor\":");
-            p = put_uint(p, d->floor);
-            p = PUT_LIT(p, ",\"building_id\":\"");
-            p = put_str(p, g->building_id);
-            *p++ = '"';
-        }
-        *p++ = '}';
-        return p;
-    case GT_ZONE:
-        *p++ = '"';
-        p = put_str(p, g->zone_ids[d->zone & 3]);
-        *p++ = '"';
-        return p;
-    case GT_RSS:
-        p = PUT_LIT(p, "{\"rss\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"isStatic\":");
-        p = put_bool(p, !d->moving);
-        p = PUT_LIT(p, ",\"mode\":\"asset\",\"moveCount\":");
-        p = put_uint(p, d->move_count);
-        p = PUT_LIT(p, ",\"sourceDeviceId\":\"");
-        p = put_str(p, g->gateway_uuid);
-        return PUT_LIT(p, "\"}");
-    case GT__COUNT:
-        break;
-    }
-    return p;
-}
-
-static const char *topic_type(const struct device *d, enum gtype t)
-{
-    if (t == GT_POS && d->pos_style == 3)
-        return "positionLocal";
-    if (!d->alias_style || (t == GT_DIST && d->kind != HC_GEN_RADAR))
-        return gtypes[t].name;
-    return gtypes[t].alias;
-}
-
-static size_t format_haltian(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
-{
-    char *p = g->topic;
-    const char *type = topic_type(d, t);
-
-    memcpy(p, g->prefix, g->prefix_len);
-    p = put_str(p + g->prefix_len, type);
-    *p++ = '/';
-    p = put_str(p, d->id);
-    *p = '\0';
-
-    p = g->payload;
-    *p++ = '{';
-    if (d->named_style && (t == GT_OCC || t == GT_MAG || t == GT_DIRMOVE || t == GT_ORIENT)) {
-        /* named fields: documented for these types only */
-        p = put_measured_at(g, p, d, ms);
-        if (t == GT_OCC) {
-            p = PUT_LIT(p, ",\"isOccupied\":");
-            p = put_bool(p, g->val.b);
-        } else if (t == GT_MAG) {
-            if (d->alias_style) { /* magnetoSwitchStatus: opposite polarity */
-                p = PUT_LIT(p, ",\"isClosed\":");
-                p = put_bool(p, !g->val.b);
-            } else {
-                p = PUT_LIT(p, ",\"isOpen\":");
-                p = put_bool(p, g->val.b);
-            }
-        } else {
-            char inner[256];
-            char *q = put_value(g, inner, d, t);
-            *p++ = ',';
-            /* strip the braces of the object value */
-            memcpy(p, inner + 1, (size_t)(q - inner - 2));
-            p += q - inner - 2;
-        }
-    } else if (t == GT_POS && d->pos_style == 1) {
-        /* the GeoJSON layout puts value first and space_id beside it */
-        p = PUT_LIT(p, "\"value\":");
-        p = put_value(g, p, d, t);
-        *p++ = ',';
-        p = put_measured_at(g, p, d, ms);
-        p = PUT_LIT(p, ",\"space_id\":\"");
-        p = put_str(p, g->space_id);
-        *p++ = '"';
-    } else {
-        p = put_measured_at(g, p, d, ms);
-        p = PUT_LIT(p, ",\"value\":");
-        if (t == GT_MAG && d->alias_style) {
-            p = put_bool(p, !g->val.b);
-        } else {
-            p = put_value(g, p, d, t);
-        }
-    }
-    *p++ = '}';
-    *p = '\0';
-    return (size_t)(p - g->payload);
-}
-
-static size_t format_thingsee(hc_gen *g, const struct device *d, enum gtype t, int64_t ms)
-{
-    const struct gval *v = &g->val;
-    int tsm = gtypes[t].tsm_id;
-    char *p = g->topic;
-
-    if (t == GT_DIST && d->kind == HC_GEN_RADAR)
-        tsm = 17200;
-    p = PUT_LIT(p, "cloudext/json/pr/fi/prfi00hkitgen/");
-    p = put_str(p, d->id);
-    *p++ = '/';
-    p = put_uint(p, (uint64_t)tsm);
-    *p = '\0';
-
-    p = g->payload;
-    p = PUT_LIT(p, "{\"tsmId\":");
-    p = put_uint(p, (uint64_t)tsm);
-    p = PUT_LIT(p, ",\"tsmEv\":");
-    p = put_uint(p, (uint64_t)v->tsm_ev);
-    *p++ = ',';
-    switch (t) {
-    case GT_TEMP:
-        p = PUT_LIT(p, "\"temp\":");
-        p = put_fixed(p, v->v[0], 1);
-        break;
-    case GT_HUM:
-        p = PUT_LIT(p, "\"humd\":");
-        p = put_fixed(p, v->v[0], 1);
-        break;
-    case GT_PRESS:
-        p = PUT_LIT(p, "\"airp\":"); /* Pa */
-        p = put_fixed(p, v->v[0] * 100.0, 1);
-        break;
-    case GT_LIGHT:
-        p = PUT_LIT(p, "\"lght\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_CO2:
-        p = PUT_LIT(p, "\"carbonDioxide\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"status\":0");
-        break;
-    case GT_TVOC:
-        p = PUT_LIT(p, "\"tvoc\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_OCC:
-        p = PUT_LIT(p, "\"state\":");
-        *p++ = v->b ? '1' : '0';
-        break;
-    case GT_MOVE:
-        p = PUT_LIT(p, "\"moveCount\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_DIRMOVE:
-        p = PUT_LIT(p, "\"in\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"out\":");
-        p = put_int(p, round_i64(v->v[1]));
-        p = PUT_LIT(p, ",\"totalIn\":");
-        p = put_uint(p, d->total_in);
-        p = PUT_LIT(p, ",\"totalOut\":");
-        p = put_uint(p, d->total_out);
-        break;
-    case GT_BATT:
-        p = PUT_LIT(p, "\"batl\":");
-        p = put_fixed(p, v->v[0], 1);
-        p = PUT_LIT(p, ",\"chrg\":0");
-        break;
-    case GT_MAG:
-        p = PUT_LIT(p, "\"hall\":"); /* 0 open, 1 closed */
-        *p++ = v->b ? '0' : '1';
-        break;
-    case GT_MAGCH:
-        p = PUT_LIT(p, "\"hallCount\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    case GT_VIB:
-        p = PUT_LIT(p, "\"activityLevel\":");
-        p = put_fixed(p, v->v[0], 3);
-        p = PUT_LIT(p, ",\"energyLevel\":");
-        p = put_fixed(p, v->v[1], 2);
-        break;
-    case GT_ORIENT: /* mG */
-        p = PUT_LIT(p, "\"accx\":");
-        p = put_int(p, round_i64(v->v[0] * 1000.0));
-        p = PUT_LIT(p, ",\"accy\":");
-        p = put_int(p, round_i64(v->v[1] * 1000.0));
-        p = PUT_LIT(p, ",\"accz\":");
-        p = put_int(p, round_i64(v->v[2] * 1000.0));
-        break;
-    case GT_DIST:
-        p = PUT_LIT(p, "\"dist\":");
-        p = put_int(p, round_i64(v->v[0]));
-        p = PUT_LIT(p, ",\"status\":0");
-        break;
-    case GT_RES:
-        p = PUT_LIT(p, "\"resistance\":");
-        p = put_int(p, round_i64(v->v[0]));
-        break;
-    default:
-        break;
-    }
-    p = PUT_LIT(p, ",\"tsmTs\":");
-    p = put_uint(p, (uint64_t)(ms / 1000));
-    *p++ = '.';
-    *p++ = (char)('0' + ms % 1000 / 100);
-    p = put_2(p, (int)(ms % 100));
-    p = PUT_LIT(p, ",\"tsmTuid\":\"");
-    p = put_str(p, d->id);
-    p = PUT_LIT(p, "\",\"tsmGw\":\"");
-    p = put_str(p, g->gateway_tuid);
-    p = PUT_LIT(p, "\",\"deploymentGroupId\":\"prfi00hkitgen\"}");
-    *p = '\0';
-    return (size_t)(p - g->payload);
-}
-
 /* ---- the physical model ------------------------------------------------------------------- */
 
 /* Markov occupancy step for a period of `minutes`: more arrivals and longer stays by day. */
@@ -860,71 +295,178 @@ static double ou_step(uint64_t *rng, double x, double mu, double theta, double s
     return x + theta * minutes * (mu - x) + sigma * sqrt(minutes) * normal(rng);
 }
 
+/* v within the range the model of type t keeps its samples in (measurements.def). */
+static double model_clamp(enum hc__mtype t, double v)
+{
+    return clampd(v, hc__gen_models[t].min, hc__gen_models[t].max);
+}
+
+/* The people in a device group: up to 8 arrivals a minute by day, each occupant leaving with a
+ * small chance. */
+static double model_occupants(struct device *d, const struct stream *s, double a, struct gval *v)
+{
+    double minutes = (double)s->sample_ms / 60000.0;
+    uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
+    double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
+    double p_out = clampd((0.02 + 0.2 * (1.0 - a)) * minutes, 0.0, 1.0);
+    for (int i = 0; i < 8 && in < room; i++)
+        in += chance(&d->rng, p_in);
+    for (uint32_t k = 0; k < d->occupants; k++)
+        out += chance(&d->rng, p_out);
+    if (d->occupants > 0)
+        d->occupied_s += (uint32_t)(s->sample_ms / 1000);
+    d->occupants = d->occupants + in - out;
+    d->occupied = d->occupants > 0;
+    d->group_in += in;
+    d->group_out += out;
+    return v->v[0] = d->occupants;
+}
+
+/* Entries and exits: a group reports what its occupants did, a counter draws them. */
+static double model_entries_exits(struct device *d, double a, struct gval *v)
+{
+    double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
+    int in = 0, out = 0;
+
+    if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
+        d->total_in += d->group_in;
+        d->total_out += d->group_out;
+        v->v[0] = d->group_in;
+        v->v[1] = d->group_out;
+        d->group_in = d->group_out = 0;
+        return v->v[0] + v->v[1];
+    }
+    for (int i = 0; i < 8; i++) {
+        in += chance(&d->rng, p);
+        out += chance(&d->rng, p);
+    }
+    d->total_in += (uint32_t)in;
+    d->total_out += (uint32_t)out;
+    v->v[0] = in;
+    v->v[1] = out;
+    return in + out;
+}
+
+/* A door contact: opens by day, closes again soon; counts its changes. */
+static double model_door(struct device *d, double a, struct gval *v)
+{
+    if (d->door) {
+        bool was = d->door_open;
+        if (d->door_open)
+            d->door_open = !chance(&d->rng, 0.6);
+        else
+            d->door_open = chance(&d->rng, 0.15 * a);
+        if (was != d->door_open) {
+            d->door_changes++;
+            d->hall_total++;
+        }
+    }
+    v->b = d->door_open;
+    return d->door_open ? 1.0 : 0.0;
+}
+
+/* A radar sees a person near or the far wall; a beam something passing. */
+static double model_distance(struct device *d, double a, double minutes, struct gval *v)
+{
+    if (d->kind == HC_GEN_RADAR) {
+        /* occupancy is advanced by the radar's occupancy stream */
+        if (d->occupied)
+            d->dist =
+                clampd(ou_step(&d->rng, d->dist, d->dist_near, 0.2, 80.0, minutes), 300.0, 3900.0);
+        else
+            d->dist = d->dist_far + 10.0 * normal(&d->rng);
+    } else {
+        if (d->present)
+            d->present = !chance(&d->rng, 0.05 + 0.2 * (1.0 - a));
+        else
+            d->present = chance(&d->rng, 0.03 * a);
+        d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
+    }
+    d->dist = model_clamp(HC__M_DIST, d->dist);
+    return v->v[0] = (double)hc__gen_round(d->dist);
+}
+
+/* A leakage sensor: dry (megaohms, a few % noise) except during a rare leak. */
+static double model_resistance(struct device *d, int64_t t, struct gval *v)
+{
+    if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
+        d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
+    if (d->leak_until_ms > t)
+        d->res = uniform_in(&d->rng, 800.0, 20000.0);
+    else
+        d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
+    return v->v[0] = d->res;
+}
+
+/* An asset tag: moves now and then within a 40 m x 25 m floor, reflected at the walls. */
+static double model_position(struct device *d, double a, struct gval *v)
+{
+    if (d->moving)
+        d->moving = !chance(&d->rng, 0.3);
+    else
+        d->moving = chance(&d->rng, 0.01 + 0.2 * a);
+    if (d->moving) {
+        d->move_count++;
+        d->x += 2.0 * normal(&d->rng);
+        d->y += 2.0 * normal(&d->rng);
+        d->x = d->x < 0 ? -d->x : d->x > 40.0 ? 80.0 - d->x : d->x;
+        d->y = d->y < 0 ? -d->y : d->y > 25.0 ? 50.0 - d->y : d->y;
+        d->x = clampd(d->x, 0.0, 40.0);
+        d->y = clampd(d->y, 0.0, 25.0);
+    }
+    v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
+    return d->moving ? 1.0 : 0.0;
+}
+
 /* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
 static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
 {
     struct gval *v = &g->val;
     double a = activity_at(t);
     double minutes = (double)s->sample_ms / 60000.0;
-    int i;
 
-    switch ((enum gtype)s->type) {
-    case GT_TEMP:
-        d->temp = clampd(ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes),
-                         -40.0, 85.0);
+    switch ((enum hc__mtype)s->type) {
+    case HC__M_TEMP:
+        d->temp = model_clamp(
+            HC__M_TEMP, ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes));
         return v->v[0] = d->temp;
-    case GT_HUM:
-        d->hum = clampd(ou_step(&d->rng, d->hum, d->hum_base + 6.0 * a, 0.01, 0.15, minutes), 0.0,
-                        100.0);
+    case HC__M_HUM:
+        d->hum = model_clamp(HC__M_HUM,
+                             ou_step(&d->rng, d->hum, d->hum_base + 6.0 * a, 0.01, 0.15, minutes));
         return v->v[0] = d->hum;
-    case GT_PRESS:
+    case HC__M_PRESS:
         d->press =
-            clampd(ou_step(&d->rng, d->press, 1013.25, 0.0005, 0.03, minutes), 870.0, 1084.0);
+            model_clamp(HC__M_PRESS, ou_step(&d->rng, d->press, 1013.25, 0.0005, 0.03, minutes));
         return v->v[0] = d->press;
-    case GT_LIGHT: {
+    case HC__M_LIGHT: {
         double target = 2.0 + d->light_base * (a > 0.15 ? a : 0.0);
         d->light =
-            clampd(d->light + 0.6 * (target - d->light) + 12.0 * normal(&d->rng), 0.0, 100000.0);
+            model_clamp(HC__M_LIGHT, d->light + 0.6 * (target - d->light) + 12.0 * normal(&d->rng));
         return v->v[0] = d->light;
     }
-    case GT_CO2:
+    case HC__M_CO2:
         step_occupancy(d, a, minutes);
-        d->co2 = clampd(d->co2 + 0.15 * ((d->occupied ? 950.0 * a + 500.0 : 420.0) - d->co2) +
-                            10.0 * normal(&d->rng),
-                        400.0, 5000.0);
+        d->co2 = model_clamp(HC__M_CO2,
+                             d->co2 + 0.15 * ((d->occupied ? 950.0 * a + 500.0 : 420.0) - d->co2) +
+                                 10.0 * normal(&d->rng));
         return v->v[0] = d->co2;
-    case GT_TVOC:
-        d->tvoc = clampd(d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
-                             8.0 * normal(&d->rng),
-                         0.0, 60000.0);
+    case HC__M_TVOC:
+        d->tvoc = model_clamp(HC__M_TVOC,
+                              d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
+                                  8.0 * normal(&d->rng));
         return v->v[0] = d->tvoc;
-    case GT_OCC:
+    case HC__M_OCC:
         if (d->kind != HC_GEN_GROUP) /* a group's occupancy follows its occupants */
             step_occupancy(d, a, minutes);
         v->b = d->occupied;
         return d->occupied ? 1.0 : 0.0;
-    case GT_OCCUPANTS: {
-        /* per minute: up to 8 arrivals by day, each occupant leaves with a small chance */
-        uint32_t in = 0, out = 0, room = d->capacity - d->occupants;
-        double p_in = clampd(0.9 * a * (double)d->capacity / 40.0, 0.0, 1.0);
-        double p_out = clampd((0.02 + 0.2 * (1.0 - a)) * minutes, 0.0, 1.0);
-        for (i = 0; i < 8 && in < room; i++)
-            in += chance(&d->rng, p_in);
-        for (uint32_t k = 0; k < d->occupants; k++)
-            out += chance(&d->rng, p_out);
-        if (d->occupants > 0)
-            d->occupied_s += (uint32_t)(s->sample_ms / 1000);
-        d->occupants = d->occupants + in - out;
-        d->occupied = d->occupants > 0;
-        d->group_in += in;
-        d->group_out += out;
-        return v->v[0] = d->occupants;
-    }
-    case GT_OCCSECONDS:
+    case HC__M_OCCUPANTS:
+        return model_occupants(d, s, a, v);
+    case HC__M_OCCSECONDS:
         v->v[0] = d->occupied_s > 3600 ? 3600 : d->occupied_s;
         d->occupied_s = 0;
         return v->v[0];
-    case GT_MOVE:
+    case HC__M_MOVE:
         step_occupancy(d, a, minutes);
         v->v[0] = 0;
         if (d->occupied && !chance(&d->rng, 0.1)) {
@@ -932,113 +474,48 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
             v->v[0] = m > 34.0 ? 34.0 : (double)(int)m;
         }
         return v->v[0];
-    case GT_DIRMOVE: {
-        double p = clampd(2.5 * a * d->traffic / 8.0, 0.0, 1.0);
-        int in = 0, out = 0;
-        if (d->kind == HC_GEN_GROUP) { /* what the occupants stream saw since the last report */
-            d->total_in += d->group_in;
-            d->total_out += d->group_out;
-            v->v[0] = d->group_in;
-            v->v[1] = d->group_out;
-            d->group_in = d->group_out = 0;
-            return v->v[0] + v->v[1];
-        }
-        for (i = 0; i < 8; i++) {
-            in += chance(&d->rng, p);
-            out += chance(&d->rng, p);
-        }
-        d->total_in += (uint32_t)in;
-        d->total_out += (uint32_t)out;
-        v->v[0] = in;
-        v->v[1] = out;
-        return in + out;
-    }
-    case GT_BATT:
-        d->batt = clampd(d->batt - uniform(&d->rng) * 0.06, 1.0, 100.0);
+    case HC__M_DIRMOVE:
+        return model_entries_exits(d, a, v);
+    case HC__M_BATT:
+        d->batt = model_clamp(HC__M_BATT, d->batt - uniform(&d->rng) * 0.06);
         return v->v[0] = d->batt;
-    case GT_MAG:
-        if (d->door) {
-            bool was = d->door_open;
-            if (d->door_open)
-                d->door_open = !chance(&d->rng, 0.6);
-            else
-                d->door_open = chance(&d->rng, 0.15 * a);
-            if (was != d->door_open) {
-                d->door_changes++;
-                d->hall_total++;
-            }
-        }
-        v->b = d->door_open;
-        return d->door_open ? 1.0 : 0.0;
-    case GT_MAGCH:
+    case HC__M_MAG:
+        return model_door(d, a, v);
+    case HC__M_MAGCH:
         v->v[0] = d->door_changes;
         d->door_changes = 0;
         return v->v[0];
-    case GT_VIB:
-        v->v[0] = clampd(0.01 + 0.25 * a * uniform(&d->rng), 0.0, 1.0);
+    case HC__M_VIB:
+        v->v[0] = model_clamp(HC__M_VIB, 0.01 + 0.25 * a * uniform(&d->rng));
         d->vib_total = d->vib_total * 0.9 + v->v[0] * 10.0;
         v->v[1] = d->vib_total;
         return v->v[0];
-    case GT_ORIENT:
+    case HC__M_ORIENT:
         v->v[0] = d->ox + 0.004 * normal(&d->rng);
         v->v[1] = d->oy + 0.004 * normal(&d->rng);
         v->v[2] = sqrt(1.0 - d->ox * d->ox - d->oy * d->oy) + 0.004 * normal(&d->rng);
         return v->v[2];
-    case GT_DIST:
-        if (d->kind == HC_GEN_RADAR) {
-            /* occupancy is advanced by the radar's occupancy stream */
-            if (d->occupied)
-                d->dist = clampd(ou_step(&d->rng, d->dist, d->dist_near, 0.2, 80.0, minutes), 300.0,
-                                 3900.0);
-            else
-                d->dist = d->dist_far + 10.0 * normal(&d->rng);
-        } else {
-            if (d->present)
-                d->present = !chance(&d->rng, 0.05 + 0.2 * (1.0 - a));
-            else
-                d->present = chance(&d->rng, 0.03 * a);
-            d->dist = (d->present ? d->dist_near : d->dist_far) + 12.0 * normal(&d->rng);
-        }
-        d->dist = clampd(d->dist, 0.0, 4000.0);
-        return v->v[0] = (double)round_i64(d->dist);
-    case GT_ECHO:
-        d->echo = clampd(40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng), 0.0, 255.0);
+    case HC__M_DIST:
+        return model_distance(d, a, minutes, v);
+    case HC__M_ECHO:
+        d->echo =
+            model_clamp(HC__M_ECHO, 40.0 + (d->occupied ? 120.0 : 0.0) + 15.0 * normal(&d->rng));
         return v->v[0] = d->echo;
-    case GT_RES:
-        if (d->leak_until_ms <= t && chance(&d->rng, 1.0 / 4320.0)) /* about one leak in 3 days */
-            d->leak_until_ms = t + (int64_t)uniform_in(&d->rng, 10.0, 90.0) * 60000;
-        if (d->leak_until_ms > t)
-            d->res = uniform_in(&d->rng, 800.0, 20000.0);
-        else
-            d->res = d->res_base * (1.0 + 0.03 * normal(&d->rng));
-        return v->v[0] = d->res;
-    case GT_POS:
-        if (d->moving)
-            d->moving = !chance(&d->rng, 0.3);
-        else
-            d->moving = chance(&d->rng, 0.01 + 0.2 * a);
-        if (d->moving) {
-            d->move_count++;
-            d->x += 2.0 * normal(&d->rng);
-            d->y += 2.0 * normal(&d->rng);
-            d->x = d->x < 0 ? -d->x : d->x > 40.0 ? 80.0 - d->x : d->x;
-            d->y = d->y < 0 ? -d->y : d->y > 25.0 ? 50.0 - d->y : d->y;
-            d->x = clampd(d->x, 0.0, 40.0);
-            d->y = clampd(d->y, 0.0, 25.0);
-        }
-        v->v[0] = uniform_in(&d->rng, 0.5, 5.0); /* accuracy, m */
-        return d->moving ? 1.0 : 0.0;
-    case GT_ZONE:
+    case HC__M_RES:
+        return model_resistance(d, t, v);
+    case HC__M_POS:
+        return model_position(d, a, v);
+    case HC__M_ZONE:
         d->zone = (uint8_t)((d->x >= 20.0 ? 1 : 0) + (d->y >= 12.5 ? 2 : 0));
         return d->zone;
-    case GT_CONF:
-        d->conf = clampd(ou_step(&d->rng, d->conf, d->moving ? 70.0 : 90.0, 0.2, 3.0, minutes), 0.0,
-                         100.0);
+    case HC__M_CONF:
+        d->conf = model_clamp(
+            HC__M_CONF, ou_step(&d->rng, d->conf, d->moving ? 70.0 : 90.0, 0.2, 3.0, minutes));
         return v->v[0] = d->conf;
-    case GT_RSS:
-        v->v[0] = clampd(-70.0 + 8.0 * normal(&d->rng), -100.0, 0.0);
+    case HC__M_RSS:
+        v->v[0] = model_clamp(HC__M_RSS, -70.0 + 8.0 * normal(&d->rng));
         return v->v[0];
-    case GT__COUNT:
+    default:
         break;
     }
     return 0;
@@ -1057,7 +534,7 @@ static bool should_report(hc_gen *g, struct stream *s, double x, int64_t t)
     case SM_THRESHOLD:
         if (diff < 0)
             diff = -diff;
-        if (s->type == GT_RES) /* relative: resistance spans decades */
+        if (s->type == HC__M_RES) /* relative: resistance spans decades */
             diff = s->last_value > 0 ? diff / s->last_value : 1.0;
         if (diff >= s->threshold) {
             g->val.tsm_ev = 9;
@@ -1293,68 +770,66 @@ static void device_streams(const hc_gen *g, const struct device *d, const struct
 }
 
 /* The value a stream starts from, so the first sample is not mistaken for a threshold event. */
-static double initial_value(const struct device *d, enum gtype t)
+static double initial_value(const struct device *d, enum hc__mtype t)
 {
     switch (t) {
-    case GT_TEMP:
+    case HC__M_TEMP:
         return d->temp;
-    case GT_HUM:
+    case HC__M_HUM:
         return d->hum;
-    case GT_PRESS:
+    case HC__M_PRESS:
         return d->press;
-    case GT_LIGHT:
+    case HC__M_LIGHT:
         return d->light;
-    case GT_DIST:
-        return (double)round_i64(d->dist);
-    case GT_RES:
+    case HC__M_DIST:
+        return (double)hc__gen_round(d->dist);
+    case HC__M_RES:
         return d->res;
-    case GT_CONF:
+    case HC__M_CONF:
         return d->conf;
-    case GT_ZONE:
+    case HC__M_ZONE:
         return d->zone;
     default:
         return 0.0;
     }
 }
 
-hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err)
+/* Checks what hc_gen_new cannot work with; *n_dev: devices in the mix. */
+static hc_err check_options(const struct hc_gen_options *opts, size_t *n_dev, hc_error *err)
 {
-    hc_gen *g;
-    size_t n_dev = 0, n_str = 0, i;
-    int k;
-    uint64_t r;
+    const char *integration =
+        opts->integration_id ? opts->integration_id : HC_GEN_DEFAULT_INTEGRATION_ID;
+    const char *api_key = opts->api_key_id ? opts->api_key_id : HC_GEN_DEFAULT_API_KEY_ID;
 
-    if (!opts || !out)
-        return hc_error_set(err, HC_ERR_INVALID, "missing options");
-    *out = NULL;
-    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
+    *n_dev = 0;
+    for (int k = 0; k < HC_GEN_KIND__COUNT; k++) {
         if (opts->devices[k] < 0 || opts->devices[k] > 1000000)
             return hc_error_set(err, HC_ERR_INVALID, "bad device count %ld for '%s'",
                                 opts->devices[k], kind_names[k]);
-        n_dev += (size_t)opts->devices[k];
+        *n_dev += (size_t)opts->devices[k];
     }
-    if (n_dev == 0)
+    if (*n_dev == 0)
         return hc_error_set(err, HC_ERR_INVALID, "no devices in the mix");
+    if (*n_dev > MAX_DEVICES)
+        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu, at most %u)", *n_dev,
+                            MAX_DEVICES);
     if (opts->duration_ns < 0 || opts->duration_ns / 1000000 >= (INT64_C(1) << 39))
         return hc_error_set(err, HC_ERR_INVALID, "duration out of range");
     if (opts->start_ns < 0)
         return hc_error_set(err, HC_ERR_INVALID, "start before 1970");
-
-    g = calloc(1, sizeof(*g));
-    if (!g)
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    g->opts = *opts;
-    if (!g->opts.integration_id)
-        g->opts.integration_id = HC_GEN_DEFAULT_INTEGRATION_ID;
-    if (!g->opts.api_key_id)
-        g->opts.api_key_id = HC_GEN_DEFAULT_API_KEY_ID;
-    if (strlen(g->opts.integration_id) + strlen(g->opts.api_key_id) > 200 ||
-        strchr(g->opts.integration_id, '/') || strchr(g->opts.api_key_id, '/') ||
-        !*g->opts.integration_id || !*g->opts.api_key_id) {
-        free(g);
+    if (strlen(integration) + strlen(api_key) > 200 || strchr(integration, '/') ||
+        strchr(api_key, '/') || !*integration || !*api_key)
         return hc_error_set(err, HC_ERR_INVALID,
                             "integration and API key ids must be non-empty topic levels");
-    }
+    return HC_OK;
+}
+
+/* The topic prefix, the time span and the installation's fixed ids, all from the seed. */
+static void set_identities(hc_gen *g, const struct hc_gen_options *opts)
+{
+    uint64_t r;
+
+    g->opts = *opts;
     g->opts.integration_id = NULL; /* not kept: the prefix holds them */
     g->opts.api_key_id = NULL;
     g->prefix_len = (size_t)snprintf(
@@ -1371,74 +846,112 @@ hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err
     uuid_from(opts->seed, 0x200, 0, g->gateway_uuid);
     uuid_from(opts->seed, 0x201, 0, g->space_id);
     uuid_from(opts->seed, 0x202, 0, g->building_id);
-    for (i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++)
         uuid_from(opts->seed, 0x203, i, g->zone_ids[i]);
+}
 
+/* Whether a stream of type t is sent at all (a legacy Thingsee mix only sends legacy types). */
+static bool stream_sent(const hc_gen *g, enum hc__mtype t)
+{
+    return !g->opts.thingsee || hc__measurements[t].tsm_id;
+}
+
+/* Initialises every device of the mix; returns how many streams they have. */
+static size_t init_devices(hc_gen *g, const struct hc_gen_options *opts)
+{
+    size_t i = 0, n_str = 0;
+
+    for (int k = 0; k < HC_GEN_KIND__COUNT; k++) {
+        g->kind_first[k] = i;
+        for (long j = 0; j < opts->devices[k]; j++) {
+            const struct sspec *specs;
+            size_t n;
+
+            init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
+            device_streams(g, &g->devices[i], &specs, &n);
+            for (size_t s = 0; s < n; s++)
+                n_str += stream_sent(g, specs[s].type);
+            i++;
+        }
+    }
+    return n_str;
+}
+
+/* Appends device d's streams to g->streams, each with its own phase. */
+static void add_streams(hc_gen *g, struct device *d)
+{
+    const struct sspec *specs;
+    size_t n;
+
+    device_streams(g, d, &specs, &n);
+    d->first_stream = (uint32_t)g->n_streams;
+    for (size_t s = 0; s < n; s++) {
+        struct stream *st;
+        int64_t first, beats;
+
+        if (!stream_sent(g, specs[s].type))
+            continue;
+        st = &g->streams[g->n_streams];
+        st->type = (uint8_t)specs[s].type;
+        st->mode = (uint8_t)specs[s].mode;
+        st->sample_ms = specs[s].sample_s * 1000;
+        st->heartbeat_ms = specs[s].heartbeat_s * 1000;
+        st->threshold = specs[s].threshold;
+        st->last_value = initial_value(d, specs[s].type);
+        /* per-stream phase so devices do not all report on the same second */
+        first = (int64_t)(splitmix64(&d->rng) % (uint64_t)st->sample_ms);
+        /* a heartbeat already under way: the first ones spread over the hour */
+        beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
+        st->last_emit_ms = g->start_ms + first -
+                           (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
+        st->due_ms = g->start_ms + first;
+        g->n_streams++;
+        d->n_streams++;
+    }
+}
+
+/* Puts each device's first report in the heap. */
+static void prime_heap(hc_gen *g)
+{
+    for (size_t i = 0; i < g->n_devices; i++) {
+        int64_t t;
+
+        if (device_advance(g, &g->devices[i], &t))
+            g->heap[g->heap_len++] = ((uint64_t)(t - g->start_ms) << KEY_SHIFT) | i;
+    }
+    for (size_t i = g->heap_len / 4 + 1; i-- > 0;)
+        heap_sift_down(g->heap, g->heap_len, i);
+}
+
+hc_err hc_gen_new(const struct hc_gen_options *opts, hc_gen **out, hc_error *err)
+{
+    hc_gen *g;
+    size_t n_dev, n_str;
+    hc_err rc;
+
+    if (!opts || !out)
+        return hc_error_set(err, HC_ERR_INVALID, "missing options");
+    *out = NULL;
+    rc = check_options(opts, &n_dev, err);
+    if (rc != HC_OK)
+        return rc;
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    set_identities(g, opts);
     g->n_devices = n_dev;
     g->devices = calloc(n_dev, sizeof(*g->devices));
     if (!g->devices)
         goto nomem;
-    i = 0;
-    for (k = 0; k < HC_GEN_KIND__COUNT; k++) {
-        long j;
-        g->kind_first[k] = i;
-        for (j = 0; j < opts->devices[k]; j++) {
-            const struct sspec *specs;
-            size_t n, s;
-            init_device(g, &g->devices[i], (enum hc_gen_kind)k, (uint32_t)j);
-            device_streams(g, &g->devices[i], &specs, &n);
-            for (s = 0; s < n; s++)
-                if (!opts->thingsee || gtypes[specs[s].type].tsm_id)
-                    n_str++;
-            i++;
-        }
-    }
-    if (n_dev > MAX_DEVICES) {
-        hc_gen_free(g);
-        return hc_error_set(err, HC_ERR_INVALID, "too many devices (%zu, at most %u)", n_dev,
-                            MAX_DEVICES);
-    }
+    n_str = init_devices(g, opts);
     g->streams = calloc(n_str ? n_str : 1, sizeof(*g->streams));
     g->heap = calloc(n_dev, sizeof(*g->heap));
     if (!g->streams || !g->heap)
         goto nomem;
-    for (i = 0; i < n_dev; i++) {
-        struct device *d = &g->devices[i];
-        const struct sspec *specs;
-        size_t n, s;
-        device_streams(g, d, &specs, &n);
-        d->first_stream = (uint32_t)g->n_streams;
-        for (s = 0; s < n; s++) {
-            struct stream *st;
-            int64_t first, beats;
-            if (opts->thingsee && !gtypes[specs[s].type].tsm_id)
-                continue;
-            st = &g->streams[g->n_streams];
-            st->type = (uint8_t)specs[s].type;
-            st->mode = (uint8_t)specs[s].mode;
-            st->sample_ms = specs[s].sample_s * 1000;
-            st->heartbeat_ms = specs[s].heartbeat_s * 1000;
-            st->threshold = specs[s].threshold;
-            st->last_value = initial_value(d, specs[s].type);
-            /* per-stream phase so devices do not all report on the same second */
-            first = (int64_t)(splitmix64(&d->rng) % (uint64_t)st->sample_ms);
-            /* a heartbeat already under way: the first ones spread over the hour */
-            beats = st->heartbeat_ms ? st->heartbeat_ms / st->sample_ms : 1;
-            st->last_emit_ms = g->start_ms + first -
-                               (int64_t)(1 + splitmix64(&d->rng) % (uint64_t)beats) * st->sample_ms;
-            st->due_ms = g->start_ms + first;
-            g->n_streams++;
-            d->n_streams++;
-        }
-    }
+    for (size_t i = 0; i < n_dev; i++)
+        add_streams(g, &g->devices[i]);
     /* only now: a device's phases are drawn before any of its samples */
-    for (i = 0; i < n_dev; i++) {
-        int64_t t;
-        if (device_advance(g, &g->devices[i], &t))
-            g->heap[g->heap_len++] = ((uint64_t)(t - g->start_ms) << KEY_SHIFT) | i;
-    }
-    for (i = g->heap_len / 4 + 1; i-- > 0;)
-        heap_sift_down(g->heap, g->heap_len, i);
+    prime_heap(g);
     *out = g;
     return HC_OK;
 
@@ -1464,10 +977,10 @@ hc_err hc_gen_next(hc_gen *g, struct hc_gen_msg *msg)
 
     /* formatted before the device runs ahead: it reads the device's state as of the sample */
     g->val = d->report;
-    len = g->opts.thingsee ? format_thingsee(g, d, (enum gtype)s->type, t)
-                           : format_haltian(g, d, (enum gtype)s->type, t);
-    msg->type = gtypes[s->type].name;
-    if (s->type == GT_POS && d->pos_style == 3)
+    len = g->opts.thingsee ? hc__gen_format_thingsee(g, d, (enum hc__mtype)s->type, t)
+                           : hc__gen_format_haltian(g, d, (enum hc__mtype)s->type, t);
+    msg->type = hc__measurements[s->type].name;
+    if (s->type == HC__M_POS && d->pos_style == 3)
         msg->type = "positionLocal";
     msg->kind = d->kind;
     msg->device = d->index;

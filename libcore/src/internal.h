@@ -7,11 +7,114 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hcore/error.h"
 #include "hcore/log.h"
 
 #define HC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Value of a hexadecimal digit (either case), -1 for any other byte. */
+static inline int hc__hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * The byte a two-character JSON escape stands for: \" \\ \/ \b \f \n \r \t, given the
+ * character after the backslash; -1 for anything else (\u is the caller's).
+ */
+static inline int hc__json_unescape(unsigned char c)
+{
+    switch (c) {
+    case '"':
+    case '\\':
+    case '/':
+        return c;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return -1;
+    }
+}
+
+/* --- buf.c: the one growable byte buffer (git's strbuf) ------------------------------------ */
+
+/*
+ * Caller-owned: HC__BUF_INIT or hc__buf_init, then hc__buf_release. data holds len bytes and,
+ * once anything was added, a NUL after them (not counted in len), so text can be used as a C
+ * string. An allocation failure is sticky: the call returns false, failed is set and later adds
+ * do nothing, so a writer appends freely and checks once at the end.
+ */
+struct hc__buf {
+    unsigned char *data; /* bytes: text or binary */
+    size_t len, cap;
+    bool failed;
+};
+
+#define HC__BUF_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0, false                                                                          \
+    }
+
+void hc__buf_init(struct hc__buf *b);
+bool hc__buf_grow_slow(struct hc__buf *b, size_t more);
+
+/* Room for more bytes after len, and the NUL after them. Inline: writers call it per field. */
+static inline bool hc__buf_grow(struct hc__buf *b, size_t more)
+{
+    return (!b->failed && b->cap > b->len && more < b->cap - b->len) ||
+           hc__buf_grow_slow(b, more);
+}
+
+static inline bool hc__buf_add(struct hc__buf *b, const void *bytes, size_t n)
+{
+    if (!hc__buf_grow(b, n))
+        return false;
+    if (n)
+        memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return true;
+}
+
+static inline bool hc__buf_addstr(struct hc__buf *b, const char *s)
+{
+    return hc__buf_add(b, s, strlen(s));
+}
+
+/* printf-style text. */
+bool hc__buf_addf(struct hc__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal with its quotes (hc_json_escape). */
+bool hc__buf_add_json_string(struct hc__buf *b, const unsigned char *s, size_t n);
+/* Empties b (len 0, failed cleared) and keeps its memory. */
+void hc__buf_reset(struct hc__buf *b);
+/* Frees the memory; b is empty and usable again. Accepts a released buffer. */
+void hc__buf_release(struct hc__buf *b);
+
+/*
+ * Grows the array *items (capacity *cap elements of elem_size bytes) to hold at least need
+ * elements, doubling from initial; false on overflow or out of memory (the array is unchanged).
+ */
+bool hc__grow(void **items, size_t *cap, size_t need, size_t elem_size, size_t initial);
+
+/* The one monotonic clock is hc_time_monotonic_ns() (hcore/timefmt.h). */
+
+/* The one secret wipe is hc_secret_wipe() (hcore/secret.h). */
 
 /* --- tls.c: hkit's TLS floor and the check made before paho connects ---------------------- */
 
@@ -47,28 +150,6 @@ hc_err hc__net_connect(const char *host, int port, int timeout_ms, int *fd_out, 
  * for what it may (unresolvable, refused, timed out, closed during the handshake).
  */
 hc_err hc__tls_probe(const struct hc__tls_target *t, hc_error *err);
-
-/* --- buf.c: the growable byte buffer (git's strbuf) ------------------------------------------ */
-
-/*
- * A growable byte buffer. Appends never fail loudly: on out-of-memory the buffer keeps what it
- * had and sets failed, so a writer appends freely and checks once. data is always NUL-terminated
- * after the first append (not counted in len).
- */
-struct hc__buf {
-    unsigned char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-void hc__buf_init(struct hc__buf *b);
-void hc__buf_release(struct hc__buf *b);
-/* Makes room for n more bytes; false (and failed) when it cannot. */
-bool hc__buf_grow(struct hc__buf *b, size_t n);
-void hc__buf_add(struct hc__buf *b, const void *data, size_t n);
-void hc__buf_addstr(struct hc__buf *b, const char *s);
-void hc__buf_addf(struct hc__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void hc__buf_reset(struct hc__buf *b); /* len = 0, keeps the memory */
 
 /* --- strmap.c: string keys to small values ----------------------------------------------- */
 

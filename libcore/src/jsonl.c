@@ -20,6 +20,7 @@
 #include "hcore/jsonout.h"
 #include "hcore/text.h"
 #include "hcore/timefmt.h"
+#include "internal.h"
 
 /* Large enough that a regular file is read in few system calls; lines may be longer. */
 #define READ_BUFFER_SIZE (256 * 1024)
@@ -677,17 +678,6 @@ static bool ends_value(unsigned char c)
     return c == ',' || c == '}' || c == ' ' || c == '\t';
 }
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 #define BYTES_OF(c) (0x0101010101010101ull * (c))
 
 /*
@@ -727,40 +717,20 @@ static const unsigned char *fast_string(const unsigned char *p, unsigned char **
             break;
         if (*p != '\\')
             return NULL; /* a raw control byte or the end of the line */
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = p[1];
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
+        int byte = hc__json_unescape(p[1]);
+
+        if (byte >= 0) {
+            *o++ = (unsigned char)byte;
+        } else {
             /* \u0001..\u007f only: one byte out, as cJSON gives; the && stops at a NUL */
             int h2 = 0, h3 = 0;
-            if (!(p[2] == '0' && p[3] == '0' && (h2 = hex_digit(p[4])) >= 0 &&
-                  (h3 = hex_digit(p[5])) >= 0) ||
+            if (p[1] != 'u' ||
+                !(p[2] == '0' && p[3] == '0' && (h2 = hc__hex_value(p[4])) >= 0 &&
+                  (h3 = hc__hex_value(p[5])) >= 0) ||
                 h2 > 7 || (h2 == 0 && h3 == 0))
                 return NULL;
             *o++ = (unsigned char)(h2 * 16 + h3);
             p += 4;
-            break;
-        }
-        default:
-            return NULL;
         }
         p += 2;
     }
@@ -1000,59 +970,13 @@ hc_err hc_jsonl_next(hc_jsonl_reader *r, struct hc_jsonl_record *rec, hc_error *
 
 /* --- writing ------------------------------------------------------------------------------- */
 
-struct outbuf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-static void out_reserve(struct outbuf *b, size_t more)
-{
-    if (b->failed || b->len + more <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) {
-        b->failed = true;
-        return;
-    }
-    b->data = p;
-    b->cap = cap;
-}
-
-static void out_raw(struct outbuf *b, const char *s, size_t n)
-{
-    out_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-static void out_str(struct outbuf *b, const char *s)
-{
-    out_raw(b, s, strlen(s));
-}
-
-/* Writes a JSON string literal; bytes >= 0x80 pass through (the caller checked UTF-8). */
-static void out_json_string(struct outbuf *b, const unsigned char *s, size_t n)
-{
-    out_reserve(b, n * 6 + 2);
-    if (b->failed)
-        return;
-    b->len += hc_json_escape(s, n, b->data + b->len);
-}
-
-static void out_base64(struct outbuf *b, const unsigned char *s, size_t n)
+static void out_base64(struct hc__buf *b, const unsigned char *s, size_t n)
 {
     size_t len = hc_base64_encoded_len(n);
-    out_reserve(b, len + 3);
-    if (b->failed)
+    if (!hc__buf_grow(b, len + 3))
         return;
     b->data[b->len++] = '"';
-    hc_base64_encode(s, n, b->data + b->len);
+    hc_base64_encode(s, n, (char *)b->data + b->len);
     b->len += len;
     b->data[b->len++] = '"';
 }
@@ -1060,49 +984,48 @@ static void out_base64(struct outbuf *b, const unsigned char *s, size_t n)
 hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, hc_error *err)
 {
     /* One buffer per thread would be nicer; tools write from one thread, so one static buffer. */
-    static struct outbuf b;
+    static struct hc__buf b;
     char num[96];
     char when[40];
 
-    b.len = 0;
-    b.failed = false;
-    out_raw(&b, "{", 1);
+    hc__buf_reset(&b);
+    hc__buf_add(&b, "{", 1);
     if (msg->seq) {
         snprintf(num, sizeof(num), "\"seq\":%" PRId64 ",", msg->seq);
-        out_str(&b, num);
+        hc__buf_addstr(&b, num);
     }
     if (msg->session_id) {
         snprintf(num, sizeof(num), "\"session\":%" PRId64 ",", msg->session_id);
-        out_str(&b, num);
+        hc__buf_addstr(&b, num);
     }
     if (msg->received_at_ns) {
         hc_time_format_rfc3339(msg->received_at_ns, 9, when, sizeof(when));
-        out_str(&b, "\"received_at\":\"");
-        out_str(&b, when);
-        out_str(&b, "\",");
+        hc__buf_addstr(&b, "\"received_at\":\"");
+        hc__buf_addstr(&b, when);
+        hc__buf_addstr(&b, "\",");
     }
     if (msg->session_id) {
         /* wrapping, not undefined, for times no reader would accept anyway */
         snprintf(num, sizeof(num), "\"session_started_at_ns\":%" PRId64 ",\"mono_ns\":%" PRId64 ",",
                  (int64_t)((uint64_t)msg->timeline_ns - (uint64_t)msg->mono_ns), msg->mono_ns);
-        out_str(&b, num);
+        hc__buf_addstr(&b, num);
     }
     /* a topic stored before imports checked UTF-8 is written so the line stays valid JSON */
     if (hc_text_is_json_safe_utf8((const unsigned char *)msg->topic, strlen(msg->topic))) {
-        out_str(&b, "\"topic\":");
-        out_json_string(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+        hc__buf_addstr(&b, "\"topic\":");
+        hc__buf_add_json_string(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
     } else {
-        out_str(&b, "\"topic_b64\":");
+        hc__buf_addstr(&b, "\"topic_b64\":");
         out_base64(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
     }
     snprintf(num, sizeof(num), ",\"qos\":%d,\"retain\":%s,\"dup\":%s,", msg->qos,
              msg->retain ? "true" : "false", msg->dup ? "true" : "false");
-    out_str(&b, num);
+    hc__buf_addstr(&b, num);
     if (hc_text_is_json_safe_utf8(msg->payload, msg->payload_len)) {
-        out_str(&b, "\"payload\":");
-        out_json_string(&b, msg->payload, msg->payload_len);
+        hc__buf_addstr(&b, "\"payload\":");
+        hc__buf_add_json_string(&b, msg->payload, msg->payload_len);
     } else {
-        out_str(&b, "\"payload_b64\":");
+        hc__buf_addstr(&b, "\"payload_b64\":");
         out_base64(&b, msg->payload, msg->payload_len);
     }
     if (decoded) {
@@ -1111,10 +1034,10 @@ hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, 
         hc_err rc = hc_jsonout_print(&printed, decoded, err);
         if (rc != HC_OK)
             return rc;
-        out_str(&b, ",\"decoded\":");
-        out_raw(&b, printed.data, printed.len);
+        hc__buf_addstr(&b, ",\"decoded\":");
+        hc__buf_add(&b, printed.data, printed.len);
     }
-    out_raw(&b, "}\n", 2);
+    hc__buf_add(&b, "}\n", 2);
     if (b.failed)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     if (fwrite(b.data, 1, b.len, fp) != b.len)

@@ -179,9 +179,6 @@ size_t hc_jsonout_format_number(double d, char *dst)
     return n;
 }
 
-/* Room a string asks for at a time; more than most keys and values need. */
-#define STRING_CHUNK 64
-
 /* The part of the output being written; end leaves room for the final NUL. */
 struct writer {
     struct hc_jsonout *out;
@@ -193,21 +190,13 @@ static bool reserve_slow(struct writer *w, size_t need)
 {
     struct hc_jsonout *out = w->out;
     size_t used = (size_t)(w->p - out->data);
-    size_t cap = out->cap ? out->cap : 256;
-    char *data;
+    void *data = out->data;
 
-    while (cap - used < need + 1) {
-        if (cap > SIZE_MAX / 2)
-            return false;
-        cap *= 2;
-    }
-    data = realloc(out->data, cap);
-    if (!data)
+    if (need > SIZE_MAX - used - 1 || !hc__grow(&data, &out->cap, used + need + 1, 1, 256))
         return false;
     out->data = data;
-    out->cap = cap;
-    w->p = data + used;
-    w->end = data + cap - 1;
+    w->p = out->data + used;
+    w->end = out->data + out->cap - 1;
     return true;
 }
 
@@ -216,92 +205,14 @@ static inline bool reserve(struct writer *w, size_t need)
     return (size_t)(w->end - w->p) >= need || reserve_slow(w, need);
 }
 
-/* Bytes that cannot appear raw inside a JSON string; 0 also ends the C string. */
-static const unsigned char needs_escape[256] = {
-    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
-    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
-    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
-    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
-    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
-};
-
-/* One pass, no strlen: copy until an escape, the NUL, or the reserved room runs out. */
+/* s as a JSON string literal (hc_json_escape, the escaper jsonl and redact use too). */
 static bool put_string(struct writer *w, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)(s ? s : "");
+    size_t n = s ? strlen(s) : 0;
 
-    if (!reserve(w, STRING_CHUNK))
+    if (n > (SIZE_MAX - 2) / 6 || !reserve(w, 6 * n + 2))
         return false;
-    *w->p++ = '"';
-    for (;;) {
-        /* Below limit there is room for a 6-byte escape and the closing quote. */
-        char *p = w->p, *limit = w->end - 7;
-        unsigned char c = 0;
-
-        while (p < limit && !needs_escape[c = *u]) {
-            if (c >= 0x80) {
-                /* well-formed UTF-8 passes; any other byte becomes \u00XX so the output is
-                 * valid JSON whatever a topic or payload held (a sequence is at most 4 bytes,
-                 * and limit leaves 7; a NUL ends the check as a bad continuation byte) */
-                size_t n = hc_utf8_sequence_len(u, 4);
-                if (!n)
-                    break;
-                memcpy(p, u, n);
-                p += n;
-                u += n;
-                continue;
-            }
-            *p++ = (char)c;
-            u++;
-        }
-        w->p = p;
-        if (p >= limit) {
-            if (!reserve(w, (size_t)(w->end - w->p) + STRING_CHUNK))
-                return false;
-            continue;
-        }
-        if (c == 0)
-            break;
-        u++;
-        if (c >= 0x80) {
-            memcpy(p, "\\u00", 4);
-            p[4] = hex[c >> 4];
-            p[5] = hex[c & 15];
-            w->p = p + 6;
-            continue;
-        }
-        *p++ = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            *p++ = (char)c;
-            break;
-        case '\b':
-            *p++ = 'b';
-            break;
-        case '\f':
-            *p++ = 'f';
-            break;
-        case '\n':
-            *p++ = 'n';
-            break;
-        case '\r':
-            *p++ = 'r';
-            break;
-        case '\t':
-            *p++ = 't';
-            break;
-        default:
-            memcpy(p, "u00", 3);
-            p[3] = hex[c >> 4];
-            p[4] = hex[c & 15];
-            p += 5;
-            break;
-        }
-        w->p = p;
-    }
-    *w->p++ = '"';
+    w->p += hc_json_escape((const unsigned char *)(s ? s : ""), n, w->p);
     return true;
 }
 
@@ -317,16 +228,11 @@ static bool put_raw(struct writer *w, const char *s, size_t n)
 static bool push(struct hc_jsonout *out, size_t depth, const cJSON *container)
 {
     if (depth == out->stack_cap) {
-        size_t cap = out->stack_cap ? out->stack_cap * 2 : 32;
-        const cJSON **stack;
+        void *stack = out->stack;
 
-        if (cap > SIZE_MAX / sizeof(*stack))
-            return false;
-        stack = realloc(out->stack, cap * sizeof(*stack));
-        if (!stack)
+        if (!hc__grow(&stack, &out->stack_cap, depth + 1, sizeof(*out->stack), 32))
             return false;
         out->stack = stack;
-        out->stack_cap = cap;
     }
     out->stack[depth] = container;
     return true;

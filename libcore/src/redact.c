@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "hcore/secret.h"
 #include "hcore/text.h"
 #include "internal.h"
 
@@ -33,11 +33,6 @@ struct id_entry {
     char pseudonym[HC_REDACT_PSEUDONYM_LEN + 1];
 };
 
-struct buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
 struct hc_redact {
     unsigned char key[REDACT_KEY_MAX];
     size_t key_len;
@@ -45,58 +40,17 @@ struct hc_redact {
     size_t cap, count;
     char **masks; /* dotted paths */
     size_t n_masks;
-    struct buf topic, payload, decoded, replaced;
+    struct hc__buf topic, payload, decoded, replaced;
     char **path; /* member names of the containers open in the payload (NULL: array) */
     size_t path_cap;
 };
 
-/* --- buffers --------------------------------------------------------------------------------- */
-
-static bool buf_reserve(struct buf *b, size_t more)
-{
-    size_t cap;
-    unsigned char *p;
-
-    if (b->len + more <= b->cap)
-        return true;
-    cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more)
-        cap *= 2;
-    p = realloc(b->data, cap);
-    if (!p)
-        return false;
-    b->data = p;
-    b->cap = cap;
-    return true;
-}
-
-static bool buf_add(struct buf *b, const void *bytes, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return false;
-    if (n)
-        memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-    return true;
-}
-
 /* --- canonical ids --------------------------------------------------------------------------- */
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static bool all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (hex_value((unsigned char)s[i]) < 0)
+        if (hc__hex_value((unsigned char)s[i]) < 0)
             return false;
     return true;
 }
@@ -124,8 +78,8 @@ static size_t canonical_id(const unsigned char *s, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
         int hi, lo;
-        if (c == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
+        if (c == '%' && i + 2 < n && (hi = hc__hex_value(s[i + 1])) >= 0 &&
+            (lo = hc__hex_value(s[i + 2])) >= 0) {
             c = (unsigned char)(hi * 16 + lo);
             i += 2;
         }
@@ -335,17 +289,17 @@ void hc_redact_free(hc_redact *r)
 {
     if (!r)
         return;
-    OPENSSL_cleanse(r->key, sizeof(r->key));
+    hc_secret_wipe(r->key, sizeof(r->key));
     for (size_t i = 0; i < r->cap; i++)
         free(r->slots[i].id);
     free(r->slots);
     for (size_t i = 0; i < r->n_masks; i++)
         free(r->masks[i]);
     free(r->masks);
-    free(r->topic.data);
-    free(r->payload.data);
-    free(r->decoded.data);
-    free(r->replaced.data);
+    hc__buf_release(&r->topic);
+    hc__buf_release(&r->payload);
+    hc__buf_release(&r->decoded);
+    hc__buf_release(&r->replaced);
     free(r->path);
     free(r);
 }
@@ -488,8 +442,8 @@ static hc_err learn_wirepas(hc_redact *r, const unsigned char *v, size_t n, hc_e
 /* Decodes a string or key token into r->decoded (NUL-terminated). */
 static bool decode_token(hc_redact *r, const struct hc_json_token *t)
 {
-    r->decoded.len = 0;
-    if (!buf_reserve(&r->decoded, t->len + 1))
+    hc__buf_reset(&r->decoded);
+    if (!hc__buf_grow(&r->decoded, t->len + 1))
         return false;
     r->decoded.len = hc_json_string_decode(t->text, t->len, r->decoded.data);
     r->decoded.data[r->decoded.len] = '\0';
@@ -597,7 +551,7 @@ hc_err hc_redact_learn_meta(hc_redact *r, const char *key, const char *value, hc
  * and '.', without trailing dots, so a number (81234567, 51.1234567) is one token and never
  * loses a part.
  */
-static bool replace_tokens(hc_redact *r, struct buf *out, const unsigned char *s, size_t n,
+static bool replace_tokens(hc_redact *r, struct hc__buf *out, const unsigned char *s, size_t n,
                            bool *changed)
 {
     size_t i = 0, copied = 0;
@@ -617,13 +571,13 @@ static bool replace_tokens(hc_redact *r, struct buf *out, const unsigned char *s
             len--;
         if (!len || !(e = id_for(r, s + start, len, false)))
             continue;
-        if (!buf_add(out, s + copied, start - copied) ||
-            !buf_add(out, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
+        if (!hc__buf_add(out, s + copied, start - copied) ||
+            !hc__buf_add(out, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
             return false;
         copied = start + len;
         *changed = true;
     }
-    return buf_add(out, s + copied, n - copied);
+    return hc__buf_add(out, s + copied, n - copied);
 }
 
 static bool redact_topic(hc_redact *r, const char *topic)
@@ -631,24 +585,24 @@ static bool redact_topic(hc_redact *r, const char *topic)
     size_t idx[3], n = id_levels(topic, idx), level = 0;
     const char *seg = topic;
 
-    r->topic.len = 0;
+    hc__buf_reset(&r->topic);
     for (;;) {
         size_t len = strcspn(seg, "/");
         const struct id_entry *e = NULL;
         if (len)
             e = id_for(r, (const unsigned char *)seg, len, is_id_level(idx, n, level));
-        if (e && !buf_add(&r->topic, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
+        if (e && !hc__buf_add(&r->topic, e->pseudonym, HC_REDACT_PSEUDONYM_LEN))
             return false;
-        if (!e && !buf_add(&r->topic, seg, len))
+        if (!e && !hc__buf_add(&r->topic, seg, len))
             return false;
         if (!seg[len])
             break;
-        if (!buf_add(&r->topic, "/", 1))
+        if (!hc__buf_add(&r->topic, "/", 1))
             return false;
         seg += len + 1;
         level++;
     }
-    return buf_add(&r->topic, "", 1);
+    return hc__buf_add(&r->topic, "", 1);
 }
 
 /* Whether the member `name` inside the open containers r->path[0, depth) is masked. */
@@ -674,26 +628,14 @@ static bool masked(const hc_redact *r, size_t depth, const unsigned char *name, 
 static bool path_set(hc_redact *r, size_t depth, const char *name)
 {
     if (depth >= r->path_cap) {
-        size_t cap = r->path_cap ? r->path_cap * 2 : 16;
-        char **p;
-        while (cap <= depth)
-            cap *= 2;
-        if (!(p = realloc(r->path, cap * sizeof(*p))))
+        void *path = r->path;
+
+        if (!hc__grow(&path, &r->path_cap, depth + 1, sizeof(*r->path), 16))
             return false;
-        r->path = p;
-        r->path_cap = cap;
+        r->path = path;
     }
     r->path[depth] = name ? strdup(name) : NULL;
     return !name || r->path[depth];
-}
-
-/* Writes a string's new bytes (r->replaced) as a JSON string into out. */
-static bool put_json_string(struct buf *out, const unsigned char *s, size_t n)
-{
-    if (!buf_reserve(out, n * 6 + 2))
-        return false;
-    out->len += hc_json_escape(s, n, (char *)out->data + out->len);
-    return true;
 }
 
 /*
@@ -701,7 +643,7 @@ static bool put_json_string(struct buf *out, const unsigned char *s, size_t n)
  * whole id, else its text tokens replaced; *changed false when it stays as written.
  */
 static bool redact_string(hc_redact *r, const struct hc_json_token *t, bool id_member,
-                          struct buf *out, bool *changed)
+                          struct hc__buf *out, bool *changed)
 {
     const struct id_entry *e;
 
@@ -716,12 +658,14 @@ static bool redact_string(hc_redact *r, const struct hc_json_token *t, bool id_m
     e = id_for(r, r->decoded.data, r->decoded.len, id_member);
     if (e) {
         *changed = true;
-        return put_json_string(out, (const unsigned char *)e->pseudonym, HC_REDACT_PSEUDONYM_LEN);
+        return hc__buf_add_json_string(out, (const unsigned char *)e->pseudonym,
+                                       HC_REDACT_PSEUDONYM_LEN);
     }
-    r->replaced.len = 0;
+    hc__buf_reset(&r->replaced);
     if (!replace_tokens(r, &r->replaced, r->decoded.data, r->decoded.len, changed))
         return false;
-    return !*changed || put_json_string(out, r->replaced.data, r->replaced.len);
+    return !*changed ||
+           hc__buf_add_json_string(out, (const unsigned char *)r->replaced.data, r->replaced.len);
 }
 
 /*
@@ -740,7 +684,7 @@ static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_err
 
     if (hc_json_validate((const char *)p, n, REDACT_MAX_DEPTH, NULL) != HC_OK)
         return HC_DONE;
-    r->payload.len = 0;
+    hc__buf_reset(&r->payload);
     hc_json_lexer_init(&lx, (const char *)p, n, REDACT_MAX_DEPTH);
     while ((rc = hc_json_lexer_next(&lx, &t, err)) == HC_OK) {
         size_t at = (size_t)(t.text - (const char *)p);
@@ -761,14 +705,14 @@ static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_err
                 struct hc_json_token v;
                 size_t depth;
                 free(r->path[path_depth]);
-                if (!buf_add(&r->payload, p + copied, at + t.len - copied))
+                if (!hc__buf_add(&r->payload, p + copied, at + t.len - copied))
                     goto nomem;
                 if ((rc = hc_json_lexer_next(&lx, &v, err)) != HC_OK)
                     break;
                 depth = v.depth;
-                if (!buf_add(&r->payload, p + at + t.len,
-                             (size_t)(v.text - (const char *)p) - at - t.len) ||
-                    !buf_add(&r->payload, "null", 4))
+                if (!hc__buf_add(&r->payload, p + at + t.len,
+                                 (size_t)(v.text - (const char *)p) - at - t.len) ||
+                    !hc__buf_add(&r->payload, "null", 4))
                     goto nomem;
                 while (v.type == HC_JSON_BEGIN_OBJECT || v.type == HC_JSON_BEGIN_ARRAY ||
                        v.depth > depth) {
@@ -783,7 +727,7 @@ static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_err
                 continue;
             }
             /* a member name that is itself an id (a map keyed by device) */
-            if (!buf_add(&r->payload, p + copied, at - copied))
+            if (!hc__buf_add(&r->payload, p + copied, at - copied))
                 goto nomem;
             if (!redact_string(r, &t, false, &r->payload, &changed))
                 goto nomem;
@@ -816,7 +760,7 @@ static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_err
             r->path[path_depth] = NULL;
         }
         if (t.type == HC_JSON_STRING) {
-            if (!buf_add(&r->payload, p + copied, at - copied))
+            if (!hc__buf_add(&r->payload, p + copied, at - copied))
                 goto nomem;
             if (!redact_string(r, &t, id_member, &r->payload, &changed))
                 goto nomem;
@@ -833,7 +777,7 @@ out:
     hc_json_lexer_release(&lx);
     if (rc != HC_DONE)
         return rc == HC_OK ? hc_error_set(err, HC_ERR_INVALID, "bad JSON") : rc;
-    if (!buf_add(&r->payload, p + copied, n - copied))
+    if (!hc__buf_add(&r->payload, p + copied, n - copied))
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     return HC_OK;
 nomem:
@@ -860,13 +804,13 @@ hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *o
     rc = redact_json(r, p, n, err);
     if (rc == HC_DONE) {
         bool changed = false;
-        r->payload.len = 0;
+        hc__buf_reset(&r->payload);
         if (!replace_tokens(r, &r->payload, p, n, &changed))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     } else if (rc != HC_OK) {
         return rc;
     }
-    if (!buf_reserve(&r->payload, 1))
+    if (!hc__buf_grow(&r->payload, 1))
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     r->payload.data[r->payload.len] = '\0'; /* convenient for callers that print text */
     out->topic = (const char *)r->topic.data;
@@ -877,14 +821,14 @@ hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *o
 
 hc_err hc_redact_text(hc_redact *r, const char *text, char **out, hc_error *err)
 {
-    struct buf b = {0};
+    struct hc__buf b = HC__BUF_INIT;
     bool changed = false;
 
     if (!r || !text || !out)
         return hc_error_set(err, HC_ERR_INVALID, "cannot redact: missing argument");
     *out = NULL;
     if (!replace_tokens(r, &b, (const unsigned char *)text, strlen(text), &changed) ||
-        !buf_add(&b, "", 1)) {
+        !hc__buf_add(&b, "", 1)) {
         free(b.data);
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     }

@@ -7,44 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
+
 bool hc_text_is_json_safe_utf8(const unsigned char *s, size_t len)
 {
-    size_t i = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k;
 
-    while (i < len) {
-        unsigned char c = s[i];
-        uint32_t cp;
-        size_t need;
-
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
+        if (s[i] - 1u < 0x7fu) { /* 0x01-0x7f; a NUL wraps around */
             i++;
             continue;
         }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07u;
-        } else {
+        k = hc_utf8_sequence_len(s + i, len - i);
+        if (k == 0)
             return false;
-        }
-        if (len - i <= need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3Fu);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
+        i += k;
     }
     return true;
 }
@@ -144,11 +121,12 @@ hc_err hc_base64_decode(const char *text, size_t n, unsigned char **out, size_t 
     return HC_OK;
 }
 
+/* The one UTF-8 validator of libcore (RFC 3629): the second byte's range rules out overlongs,
+ * surrogates and code points above U+10FFFF without decoding the code point. */
 size_t hc_utf8_sequence_len(const unsigned char *s, size_t avail)
 {
-    unsigned char c;
-    uint32_t cp;
-    size_t need;
+    unsigned char c, lo = 0x80, hi = 0xBF;
+    size_t n;
 
     if (!avail)
         return 0;
@@ -156,59 +134,95 @@ size_t hc_utf8_sequence_len(const unsigned char *s, size_t avail)
     if (c < 0x80)
         return c ? 1 : 0;
     if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1Fu;
+        n = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0Fu;
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        if (c == 0xED)
+            hi = 0x9F; /* surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07u;
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
     } else {
         return 0;
     }
-    if (avail <= need)
+    if (avail < n || s[1] < lo || s[1] > hi)
         return 0;
-    for (size_t k = 1; k <= need; k++) {
-        if ((s[k] & 0xC0) != 0x80)
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
             return 0;
-        cp = (cp << 6) | (s[k] & 0x3Fu);
-    }
-    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need + 1;
+    return n;
 }
 
 /* --- JSON text ------------------------------------------------------------------------------- */
 
+/* Bytes the escaper cannot copy as they are without a look: controls, '"', '\\', non-ASCII. */
+static const unsigned char escape_class[256] = {
+#define X16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    X16(1), X16(1), /* 0x00-0x1f */
+    0,      0,      1,      0,      0,      0,      0,      0,      0,      0,
+    0,      0,      0,      0,      0,      0, /* '"' */
+    X16(0), X16(0), 0,      0,      0,      0,      0,      0,      0,      0,
+    0,      0,      0,      0,      1,      0,      0,      0,                      /* '\\' */
+    X16(0), X16(0), X16(1), X16(1), X16(1), X16(1), X16(1), X16(1), X16(1), X16(1), /* 0x80-0xff */
+#undef X16
+};
+
+/* The one JSON string escaper of libcore (jsonl, jsonout, redact). */
 size_t hc_json_escape(const unsigned char *s, size_t n, char *dst)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *end = s + n;
     char *o = dst;
 
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
+    while (s < end) {
+        unsigned char c = *s;
+        size_t k;
+
+        if (!escape_class[c]) {
             *o++ = (char)c;
-        } else if (c >= 0x20) {
+            s++;
+            continue;
+        }
+        if (c >= 0x80 && (k = hc_utf8_sequence_len(s, (size_t)(end - s))) != 0) {
+            memcpy(o, s, k);
+            o += k;
+            s += k;
+            continue;
+        }
+        s++;
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
             *o++ = (char)c;
-        } else if (c == '\n') {
-            *o++ = '\\';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\n':
             *o++ = 'n';
-        } else if (c == '\t') {
-            *o++ = '\\';
-            *o++ = 't';
-        } else if (c == '\r') {
-            *o++ = '\\';
+            break;
+        case '\r':
             *o++ = 'r';
-        } else {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
-            o += 6;
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default: /* other controls, and bytes outside well-formed UTF-8 (read as Latin-1) */
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+            break;
         }
     }
     *o++ = '"';
@@ -239,16 +253,10 @@ static int hex4(const char *p)
 {
     int v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
+        int d = hc__hex_value((unsigned char)p[i]);
+        if (d < 0)
             return -1;
+        v = v << 4 | d;
     }
     return v;
 }
@@ -355,12 +363,11 @@ static size_t lex_number(const char *t, size_t i, size_t n)
 static bool push_container(struct hc_json_lexer *lx, unsigned char c)
 {
     if (lx->depth == lx->stack_cap) {
-        size_t cap = lx->stack_cap ? lx->stack_cap * 2 : 64;
-        unsigned char *p = realloc(lx->stack, cap);
-        if (!p)
+        void *stack = lx->stack;
+
+        if (!hc__grow(&stack, &lx->stack_cap, lx->depth + 1, 1, 64))
             return false;
-        lx->stack = p;
-        lx->stack_cap = cap;
+        lx->stack = stack;
     }
     lx->stack[lx->depth++] = c;
     return true;
@@ -534,37 +541,18 @@ size_t hc_json_string_decode(const char *raw, size_t raw_len, unsigned char *dst
         }
         c = raw[i + 1];
         i += 2;
-        switch (c) {
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t cp = (uint32_t)hex4(raw + i);
-            i += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo = (uint32_t)hex4(raw + i + 2);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                i += 6;
-            }
-            put_utf8(cp, &o);
-            break;
+        if (c != 'u') { /* the lexer let only valid escapes through */
+            *o++ = (unsigned char)hc__json_unescape((unsigned char)c);
+            continue;
         }
-        default: /* '"', '\\', '/' */
-            *o++ = (unsigned char)c;
-            break;
+        uint32_t cp = (uint32_t)hex4(raw + i);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            uint32_t lo = (uint32_t)hex4(raw + i + 2);
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
         }
+        put_utf8(cp, &o);
     }
     return (size_t)(o - dst);
 }

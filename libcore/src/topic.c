@@ -26,8 +26,7 @@ hc_err hc_topic_filter_validate(const char *filter, hc_error *err)
         bool ends_level = i + 1 == len || filter[i + 1] == '/';
         if (filter[i] == '+' && !(starts_level && ends_level))
             return hc_error_set(err, HC_ERR_INVALID,
-                                "invalid topic filter '%s': '+' must occupy a whole level",
-                                filter);
+                                "invalid topic filter '%s': '+' must occupy a whole level", filter);
         if (filter[i] == '#' && !(starts_level && i + 1 == len))
             return hc_error_set(err, HC_ERR_INVALID,
                                 "invalid topic filter '%s': '#' must be the last level", filter);
@@ -87,6 +86,8 @@ bool hc_topic_prefix_match(const char *filter, const char *topic, size_t *prefix
 {
     const char *f = filter, *t = topic;
 
+    /* MQTT 3.1.1 4.7.2: a filter starting with a wildcard does not match topics starting with '$'.
+     */
     if (*t == '$' && (*f == '+' || *f == '#'))
         return false;
     for (;;) {
@@ -122,42 +123,13 @@ bool hc_topic_prefix_match(const char *filter, const char *topic, size_t *prefix
 
 bool hc_topic_matches(const char *filter, const char *topic)
 {
-    const char *f = filter;
-    const char *t = topic;
+    size_t matched;
 
     /* invalid filters and invalid topic names (empty, with wildcards) match nothing */
     if (!filter || !topic || !*topic || strpbrk(topic, "+#") ||
         hc_topic_filter_validate(filter, NULL) != HC_OK)
         return false;
-    /* 4.7.2: a filter starting with a wildcard does not match topics starting with '$'. */
-    if (*t == '$' && (*f == '+' || *f == '#'))
-        return false;
-
-    for (;;) {
-        if (*f == '#')
-            return true; /* matches the parent level and everything below */
-        if (*f == '+') {
-            while (*t && *t != '/')
-                t++;
-            f++;
-        } else {
-            while (*f && *f != '/' && *f == *t) {
-                f++;
-                t++;
-            }
-            if ((*f && *f != '/') || (*t && *t != '/'))
-                return false; /* the level differs */
-        }
-        /* both at the end of a level */
-        if (!*f && !*t)
-            return true;
-        if (!*f)
-            return false; /* topic has more levels */
-        if (!*t) {
-            /* topic ended: "a/#" also matches "a" */
-            return f[0] == '/' && f[1] == '#' && f[2] == '\0';
-        }
-        f++; /* skip '/' */
-        t++;
-    }
+    /* the whole topic, or its leading levels under a final '#' */
+    return hc_topic_prefix_match(filter, topic, &matched) &&
+           (topic[matched] == '\0' || filter[strlen(filter) - 1] == '#');
 }

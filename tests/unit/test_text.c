@@ -34,6 +34,33 @@ Test(text, nul_overlong_surrogate_and_truncated_sequences_are_not_json_safe)
                       "case %zu", i);
 }
 
+Test(text, utf8_sequence_length_is_the_bytes_of_one_well_formed_character_or_zero)
+{
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"a", 1), 1);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xC2\xA0", 2), 2);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xE2\x82\xAC", 3), 3);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xF4\x8F\xBF\xBF", 4), 4);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xE2\x82\xAC", 2), 0);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xED\x9F\xBF", 3), 3);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xED\xA0\x80", 3), 0);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"\xF0\x8F\xBF\xBF", 4), 0);
+    cr_assert_eq(hc_utf8_sequence_len((const unsigned char *)"", 1), 0);
+}
+
+Test(text, json_escape_uses_short_escapes_and_escapes_bytes_outside_utf8)
+{
+    static const unsigned char in[] = "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f\xC3\xA9\xFF\xC3";
+    char out[6 * sizeof(in) + 2];
+    size_t n = hc_json_escape(in, sizeof(in) - 1, out);
+
+    out[n] = '\0';
+    cr_assert_str_eq(out, "\"q\\\"b\\\\s/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\xC3\xA9\\u00ff"
+                          "\\u00c3\"");
+    n = hc_json_escape((const unsigned char *)"a\0b", 3, out);
+    out[n] = '\0';
+    cr_assert_str_eq(out, "\"a\\u0000b\"");
+}
+
 Test(text, base64_round_trips_every_length_and_byte)
 {
     unsigned char in[300];

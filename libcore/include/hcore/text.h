@@ -48,9 +48,10 @@ hc_err hc_base64_decode(const char *text, size_t text_len, unsigned char **out, 
 /* --- JSON text --- */
 
 /*
- * Writes bytes as a JSON string literal with its quotes: '"' and '\\' escaped, \n \t \r, other
- * bytes below 0x20 as \u00XX, everything else (UTF-8 included) as it is. dst needs 6 * n + 2
- * bytes; no NUL is added. Returns the length written.
+ * Writes bytes as a JSON string literal with its quotes: '"' and '\\' escaped, \b \f \n \r \t,
+ * other bytes below 0x20 as \u00XX (the escapes cJSON prints), well-formed UTF-8 as it is, and
+ * every byte outside well-formed UTF-8 as \u00XX (its Latin-1 reading), so the result is valid
+ * JSON whatever s holds. dst needs 6 * n + 2 bytes; no NUL is added. Returns the length written.
  */
 size_t hc_json_escape(const unsigned char *s, size_t n, char *dst);
 
