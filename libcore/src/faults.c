@@ -1477,8 +1477,10 @@ char *hc_faults_event_json(const struct hc_faults_event *ev)
         jb_printf(&b, ",\"field\":\"%s\",\"before\":\"%s\",\"after\":\"%s\",\"changed\":%d",
                   o->time_field, o->time_before, o->time_after, o->times_changed);
     }
+    /* the bytes sent where they changed; a copy's too, as the other faults may have changed
+     * the original's */
     if (ev->kind == HC_FAULT_STALE || ev->kind == HC_FAULT_FUTURE || ev->kind == HC_FAULT_SKEW ||
-        ev->kind == HC_FAULT_CORRUPT) {
+        ev->kind == HC_FAULT_CORRUPT || ev->kind == HC_FAULT_DUP) {
         jb_printf(&b, ",\"length_before\":%zu,\"payload_hex\":\"", o->original_len);
         for (size_t i = 0; i < o->msg.payload_len; i++)
             jb_printf(&b, "%02x", o->msg.payload[i]);

@@ -208,8 +208,9 @@ struct hc_faults_event {
 
 /*
  * The event as one JSON object without a newline: {"seq":..,"kind":..,"topic":..,<parameters>,
- * "position":..,<what changed>}. Payload changes give "payload_hex" (the bytes sent) and the
- * first timestamp's "field", "before" and "after". Returns a malloc'd string (free), NULL when
+ * "position":..,<what changed>}. Payload changes (and dup's copies) give "payload_hex" (the
+ * bytes sent) and "length_before"; timestamp shifts the first one's "field", "before" and
+ * "after" and how many "changed". Returns a malloc'd string (free), NULL when
  * out of memory.
  */
 char *hc_faults_event_json(const struct hc_faults_event *ev);
