@@ -802,7 +802,7 @@ static bool shift_times(hc_faults_stream *s, struct item *it, int64_t delta_ns)
             snprintf(it->o.time_field, sizeof(it->o.time_field), "%.11s", (const char *)p + i + 1);
             snprintf(it->o.time_before, sizeof(it->o.time_before), "%.*s", (int)(end - start),
                      (const char *)p + start);
-            snprintf(it->o.time_after, sizeof(it->o.time_after), "%s", text);
+            snprintf(it->o.time_after, sizeof(it->o.time_after), "%.39s", text);
         }
         copied = end;
         i = end;
