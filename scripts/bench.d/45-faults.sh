@@ -24,18 +24,25 @@ with open(sys.argv[2], "w") as f:
                 % (base, dev, (i // 1000000) % 60, (i // 10000) % 60, (i % 10000) * 100, 20 + (i % 1000) / 100))
 PY
 SPEC='drop=0:burst=2,dup=0,reorder=0:window=4,delay=0:by=1s,stale=0:by=1h,future=0:by=1h,corrupt=0,retain=0,backlog=0:hold=1s'
-rate() { # options...: msg/s of one run, from its report
-    "$HKIT_BIN/hreplay" --url "$URL" --max -q 0 --quiet --report-json "$TMP/r.json" "$@" "$TMP/in.jsonl"
-    python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rate_msg_s"]))' "$TMP/r.json"
+# rate options...: "msg/s cpu_us_per_msg" of one run (the rate from its report; CPU = user +
+# system time of hreplay, less sensitive than the rate to what else the machine runs)
+rate() {
+    /usr/bin/time -f '%U %S' -o "$TMP/cpu" "$HKIT_BIN/hreplay" --url "$URL" --max -q 0 --quiet \
+        --report-json "$TMP/r.json" "$@" "$TMP/in.jsonl"
+    python3 - "$TMP/r.json" "$TMP/cpu" "$N" <<'PY'
+import json, sys
+u, s = open(sys.argv[2]).read().split()[-2:]
+print(int(json.load(open(sys.argv[1]))["rate_msg_s"]), f"{(float(u) + float(s)) * 1e6 / int(sys.argv[3]):.2f}")
+PY
 }
 median() { local i; for ((i = 0; i < REPEAT; i++)); do rate "$@"; done | sort -n | sed -n "$(((REPEAT + 1) / 2))p"; }
-plain=$(median)
-faults=$(median --faults "$SPEC" --seed 1)
+read -r plain plain_cpu < <(median)
+read -r faults faults_cpu < <(median --faults "$SPEC" --seed 1)
 echo "## hreplay --faults ($N messages, --max -q 0, median of $REPEAT)"
 echo
-echo "| run | msg/s | vs without --faults |"
-echo "| --- | --- | --- |"
-echo "| without --faults | $plain | 1.00x |"
-echo "| --faults '$SPEC' (never fires) | $faults | $(python3 -c "print(f'{$faults/$plain:.2f}x')") |"
+echo "| run | msg/s | vs without --faults | hreplay CPU µs/msg |"
+echo "| --- | --- | --- | --- |"
+echo "| without --faults | $plain | 1.00x | $plain_cpu |"
+echo "| --faults '$SPEC' (never fires) | $faults | $(python3 -c "print(f'{$faults/$plain:.2f}x')") | $faults_cpu |"
 echo
 echo "Load while measuring: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores). Target (issue 14): within 10%."
