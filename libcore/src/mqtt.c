@@ -406,8 +406,39 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
                             m->url.host, m->url.port);
     if (qos == 2 && !m->qos2_window_known)
         qos2_window_probe(m);
-    return (m->raw ? hc__wire_publish : hc__paho_publish)(m, topic, payload, len, qos, retain,
-                                                         ticket_out, err);
+    if (m->raw)
+        return hc__wire_publish(m, topic, payload, len, qos, retain, false, ticket_out, err);
+    return hc__paho_publish(m, topic, payload, len, qos, retain, ticket_out, err);
+}
+
+hc_err hc_mqtt_publish_dup(hc_mqtt *m, const char *topic, const void *payload, size_t len,
+                           int qos, bool retain, uint64_t *ticket_out, hc_error *err)
+{
+    if (qos < 1)
+        return hc_error_set(err, HC_ERR_INVALID, "the dup flag needs qos 1 or 2");
+    if (!m->raw)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "cannot set the dup flag on '%s:%d': over tls, paho sets it only on "
+                            "its own retries (use a plain mqtt:// url)",
+                            m->url.host, m->url.port);
+    if (len > 268435455)
+        return hc_error_set(err, HC_ERR_INVALID, "payload of %zu bytes exceeds mqtt's limit", len);
+    if (qos == 2 && m->qos2_refused)
+        return hc_error_set(err, HC_ERR_MQTT,
+                            "broker '%s:%d' does not support publishing at QoS 2 (it answered "
+                            "with PUBACK); use -q 1",
+                            m->url.host, m->url.port);
+    if (qos == 2 && !m->qos2_window_known)
+        qos2_window_probe(m);
+    return hc__wire_publish(m, topic, payload, len, qos, retain, true, ticket_out, err);
+}
+
+void hc_mqtt_break(hc_mqtt *m)
+{
+    if (m && m->raw)
+        hc__wire_close(m); /* no DISCONNECT: the broker sees the connection drop */
+    else if (m && m->client)
+        hc__paho_disconnect(m, 0);
 }
 
 hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err)

@@ -111,8 +111,9 @@ hc_err hc__wire_connect(hc_mqtt *m, hc_error *err);
 /* Sends what is buffered, waits up to timeout_ms for acknowledgements, sends DISCONNECT. */
 void hc__wire_disconnect(hc_mqtt *m, int timeout_ms);
 void hc__wire_close(hc_mqtt *m);
+/* dup: the PUBLISH's DUP flag (QoS 1/2 only; the caller checks) */
 hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
-                        bool retain, uint64_t *ticket_out, hc_error *err);
+                        bool retain, bool dup, uint64_t *ticket_out, hc_error *err);
 /* Closes the socket and marks the connection lost (reason may be NULL). */
 void hc__wire_fail(hc_mqtt *m, const char *reason);
 /* Queues a PINGREQ; *number (may be NULL) receives its place among the pings sent. */

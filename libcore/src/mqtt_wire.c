@@ -906,7 +906,7 @@ static unsigned raw_take_id(hc_mqtt *m, uint64_t ticket, int qos)
 }
 
 hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
-                          bool retain, uint64_t *ticket_out, hc_error *err)
+                        bool retain, bool dup, uint64_t *ticket_out, hc_error *err)
 {
     size_t tlen = strlen(topic), rem, n;
     unsigned id = 0;
@@ -943,7 +943,7 @@ hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size
     if (ok) {
         p = m->out + m->out_len;
         n = 0;
-        p[n++] = (unsigned char)(0x30 | (qos << 1) | (retain ? 1 : 0));
+        p[n++] = (unsigned char)(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0));
         n += put_remaining(p + n, rem);
         n += put_str(p + n, topic, tlen);
         if (qos > 0) {

@@ -176,6 +176,8 @@ struct hc_replay {
     int64_t last_progress;
     volatile sig_atomic_t never; /* the stop flag when the caller gives none */
     struct hc_replay_stats st;
+    hc_faults_stream *faults; /* faults: NULL without a plan */
+    bool publish_dup;         /* faults: publish() sets the DUP flag (redeliver) */
 };
 
 static bool stopped(const struct hc_replay *r)
@@ -468,7 +470,8 @@ static hc_err publish(struct hc_replay *r, struct conn *c, const char *topic, co
     for (;;) {
         rc = qos > 0 ? ring_make_room(c) : HC_OK;
         if (rc == HC_OK)
-            rc = hc_mqtt_publish(c->m, topic, payload, len, qos, retain, &ticket, err);
+            rc = (r->publish_dup ? hc_mqtt_publish_dup : hc_mqtt_publish)(
+                c->m, topic, payload, len, qos, retain, &ticket, err);
         if (rc == HC_OK)
             break;
         if (rc == HC_ERR_INTERRUPTED) {
@@ -699,13 +702,121 @@ static const unsigned char *rebase_payload(struct hc_replay *r, const struct hc_
     return (const unsigned char *)r->payload.p;
 }
 
+/* --- faults (hcore/faults.h): what needs the connections ------------------------------------ */
+
+/*
+ * A connection broken on purpose: everything sent so far is confirmed first (so the stream
+ * stays the same on every run: nothing is lost or resent by accident), then the connection is
+ * dropped without DISCONNECT and made again.
+ */
+static hc_err break_connection(struct hc_replay *r, struct conn *c, hc_error *err)
+{
+    int keepalive = r->mo.keepalive_s > 0 ? r->mo.keepalive_s : 60;
+    hc_err rc;
+
+    for (;;) {
+        hc_error werr = HC_ERROR_INIT;
+        rc = hc_mqtt_wait_all(c->m, 1000 * keepalive, &werr);
+        if (rc == HC_OK)
+            break;
+        if (rc == HC_ERR_INTERRUPTED) {
+            r->st.interrupted = true;
+            return hc_error_set(err, rc, "%s", werr.message);
+        }
+        if (rc != HC_ERR_CONNECTION_LOST)
+            return hc_error_set(err, rc, "%s", werr.message);
+        rc = recover(r, c, err);
+        if (rc != HC_OK)
+            return rc;
+    }
+    c->qos0_since_connect = 0;
+    hc_mqtt_break(c->m);
+    hc_mqtt_reset_inflight(c->m);
+    r->st.faults.reconnects++;
+    rc = hc_mqtt_connect(c->m, err);
+    if (rc == HC_ERR_CONNECT)
+        rc = recover(r, c, err); /* with its backoff and give-up */
+    if (rc != HC_OK) {
+        if (rc != HC_ERR_INTERRUPTED)
+            r->fatal = true;
+        return rc;
+    }
+    c->connected_at = mono_now();
+    c->acked_at_connect = hc_mqtt_acked_total(c->m);
+    c->oldest_known = hc_mqtt_oldest_unacked(c->m);
+    return HC_OK;
+}
+
+static void fault_event(struct hc_replay *r, const struct hc_faults_out *fo, enum hc_fault_kind k,
+                        const char *topic, uint64_t position, uint64_t position2, bool lost)
+{
+    struct hc_faults_event ev = {fo, k, topic, position, position2, lost};
+    r->st.faults.applied[k]++;
+    if (r->o.hooks.fault)
+        r->o.hooks.fault(r->o.hooks.ctx, &ev);
+}
+
+/*
+ * Publishes one faulted message (the first fan-out copy): breaks the connection first for
+ * disconnect (a QoS 0 message is then lost: HC_DONE), sends it again with the DUP flag after a
+ * broken connection for redeliver, and reports each fault. HC_OK counts as one send for the
+ * caller; a redelivery's second send is counted here.
+ */
+static hc_err faults_publish(struct hc_replay *r, struct conn *c, const char *topic,
+                             const void *payload, size_t len, int qos, bool retain,
+                             const struct hc_faults_out *fo, hc_error *err)
+{
+    uint64_t position = r->st.sent + 1, position2 = 0;
+    bool lost = false;
+    hc_err rc;
+
+    if (fo->applied & HC_FAULT_BIT(HC_FAULT_DISCONNECT)) {
+        rc = break_connection(r, c, err);
+        if (rc != HC_OK)
+            return rc;
+        lost = qos == 0;
+    }
+    if (!lost) {
+        rc = publish(r, c, topic, payload, len, qos, retain, err);
+        if (rc != HC_OK)
+            return rc;
+        if ((fo->applied & HC_FAULT_BIT(HC_FAULT_REDELIVER)) && qos > 0) {
+            rc = break_connection(r, c, err);
+            if (rc == HC_OK) {
+                r->publish_dup = true;
+                rc = publish(r, c, topic, payload, len, qos, retain, err);
+                r->publish_dup = false;
+            }
+            if (rc != HC_OK)
+                return rc;
+            r->st.sent++;
+            r->st.faults.duplicates++;
+            position2 = position + 1;
+        }
+    }
+    if (fo->copy)
+        r->st.faults.duplicates++;
+    if (lost)
+        r->st.faults.lost++;
+    for (int k = 0; k < HC_FAULT__COUNT; k++)
+        if (fo->applied & HC_FAULT_BIT(k))
+            fault_event(r, fo, (enum hc_fault_kind)k, lost ? NULL : topic,
+                        lost ? 0 : position, position2, lost);
+    return lost ? HC_DONE : HC_OK;
+}
+
 /* --- the replay loop ------------------------------------------------------------------------- */
 
-static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg, hc_error *err)
+/* fo: the faults applied to msg (NULL without faults) */
+static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg,
+                             const struct hc_faults_out *fo, hc_error *err)
 {
     const struct hc_replay_options *o = &r->o;
     int qos = o->qos >= 0 ? o->qos : msg->qos;
     bool retain = o->retain_never ? false : msg->retain;
+
+    if (fo && (fo->applied & HC_FAULT_BIT(HC_FAULT_RETAIN)))
+        retain = true; /* faults: retain wins over --retain never */
 
     for (long k = 0; k < o->fanout; k++) {
         const char *key;
@@ -741,10 +852,16 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg, hc_e
         }
         if (o->rebase_time)
             payload = rebase_payload(r, msg, &len);
-        rc = publish(r, &r->conns[hc_replay_connection_of(h, (unsigned)r->n_conns)], r->topic.p,
-                     payload, len, qos, retain, err);
+        if (fo && k == 0 && fo->applied)
+            rc = faults_publish(r, &r->conns[hc_replay_connection_of(h, (unsigned)r->n_conns)],
+                                r->topic.p, payload, len, qos, retain, fo, err);
+        else
+            rc = publish(r, &r->conns[hc_replay_connection_of(h, (unsigned)r->n_conns)],
+                         r->topic.p, payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->st.sent++;
+        } else if (rc == HC_DONE) {
+            /* faults: lost at a disconnect, on purpose */
         } else if (r->fatal) {
             r->st.failed++; /* this message was never sent */
             return rc;
@@ -766,12 +883,76 @@ static void flush_all(struct hc_replay *r)
 
 static hc_err start_at(struct hc_replay *r, hc_error *err);
 
+/*
+ * Waits for msg's due time (timed modes) and sends it; fo: its faults (NULL without). *now:
+ * the clock after waking (0 under --max). HC_ERR_INTERRUPTED with st.interrupted set.
+ */
+static hc_err send_one(struct hc_replay *r, const struct hc_msg *msg,
+                       const struct hc_faults_out *fo, int64_t *now, hc_error *err)
+{
+    const struct hc_replay_options *o = &r->o;
+    int64_t due = hc_sched_due(r->sched, msg->timeline_ns);
+    uint64_t handled;
+    hc_err rc;
+
+    if (o->sched.mode != HC_SCHED_MAX) {
+        /*
+         * Messages already due go out together in one write (catching up after a stall costs
+         * far less); what is buffered leaves before we sleep.
+         */
+        if (due > mono_now())
+            flush_all(r);
+        if (!hc_sched_wait(r->sched, due, r->o.stop, now)) {
+            r->st.interrupted = true;
+            return HC_ERR_INTERRUPTED;
+        }
+    }
+    handled = r->st.sent + r->st.failed;
+    rc = replay_message(r, msg, fo, err);
+    if (o->sched.mode != HC_SCHED_MAX && *now && r->st.sent + r->st.failed > handled) {
+        /* this shard's messages only: another shard measures its own */
+        r->st.last_lateness_ns = *now - due;
+        hc_sched_record(r->sched, *now - due);
+        if (o->hooks.lateness)
+            o->hooks.lateness(o->hooks.ctx, *now - due);
+    }
+    return rc;
+}
+
+/* faults: sends what the stream made ready; a dropped message is only reported */
+static hc_err faults_drain(struct hc_replay *r, int64_t *now, hc_error *err)
+{
+    struct hc_faults_out fo;
+
+    while (hc_faults_pop(r->faults, &fo)) {
+        hc_err rc;
+        if (fo.applied & HC_FAULT_BIT(HC_FAULT_DROP)) {
+            r->st.faults.dropped++;
+            fault_event(r, &fo, HC_FAULT_DROP, NULL, 0, 0, false);
+            continue;
+        }
+        rc = send_one(r, &fo.msg, &fo, now, err);
+        if (rc != HC_OK)
+            return rc;
+    }
+    return HC_OK;
+}
+
+/* faults: one input message into the stream, and out what it made ready */
+static hc_err faults_feed(struct hc_replay *r, const struct hc_msg *msg, int64_t *now,
+                          hc_error *err)
+{
+    hc_err rc = hc_faults_push(r->faults, msg, err);
+    return rc == HC_OK ? faults_drain(r, now, err) : rc;
+}
+
 static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc_error *err)
 {
     const struct hc_replay_options *o = &r->o;
     bool timed = o->sched.mode != HC_SCHED_MAX;
     struct hc_msg msg;
     hc_err rc = HC_OK;
+    int64_t end_now = 0;
 
     r->st.start_mono_ns = mono_now();
     r->start_real = hc_time_realtime_ns();
@@ -793,8 +974,7 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
         if (rc != HC_OK)
             return rc;
         for (;;) {
-            int64_t due, now = 0;
-            uint64_t handled;
+            int64_t now = 0;
 
             if (stopped(r)) {
                 r->st.interrupted = true;
@@ -814,28 +994,7 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
             if (rc != HC_OK)
                 goto out;
             r->st.scheduled++;
-            due = hc_sched_due(r->sched, msg.timeline_ns);
-            if (timed) {
-                /*
-                 * Messages already due go out together in one write (catching up after a
-                 * stall costs far less); what is buffered leaves before we sleep.
-                 */
-                if (due > mono_now())
-                    flush_all(r);
-                if (!hc_sched_wait(r->sched, due, r->o.stop, &now)) {
-                    r->st.interrupted = true;
-                    break;
-                }
-            }
-            handled = r->st.sent + r->st.failed;
-            rc = replay_message(r, &msg, err);
-            if (timed && now && r->st.sent + r->st.failed > handled) {
-                /* this shard's messages only: another shard measures its own */
-                r->st.last_lateness_ns = now - due;
-                hc_sched_record(r->sched, now - due);
-                if (o->hooks.lateness)
-                    o->hooks.lateness(o->hooks.ctx, now - due);
-            }
+            rc = r->faults ? faults_feed(r, &msg, &now, err) : send_one(r, &msg, NULL, &now, err);
             if (rc == HC_ERR_INTERRUPTED)
                 break; /* r->st.interrupted is set */
             if (rc != HC_OK)
@@ -848,6 +1007,14 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
                     o->hooks.progress(o->hooks.ctx, r, now);
                 }
             }
+        }
+        if (r->faults && !r->st.interrupted) {
+            /* faults: what the stream still holds goes out at the end of the pass */
+            rc = hc_faults_finish(r->faults, err);
+            if (rc == HC_OK)
+                rc = faults_drain(r, &end_now, err);
+            if (rc != HC_OK && rc != HC_ERR_INTERRUPTED)
+                goto out;
         }
         src->close(src->ctx);
         if (r->st.interrupted)
@@ -887,6 +1054,11 @@ static hc_err check_options(const struct hc_replay_options *o, hc_error *err)
     if ((o->integration_id && hc_topic_level_validate(o->integration_id, &tmp) != HC_OK) ||
         (o->api_key_id && hc_topic_level_validate(o->api_key_id, &tmp) != HC_OK))
         return hc_error_set(err, HC_ERR_INVALID, "invalid topic id: %s", tmp.message);
+    if (hc_faults_has(o->faults, HC_FAULT_REDELIVER) && o->mqtt.url &&
+        strncmp(o->mqtt.url, "mqtts:", 6) == 0)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "redeliver needs a plain mqtt:// url: over tls, paho sets the dup "
+                            "flag only on its own retries");
     return HC_OK;
 }
 
@@ -953,6 +1125,14 @@ hc_err hc_replay_new(const struct hc_replay_options *opts, hc_replay **out, hc_e
             goto fail;
         }
         rc = connect_initial(r, c, err);
+        if (rc != HC_OK)
+            goto fail;
+    }
+    if (opts->faults) {
+        /* faults: the stream of this replay */
+        struct hc_faults_stream_options fso = {opts->faults, opts->fault_seed, opts->qos,
+                                               opts->fault_in_scope, opts->fault_scope_ctx};
+        rc = hc_faults_stream_new(&fso, &r->faults, err);
         if (rc != HC_OK)
             goto fail;
     }
@@ -1054,6 +1234,7 @@ void hc_replay_free(hc_replay *r)
         free(c->ring);
     }
     free(r->conns);
+    hc_faults_stream_free(r->faults);
     hc_sched_free(r->sched);
     free(r->remapped.p);
     free(r->topic.p);

@@ -145,6 +145,8 @@ struct tool_run {
     hc_replay *engine;
     int64_t total; /* selected messages per pass, -1 when unknown */
     FILE *lateness_log, *report_fp;
+    FILE *fault_log;
+    bool fault_log_failed; /* out of memory formatting a line */
 };
 
 static const char *mode_name(enum hc_sched_mode m)
@@ -195,6 +197,68 @@ static void on_lateness(void *ctx, int64_t lateness_ns)
     const struct tool_run *t = ctx;
     if (t->lateness_log)
         fprintf(t->lateness_log, "%" PRId64 "\n", lateness_ns);
+}
+
+/* --fault-log: one JSON line per fault applied */
+static void on_fault(void *ctx, const struct hc_faults_event *ev)
+{
+    struct tool_run *t = ctx;
+    char *line;
+
+    if (!t->fault_log)
+        return;
+    line = hc_faults_event_json(ev);
+    if (!line) {
+        t->fault_log_failed = true;
+        return;
+    }
+    fprintf(t->fault_log, "%s\n", line);
+    free(line);
+}
+
+/* --fault-type and the other --fault-* options: the fault scope */
+static bool fault_in_scope(void *ctx, const struct hc_msg *msg)
+{
+    const struct hreplay_opts *o = ctx;
+    return tool_select_matches(&o->fault_select, msg);
+}
+
+/* The faults' line on stderr: what was applied, per kind, and what it did to the figures. */
+static void report_faults(const struct hreplay_opts *o, const struct hc_faults_counts *f)
+{
+    char line[600];
+    size_t n = 0;
+
+    for (int k = 0; k < HC_FAULT__COUNT; k++)
+        if (f->applied[k] && n < sizeof(line))
+            n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %" PRIu64, n ? ", " : "",
+                                  hc_faults_kind_name((enum hc_fault_kind)k), f->applied[k]);
+    fprintf(stderr,
+            "%s: faults (seed %" PRIu64 "): %s; %" PRIu64 " dropped, %" PRIu64
+            " lost at disconnects, %" PRIu64 " duplicates sent, %" PRIu64 " connections broken\n",
+            tool_name, o->fault_seed, n ? line : "none applied", f->dropped, f->lost, f->duplicates,
+            f->reconnects);
+}
+
+static void report_faults_json(const struct hreplay_opts *o, const struct hc_faults_counts *f,
+                               cJSON *j)
+{
+    cJSON *fj = cJSON_AddObjectToObject(j, "faults");
+    cJSON *applied = cJSON_AddObjectToObject(fj, "applied");
+    char seed[24];
+
+    cJSON_AddStringToObject(fj, "spec", hc_faults_spec(o->faults));
+    /* raw: a double would round seeds above 2^53 */
+    snprintf(seed, sizeof(seed), "%" PRIu64, o->fault_seed);
+    cJSON_AddRawToObject(fj, "seed", seed);
+    for (int k = 0; k < HC_FAULT__COUNT; k++)
+        if (hc_faults_has(o->faults, (enum hc_fault_kind)k))
+            cJSON_AddNumberToObject(applied, hc_faults_kind_name((enum hc_fault_kind)k),
+                                    (double)f->applied[k]);
+    cJSON_AddNumberToObject(fj, "dropped", (double)f->dropped);
+    cJSON_AddNumberToObject(fj, "lost", (double)f->lost);
+    cJSON_AddNumberToObject(fj, "duplicates", (double)f->duplicates);
+    cJSON_AddNumberToObject(fj, "reconnects", (double)f->reconnects);
 }
 
 static double us(int64_t ns)
@@ -275,6 +339,8 @@ static bool report(struct tool_run *t)
         if (s.other_shards)
             fprintf(stderr, "%s: %" PRIu64 " messages belong to other shards\n", tool_name,
                     s.other_shards);
+        if (o->faults)
+            report_faults(o, &s.faults);
         if (s.reconnects)
             fprintf(stderr,
                     "%s: connection lost %" PRIu64 " times: %" PRIu64
@@ -322,6 +388,8 @@ static bool report(struct tool_run *t)
         }
         cJSON_AddStringToObject(j, "schedule_kept_rule", "p99 lateness under 1000 us");
         add_times_and_histogram(j, &s, hc_replay_lateness(t->engine));
+        if (o->faults)
+            report_faults_json(o, &s.faults, j);
         text = cJSON_Print(j);
         fp = t->report_fp;
         t->report_fp = NULL;
@@ -369,7 +437,14 @@ static void engine_options(struct hreplay_opts *o, struct tool_run *t,
     ro->start_at_ns = o->start_at_ns;
     ro->hooks.lateness = on_lateness;
     ro->hooks.progress = on_progress;
+    ro->hooks.fault = on_fault;
     ro->hooks.ctx = t;
+    ro->faults = o->faults;
+    ro->fault_seed = o->fault_seed;
+    if (o->fault_scoped) {
+        ro->fault_in_scope = fault_in_scope;
+        ro->fault_scope_ctx = o;
+    }
 }
 
 int hreplay_run(struct hreplay_opts *o)
@@ -416,6 +491,13 @@ int hreplay_run(struct hreplay_opts *o)
             goto out;
         }
     }
+    if (o->fault_log) {
+        t.fault_log = fopen(o->fault_log, "w");
+        if (!t.fault_log) {
+            tool_error("cannot write '%s': %s", o->fault_log, strerror(errno));
+            goto out;
+        }
+    }
     engine_options(o, &t, &mo, &ro);
     rc = hc_replay_new(&ro, &t.engine, &err);
     if (rc != HC_OK) {
@@ -433,6 +515,11 @@ int hreplay_run(struct hreplay_opts *o)
         tool_error("cannot write '%s': %s", o->lateness_log, strerror(errno));
         rc = HC_ERR_IO;
     }
+    if (t.fault_log && (fflush(t.fault_log) != 0 || ferror(t.fault_log) || t.fault_log_failed)) {
+        tool_error("cannot write '%s': %s", o->fault_log,
+                   t.fault_log_failed ? "out of memory" : strerror(errno));
+        rc = HC_ERR_IO;
+    }
     if (!report(&t))
         rc = HC_ERR_IO;
     hc_replay_get_stats(t.engine, &s);
@@ -441,6 +528,8 @@ out:
     hc_replay_free(t.engine);
     if (t.lateness_log)
         fclose(t.lateness_log);
+    if (t.fault_log)
+        fclose(t.fault_log);
     if (t.report_fp)
         fclose(t.report_fp);
     source_close(&src);

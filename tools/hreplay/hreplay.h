@@ -15,10 +15,10 @@
 #include "tool.h"
 
 #define HREPLAY_MAX_REMAPS 32
-#define HREPLAY_DEFAULT_SPIN_NS 50000LL /* --spin default: 50 us */
-#define HREPLAY_MAX_SPIN_NS 10000000LL  /* --spin at most 10 ms */
+#define HREPLAY_DEFAULT_SPIN_NS 50000LL                  /* --spin default: 50 us */
+#define HREPLAY_MAX_SPIN_NS 10000000LL                   /* --spin at most 10 ms */
 #define HREPLAY_DEFAULT_GIVE_UP_NS (60LL * 1000000000LL) /* --give-up default: 60 s */
-
+#define HREPLAY_DEFAULT_FAULT_SEED 1
 
 struct hreplay_opts {
     const char *input; /* path, "-" for JSON lines on stdin */
@@ -38,13 +38,20 @@ struct hreplay_opts {
     long shard_k, shard_n;
     long loops; /* 0: forever */
     long inflight;
-    int64_t spin_ns; /* --spin: busy-wait this long before each due time */
+    int64_t spin_ns;    /* --spin: busy-wait this long before each due time */
     int64_t give_up_ns; /* --give-up: stop reconnecting after this long without progress */
     int64_t start_at_ns; /* --start-at, CLOCK_REALTIME; 0: none */
     const char **merge_reports; /* --merge-reports: the report files (the arguments) */
     size_t n_merge_reports;
     const char *report_json;
     const char *lateness_log; /* per-message lateness (ns), one line each */
+    /* faults (hcore/faults.h) */
+    const char *faults_text;         /* --faults SPEC as given */
+    hc_faults *faults;               /* parsed once: hreplay_opts_release frees it */
+    uint64_t fault_seed;             /* --seed N (default 1) */
+    bool fault_scoped;               /* a --fault-* selection option was given */
+    struct tool_select fault_select; /* --fault-type/--fault-device/--fault-kind/--fault-topic */
+    const char *fault_log;           /* --fault-log FILE: one JSON line per fault applied */
 };
 
 enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o);

@@ -4,6 +4,7 @@
  */
 #include "hreplay.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,13 @@ enum {
     OPT_GIVE_UP,
     OPT_START_AT,
     OPT_MERGE_REPORTS,
+    OPT_FAULTS,
+    OPT_SEED,
+    OPT_FAULT_LOG,
+    OPT_FAULT_TYPE,
+    OPT_FAULT_DEVICE,
+    OPT_FAULT_KIND,
+    OPT_FAULT_TOPIC,
     OPT_QUIET,
     OPT_HELP
 };
@@ -77,6 +85,26 @@ static const char usage[] =
     "  --merge-reports       the arguments are --report-json files of shards: print one report\n"
     "                        with exact totals and percentiles from the merged histograms\n"
     "\n"
+    ;
+
+/* printed after usage: one string literal would pass the length C99 promises to support */
+static const char usage_faults[] =
+    "Faults (see docs/faults.md; the same input, spec and seed give the same\n"
+    "stream):\n"
+    "  --faults SPEC         perturb the stream: comma-separated KIND=P[:key=value]... items:\n"
+    "                        drop=P[:burst=B] dup=P[:after=N] redeliver=P\n"
+    "                        reorder=P[:window=K][:scope=device] delay=P:by=DURATION\n"
+    "                        stale=P:by=DURATION future=P:by=DURATION skew=DURATION\n"
+    "                        corrupt=P disconnect=P|every:DURATION retain=P\n"
+    "                        backlog=P:hold=DURATION (P: probability per message, 0 to 1)\n"
+    "  --seed N              seed of every fault decision (default 1)\n"
+    "  --fault-type TYPE     fault only these measurement types (repeatable; likewise\n"
+    "  --fault-device ID     --fault-device, --fault-kind and --fault-topic FILTER; the\n"
+    "  --fault-kind KIND     rest go out untouched)\n"
+    "  --fault-topic FILTER\n"
+    "  --fault-log FILE      one JSON line per fault applied: input seq, kind, parameters,\n"
+    "                        where the message landed, what changed\n"
+    "\n"
     "Reporting:\n"
     "  --report-json FILE    write the final report as JSON to FILE (created at the start)\n"
     "  --lateness-log FILE   write each message's lateness in ns, one line per message\n"
@@ -97,12 +125,13 @@ static const char usage_tail[] =
     "(default 60s; also when it stays connected but acknowledges nothing for --keepalive\n"
     "seconds) ends the replay.\n"
     "Messages that cannot be published (an invalid topic) fail one by one. Failed messages are\n"
-    "counted and make the exit status 1. Ctrl-C stops within a second and prints the report.\n"
-    TOOL_EXIT_CODES_HELP;
+    "counted and make the exit status 1. Ctrl-C stops within a second and prints the "
+    "report.\n" TOOL_EXIT_CODES_HELP;
 
 static void print_usage(void)
 {
     fputs(usage, stdout);
+    fputs(usage_faults, stdout);
     /* the shared text starts with its own heading line: skip it */
     const char *body = strchr(tool_mqtt_usage, '\n');
     fputs(body ? body + 1 : tool_mqtt_usage, stdout);
@@ -188,6 +217,52 @@ bad:
                             arg);
 }
 
+/* --faults, --seed, --fault-log and the --fault-* selection. */
+static enum opts_result parse_fault_option(int opt, const char *arg, struct hreplay_opts *o)
+{
+    static const struct {
+        int opt, select_opt;
+        const char *name;
+    } scope[] = {{OPT_FAULT_TYPE, TOOL_OPT_TYPE, "--fault-type"},
+                 {OPT_FAULT_DEVICE, TOOL_OPT_DEVICE, "--fault-device"},
+                 {OPT_FAULT_KIND, TOOL_OPT_KIND, "--fault-kind"},
+                 {OPT_FAULT_TOPIC, 't', "--fault-topic"}};
+    hc_error err = HC_ERROR_INIT;
+    char *end;
+
+    switch (opt) {
+    case OPT_FAULTS:
+        if (o->faults)
+            return tool_usage_error("--faults is given twice (put every item in one spec)");
+        if (hc_faults_parse(arg, &o->faults, &err) != HC_OK)
+            return tool_usage_error("invalid value for --faults: %s", err.message);
+        o->faults_text = arg;
+        return OPTS_OK;
+    case OPT_SEED:
+        errno = 0;
+        o->fault_seed = strtoull(arg, &end, 10);
+        if (!*arg || *arg < '0' || *arg > '9' || *end || errno)
+            return tool_usage_error("invalid value '%s' for --seed: expected a whole number "
+                                    "from 0 to 18446744073709551615",
+                                    arg);
+        return OPTS_OK;
+    case OPT_FAULT_LOG:
+        o->fault_log = arg;
+        return OPTS_OK;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < sizeof(scope) / sizeof(scope[0]); i++) {
+        if (scope[i].opt != opt)
+            continue;
+        if (!*arg)
+            return tool_usage_error("invalid value '' for %s: must not be empty", scope[i].name);
+        o->fault_scoped = true;
+        return tool_select_option(&o->fault_select, scope[i].select_opt, arg);
+    }
+    return OPTS_UNKNOWN;
+}
+
 enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
 {
     static const struct option longopts[] = {
@@ -212,6 +287,13 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"give-up", required_argument, NULL, OPT_GIVE_UP},
         {"start-at", required_argument, NULL, OPT_START_AT},
         {"merge-reports", no_argument, NULL, OPT_MERGE_REPORTS},
+        {"faults", required_argument, NULL, OPT_FAULTS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"fault-log", required_argument, NULL, OPT_FAULT_LOG},
+        {"fault-type", required_argument, NULL, OPT_FAULT_TYPE},
+        {"fault-device", required_argument, NULL, OPT_FAULT_DEVICE},
+        {"fault-kind", required_argument, NULL, OPT_FAULT_KIND},
+        {"fault-topic", required_argument, NULL, OPT_FAULT_TOPIC},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
@@ -220,11 +302,14 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     bool merge = false;
     hc_error err = HC_ERROR_INIT;
     const char *mode_option = NULL;
+    bool seed_given = false;
     long v;
     int opt;
 
     memset(o, 0, sizeof(*o));
     tool_select_init(&o->select);
+    tool_select_init(&o->fault_select);
+    o->fault_seed = HREPLAY_DEFAULT_FAULT_SEED;
     o->qos = -1;
     o->fanout = 1;
     o->connections = 1;
@@ -245,10 +330,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             username = optarg;
         else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
                  hc_topic_level_validate(optarg, &err) != HC_OK)
-            return tool_usage_error("invalid value for %s: %s",
-                                    opt == TOOL_OPT_API_KEY_ID ? "--api-key-id"
-                                                               : "--integration-id",
-                                    err.message);
+            return tool_usage_error(
+                "invalid value for %s: %s",
+                opt == TOOL_OPT_API_KEY_ID ? "--api-key-id" : "--integration-id", err.message);
         else if (opt == TOOL_OPT_API_KEY_ID)
             o->topic_api_key_id = optarg;
         else if (opt == TOOL_OPT_INTEGRATION_ID)
@@ -355,6 +439,18 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             if (o->give_up_ns < 1000000000LL)
                 return tool_usage_error("invalid value '%s' for --give-up: at least 1s", optarg);
             break;
+        case OPT_FAULTS:
+        case OPT_SEED:
+            seed_given = true;
+            /* fall through */
+        case OPT_FAULT_LOG:
+        case OPT_FAULT_TYPE:
+        case OPT_FAULT_DEVICE:
+        case OPT_FAULT_KIND:
+        case OPT_FAULT_TOPIC:
+            if (parse_fault_option(opt, optarg, o) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
         case 'v':
             tool_verbosity = 2;
             break;
@@ -388,6 +484,12 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
                                 "%s",
                                 mode_option);
+    if (!o->faults && (o->fault_scoped || o->fault_log || seed_given))
+        return tool_usage_error("%s needs --faults",
+                                seed_given     ? "--seed"
+                                : o->fault_log ? "--fault-log"
+                                               : "--fault-type/--fault-device/--fault-kind/"
+                                                 "--fault-topic");
     /* --api-key-id is the MQTT user name too, unless -u names another */
     o->mqtt.api_key_id = username ? username : o->topic_api_key_id;
     o->username_given = username != NULL;
@@ -396,5 +498,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
 
 void hreplay_opts_release(struct hreplay_opts *o)
 {
+    hc_faults_free(o->faults);
+    o->faults = NULL;
     tool_mqtt_release(&o->mqtt);
 }

@@ -11,10 +11,10 @@ int main(int argc, char **argv)
 
     tool_init(argv[0]);
     r = hreplay_parse(argc, argv, &opts);
-    if (r == OPTS_HELP)
-        return tool_finish_stdout(TOOL_EXIT_OK);
-    if (r != OPTS_OK)
-        return TOOL_EXIT_USAGE;
+    if (r != OPTS_OK) {
+        hreplay_opts_release(&opts);
+        return r == OPTS_HELP ? tool_finish_stdout(TOOL_EXIT_OK) : TOOL_EXIT_USAGE;
+    }
     tool_signals_install();
     code = hreplay_run(&opts);
     hreplay_opts_release(&opts);

@@ -115,6 +115,22 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
                        bool retain, uint64_t *ticket_out, hc_error *err);
 
 /*
+ * Publisher: as hc_mqtt_publish, with the PUBLISH's DUP flag set: a message sent again, as a
+ * client resends after losing its connection (MQTT 3.1.1, 3.3.1.1). HC_ERR_INVALID at QoS 0
+ * (the flag must then be 0) and on a TLS connection (paho sets the flag only on its own
+ * retries).
+ */
+hc_err hc_mqtt_publish_dup(hc_mqtt *m, const char *topic, const void *payload, size_t len,
+                           int qos, bool retain, uint64_t *ticket_out, hc_error *err);
+
+/*
+ * Publisher: drops the connection without DISCONNECT, as a network failure would (what is not
+ * yet written is lost; over TLS paho sends DISCONNECT regardless). hc_mqtt_connect connects
+ * again. Accepts NULL.
+ */
+void hc_mqtt_break(hc_mqtt *m);
+
+/*
  * Publisher: with batching on, hc_mqtt_publish may keep messages in the client's buffer and
  * send many in one write (far fewer system calls: for --max style publishing). Buffered
  * messages go out once ~32 KB are waiting, on hc_mqtt_flush, hc_mqtt_wait_all and

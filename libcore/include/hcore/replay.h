@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "hcore/error.h"
+#include "hcore/faults.h"
 #include "hcore/mqtt.h"
 #include "hcore/msg.h"
 #include "hcore/sched.h"
@@ -58,6 +59,8 @@ struct hc_replay_hooks {
     void (*lateness)(void *ctx, int64_t lateness_ns);
     /* about every PROGRESS interval (250 ms) while messages flow; now is CLOCK_MONOTONIC */
     void (*progress)(void *ctx, const hc_replay *r, int64_t now_ns);
+    /* faults: each fault applied, once the message it concerns went out (or was dropped) */
+    void (*fault)(void *ctx, const struct hc_faults_event *ev);
     void *ctx;
 };
 
@@ -95,12 +98,25 @@ struct hc_replay_options {
     int64_t start_at_ns;
     int64_t give_up_ns;     /* stop reconnecting after this long without progress; 0: 60 s */
     struct hc_replay_hooks hooks;
+
+    /*
+     * Faults (hcore/faults.h): NULL, or a parsed plan (borrowed; must outlive the replay) that
+     * perturbs the input stream with fault_seed. fault_in_scope (NULL: every message) limits
+     * which messages may be faulted. Payload faults and retain apply to every fan-out copy;
+     * disconnect and redeliver to the first copy's connection. redeliver needs a plain
+     * mqtt:// url (HC_ERR_INVALID otherwise).
+     */
+    const hc_faults *faults;
+    uint64_t fault_seed;
+    bool (*fault_in_scope)(void *ctx, const struct hc_msg *msg);
+    void *fault_scope_ctx;
 };
 
 /* Every figure of a run; totals count fan-out copies as messages. */
 struct hc_replay_stats {
     uint64_t scheduled;       /* input messages taken from the source */
-    uint64_t sent;            /* published (QoS 1/2: and acknowledged unless counted failed) */
+    uint64_t sent;            /* published (QoS 1/2: and acknowledged unless counted failed);
+                                 with faults, every send: faults.duplicates of them are copies */
     uint64_t failed;          /* not delivered, or not confirmed: each counts once */
     uint64_t resent;          /* sent again after a lost connection */
     uint64_t reconnects;
@@ -114,6 +130,7 @@ struct hc_replay_stats {
     int64_t start_mono_ns, end_mono_ns; /* CLOCK_MONOTONIC; end is 0 while running */
     int64_t last_lateness_ns;
     struct hc_sched_stats lateness; /* timed modes only */
+    struct hc_faults_counts faults; /* with faults: what they did (dropped and lost: not sent) */
 };
 
 /*
