@@ -46,4 +46,9 @@ hc_err hc__net_connect(const char *host, int port, int timeout_ms, int *fd_out, 
  */
 hc_err hc__tls_probe(const struct hc__tls_target *t, hc_error *err);
 
+/* --- proc.c ------------------------------------------------------------------------------ */
+
+/* Default dispositions for every signal and an empty mask: for a child before it execs. */
+void hc__proc_default_signals(void);
+
 #endif
