@@ -190,6 +190,22 @@ bool hv_report_json(FILE *fp, const struct hv_case_result *r, size_t n)
         cJSON_AddNumberToObject(jc, "messages", (double)c->messages);
         cJSON_AddNumberToObject(jc, "mismatch_count", (double)c->mismatch_count);
         cJSON_AddNumberToObject(jc, "seconds", c->seconds);
+        if (c->consumer) {
+            cJSON *f = cJSON_AddObjectToObject(jc, "consumer");
+
+            cJSON_AddNumberToObject(f, "inputs_sent", (double)c->inputs_sent);
+            cJSON_AddNumberToObject(f, "outputs", (double)c->outputs);
+            cJSON_AddNumberToObject(f, "latency_matched", (double)c->latency_n);
+            if (c->latency_n) {
+                cJSON_AddNumberToObject(f, "latency_p50_ms", c->latency_p50_ms);
+                cJSON_AddNumberToObject(f, "latency_p99_ms", c->latency_p99_ms);
+                cJSON_AddNumberToObject(f, "latency_max_ms", c->latency_max_ms);
+            }
+            if (c->consumer_exit)
+                cJSON_AddStringToObject(f, "exit", c->consumer_exit);
+            if (c->stderr_tail)
+                cJSON_AddStringToObject(f, "stderr_tail", c->stderr_tail);
+        }
         if (c->error)
             cJSON_AddStringToObject(jc, "error", c->error);
         mms = cJSON_AddArrayToObject(jc, "mismatches");
