@@ -1118,7 +1118,7 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
 {
     size_t elen, i = 0;
     int got;
-    long attributed = -1;
+    long attributed = -1, attributed_exp = -1;
 
     while ((got = expected_next(r, &elen)) > 0 || i < n_kept) {
         const char *act = i < n_kept ? r->cap.lines[kept[i]] : NULL;
@@ -1130,6 +1130,12 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
             return false;
         if (got > 0 && line_ignored(r, r->exp_line))
             continue;
+        if (got > 0) {
+            long k = hv_capture_attribute(&r->cap, r->exp_line);
+
+            if (k >= 0)
+                attributed_exp = k;
+        }
         r->n_actual += act != NULL;
         if (act) {
             long k = hv_capture_attribute(&r->cap, act);
@@ -1149,9 +1155,10 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
         d.actual = av;
         snprintf(d.path, sizeof(d.path), "%s line %ld", got > 0 ? "expected.txt" : "output",
                  got > 0 ? r->exp_lineno : (long)i + 1);
-        if (got > 0 && !act)
-            where = describe_expected(r, ev);
-        if (!where && attributed >= 0) {
+        /* name the input of the expected line: that is what the consumer got wrong */
+        if (got > 0 && attributed_exp >= 0)
+            attributed = attributed_exp;
+        if (attributed >= 0) {
             const struct hv_input_info *in = &r->cap.inputs[attributed];
             char buf[600];
 

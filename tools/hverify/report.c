@@ -81,6 +81,12 @@ void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size)
     long extra = c->expected_lines - c->messages;
     long differ = c->mismatch_count - (extra > 0 ? extra : 0);
 
+    if (c->consumer) { /* outputs are not one per input */
+        snprintf(buf, size, "%ld output line%s differ%s (%ld inputs, %ld expected lines)",
+                 c->mismatch_count, c->mismatch_count == 1 ? "" : "s",
+                 c->mismatch_count == 1 ? "s" : "", c->messages, c->expected_lines);
+        return;
+    }
     if (extra <= 0) {
         snprintf(buf, size, "%ld of %ld messages differ", c->mismatch_count, c->messages);
         return;
