@@ -115,8 +115,9 @@ static hc_err make_token(hc_broker *b, hc_error *err)
 
     if (rc != HC_OK)
         return rc;
-    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"iss\":\"hkit\"}",
-             b->api_key_id, now, now + 90LL * 86400);
+    snprintf(payload, sizeof(payload),
+             "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"iss\":\"hkit\"}", b->api_key_id, now,
+             now + 90LL * 86400);
     base64url((const unsigned char *)header, strlen(header), h64, sizeof(h64));
     base64url((const unsigned char *)payload, strlen(payload), p64, sizeof(p64));
     base64url(sig, sizeof(sig), s64, sizeof(s64));
@@ -560,8 +561,7 @@ static void fill_info(hc_broker *b, bool plain)
 
     snprintf(b->consumer_url, sizeof(b->consumer_url), "%s://127.0.0.1:%d",
              plain ? "mqtt" : "mqtts", i->consumer_port);
-    snprintf(b->publisher_url, sizeof(b->publisher_url), "mqtt://127.0.0.1:%d",
-             i->publisher_port);
+    snprintf(b->publisher_url, sizeof(b->publisher_url), "mqtt://127.0.0.1:%d", i->publisher_port);
     i->host = "127.0.0.1";
     i->consumer_url = b->consumer_url;
     i->cafile = b->cafile;
@@ -581,8 +581,8 @@ static hc_err set_id(char *dst, size_t size, const char *given, const char *what
         return random_uuid(dst, err);
     if (!*given || strlen(given) >= size || hc_topic_level_validate(given, NULL) != HC_OK ||
         strpbrk(given, " \t\r\n:"))
-        return hc_error_set(err, HC_ERR_INVALID, "invalid %s '%s': must be one topic level",
-                            what, given);
+        return hc_error_set(err, HC_ERR_INVALID, "invalid %s '%s': must be one topic level", what,
+                            given);
     snprintf(dst, size, "%s", given);
     return HC_OK;
 }
@@ -614,8 +614,8 @@ hc_err hc_broker_start(const struct hc_broker_options *o, hc_broker **out, hc_er
     snprintf(b->out_path, sizeof(b->out_path), "%s/mosquitto.out", b->dir);
     snprintf(b->conf_path, sizeof(b->conf_path), "%s/mosquitto.conf", b->dir);
     b->info.publisher_user = "hkit-publisher";
-    rc = set_id(b->integration_id, sizeof(b->integration_id), o->integration_id,
-                "integration id", err);
+    rc = set_id(b->integration_id, sizeof(b->integration_id), o->integration_id, "integration id",
+                err);
     if (rc == HC_OK)
         rc = set_id(b->api_key_id, sizeof(b->api_key_id), o->api_key_id, "api key id", err);
     if (rc == HC_OK && strcmp(b->api_key_id, b->info.publisher_user) == 0)
@@ -713,8 +713,8 @@ static void parse_line(hc_broker *b, char *line, hc_broker_event_fn fn, void *ct
         fn(ctx, &ev);
         return;
     }
-    if (strncmp(line, "Client ", 7) == 0 &&
-        ((p = strstr(line, " disconnected")) != NULL || (p = strstr(line, " closed its")) != NULL)) {
+    if (strncmp(line, "Client ", 7) == 0 && ((p = strstr(line, " disconnected")) != NULL ||
+                                             (p = strstr(line, " closed its")) != NULL)) {
         *p = '\0';
         ev.kind = HC_BROKER_DISCONNECTED;
         ev.client_id = line + 7;
@@ -772,8 +772,8 @@ hc_err hc_broker_poll_events(hc_broker *b, hc_broker_event_fn fn, void *ctx, hc_
 
 static void remove_dir(const char *dir)
 {
-    static const char *const files[] = {"ca.crt",  "server.crt",     "server.key",
-                                        "passwd",  "acl",            "token",
+    static const char *const files[] = {"ca.crt",         "server.crt",    "server.key",
+                                        "passwd",         "acl",           "token",
                                         "mosquitto.conf", "mosquitto.log", "mosquitto.out"};
     char path[700];
 

@@ -478,6 +478,12 @@ bool hc_proc_exited(hc_proc *p, int *status)
     return p->exited;
 }
 
+void hc_proc_request_stop(hc_proc *p)
+{
+    if (!hc_proc_exited(p, NULL) && p->pid > 0)
+        kill(p->pid, SIGTERM);
+}
+
 int hc_proc_stop(hc_proc *p, int *how)
 {
     int64_t until;

@@ -84,7 +84,8 @@ Test(broker, tls_consumer_with_token_subscribes_and_the_log_says_so)
     mo.password = i->publisher_password;
     cr_assert_eq(hc_mqtt_new(&mo, HC_MQTT_PUBLISHER, &pub, &err), HC_OK);
     cr_assert_eq(hc_mqtt_connect(pub, &err), HC_OK, "%s", err.message);
-    snprintf(topic, sizeof(topic), "haltian-iot/events/int-1/%s/measurements/co2/d1", i->api_key_id);
+    snprintf(topic, sizeof(topic), "haltian-iot/events/int-1/%s/measurements/co2/d1",
+             i->api_key_id);
     cr_assert_eq(hc_mqtt_publish(pub, "haltian-iot/events/other/x/measurements/co2/d1", "no", 2, 1,
                                  false, NULL, &err),
                  HC_OK);

@@ -366,8 +366,7 @@ static bool read_output(struct hv_consumer *c, hc_proc *p, struct reader *rd,
         memmove(rd->buf, rd->buf + start, rd->len - start);
         rd->len -= start;
         if (rd->len > MAX_OUTPUT_LINE)
-            return hc_error_set(err, HC_ERR_PARSE,
-                                "consumer output line %zu is longer than %d KiB",
+            return hc_error_set(err, HC_ERR_PARSE, "consumer output line %zu is longer than %d KiB",
                                 cap->n_lines + 1, MAX_OUTPUT_LINE >> 10) == HC_OK;
     }
     if (at_end && hc_proc_stdout(p) < 0 && rd->len) { /* a last line without '\n' */
@@ -454,21 +453,20 @@ static hc_err wait_ready(struct hv_consumer *c, hc_proc *p, struct reader *rd,
 
             hc_proc_describe_status(cap->exit_status, what, sizeof(what));
             return hc_error_set(err, HC_ERR_IO, "consumer %s before it %s%s%s", what,
-                                c->has_ready_re ? "printed a line matching --ready"
-                                                : "subscribed",
+                                c->has_ready_re ? "printed a line matching --ready" : "subscribed",
                                 tail[0] ? "; its stderr: " : "", tail);
         }
         if (tool_stop_requested)
             return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the consumer");
         if (now >= deadline)
-            return hc_error_set(
-                err, HC_ERR_TIMEOUT, "consumer not ready after %.3gs: %s%s%s",
-                (double)c->o->ready_timeout_ns / 1e9,
-                c->has_ready_re ? "no output line matched --ready"
-                : r.nonmatching[0] ? "its subscriptions match none of the case's topics"
-                : r.connected      ? "it connected but never subscribed"
-                                   : "it never connected to the broker",
-                tail[0] ? "; its stderr: " : "", tail);
+            return hc_error_set(err, HC_ERR_TIMEOUT, "consumer not ready after %.3gs: %s%s%s",
+                                (double)c->o->ready_timeout_ns / 1e9,
+                                c->has_ready_re ? "no output line matched --ready"
+                                : r.nonmatching[0]
+                                    ? "its subscriptions match none of the case's topics"
+                                : r.connected ? "it connected but never subscribed"
+                                              : "it never connected to the broker",
+                                tail[0] ? "; its stderr: " : "", tail);
         wait_output(p, 10);
     }
 }
@@ -529,8 +527,7 @@ static void stop_consumer(struct hv_consumer *c, hc_proc *p, struct reader *rd,
     cap->exited_early = exited;
     if (!exited)
         hc_proc_request_stop(p);
-    while ((hc_proc_stdout(p) >= 0 || !hc_proc_exited(p, NULL)) &&
-           hc_time_monotonic_ns() < until) {
+    while ((hc_proc_stdout(p) >= 0 || !hc_proc_exited(p, NULL)) && hc_time_monotonic_ns() < until) {
         if (!read_output(c, p, rd, cap, true, err))
             break;
         wait_output(p, 10);

@@ -175,7 +175,8 @@ static void find_cases(const char *dir, int depth, struct case_list *l)
         list_add(l, dir);
         return;
     }
-    if (depth > MAX_DEPTH)
+    /* a folder of cases for another mode (fixtures/consumers/): only when named as PATH */
+    if (depth > MAX_DEPTH || (depth > 0 && file_exists(dir, ".hverify-skip")))
         return;
     names = sorted_entries(dir, &n);
     for (size_t i = 0; i < n; i++) {

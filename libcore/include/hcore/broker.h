@@ -77,7 +77,7 @@ enum hc_broker_event_kind { HC_BROKER_CONNECTED, HC_BROKER_SUBSCRIBED, HC_BROKER
 struct hc_broker_event {
     enum hc_broker_event_kind kind;
     const char *client_id;
-    const char *user; /* the client's user name as seen when it connected; "" when none/unknown */
+    const char *user;   /* the client's user name as seen when it connected; "" when none/unknown */
     const char *filter; /* HC_BROKER_SUBSCRIBED: the topic filter */
     int qos;            /* HC_BROKER_SUBSCRIBED: the requested QoS */
 };

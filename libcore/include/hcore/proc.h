@@ -32,10 +32,10 @@ extern "C" {
 typedef struct hc_proc hc_proc;
 
 struct hc_proc_options {
-    const char *command;    /* run with /bin/sh -c */
-    const char *const *env; /* NULL, or a NULL-terminated list of "NAME=value" to set */
-    bool stdin_pipe;        /* a pipe the caller writes (hc_proc_stdin); false: /dev/null */
-    bool stdout_pty;        /* stdout through a pseudo-terminal instead of a pipe */
+    const char *command;        /* run with /bin/sh -c */
+    const char *const *env;     /* NULL, or a NULL-terminated list of "NAME=value" to set */
+    bool stdin_pipe;            /* a pipe the caller writes (hc_proc_stdin); false: /dev/null */
+    bool stdout_pty;            /* stdout through a pseudo-terminal instead of a pipe */
     int64_t interrupt_grace_ns; /* stop: SIGINT, this long, then SIGTERM; 0: SIGKILL at once */
     int64_t terminate_grace_ns; /* then this long before SIGKILL (0: 2 s) */
 };
@@ -77,6 +77,10 @@ bool hc_proc_exited(hc_proc *p, int *status);
  * says how it ended: 0 by itself, 1 on SIGINT, 2 on SIGTERM, 3 killed.
  */
 int hc_proc_stop(hc_proc *p, int *how);
+
+/* Asks for the stop that hc_proc_stop makes, without waiting: hc_proc_exited tells when the
+ * command and everything under it are gone (keep reading its output meanwhile). */
+void hc_proc_request_stop(hc_proc *p);
 
 /* "exited with status 3", "was killed by signal 9 (Killed)", ... */
 void hc_proc_describe_status(int status, char *buf, size_t size);
