@@ -169,4 +169,9 @@ bool hc__strmap_get(const struct hc__strmap *m, const char *key, size_t key_len,
 /* Adds key (must be absent) with value. HC_ERR_NOMEM. */
 hc_err hc__strmap_put(struct hc__strmap *m, const char *key, size_t key_len, size_t value);
 
+/* --- proc.c ------------------------------------------------------------------------------ */
+
+/* Default dispositions for every signal and an empty mask: for a child before it execs. */
+void hc__proc_default_signals(void);
+
 #endif

@@ -12,17 +12,20 @@
 #include "hverify.h"
 
 #include <ctype.h>
+#include <regex.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hcore/decode.h"
 #include "hcore/jsonl.h"
 #include "hcore/jsonout.h"
+#include "hcore/proc.h"
 #include "hcore/store.h"
 #include "hcore/timefmt.h"
 
@@ -172,7 +175,8 @@ static void find_cases(const char *dir, int depth, struct case_list *l)
         list_add(l, dir);
         return;
     }
-    if (depth > MAX_DEPTH)
+    /* a folder of cases for another mode (fixtures/consumers/): only when named as PATH */
+    if (depth > MAX_DEPTH || (depth > 0 && file_exists(dir, ".hverify-skip")))
         return;
     names = sorted_entries(dir, &n);
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +196,8 @@ static void report_leftovers(const char *dir, bool updating)
 {
     static const char *const known[] = {"input.jsonl",           "input.db",       "input.db-wal",
                                         "input.db-shm",          "expected.jsonl", "case.json",
-                                        "expected.jsonl.pending"};
+                                        "expected.jsonl.pending", "expected.txt",
+                                        "expected.txt.pending"};
     size_t n;
     char **names = sorted_entries(dir, &n);
 
@@ -266,8 +271,15 @@ static bool number_member(const cJSON *v, const char *what, double *out, char *w
 }
 
 /* Reads dir/case.json (optional) into cfg and *order. false with a reason in why. */
-static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order, char *why,
-                               size_t size)
+/* case.json members of the consumer mode */
+struct case_extra {
+    char *timing;
+    regex_t ign[HV_MAX_IGNORE];
+    size_t n_ign;
+};
+
+static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
+                               struct case_extra *extra, char *why, size_t size)
 {
     char *path = path_join(dir, "case.json");
     FILE *fp = path ? fopen(path, "rb") : NULL;
@@ -332,6 +344,32 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
                 if (!add_ignore(cfg, p->valuestring, reason, sizeof(reason)))
                     goto bad;
             }
+        } else if (strcmp(m->string, "timing") == 0) {
+            if (!cJSON_IsString(m)) {
+                snprintf(reason, sizeof(reason), "\"timing\" must be max, recorded or speed:X");
+                goto bad;
+            }
+            free(extra->timing);
+            extra->timing = xstrdup(m->valuestring);
+        } else if (strcmp(m->string, "ignore_lines") == 0) {
+            const cJSON *p;
+
+            cJSON_ArrayForEach(p, m)
+            {
+                if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
+                    regcomp(&extra->ign[extra->n_ign], p->valuestring,
+                            REG_EXTENDED | REG_NOSUB) != 0) {
+                    snprintf(reason, sizeof(reason),
+                             "\"ignore_lines\" must be an array of regexes (at most %d)",
+                             HV_MAX_IGNORE);
+                    goto bad;
+                }
+                extra->n_ign++;
+            }
+            if (!cJSON_IsArray(m)) {
+                snprintf(reason, sizeof(reason), "\"ignore_lines\" must be an array of regexes");
+                goto bad;
+            }
         } else if (strcmp(m->string, "tolerances") == 0) {
             const cJSON *t;
 
@@ -372,7 +410,7 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
         } else {
             snprintf(reason, sizeof(reason),
                      "unknown member \"%s\" (known: description, notes, source, abs_tol, "
-                     "rel_tol, tolerances, ignore, order)",
+                     "rel_tol, tolerances, ignore, order, timing, ignore_lines)",
                      m->string);
             goto bad;
         }
@@ -393,19 +431,8 @@ out:
 /* --- input: input.jsonl or input.db ------------------------------------------------------------
  */
 
-struct input {
-    hc_jsonl_reader *jr;
-    hc_store *st;
-    hc_cursor *cur;
-    /* Built-in decoder on input.jsonl: plain lines are read by hv_jsonl_simple until the first
-     * line it declines; from there on hc_jsonl_next reads (see input_fallback). */
-    bool fast;
-    struct hv_lines lines;
-    char *path;
-    long records; /* messages handed out so far */
-};
 
-static hc_err input_open(struct input *in, const char *dir, bool fast, hc_error *err)
+hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
     hc_err rc;
     bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
@@ -438,7 +465,7 @@ static hc_err input_open(struct input *in, const char *dir, bool fast, hc_error 
 
 /* Hands reading over to hc_jsonl_next at the line hv_jsonl_simple declined: a new reader skips
  * the messages already handed out (they are plain, so it reads them without error), once. */
-static hc_err input_fallback(struct input *in, hc_error *err)
+static hc_err input_fallback(struct hv_input *in, hc_error *err)
 {
     struct hc_jsonl_record rec;
     hc_err rc;
@@ -453,7 +480,7 @@ static hc_err input_fallback(struct input *in, hc_error *err)
     return rc;
 }
 
-static hc_err input_next(struct input *in, struct hc_msg *msg, hc_error *err)
+hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err)
 {
     hc_err rc;
 
@@ -498,7 +525,7 @@ static hc_err input_next(struct input *in, struct hc_msg *msg, hc_error *err)
     return hc_cursor_next(in->cur, msg, err);
 }
 
-static void input_close(struct input *in)
+void hv_input_close(struct hv_input *in)
 {
     hc_jsonl_reader_close(in->jr);
     hc_cursor_free(in->cur);
@@ -531,7 +558,7 @@ struct run {
     struct hv_case_result *res;
     hc_error err;
 
-    struct input in;
+    struct hv_input in;
     long n_input;
     bool input_done;
 
@@ -555,6 +582,11 @@ struct run {
     size_t feed_len;
 
     struct items exp_items, act_items;
+
+    struct hv_consumer *consumer; /* --consumer mode */
+    struct hv_capture cap;
+    struct case_extra extra;
+    bool text; /* compare plain lines against expected.txt */
 };
 
 static bool items_add(struct items *l, cJSON *value, const char *topic, long index)
@@ -585,6 +617,31 @@ static void items_free(struct items *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* "input 4 (co2, device ..., 2026-...)" for the input a line most likely belongs to, or NULL. */
+static char *describe_input_of(const struct run *r, const char *line)
+{
+    long i = hv_capture_attribute(&r->cap, line);
+    const struct hv_input_info *in;
+    char buf[600];
+
+    if (i < 0)
+        return NULL;
+    in = &r->cap.inputs[i];
+    snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", i + 1, in->type ? in->type : "?",
+             in->device, in->measured_at);
+    return xstrdup(buf);
+}
+
+static char *describe_expected(const struct run *r, const cJSON *expected)
+{
+    char *text = cJSON_IsString(expected) ? xstrdup(expected->valuestring)
+                                          : cJSON_PrintUnformatted(expected);
+    char *d = describe_input_of(r, text);
+
+    free(text);
+    return d;
+}
+
 static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
                          const char *note)
 {
@@ -602,6 +659,8 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
     m = &res->mm[res->n_mm++];
     m->message = message;
     m->topic = xstrdup(topic);
+    if (!topic && r->consumer && d && d->expected)
+        m->topic = describe_expected(r, d->expected);
     m->path = xstrdup(d ? d->path : "$");
     m->expected = d ? excerpt_json(d->expected) : NULL;
     m->actual = d ? excerpt_json(d->actual) : NULL;
@@ -862,7 +921,7 @@ static bool run_builtin(struct run *r)
     struct hc_msg msg;
     hc_err rc;
 
-    while ((rc = input_next(&r->in, &msg, &r->err)) == HC_OK) {
+    while ((rc = hv_input_next(&r->in, &msg, &r->err)) == HC_OK) {
         cJSON *out = NULL;
 
         r->n_input++;
@@ -925,7 +984,7 @@ static int feed(void *user, char **buf, size_t *len, size_t *cap, hc_error *err)
         return 0;
     rewind(r->feed_ms);
     /* About 64 KiB per call: large enough to keep the pipe full, small enough to stream. */
-    while (ftello(r->feed_ms) < 65536 && (rc = input_next(&r->in, &msg, err)) == HC_OK) {
+    while (ftello(r->feed_ms) < 65536 && (rc = hv_input_next(&r->in, &msg, err)) == HC_OK) {
         r->n_input++;
         if (!fifo_push(r, msg.topic))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory"), -1;
@@ -1027,9 +1086,214 @@ static bool run_external(struct run *r)
     return true;
 }
 
+/* --- the consumer mode ------------------------------------------------------------------------ */
+
+static bool line_ignored(const struct run *r, const char *line)
+{
+    for (size_t i = 0; i < r->extra.n_ign; i++)
+        if (regexec(&r->extra.ign[i], line, 0, NULL, 0) == 0)
+            return true;
+    for (size_t i = 0; i < r->o->n_ignore_line; i++) {
+        regex_t re;
+        bool hit;
+
+        if (regcomp(&re, r->o->ignore_line[i], REG_EXTENDED | REG_NOSUB) != 0)
+            continue; /* checked when parsed */
+        hit = regexec(&re, line, 0, NULL, 0) == 0;
+        regfree(&re);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+static bool blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return !*s;
+}
+
+/* Text mode: expected.txt against the output, line by line (blank and ignored lines skipped). */
+static bool compare_text(struct run *r, const long *kept, size_t n_kept)
+{
+    size_t elen, i = 0;
+    int got;
+    long attributed = -1, attributed_exp = -1;
+
+    while ((got = expected_next(r, &elen)) > 0 || i < n_kept) {
+        const char *act = i < n_kept ? r->cap.lines[kept[i]] : NULL;
+        cJSON *ev = NULL, *av = NULL;
+        struct hv_diff d;
+        char *where = NULL;
+
+        if (got < 0)
+            return false;
+        if (got > 0 && line_ignored(r, r->exp_line))
+            continue;
+        if (got > 0) {
+            long k = hv_capture_attribute(&r->cap, r->exp_line);
+
+            if (k >= 0)
+                attributed_exp = k;
+        }
+        r->n_actual += act != NULL;
+        if (act) {
+            long k = hv_capture_attribute(&r->cap, act);
+
+            if (k >= 0)
+                attributed = k; /* later lines of the same input carry no ids */
+        }
+        if (act)
+            pending_write(r, act, strlen(act));
+        if (got > 0 && act && strcmp(act, r->exp_line) == 0) {
+            i++;
+            continue;
+        }
+        ev = got > 0 ? cJSON_CreateString(r->exp_line) : NULL;
+        av = act ? cJSON_CreateString(act) : NULL;
+        d.expected = ev;
+        d.actual = av;
+        snprintf(d.path, sizeof(d.path), "%s line %ld", got > 0 ? "expected.txt" : "output",
+                 got > 0 ? r->exp_lineno : (long)i + 1);
+        /* name the input of the expected line: that is what the consumer got wrong */
+        if (got > 0 && attributed_exp >= 0)
+            attributed = attributed_exp;
+        if (attributed >= 0) {
+            const struct hv_input_info *in = &r->cap.inputs[attributed];
+            char buf[600];
+
+            snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", attributed + 1,
+                     in->type ? in->type : "?", in->device, in->measured_at);
+            where = xstrdup(buf);
+        }
+        add_mismatch(r, act ? (long)i + 1 : 0, where ? where : "", &d,
+                     !act ? "no output line for this expected line"
+                     : got == 0 ? "expected.txt has no line for this output line"
+                                : NULL);
+        free(where);
+        cJSON_Delete(ev);
+        cJSON_Delete(av);
+        if (got == 0 && !act)
+            break;
+        i++;
+        if (got == 0 && i >= n_kept)
+            break;
+    }
+    return got >= 0;
+}
+
+/* Latency through the consumer: each input's publish to the first output line naming it. */
+static void latency_figures(struct run *r)
+{
+    size_t n = r->cap.n_inputs, m = 0;
+    double *ms = calloc(n ? n : 1, sizeof(double));
+    bool *seen = calloc(n ? n : 1, sizeof(bool));
+
+    if (!ms || !seen)
+        goto out;
+    for (size_t i = 0; i < r->cap.n_lines; i++) {
+        long k = hv_capture_attribute(&r->cap, r->cap.lines[i]);
+
+        if (k < 0 || seen[k] || !r->cap.inputs[k].sent_ns)
+            continue;
+        seen[k] = true;
+        ms[m++] = (double)(r->cap.line_ns[i] - r->cap.inputs[k].sent_ns) / 1e6;
+    }
+    for (size_t i = 1; i < m; i++) /* few values: insertion sort */
+        for (size_t j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
+            double t = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = t;
+        }
+    r->res->latency_n = (long)m;
+    if (m) {
+        r->res->latency_p50_ms = ms[(m - 1) / 2];
+        r->res->latency_p99_ms = ms[(size_t)((double)(m - 1) * 0.99 + 0.5)];
+        r->res->latency_max_ms = ms[m - 1];
+    }
+out:
+    free(ms);
+    free(seen);
+}
+
+static void consumer_figures(struct run *r, hc_err rc)
+{
+    static const char *const how[] = {"by itself", "after SIGINT", "after SIGTERM",
+                                      "killed: it ignored SIGINT and SIGTERM"};
+    char what[200], buf[300];
+
+    r->res->consumer = true;
+    r->res->inputs_sent = r->cap.sent;
+    r->res->outputs = (long)r->cap.n_lines;
+    if (r->cap.stop_how == 1 && WIFSIGNALED(r->cap.exit_status) &&
+        WTERMSIG(r->cap.exit_status) == SIGINT)
+        snprintf(what, sizeof(what), "stopped"); /* sh -c itself dies of the SIGINT */
+    else
+        hc_proc_describe_status(r->cap.exit_status, what, sizeof(what));
+    snprintf(buf, sizeof(buf), "%s %s%s", what,
+             how[r->cap.stop_how >= 0 && r->cap.stop_how <= 3 ? r->cap.stop_how : 3],
+             r->cap.exited_early && rc == HC_OK ? " before the case ended" : "");
+    r->res->consumer_exit = xstrdup(buf);
+    if (r->cap.stderr_tail[0])
+        r->res->stderr_tail = xstrdup(r->cap.stderr_tail);
+    latency_figures(r);
+}
+
+static bool run_consumer(struct run *r)
+{
+    const char *timing = r->o->timing ? r->o->timing : r->extra.timing;
+    long *kept = NULL;
+    size_t n_kept = 0;
+    hc_err rc;
+    bool ok = true;
+
+    rc = hv_consumer_run_case(r->consumer, r->dir, timing, &r->cap, &r->err);
+    consumer_figures(r, rc);
+    r->n_input = (long)r->cap.n_inputs;
+    if (rc != HC_OK)
+        return false;
+    kept = calloc(r->cap.n_lines + 1, sizeof(long));
+    if (!kept)
+        return hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory") == HC_OK;
+    for (size_t i = 0; i < r->cap.n_lines; i++)
+        if (!blank(r->cap.lines[i]) && !line_ignored(r, r->cap.lines[i]))
+            kept[n_kept++] = (long)i;
+    if (r->text) {
+        ok = compare_text(r, kept, n_kept);
+    } else {
+        for (size_t i = 0; i < n_kept && ok; i++) {
+            const char *line = r->cap.lines[kept[i]], *end = NULL;
+            size_t len = strlen(line);
+            cJSON *v = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+            char *where = describe_input_of(r, line);
+
+            if (v && end != line + len) {
+                cJSON_Delete(v);
+                v = NULL;
+            }
+            if (!v) {
+                cJSON *raw = cJSON_CreateString(line);
+                struct hv_diff d = {"$", NULL, raw};
+
+                r->n_actual++;
+                add_mismatch(r, (long)r->n_actual, where, &d,
+                             "the consumer printed a line that is not JSON (--text compares "
+                             "plain lines; --ignore-line skips it)");
+                cJSON_Delete(raw);
+            } else {
+                ok = sink(r, v, line, len, where);
+            }
+            free(where);
+        }
+    }
+    free(kept);
+    return ok;
+}
+
 static void run_release(struct run *r)
 {
-    input_close(&r->in);
+    hv_input_close(&r->in);
     hv_lines_close(&r->exp);
     hc_jsonout_release(&r->print);
     while (r->fifo_len)
@@ -1041,6 +1305,10 @@ static void run_release(struct run *r)
     items_free(&r->exp_items);
     items_free(&r->act_items);
     hv_cfg_release(&r->cfg);
+    hv_capture_release(&r->cap);
+    free(r->extra.timing);
+    for (size_t i = 0; i < r->extra.n_ign; i++)
+        regfree(&r->extra.ign[i]);
 }
 
 /* Builds the effective settings: command line and case.json together. */
@@ -1052,7 +1320,7 @@ static bool case_settings(struct run *r)
 
     r->cfg.abs_tol = 0;
     r->cfg.rel_tol = 0;
-    if (!load_case_settings(r->dir, &r->cfg, &case_order, why, sizeof(why))) {
+    if (!load_case_settings(r->dir, &r->cfg, &case_order, &r->extra, why, sizeof(why))) {
         hc_error_set(&r->err, HC_ERR_PARSE, "%s", why);
         return false;
     }
@@ -1076,17 +1344,18 @@ static void accept_command(const struct hverify_opts *o, const char *dir, char *
     char qdir[4 * 1024 + 3], qdec[4 * 1024 + 3];
 
     tool_shell_quote(qdir, sizeof(qdir), dir);
-    if (o->decoder) {
-        tool_shell_quote(qdec, sizeof(qdec), o->decoder);
-        snprintf(out, size, "hverify --update --accept --decoder %s %s", qdec, qdir);
+    if (o->decoder || o->consumer) {
+        tool_shell_quote(qdec, sizeof(qdec), o->decoder ? o->decoder : o->consumer);
+        snprintf(out, size, "hverify --update --accept %s %s %s",
+                 o->decoder ? "--decoder" : "--consumer", qdec, qdir);
     } else {
         snprintf(out, size, "hverify --update --accept %s", qdir);
     }
 }
 
 /* Runs one case into res. */
-static void run_case(const struct hverify_opts *o, const char *dir, struct hv_case_result *res,
-                     bool writes_allowed)
+static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer, const char *dir,
+                     struct hv_case_result *res, bool writes_allowed)
 {
     struct run r;
     char *exp_path = path_join(dir, "expected.jsonl");
@@ -1098,14 +1367,23 @@ static void run_case(const struct hverify_opts *o, const char *dir, struct hv_ca
     r.o = o;
     r.dir = dir;
     r.res = res;
+    r.consumer = consumer;
     res->name = xstrdup(dir);
+    res->consumer = consumer != NULL;
+    if (consumer && (o->text || file_exists(dir, "expected.txt"))) {
+        r.text = true;
+        free(exp_path);
+        free(pend_path);
+        exp_path = path_join(dir, "expected.txt");
+        pend_path = path_join(dir, "expected.txt.pending");
+    }
     if (!exp_path || !pend_path) {
         hc_error_set(&r.err, HC_ERR_NOMEM, "out of memory");
         goto done;
     }
     if (!case_settings(&r))
         goto done;
-    if (input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
+    if (!consumer && hv_input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
         goto done;
     if (hv_lines_open(&r.exp, exp_path, &r.err) == HC_OK) {
         r.has_exp = true;
@@ -1129,9 +1407,9 @@ static void run_case(const struct hverify_opts *o, const char *dir, struct hv_ca
             goto done;
         }
     }
-    if (!(o->decoder ? run_external(&r) : run_builtin(&r)))
+    if (!(consumer ? run_consumer(&r) : o->decoder ? run_external(&r) : run_builtin(&r)))
         goto done;
-    if (!(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
+    if (!r.text && !(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
         goto done;
     if (!r.has_exp)
         r.changed = true;
@@ -1188,6 +1466,21 @@ done:
 
 /* --- text report ---------------------------------------------------------------------------- */
 
+static void print_figures(FILE *fp, const struct hv_case_result *c)
+{
+    if (!c->consumer)
+        return;
+    fprintf(fp, "  %ld inputs sent, %ld output lines", c->inputs_sent, c->outputs);
+    if (c->latency_n)
+        fprintf(fp, ", latency p50 %.1f ms, p99 %.1f ms, max %.1f ms (%ld inputs matched)",
+                c->latency_p50_ms, c->latency_p99_ms, c->latency_max_ms, c->latency_n);
+    if (c->consumer_exit)
+        fprintf(fp, "; consumer %s", c->consumer_exit);
+    fputc('\n', fp);
+    if (c->status != HV_PASSED && c->stderr_tail)
+        fprintf(fp, "  its stderr: %s\n", c->stderr_tail);
+}
+
 static void print_case(const struct hverify_opts *o, const struct hv_case_result *c)
 {
     FILE *fp = stdout;
@@ -1196,12 +1489,15 @@ static void print_case(const struct hverify_opts *o, const struct hv_case_result
     if (o->json || o->verbosity < 1)
         return;
     if (c->status == HV_PASSED) {
-        if (o->verbosity >= 2)
+        if (o->verbosity >= 2) {
             fprintf(fp, "ok    %s (%ld messages)\n", c->name, c->messages);
+            print_figures(fp, c);
+        }
         return;
     }
     if (c->status == HV_ERROR) {
         fprintf(fp, "ERROR %s: %s\n", c->name, c->error);
+        print_figures(fp, c);
         return;
     }
     hv_case_summary(c, summary, sizeof(summary));
@@ -1210,10 +1506,10 @@ static void print_case(const struct hverify_opts *o, const struct hv_case_result
         const struct hv_mismatch *m = &c->mm[i];
 
         if (m->message)
-            fprintf(fp, "  message %ld", m->message);
+            fprintf(fp, c->consumer ? "  output line %ld" : "  message %ld", m->message);
         else
-            fprintf(fp, "  expected.jsonl");
-        if (m->topic)
+            fprintf(fp, c->consumer ? "  missing output" : "  expected.jsonl");
+        if (m->topic && *m->topic)
             fprintf(fp, " (%s)", m->topic);
         fprintf(fp, ": at %s: expected %s, got %s\n", m->path,
                 m->expected ? m->expected : "(missing)", m->actual ? m->actual : "(missing)");
@@ -1223,6 +1519,7 @@ static void print_case(const struct hverify_opts *o, const struct hv_case_result
     if ((long)c->n_mm < c->mismatch_count)
         fprintf(fp, "  ... and %ld more (--max-report 0 shows all)\n",
                 c->mismatch_count - (long)c->n_mm);
+    print_figures(fp, c);
     accept_command(o, c->name, cmd, sizeof(cmd));
     fprintf(fp, "  accept the new output: %s\n", cmd);
 }
@@ -1275,6 +1572,8 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
         free(r[i].mm);
         free(r[i].name);
         free(r[i].error);
+        free(r[i].consumer_exit);
+        free(r[i].stderr_tail);
     }
     free(r);
 }
@@ -1322,6 +1621,7 @@ int hverify_run(const struct hverify_opts *o)
     int code = TOOL_EXIT_OK;
     bool writes_allowed = !ci_mode() || o->force, interrupted = false;
     size_t cases_run;
+    struct hv_consumer *consumer = NULL;
 
     tool_signals_install(); /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
@@ -1332,6 +1632,15 @@ int hverify_run(const struct hverify_opts *o)
     if (o->accept && !o->update) {
         code = accept_pending(o, &cases);
         goto out;
+    }
+    if (o->consumer) {
+        hc_error err = HC_ERROR_INIT;
+
+        if (hv_consumer_open(o, &consumer, &err) != HC_OK) {
+            tool_error("%s", err.message);
+            code = TOOL_EXIT_FAILURE;
+            goto out;
+        }
     }
     results = calloc(cases.n ? cases.n : 1, sizeof(*results));
     if (!results) {
@@ -1347,7 +1656,7 @@ int hverify_run(const struct hverify_opts *o)
             break;
         }
         report_leftovers(cases.dirs[i], o->update);
-        run_case(o, cases.dirs[i], &results[i], writes_allowed);
+        run_case(o, consumer, cases.dirs[i], &results[i], writes_allowed);
         print_case(o, &results[i]);
         if (results[i].status == HV_PASSED)
             passed++;
@@ -1377,6 +1686,7 @@ int hverify_run(const struct hverify_opts *o)
     else if (failed)
         code = TOOL_EXIT_MISMATCH;
 out:
+    hv_consumer_close(consumer);
     if (results)
         hverify_free_results(results, cases.n);
     for (size_t i = 0; i < cases.n; i++)

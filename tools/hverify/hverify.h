@@ -14,6 +14,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "hcore/jsonl.h"
+#include "hcore/msg.h"
+#include "hcore/store.h"
 #include "tool.h"
 
 #define HV_MAX_IGNORE 64
@@ -40,6 +43,19 @@ struct hverify_opts {
     const char *junit;   /* JUnit XML file, or NULL */
     long max_report;     /* mismatching messages detailed per case; 0 = all */
     int verbosity;       /* 0 summary only, 1 failures, 2 every case */
+
+    /* --consumer mode */
+    const char *consumer;      /* shell command of the user's MQTT consumer, or NULL */
+    bool broker_plain;         /* --broker plain: the consumer gets plain MQTT */
+    const char *ready;         /* --ready REGEX on its output, or NULL: its subscription */
+    int64_t ready_timeout_ns;  /* default 10 s */
+    int64_t settle_ns;         /* default 500 ms */
+    int64_t stop_grace_ns;     /* SIGINT -> SIGTERM -> SIGKILL steps, default 2 s */
+    const char *timing;        /* max, recorded, speed:X; NULL: case.json's, else max */
+    bool text;                 /* compare plain lines (also when a case has expected.txt) */
+    const char *ignore_line[HV_MAX_IGNORE]; /* regexes of output lines to skip */
+    size_t n_ignore_line;
+    const char *integration_id, *api_key_id; /* NULL: random per run */
 };
 
 void hverify_opts_init(struct hverify_opts *o);
@@ -142,6 +158,25 @@ hc_err hv_lines_next(struct hv_lines *l, char **line, size_t *len, hc_error *err
 /* Accepts a zeroed or closed l. */
 void hv_lines_close(struct hv_lines *l);
 
+/* A case's input: input.jsonl or input.db. */
+struct hv_input {
+    hc_jsonl_reader *jr;
+    hc_store *st;
+    hc_cursor *cur;
+    /* Built-in decoder on input.jsonl: plain lines are read by hv_jsonl_simple until the first
+     * line it declines; from there on hc_jsonl_next reads (see input_fallback). */
+    bool fast;
+    struct hv_lines lines;
+    char *path;
+    long records; /* messages handed out so far */
+};
+
+/* Opens the case's input (fast: the built-in decoder's line reader for plain lines). */
+hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err);
+/* Next message, borrowed until the next call: HC_OK, HC_DONE, or an error naming the file. */
+hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err);
+void hv_input_close(struct hv_input *in);
+
 /* What the built-in decoder needs of an input line. Pointers borrow from the line. */
 struct hv_simple_line {
     const char *topic;            /* NUL-terminated, not empty */
@@ -153,6 +188,47 @@ struct hv_simple_line {
  * of the common plain shape that hc_jsonl_next accepts with exactly this topic and payload;
  * false (line clobbered) for anything else, which the caller then reads with hc_jsonl_next. */
 bool hv_jsonl_simple(char *line, size_t len, struct hv_simple_line *out);
+
+/* --- the consumer mode (consumer.c) ----------------------------------------------------------- */
+
+/* One input message of a case as the consumer saw it. */
+struct hv_input_info {
+    char *topic;       /* rewritten to the run's ids */
+    char *type;        /* measurement type (topic level 6), or NULL */
+    char *device;      /* device id (the last topic level), or NULL */
+    char *measured_at; /* from the payload, or NULL */
+    int64_t sent_ns;   /* CLOCK_MONOTONIC when the replay engine took it; 0 if never */
+};
+
+/* What one case produced. */
+struct hv_capture {
+    char **lines; /* output lines, without line ends, in arrival order */
+    int64_t *line_ns; /* CLOCK_MONOTONIC arrival of each */
+    size_t n_lines, cap_lines;
+    struct hv_input_info *inputs;
+    size_t n_inputs;
+    long sent, failed; /* replay figures */
+    int exit_status;   /* the consumer's wait status */
+    int stop_how;      /* 0 it exited by itself, 1 SIGINT, 2 SIGTERM, 3 killed */
+    bool exited_early; /* it exited by itself before it was asked to stop */
+    char stderr_tail[1024];
+    char timing[32];
+};
+
+struct hv_consumer; /* the run: the private broker, ids */
+
+/* Starts the private broker for the run. */
+hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, hc_error *err);
+/* Runs the consumer over one case: readiness, replay, completion, stop. timing: "max",
+ * "recorded" or "speed:X". HC_OK with *cap filled (even when the consumer died: see the
+ * figures); an error (one line, with its stderr tail) when the case could not run. */
+hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *timing,
+                            struct hv_capture *cap, hc_error *err);
+/* Which input an output line (or expected line) most likely belongs to: its device id and
+ * measured_at both appear in it. -1 when none. */
+long hv_capture_attribute(const struct hv_capture *cap, const char *line);
+void hv_capture_release(struct hv_capture *cap);
+void hv_consumer_close(struct hv_consumer *c);
 
 /* --- reports (report.c) ---------------------------------------------------------------------- */
 
@@ -177,6 +253,14 @@ struct hv_case_result {
     size_t n_mm;
     char *error; /* HV_ERROR: why */
     double seconds;
+
+    /* --consumer mode figures */
+    bool consumer;
+    long inputs_sent, outputs;
+    long latency_n;                              /* inputs matched to an output */
+    double latency_p50_ms, latency_p99_ms, latency_max_ms;
+    char *consumer_exit; /* "exited with status 0 after SIGINT", ... */
+    char *stderr_tail;   /* on failure */
 };
 
 /* One line on what failed: "2 of 5 messages differ", or, when expected.jsonl has more lines

@@ -5,6 +5,8 @@
 #include "hverify.h"
 
 #include <getopt.h>
+#include <regex.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -20,6 +22,17 @@ enum {
     OPT_JSON,
     OPT_JUNIT,
     OPT_MAX_REPORT,
+    OPT_CONSUMER,
+    OPT_BROKER,
+    OPT_READY,
+    OPT_READY_TIMEOUT,
+    OPT_SETTLE,
+    OPT_STOP_GRACE,
+    OPT_TIMING,
+    OPT_TEXT,
+    OPT_IGNORE_LINE,
+    OPT_INTEGRATION_ID,
+    OPT_API_KEY_ID,
     OPT_HELP
 };
 
@@ -29,14 +42,43 @@ static const char usage[] =
     "Runs a decoder over fixture cases and compares its output with the expected output.\n"
     "PATH is a case directory (input.jsonl or input.db, expected.jsonl, optional case.json)\n"
     "or a folder searched recursively for cases, run in name order. case.json members:\n"
-    "description, notes, source (text), abs_tol, rel_tol, tolerances, ignore, order.\n"
+    "description, notes, source (text), abs_tol, rel_tol, tolerances, ignore, order;\n"
+    "with --consumer also timing, ignore_lines.\n"
     "\n"
     "Decoder:\n"
     "  --decoder 'CMD ARGS'  run CMD with sh -c once per case: input messages as JSON lines\n"
     "                        on its stdin, one JSON value per line expected on its stdout\n"
     "                        (default: hkit's built-in decoder)\n"
-    "  --timeout DURATION    per-case limit for --decoder, e.g. 500ms, 30s (default 60s);\n"
-    "                        the decoder's process group is killed when it passes\n"
+    "  --timeout DURATION    per-case limit for --decoder or --consumer, e.g. 500ms, 30s\n"
+    "                        (default 60s); the process group is killed when it passes\n"
+    "";
+
+static const char usage_consumer[] =
+    "Consumer (an MQTT client tested end to end; see hverify(1)):\n"
+    "  --consumer 'CMD'      run CMD with sh -c once per case against a private Mosquitto\n"
+    "                        (TLS, a CA made for the run, password auth, an ACL as Haltian's);\n"
+    "                        replay the case's input once it has subscribed to a matching\n"
+    "                        filter; compare what it prints on stdout (a pseudo-terminal, so\n"
+    "                        stdio and Python print line by line). Its environment:\n"
+    "                        HALTIAN_MQTT_HOST, HALTIAN_MQTT_PORT, HALTIAN_MQTT_URL,\n"
+    "                        HALTIAN_API_KEY_ID, HALTIAN_API_KEY_TOKEN, HALTIAN_INTEGRATION_ID,\n"
+    "                        HKIT_CAFILE, HVERIFY_CASE; placeholders in CMD: {host} {port}\n"
+    "                        {url} {cafile} {api_key_id} {integration_id} {token_file}\n"
+    "  --broker MODE         tls (default) or plain: what the consumer's listener speaks\n"
+    "  --ready REGEX         replay once an output line matches REGEX (default: once it has\n"
+    "                        subscribed to a filter matching the case's topics)\n"
+    "  --ready-timeout DURATION  give up on a consumer not ready by then (default 10s)\n"
+    "  --settle DURATION     a case ends when every input is acknowledged and the output has\n"
+    "                        been still this long (default 500ms), or at --timeout\n"
+    "  --stop-grace DURATION the consumer is stopped with SIGINT, SIGTERM after this long,\n"
+    "                        SIGKILL after as long again (default 2s)\n"
+    "  --timing MODE         max (default), recorded or speed:X; overrides case.json's timing\n"
+    "  --text                compare plain lines (the default when a case has expected.txt)\n"
+    "  --ignore-line REGEX   skip output lines matching REGEX (repeatable; also case.json's\n"
+    "                        ignore_lines)\n"
+    "  --integration-id ID, --api-key-id ID  the run's ids (default: random UUIDs)\n";
+
+static const char usage_rest[] =
     "Comparison (structural: key order and whitespace never matter):\n"
     "  --abs-tol X           numbers may differ by X\n"
     "  --rel-tol X           numbers may differ by X times the larger magnitude\n"
@@ -68,6 +110,9 @@ void hverify_opts_init(struct hverify_opts *o)
     memset(o, 0, sizeof(*o));
     o->timeout_ns = 60LL * 1000000000LL;
     o->max_report = 10;
+    o->ready_timeout_ns = 10LL * 1000000000LL;
+    o->settle_ns = 500LL * 1000000LL;
+    o->stop_grace_ns = 2LL * 1000000000LL;
     o->verbosity = 1;
 }
 
@@ -88,6 +133,17 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"max-report", required_argument, NULL, OPT_MAX_REPORT},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
+        {"consumer", required_argument, NULL, OPT_CONSUMER},
+        {"broker", required_argument, NULL, OPT_BROKER},
+        {"ready", required_argument, NULL, OPT_READY},
+        {"ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT},
+        {"settle", required_argument, NULL, OPT_SETTLE},
+        {"stop-grace", required_argument, NULL, OPT_STOP_GRACE},
+        {"timing", required_argument, NULL, OPT_TIMING},
+        {"text", no_argument, NULL, OPT_TEXT},
+        {"ignore-line", required_argument, NULL, OPT_IGNORE_LINE},
+        {"integration-id", required_argument, NULL, OPT_INTEGRATION_ID},
+        {"api-key-id", required_argument, NULL, OPT_API_KEY_ID},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -170,8 +226,85 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         case 'v':
             o->verbosity = 2;
             break;
+        case OPT_CONSUMER:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --consumer: must not be empty");
+            o->consumer = optarg;
+            break;
+        case OPT_BROKER:
+            if (strcmp(optarg, "tls") != 0 && strcmp(optarg, "plain") != 0)
+                return tool_usage_error("invalid value '%s' for --broker: expected tls or plain",
+                                        optarg);
+            o->broker_plain = strcmp(optarg, "plain") == 0;
+            break;
+        case OPT_READY: {
+            regex_t re;
+
+            if (regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB) != 0)
+                return tool_usage_error("invalid value '%s' for --ready: not a regex", optarg);
+            regfree(&re);
+            o->ready = optarg;
+            break;
+        }
+        case OPT_READY_TIMEOUT:
+        case OPT_SETTLE:
+        case OPT_STOP_GRACE: {
+            const char *name = opt == OPT_READY_TIMEOUT ? "--ready-timeout"
+                               : opt == OPT_SETTLE      ? "--settle"
+                                                        : "--stop-grace";
+            int64_t *dst = opt == OPT_READY_TIMEOUT ? &o->ready_timeout_ns
+                           : opt == OPT_SETTLE      ? &o->settle_ns
+                                                    : &o->stop_grace_ns;
+
+            r = tool_parse_duration_ns(name, optarg, dst);
+            if (r == OPTS_OK && *dst <= 0)
+                return tool_usage_error("invalid value '%s' for %s: must be > 0", optarg, name);
+            break;
+        }
+        case OPT_TIMING: {
+            char *end;
+            double x;
+
+            if (strncmp(optarg, "speed:", 6) == 0) {
+                x = strtod(optarg + 6, &end);
+                if (end == optarg + 6 || *end || !(x > 0) || x > 1e9)
+                    return tool_usage_error(
+                        "invalid value '%s' for --timing: speed:X needs a number X > 0", optarg);
+            } else if (strcmp(optarg, "max") != 0 && strcmp(optarg, "recorded") != 0) {
+                return tool_usage_error(
+                    "invalid value '%s' for --timing: expected max, recorded or speed:X", optarg);
+            }
+            o->timing = optarg;
+            break;
+        }
+        case OPT_TEXT:
+            o->text = true;
+            break;
+        case OPT_IGNORE_LINE: {
+            regex_t re;
+
+            if (o->n_ignore_line >= HV_MAX_IGNORE)
+                return tool_usage_error("too many --ignore-line options (at most %d)",
+                                        HV_MAX_IGNORE);
+            if (regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB) != 0)
+                return tool_usage_error("invalid value '%s' for --ignore-line: not a regex",
+                                        optarg);
+            regfree(&re);
+            o->ignore_line[o->n_ignore_line++] = optarg;
+            break;
+        }
+        case OPT_INTEGRATION_ID:
+        case OPT_API_KEY_ID:
+            if (!*optarg || strchr(optarg, '/') || strchr(optarg, '+') || strchr(optarg, '#'))
+                return tool_usage_error("invalid value '%s' for %s: must be one topic level",
+                                        optarg,
+                                        opt == OPT_API_KEY_ID ? "--api-key-id" : "--integration-id");
+            *(opt == OPT_API_KEY_ID ? &o->api_key_id : &o->integration_id) = optarg;
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
+            fputs(usage_consumer, stdout);
+            fputs(usage_rest, stdout);
             return OPTS_HELP;
         case ':':
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -186,6 +319,12 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
             return tool_usage_error("'accept' takes no --update (it only moves pending files)");
         o->accept = true;
     }
+    if (o->consumer && o->decoder)
+        return tool_usage_error("--consumer and --decoder cannot be combined");
+    if (!o->consumer && (o->ready || o->timing || o->text || o->n_ignore_line ||
+                         o->integration_id || o->api_key_id || o->broker_plain))
+        return tool_usage_error("--broker, --ready, --timing, --text, --ignore-line, "
+                                "--integration-id and --api-key-id need --consumer");
     if (optind >= argc)
         return tool_usage_error("no case or folder given");
     o->paths = (const char **)(argv + optind);

@@ -81,6 +81,12 @@ void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size)
     long extra = c->expected_lines - c->messages;
     long differ = c->mismatch_count - (extra > 0 ? extra : 0);
 
+    if (c->consumer) { /* outputs are not one per input */
+        snprintf(buf, size, "%ld output line%s differ%s (%ld inputs, %ld expected lines)",
+                 c->mismatch_count, c->mismatch_count == 1 ? "" : "s",
+                 c->mismatch_count == 1 ? "s" : "", c->messages, c->expected_lines);
+        return;
+    }
     if (extra <= 0) {
         snprintf(buf, size, "%ld of %ld messages differ", c->mismatch_count, c->messages);
         return;
@@ -190,6 +196,22 @@ bool hv_report_json(FILE *fp, const struct hv_case_result *r, size_t n)
         cJSON_AddNumberToObject(jc, "messages", (double)c->messages);
         cJSON_AddNumberToObject(jc, "mismatch_count", (double)c->mismatch_count);
         cJSON_AddNumberToObject(jc, "seconds", c->seconds);
+        if (c->consumer) {
+            cJSON *f = cJSON_AddObjectToObject(jc, "consumer");
+
+            cJSON_AddNumberToObject(f, "inputs_sent", (double)c->inputs_sent);
+            cJSON_AddNumberToObject(f, "outputs", (double)c->outputs);
+            cJSON_AddNumberToObject(f, "latency_matched", (double)c->latency_n);
+            if (c->latency_n) {
+                cJSON_AddNumberToObject(f, "latency_p50_ms", c->latency_p50_ms);
+                cJSON_AddNumberToObject(f, "latency_p99_ms", c->latency_p99_ms);
+                cJSON_AddNumberToObject(f, "latency_max_ms", c->latency_max_ms);
+            }
+            if (c->consumer_exit)
+                cJSON_AddStringToObject(f, "exit", c->consumer_exit);
+            if (c->stderr_tail)
+                cJSON_AddStringToObject(f, "stderr_tail", c->stderr_tail);
+        }
         if (c->error)
             cJSON_AddStringToObject(jc, "error", c->error);
         mms = cJSON_AddArrayToObject(jc, "mismatches");
