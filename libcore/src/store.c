@@ -511,6 +511,22 @@ static hc_err validate_schema(hc_store *st, hc_error *err)
     if (version < 1 || tables != 4)
         return hc_error_set(err, HC_ERR_NOT_RECORDING,
                             "'%s' is not an hkit recording (schema incomplete)", st->path);
+    st->schema_version = (int)version;
+    if (version >= 2) {
+        rc = hc__store_query_int(st,
+                                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
+                                 " IN ('summary_state', 'summary_topics', 'summary_minutes',"
+                                 " 'summary_sessions', 'summary_sizes', 'summary_errors',"
+                                 " 'time_runs')",
+                                 &tables);
+        if (rc != SQLITE_OK)
+            return hc__store_fail(st, rc, err, "open");
+        if (tables != 7)
+            return hc_error_set(err, HC_ERR_NOT_RECORDING,
+                                "'%s' is not an hkit recording (schema version %lld without its "
+                                "summary tables)",
+                                st->path, (long long)version);
+    }
     if (stat(st->path, &sb) == 0 && sb.st_size <= STORE_QUICK_CHECK_MAX_BYTES) {
         sqlite3_stmt *stmt = NULL;
         const char *result = NULL;
@@ -561,6 +577,8 @@ static hc_err create_schema(hc_store *st, hc_error *err)
     if (code != HC_OK)
         return code;
     code = hc__store_exec(st, SCHEMA_SQL, err, "create");
+    if (code == HC_OK)
+        code = hc__store_exec(st, hc__summary_schema_sql, err, "create");
     if (code != HC_OK)
         goto out;
     snprintf(sql, sizeof(sql),
@@ -588,7 +606,7 @@ static hc_err prepare_writer(hc_store *st, hc_error *err)
                             "payload_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             -1, SQLITE_PREPARE_PERSISTENT, &st->insert_message, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v3(st->db, "SELECT id FROM topics WHERE name = ?", -1,
+        rc = sqlite3_prepare_v3(st->db, "SELECT id, type FROM topics WHERE name = ?", -1,
                                 SQLITE_PREPARE_PERSISTENT, &st->select_topic, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(st->db,
@@ -728,10 +746,14 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
                                   err, "open");
         if (code == HC_OK)
             code = set_autocheckpoint(st, err);
-        if (code == HC_OK && created)
+        if (code == HC_OK && created) {
             code = create_schema(st, err);
+            st->schema_version = HC_STORE_SCHEMA_VERSION;
+        }
         if (code == HC_OK)
             code = prepare_writer(st, err);
+        if (code == HC_OK)
+            code = hc__summary_writer_open(st, err);
     } else {
         code = hc__store_exec(st, "PRAGMA query_only = ON", err, "open");
     }
@@ -812,8 +834,8 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
 
     if (!st)
         return HC_OK;
-    if (st->db && st->in_batch)
-        code = hc__store_commit(st, err);
+    if (st->db && st->writable && (st->in_batch || (st->acc && st->schema_version >= 2)))
+        code = hc__store_finish(st, err);
     sqlite3_finalize(st->insert_message);
     sqlite3_finalize(st->select_topic);
     sqlite3_finalize(st->insert_topic);
@@ -822,6 +844,7 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
     remove_private_copy(st->private_dir);
     free(st->private_db);
     hc__store_topic_cache_clear(&st->topics);
+    hc_summary_free(st->acc);
     free(st->path);
     free(st);
     return code;

@@ -42,6 +42,7 @@
  * a lookup that finds the slot touches one allocation. */
 struct topic_entry {
     int64_t id;
+    int32_t type_ix; /* the topic's type in the summary's table of types, or -1 */
     struct hc__decoded_topic dt;
     size_t len;
     char name[];
@@ -84,6 +85,14 @@ struct hc_store {
     int64_t bound_session;
     int bound_qos, bound_retain, bound_dup;
     struct topic_cache topics;
+    int schema_version; /* of the file (a version 1 file opened for writing is upgraded) */
+    /* Writer: what was appended since the summaries were last folded into their tables. When
+     * stale (a rolled-back batch, a tail left by a killed writer), the next fold recomputes it
+     * from the rows after folded_seq first. */
+    struct hc_summary *acc;
+    bool acc_stale;
+    int64_t acc_since_ns; /* CLOCK_MONOTONIC of the last fold */
+    int64_t folded_seq;
 };
 
 /* "cannot <what> '<path>': <sqlite's reason>" with the code sqlite's result maps to. */
@@ -101,6 +110,73 @@ hc_err hc__store_commit(hc_store *st, hc_error *err);
 
 /* HC_ERR_INVALID for a store opened read-only. */
 hc_err hc__store_require_writable(const hc_store *st, hc_error *err);
+
+/* --- selections (store_read.c) --- */
+
+/* An inclusive range of seq. */
+struct hc__seq_range {
+    int64_t lo, hi;
+};
+
+/*
+ * A selection being streamed: one statement with "m.seq BETWEEN ? AND ?" when a time window
+ * narrowed it to ranges of seq (run one after the other, in seq order), and the limit counted
+ * here.
+ */
+struct hc__selection {
+    sqlite3_stmt *stmt;
+    int range_param; /* parameter number of the range's lo (hi follows); 0: no ranges */
+    struct hc__seq_range *ranges;
+    size_t n_ranges, next_range;
+    int64_t limit, returned; /* limit 0: none */
+};
+
+/* Prepares "SELECT <columns> FROM message_rows m WHERE <sel> ORDER BY m.seq". */
+hc_err hc__store_select(hc_store *st, const struct hc_select *sel, const char *columns,
+                        struct hc__selection *out, hc_error *err);
+
+/* SQLITE_ROW with the next selected row, SQLITE_DONE, or SQLite's error. */
+int hc__selection_step(struct hc__selection *s);
+
+void hc__selection_release(struct hc__selection *s);
+
+/* True when sel selects every message. */
+bool hc__select_is_everything(const struct hc_select *sel);
+
+/* --- summaries (store_summary.c) --- */
+
+/* The summary tables (part of the schema of a new file, or added by an upgrade). */
+extern const char hc__summary_schema_sql[];
+
+/* After a writer's open: upgrades a version 1 file, loads the fold state. */
+hc_err hc__summary_writer_open(hc_store *st, hc_error *err);
+
+/* The index of type in the summary's table of types (interned), -1 when out of memory. */
+int32_t hc__summary_type_ix(struct hc_summary *acc, const char *type);
+
+/* Counts one appended message; error_code is the decoder's code, NULL when it decoded. */
+void hc__summary_add(struct hc_summary *acc, int64_t seq, int64_t session_id,
+                     int64_t received_at_ns, int64_t topic_id, int32_t type_ix, int64_t payload_len,
+                     const char *error_code);
+
+/* Inside the open batch: writes what was counted into the summary tables when due (or always
+ * when force). */
+hc_err hc__summary_fold(hc_store *st, bool force, hc_error *err);
+
+/* A batch was rolled back: what was counted no longer matches the rows. */
+void hc__summary_abandon(hc_store *st);
+
+/* The messages and first and last received_at_ns of one session in a summary; false when it
+ * has none. */
+bool hc__summary_session(const struct hc_summary *s, int64_t session_id, int64_t *messages,
+                         int64_t *first_ns, int64_t *last_ns);
+
+/* Before the writer's last commit: folds whatever is counted. */
+hc_err hc__store_finish(hc_store *st, hc_error *err);
+
+/* The decoder's error code for a message ("" when none): buf holds the text. */
+void hc__summary_error_code(const char *topic, const unsigned char *payload, size_t len, char *buf,
+                            size_t size);
 
 /* Drops every cached topic. */
 void hc__store_topic_cache_clear(struct topic_cache *c);

@@ -43,7 +43,7 @@ struct id_cache {
 
 struct hc_cursor {
     hc_store *st;
-    sqlite3_stmt *stmt;
+    struct hc__selection sel;
     struct id_cache topics, sessions;
 };
 
@@ -174,11 +174,19 @@ static void type_list(struct sql_builder *b, const char *column, const struct hc
  * (0.94 s against 0.24 s for a type holding 250k of 1M messages). A scan's worst case is bounded.
  */
 static hc_err build_where(const hc_store *st, const struct hc_select *sel, struct sql_builder *b,
-                          hc_error *err)
+                          int *range_param, hc_error *err)
 {
     hc_err code = HC_OK;
 
     sb_add(b, " WHERE 1");
+    if (range_param) {
+        /* first, so that the rowid range is what SQLite searches by */
+        sb_add(b, " AND m.seq BETWEEN ");
+        *range_param = (int)b->n_binds + 1;
+        sb_bind(b, false, 0, NULL);
+        sb_add(b, " AND ");
+        sb_bind(b, false, 0, NULL);
+    }
     if (!sel)
         return HC_OK;
     if (sel->limit < 0)
@@ -270,30 +278,228 @@ out:
     return code;
 }
 
-/* The selection as a subquery "(SELECT m.* FROM message_rows m WHERE ... [LIMIT]) m". */
-static hc_err build_selection(const hc_store *st, const struct hc_select *sel,
-                              const char *extra_condition, struct sql_builder *b, hc_error *err)
-{
-    hc_err code;
+/* --- time windows ------------------------------------------------------------------------------
+ */
 
-    sb_add(b, "(SELECT m.* FROM message_rows m");
-    code = build_where(st, sel, b, err);
-    if (code != HC_OK)
-        return code;
-    if (extra_condition)
-        sb_add(b, extra_condition);
-    sb_add(b, " ORDER BY m.seq");
-    if (sel && sel->limit > 0) {
-        sb_add(b, " LIMIT ");
-        sb_bind(b, false, sel->limit, NULL);
+/* Past this many runs of the clock in a window (a recording whose times go back and forth), a
+ * scan is cheaper than searching each. */
+#define WINDOW_MAX_RANGES 4096
+
+bool hc__select_is_everything(const struct hc_select *sel)
+{
+    return !sel || (!sel->has_since && !sel->has_until && !sel->n_topic_filters && !sel->n_kinds &&
+                    !sel->n_types && !sel->n_devices && !sel->n_sessions && !sel->limit);
+}
+
+/* The first seq in [lo, hi] whose row (the first at or after it) has received_at_ns >= t; hi + 1
+ * when none. Rows in [lo, hi] are one run: their times never decrease. */
+static int lower_bound(hc_store *st, sqlite3_stmt *probe, int64_t lo, int64_t hi, int64_t t,
+                       int64_t *out)
+{
+    int64_t end = hi + 1;
+    int rc = SQLITE_OK;
+
+    while (lo < end) {
+        int64_t mid = lo + (end - lo) / 2, seq = INT64_MAX, at = INT64_MAX;
+        sqlite3_bind_int64(probe, 1, mid);
+        rc = sqlite3_step(probe);
+        if (rc == SQLITE_ROW) {
+            seq = sqlite3_column_int64(probe, 0);
+            at = sqlite3_column_int64(probe, 1);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            seq = INT64_MAX;
+            at = INT64_MAX;
+            rc = SQLITE_OK;
+        }
+        sqlite3_reset(probe);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (seq <= hi && at < t)
+            lo = seq + 1;
+        else
+            end = mid;
     }
-    sb_add(b, ") m");
+    *out = lo;
+    (void)st;
+    return SQLITE_OK;
+}
+
+static bool add_range(struct hc__seq_range **ranges, size_t *n, size_t *cap, int64_t lo, int64_t hi)
+{
+    if (*n && (*ranges)[*n - 1].hi >= lo - 1) {
+        if (hi > (*ranges)[*n - 1].hi)
+            (*ranges)[*n - 1].hi = hi;
+        return true;
+    }
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        struct hc__seq_range *p = realloc(*ranges, c * sizeof(*p));
+        if (!p)
+            return false;
+        *ranges = p;
+        *cap = c;
+    }
+    (*ranges)[(*n)++] = (struct hc__seq_range){lo, hi};
+    return true;
+}
+
+/*
+ * The ranges of seq that can hold messages of the window [since, until): in each run of the
+ * clock overlapping it, a binary search finds where the window starts and ends; rows after the
+ * summaries' folded_seq (not yet in a run) are one more range. *n_out 0 with *ranges_out NULL:
+ * no narrowing possible (a version 1 file, too many runs); scan everything.
+ */
+static hc_err window_ranges(hc_store *st, const struct hc_select *sel,
+                            struct hc__seq_range **ranges_out, size_t *n_out, bool *narrowed,
+                            hc_error *err)
+{
+    int64_t since = sel->has_since ? sel->since_ns : INT64_MIN;
+    int64_t until = sel->has_until ? sel->until_ns : INT64_MAX;
+    sqlite3_stmt *runs = NULL, *probe = NULL;
+    struct hc__seq_range *ranges = NULL;
+    size_t n = 0, cap = 0;
+    int64_t folded = 0, max_seq = 0;
+    int rc;
+
+    *ranges_out = NULL;
+    *n_out = 0;
+    *narrowed = false;
+    if (st->schema_version < 2)
+        return HC_OK;
+    rc = hc__store_query_int(st, "SELECT folded_seq FROM summary_state WHERE id = 1", &folded);
+    if (rc == SQLITE_OK)
+        rc = hc__store_query_int(st, "SELECT max(seq) FROM message_rows", &max_seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT first_seq, last_seq FROM time_runs"
+                                " WHERE last_received_at_ns >= ? AND first_received_at_ns < ?"
+                                " AND first_seq <= ? ORDER BY first_seq",
+                                -1, &runs, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT seq, received_at_ns FROM message_rows WHERE seq >= ?"
+                                " ORDER BY seq LIMIT 1",
+                                -1, &probe, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(runs, 1, since);
+    sqlite3_bind_int64(runs, 2, until);
+    sqlite3_bind_int64(runs, 3, folded);
+    while ((rc = sqlite3_step(runs)) == SQLITE_ROW) {
+        int64_t first = sqlite3_column_int64(runs, 0), last = sqlite3_column_int64(runs, 1);
+        int64_t lo = first, hi_end = last + 1;
+        if (last > folded)
+            last = folded;
+        if (sel->has_since && (rc = lower_bound(st, probe, first, last, since, &lo)) != SQLITE_OK)
+            goto fail;
+        if (sel->has_until &&
+            (rc = lower_bound(st, probe, first, last, until, &hi_end)) != SQLITE_OK)
+            goto fail;
+        if (hi_end > last + 1)
+            hi_end = last + 1;
+        if (lo < hi_end && !add_range(&ranges, &n, &cap, lo, hi_end - 1))
+            goto oom;
+        if (n > WINDOW_MAX_RANGES) {
+            free(ranges);
+            sqlite3_finalize(runs);
+            sqlite3_finalize(probe);
+            return HC_OK;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (max_seq > folded && !add_range(&ranges, &n, &cap, folded + 1, INT64_MAX))
+        goto oom;
+    sqlite3_finalize(runs);
+    sqlite3_finalize(probe);
+    *ranges_out = ranges;
+    *n_out = n;
+    *narrowed = true;
     return HC_OK;
+oom:
+    free(ranges);
+    sqlite3_finalize(runs);
+    sqlite3_finalize(probe);
+    return hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory", st->path);
+fail:
+    free(ranges);
+    sqlite3_finalize(runs);
+    sqlite3_finalize(probe);
+    return hc__store_fail(st, rc, err, "read");
+}
+
+/* --- streaming a selection ---------------------------------------------------------------------
+ */
+
+hc_err hc__store_select(hc_store *st, const struct hc_select *sel, const char *columns,
+                        struct hc__selection *out, hc_error *err)
+{
+    struct sql_builder b = {0};
+    char prefix[512];
+    bool narrowed = false;
+    hc_err code = HC_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (sel && sel->limit < 0)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot select from '%s': negative limit",
+                            st->path);
+    if (sel && (sel->has_since || sel->has_until)) {
+        code = window_ranges(st, sel, &out->ranges, &out->n_ranges, &narrowed, err);
+        if (code != HC_OK)
+            return code;
+    }
+    code = build_where(st, sel, &b, narrowed ? &out->range_param : NULL, err);
+    if (code != HC_OK)
+        goto out;
+    sb_add(&b, " ORDER BY m.seq");
+    snprintf(prefix, sizeof(prefix), "SELECT %s FROM message_rows m", columns);
+    code = prepare_built(st, prefix, &b, "", &out->stmt, err);
+    out->limit = sel ? sel->limit : 0;
+out:
+    sb_release(&b);
+    if (code != HC_OK)
+        hc__selection_release(out);
+    return code;
+}
+
+int hc__selection_step(struct hc__selection *s)
+{
+    int rc;
+
+    if (s->limit && s->returned >= s->limit)
+        return SQLITE_DONE;
+    for (;;) {
+        if (s->range_param && s->next_range == 0) {
+            if (!s->n_ranges)
+                return SQLITE_DONE;
+            sqlite3_bind_int64(s->stmt, s->range_param, s->ranges[0].lo);
+            sqlite3_bind_int64(s->stmt, s->range_param + 1, s->ranges[0].hi);
+            s->next_range = 1;
+        }
+        rc = sqlite3_step(s->stmt);
+        if (rc == SQLITE_ROW) {
+            s->returned++;
+            return rc;
+        }
+        if (rc != SQLITE_DONE || !s->range_param || s->next_range >= s->n_ranges)
+            return rc;
+        sqlite3_reset(s->stmt);
+        sqlite3_bind_int64(s->stmt, s->range_param, s->ranges[s->next_range].lo);
+        sqlite3_bind_int64(s->stmt, s->range_param + 1, s->ranges[s->next_range].hi);
+        s->next_range++;
+    }
+}
+
+void hc__selection_release(struct hc__selection *s)
+{
+    sqlite3_finalize(s->stmt);
+    free(s->ranges);
+    memset(s, 0, sizeof(*s));
 }
 
 hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out, hc_error *err)
 {
-    struct sql_builder b = {0};
     hc_cursor *cur = NULL;
     hc_err code;
     int rc;
@@ -303,24 +509,14 @@ hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out
     if (!st || !out)
         return hc_error_set(err, HC_ERR_INVALID, "cannot select messages: missing argument");
     cur = calloc(1, sizeof(*cur));
-    if (!cur) {
-        code = hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory", st->path);
-        goto out;
-    }
+    if (!cur)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory", st->path);
     cur->st = st;
-    code = build_where(st, sel, &b, err);
-    if (code != HC_OK)
-        goto out;
-    sb_add(&b, " ORDER BY m.seq");
-    if (sel && sel->limit > 0) {
-        sb_add(&b, " LIMIT ");
-        sb_bind(&b, false, sel->limit, NULL);
-    }
     /* a row whose topic is missing is skipped, as an inner join with topics would */
-    code = prepare_built(st,
-                         "SELECT m.seq, m.session_id, m.received_at_ns, m.mono_ns, m.topic_id,"
-                         " m.payload, m.qos, m.retain, m.dup FROM message_rows m",
-                         &b, "", &cur->stmt, err);
+    code = hc__store_select(st, sel,
+                            "m.seq, m.session_id, m.received_at_ns, m.mono_ns, m.topic_id,"
+                            " m.payload, m.qos, m.retain, m.dup",
+                            &cur->sel, err);
     if (code != HC_OK)
         goto out;
     rc = sqlite3_prepare_v2(st->db, "SELECT name FROM topics WHERE id = ?", -1, &cur->topics.lookup,
@@ -331,7 +527,6 @@ hc_err hc_store_query(hc_store *st, const struct hc_select *sel, hc_cursor **out
     if (rc != SQLITE_OK)
         code = hc__store_fail(st, rc, err, "read");
 out:
-    sb_release(&b);
     if (code != HC_OK) {
         hc_cursor_free(cur);
         return code;
@@ -436,9 +631,9 @@ hc_err hc_cursor_next(hc_cursor *cur, struct hc_msg *msg, hc_error *err)
 
     if (!cur || !msg)
         return hc_error_set(err, HC_ERR_INVALID, "cannot read the next message: missing argument");
-    s = cur->stmt;
+    s = cur->sel.stmt;
     do {
-        rc = sqlite3_step(s);
+        rc = hc__selection_step(&cur->sel);
         if (rc == SQLITE_DONE)
             return HC_DONE;
         if (rc != SQLITE_ROW)
@@ -474,7 +669,7 @@ void hc_cursor_free(hc_cursor *cur)
 {
     if (!cur)
         return;
-    sqlite3_finalize(cur->stmt);
+    hc__selection_release(&cur->sel);
     id_cache_release(&cur->topics);
     id_cache_release(&cur->sessions);
     free(cur);
@@ -482,105 +677,28 @@ void hc_cursor_free(hc_cursor *cur)
 
 /* --- summaries ------------------------------------------------------------------------------- */
 
-static bool selection_is_everything(const struct hc_select *sel)
-{
-    return !sel || (!sel->has_since && !sel->has_until && !sel->n_topic_filters && !sel->n_kinds &&
-                    !sel->n_types && !sel->n_devices && !sel->n_sessions && !sel->limit);
-}
-
-/* Payload length at the given rank (0-based) of the selection sorted by length. */
-static hc_err payload_at_rank(hc_store *st, struct sql_builder *b, int64_t rank, int64_t *out,
-                              hc_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    char suffix[64];
-    hc_err code;
-    int rc;
-
-    snprintf(suffix, sizeof(suffix), " ORDER BY 1 LIMIT 1 OFFSET %lld", (long long)rank);
-    code = prepare_built(st, "SELECT length(m.payload) FROM ", b, suffix, &stmt, err);
-    if (code != HC_OK)
-        return code;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(stmt, 0);
-    else if (rc != SQLITE_DONE)
-        code = hc__store_fail(st, rc, err, "read");
-    sqlite3_finalize(stmt);
-    return code;
-}
-
-/* Nearest-rank percentile: the smallest value with at least q of the selection at or below it. */
-static int64_t nearest_rank(int64_t n, double q)
-{
-    int64_t rank = (int64_t)ceil(q * (double)n);
-    return rank < 1 ? 0 : rank - 1;
-}
-
 hc_err hc_store_summarize(hc_store *st, const struct hc_select *sel, struct hc_store_summary *out,
                           hc_error *err)
 {
-    struct sql_builder b = {0};
-    sqlite3_stmt *stmt = NULL;
+    hc_summary *s = NULL;
     hc_err code;
-    int rc;
 
     if (out)
         memset(out, 0, sizeof(*out));
     if (!st || !out)
         return hc_error_set(err, HC_ERR_INVALID, "cannot summarize: missing argument");
-    code = build_selection(st, sel, NULL, &b, err);
-    if (code != HC_OK)
-        goto out;
-    code = prepare_built(st,
-                         "SELECT count(*), total(length(m.payload)), min(m.received_at_ns),"
-                         " max(m.received_at_ns), count(DISTINCT m.session_id),"
-                         " total(m.decode_error != 0), min(length(m.payload)),"
-                         " max(length(m.payload)), avg(length(m.payload)) FROM ",
-                         &b, "", &stmt, err);
-    if (code != HC_OK)
-        goto out;
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        code = hc__store_fail(st, rc, err, "read");
-        goto out;
-    }
-    out->messages = sqlite3_column_int64(stmt, 0);
-    out->payload_bytes = (int64_t)sqlite3_column_double(stmt, 1);
-    out->first_received_at_ns = sqlite3_column_int64(stmt, 2);
-    out->last_received_at_ns = sqlite3_column_int64(stmt, 3);
-    out->sessions = sqlite3_column_int64(stmt, 4);
-    out->decode_errors = (int64_t)sqlite3_column_double(stmt, 5);
-    out->payload_min = sqlite3_column_int64(stmt, 6);
-    out->payload_max = sqlite3_column_int64(stmt, 7);
-    out->payload_mean = sqlite3_column_double(stmt, 8);
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (selection_is_everything(sel)) {
-        /* Sessions without messages (an outage right after connecting) count too. */
-        rc = hc__store_query_int(st, "SELECT count(*) FROM sessions", &out->sessions);
-        if (rc != SQLITE_OK) {
-            code = hc__store_fail(st, rc, err, "read");
-            goto out;
-        }
-    }
-    if (out->messages > 0) {
-        code = payload_at_rank(st, &b, nearest_rank(out->messages, 0.50), &out->payload_p50, err);
-        if (code == HC_OK)
-            code =
-                payload_at_rank(st, &b, nearest_rank(out->messages, 0.99), &out->payload_p99, err);
-    }
-out:
-    sqlite3_finalize(stmt);
-    sb_release(&b);
+    code = hc_store_summary_load(st, sel, 0, &s, err);
+    if (code == HC_OK)
+        hc_summary_totals(s, out);
+    hc_summary_free(s);
     return code;
 }
 
 hc_err hc_store_count(hc_store *st, const struct hc_select *sel, int64_t *messages,
                       int64_t *first_received_at_ns, hc_error *err)
 {
-    struct sql_builder b = {0};
-    sqlite3_stmt *stmt = NULL;
+    struct hc__selection scan = {0};
+    int64_t n = 0, first = INT64_MAX;
     hc_err code;
     int rc;
 
@@ -590,27 +708,33 @@ hc_err hc_store_count(hc_store *st, const struct hc_select *sel, int64_t *messag
         *first_received_at_ns = 0;
     if (!st || !messages)
         return hc_error_set(err, HC_ERR_INVALID, "cannot count: missing argument");
-    code = build_selection(st, sel, NULL, &b, err);
-    if (code != HC_OK)
-        goto out;
-    /* without min(), SQLite counts from the b-tree's pages without decoding a row */
-    code = prepare_built(st,
-                         first_received_at_ns ? "SELECT count(*), min(m.received_at_ns) FROM "
-                                              : "SELECT count(*), 0 FROM ",
-                         &b, "", &stmt, err);
-    if (code != HC_OK)
-        goto out;
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        code = hc__store_fail(st, rc, err, "read");
-        goto out;
+    if (hc__select_is_everything(sel) && st->schema_version >= 2) {
+        struct hc_store_summary sum;
+        code = hc_store_summarize(st, NULL, &sum, err);
+        *messages = sum.messages;
+        if (first_received_at_ns)
+            *first_received_at_ns = sum.first_received_at_ns;
+        return code;
     }
-    *messages = sqlite3_column_int64(stmt, 0);
+    /* the rows themselves, counted here: the selection may be narrowed to ranges of seq */
+    code = hc__store_select(st, sel, "m.received_at_ns, m.topic_id IN (SELECT id FROM topics)",
+                            &scan, err);
+    if (code != HC_OK)
+        return code;
+    while ((rc = hc__selection_step(&scan)) == SQLITE_ROW) {
+        int64_t t = sqlite3_column_int64(scan.stmt, 0);
+        if (!sqlite3_column_int(scan.stmt, 1))
+            continue; /* as a cursor, which skips rows without a topic */
+        n++;
+        if (t < first)
+            first = t;
+    }
+    if (rc != SQLITE_DONE)
+        code = hc__store_fail(st, rc, err, "read");
+    hc__selection_release(&scan);
+    *messages = n;
     if (first_received_at_ns)
-        *first_received_at_ns = sqlite3_column_int64(stmt, 1);
-out:
-    sqlite3_finalize(stmt);
-    sb_release(&b);
+        *first_received_at_ns = n ? first : 0;
     return code;
 }
 
@@ -619,56 +743,22 @@ hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *
                                    int64_t last_ns, void *user),
                          void *user, hc_error *err)
 {
-    /* Only these columns may reach the SQL text; the caller's string never does. */
-    static const struct {
-        const char *name, *key_sql, *join, *condition;
-    } columns[] = {
-        {"kind", "t.kind", " JOIN topics t ON t.id = m.topic_id", NULL},
-        {"type", "coalesce(m.payload_type, t.type)", " JOIN topics t ON t.id = m.topic_id", NULL},
-        {"device_id", "t.device_id", " JOIN topics t ON t.id = m.topic_id", NULL},
-        {"topic", "t.name", " JOIN topics t ON t.id = m.topic_id", NULL},
-        {"session_id", "m.session_id", "", NULL},
-        {"decode_error", "hc_decode_error_code(t.name, m.payload)",
-         " JOIN topics t ON t.id = m.topic_id", " AND m.decode_error != 0"},
-    };
-    struct sql_builder b = {0};
-    sqlite3_stmt *stmt = NULL;
-    char prefix[256], suffix[128];
-    size_t which = HC__ARRAY_LEN(columns);
+    hc_summary *s = NULL;
     hc_err code;
-    int rc;
 
     if (!st || !column || !fn)
         return hc_error_set(err, HC_ERR_INVALID, "cannot count: missing argument");
-    for (size_t i = 0; i < HC__ARRAY_LEN(columns); i++)
-        if (strcmp(column, columns[i].name) == 0)
-            which = i;
-    if (which == HC__ARRAY_LEN(columns))
+    /* the column is checked before anything is read */
+    if (strcmp(column, "kind") && strcmp(column, "type") && strcmp(column, "device_id") &&
+        strcmp(column, "topic") && strcmp(column, "session_id") && strcmp(column, "decode_error"))
         return hc_error_set(err, HC_ERR_INVALID,
                             "cannot count by '%s': not one of kind, type, device_id, topic, "
                             "session_id, decode_error",
                             column);
-    code = build_selection(st, sel, columns[which].condition, &b, err);
-    if (code != HC_OK)
-        goto out;
-    snprintf(prefix, sizeof(prefix),
-             "SELECT %s AS k, count(*), min(m.received_at_ns), max(m.received_at_ns) FROM ",
-             columns[which].key_sql);
-    snprintf(suffix, sizeof(suffix), "%s GROUP BY k ORDER BY 2 DESC, k", columns[which].join);
-    code = prepare_built(st, prefix, &b, suffix, &stmt, err);
-    if (code != HC_OK)
-        goto out;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(stmt, 0);
-        if (fn(key ? key : "", sqlite3_column_int64(stmt, 1), sqlite3_column_int64(stmt, 2),
-               sqlite3_column_int64(stmt, 3), user))
-            goto out;
-    }
-    if (rc != SQLITE_DONE)
-        code = hc__store_fail(st, rc, err, "read");
-out:
-    sqlite3_finalize(stmt);
-    sb_release(&b);
+    code = hc_store_summary_load(st, sel, 0, &s, err);
+    if (code == HC_OK)
+        code = hc_summary_count_by(s, column, fn, user, err);
+    hc_summary_free(s);
     return code;
 }
 
@@ -676,18 +766,18 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
                               void *user, hc_error *err)
 {
     sqlite3_stmt *stmt = NULL;
+    hc_summary *s = NULL;
     hc_err code = HC_OK;
     int rc;
 
     if (!st || !fn)
         return hc_error_set(err, HC_ERR_INVALID, "cannot list sessions: missing argument");
+    code = hc_store_summary_load(st, NULL, 0, &s, err);
+    if (code != HC_OK)
+        return code;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT s.id, s.started_at_ns, s.started_mono_ns, s.ended_at_ns,"
-                            " s.end_reason, a.n, a.first_ns, a.last_ns FROM sessions s"
-                            " LEFT JOIN (SELECT session_id, count(*) AS n,"
-                            "   min(received_at_ns) AS first_ns, max(received_at_ns) AS last_ns"
-                            "   FROM message_rows GROUP BY session_id) a ON a.session_id = s.id"
-                            " ORDER BY s.id",
+                            "SELECT id, started_at_ns, started_mono_ns, ended_at_ns, end_reason"
+                            " FROM sessions ORDER BY id",
                             -1, &stmt, NULL);
     if (rc != SQLITE_OK) {
         code = hc__store_fail(st, rc, err, "read");
@@ -701,9 +791,8 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
         row.started_mono_ns = sqlite3_column_int64(stmt, 2);
         row.ended_at_ns = sqlite3_column_int64(stmt, 3);
         row.end_reason = reason ? reason : "";
-        row.messages = sqlite3_column_int64(stmt, 5);
-        row.first_received_at_ns = sqlite3_column_int64(stmt, 6);
-        row.last_received_at_ns = sqlite3_column_int64(stmt, 7);
+        hc__summary_session(s, row.id, &row.messages, &row.first_received_at_ns,
+                            &row.last_received_at_ns);
         if (fn(&row, user))
             goto out;
     }
@@ -711,5 +800,6 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
         code = hc__store_fail(st, rc, err, "read");
 out:
     sqlite3_finalize(stmt);
+    hc_summary_free(s);
     return code;
 }

@@ -124,6 +124,7 @@ static const struct topic_entry *topic_cache_put(struct topic_cache *c, const ch
         return NULL;
     slot.hash = hash;
     slot.e->id = from->id;
+    slot.e->type_ix = from->type_ix;
     slot.e->dt = from->dt;
     slot.e->len = len;
     memcpy(slot.e->name, name, len + 1);
@@ -141,18 +142,26 @@ static void abandon_batch(hc_store *st)
     st->in_batch = false;
     st->batch_rows = 0;
     hc__store_topic_cache_clear(&st->topics);
+    hc__summary_abandon(st);
 }
 
-hc_err hc__store_commit(hc_store *st, hc_error *err)
+/* Commits the open batch, folding the summaries first when due (or when force). */
+static hc_err commit_batch(hc_store *st, bool force, hc_error *err)
 {
     int64_t started = mono_now_ns(), took;
+    hc_err code;
     int rc;
 
     if (!st->in_batch)
         return HC_OK;
+    code = hc__summary_fold(st, force, err);
+    if (code != HC_OK) {
+        abandon_batch(st);
+        return code;
+    }
     rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        hc_err code = hc__store_fail(st, rc, err, "write to");
+        code = hc__store_fail(st, rc, err, "write to");
         abandon_batch(st);
         return code;
     }
@@ -192,6 +201,23 @@ static hc_err begin_batch(hc_store *st, hc_error *err)
     st->batch_rows = 0;
     st->batch_started_ns = mono_now_ns();
     return HC_OK;
+}
+
+hc_err hc__store_commit(hc_store *st, hc_error *err)
+{
+    return commit_batch(st, false, err);
+}
+
+hc_err hc__store_finish(hc_store *st, hc_error *err)
+{
+    hc_err code;
+
+    if (!st->writable || !st->acc)
+        return hc__store_commit(st, err);
+    code = begin_batch(st, err);
+    if (code == HC_OK)
+        code = commit_batch(st, true, err);
+    return code;
 }
 
 hc_err hc__store_require_writable(const hc_store *st, hc_error *err)
@@ -313,7 +339,9 @@ static int intern_topic(hc_store *st, const char *topic, struct topic_entry *scr
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st->select_topic);
     if (rc == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st->select_topic, 1);
         scratch->id = sqlite3_column_int64(st->select_topic, 0);
+        scratch->type_ix = hc__summary_type_ix(st->acc, type ? type : "");
         rc = SQLITE_OK;
     } else if (rc == SQLITE_DONE) {
         struct hc_decode_index idx;
@@ -330,6 +358,7 @@ static int intern_topic(hc_store *st, const char *topic, struct topic_entry *scr
             rc = sqlite3_step(ins);
         if (rc == SQLITE_DONE) {
             scratch->id = sqlite3_last_insert_rowid(st->db);
+            scratch->type_ix = hc__summary_type_ix(st->acc, idx.type);
             rc = SQLITE_OK;
         }
         sqlite3_reset(ins);
@@ -347,16 +376,33 @@ static int intern_topic(hc_store *st, const char *topic, struct topic_entry *scr
 /* The type column of a message row: NULL unless its payload names a type other than the topic's
  * (legacy Thingsee), so a Haltian row spends nothing on it. */
 static int bind_payload_type(sqlite3_stmt *ins, int at, const char *topic,
-                             const struct topic_entry *ts, const struct hc__decoded_payload *dp)
+                             const struct topic_entry *ts, const struct hc__decoded_payload *dp,
+                             bool *bound)
 {
     struct hc_decode_index idx;
 
+    *bound = false;
     if (!dp->type_from_payload)
         return sqlite3_bind_null(ins, at);
     hc__decode_topic_index(topic, &ts->dt, &idx);
     if (strcmp(idx.type, dp->type) == 0)
         return sqlite3_bind_null(ins, at);
+    *bound = true;
     return sqlite3_bind_text(ins, at, dp->type, -1, SQLITE_TRANSIENT);
+}
+
+/* Counts an appended row in the summaries (the same columns a reader's scan sees). */
+static void count_appended(hc_store *st, int64_t seq, const struct hc_msg *msg,
+                           const struct topic_entry *ts, const struct hc__decoded_payload *dp,
+                           bool payload_typed)
+{
+    char code[128];
+    int32_t type_ix = payload_typed ? hc__summary_type_ix(st->acc, dp->type) : ts->type_ix;
+
+    if (dp->has_error)
+        hc__summary_error_code(msg->topic, msg->payload, msg->payload_len, code, sizeof(code));
+    hc__summary_add(st->acc, seq, msg->session_id, msg->received_at_ns, ts->id, type_ix,
+                    (int64_t)msg->payload_len, dp->has_error ? code : NULL);
 }
 
 hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out, hc_error *err)
@@ -365,6 +411,8 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     struct hc__decoded_payload dp;
     struct topic_entry scratch;
     const struct topic_entry *ts = NULL;
+    bool payload_typed = false;
+    int64_t seq;
     sqlite3_stmt *ins;
     hc_err code;
     int rc;
@@ -426,14 +474,16 @@ hc_err hc_store_append(hc_store *st, const struct hc_msg *msg, int64_t *seq_out,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(ins, 10, dp.has_error ? 1 : 0);
     if (rc == SQLITE_OK)
-        rc = bind_payload_type(ins, 11, msg->topic, ts, &dp);
+        rc = bind_payload_type(ins, 11, msg->topic, ts, &dp, &payload_typed);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE)
         goto fail;
+    seq = sqlite3_last_insert_rowid(st->db);
     if (seq_out)
-        *seq_out = sqlite3_last_insert_rowid(st->db);
+        *seq_out = seq;
+    count_appended(st, seq, msg, ts, &dp, payload_typed);
     st->batch_rows++;
     if (st->batch_rows >= st->max_batch_rows || mono_now_ns() >= batch_due_ns(st))
         return hc__store_commit(st, err);
