@@ -171,6 +171,14 @@ void hc__summary_abandon(hc_store *st);
 bool hc__summary_session(const struct hc_summary *s, int64_t session_id, int64_t *messages,
                          int64_t *first_ns, int64_t *last_ns);
 
+/* Parts of a whole-recording summary a caller needs (the others stay empty): totals by topic
+ * (messages, bytes, times), sessions, or everything. A selection is always scanned whole. */
+#define HC__SUMMARY_TOPICS 1u
+#define HC__SUMMARY_SESSIONS 2u
+#define HC__SUMMARY_ALL 0xffu
+hc_err hc__summary_load(hc_store *st, const struct hc_select *sel, unsigned flags, unsigned parts,
+                        struct hc_summary **out, hc_error *err);
+
 /* Before the writer's last commit: folds whatever is counted. */
 hc_err hc__store_finish(hc_store *st, hc_error *err);
 

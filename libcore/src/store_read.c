@@ -710,7 +710,10 @@ hc_err hc_store_count(hc_store *st, const struct hc_select *sel, int64_t *messag
         return hc_error_set(err, HC_ERR_INVALID, "cannot count: missing argument");
     if (hc__select_is_everything(sel) && st->schema_version >= 2) {
         struct hc_store_summary sum;
-        code = hc_store_summarize(st, NULL, &sum, err);
+        hc_summary *s = NULL;
+        code = hc__summary_load(st, NULL, 0, HC__SUMMARY_TOPICS, &s, err);
+        hc_summary_totals(s, &sum);
+        hc_summary_free(s);
         *messages = sum.messages;
         if (first_received_at_ns)
             *first_received_at_ns = sum.first_received_at_ns;
@@ -772,7 +775,7 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
 
     if (!st || !fn)
         return hc_error_set(err, HC_ERR_INVALID, "cannot list sessions: missing argument");
-    code = hc_store_summary_load(st, NULL, 0, &s, err);
+    code = hc__summary_load(st, NULL, 0, HC__SUMMARY_SESSIONS, &s, err);
     if (code != HC_OK)
         return code;
     rc = sqlite3_prepare_v2(st->db,

@@ -191,7 +191,22 @@ struct topic_info {
     char *name, *kind, *device_id;
 };
 
+/* The counters most rows touch, by index instead of by hash (most of the per-row cost was
+ * hashing): a topic's own type by topic id, sizes below SIZE_EXACT, and the current minute of
+ * each of the first DENSE_TYPES types. Moved into the maps before anything reads them. */
+#define DENSE_TYPES 256
+#define DENSE_TOPICS_MAX (1 << 20)
+struct dense_topic {
+    int32_t type_ix; /* -1: unused */
+    struct acc_val v;
+};
+
 struct hc_summary {
+    struct dense_topic *dense_topics;
+    size_t dense_topics_cap, dense_topics_used;
+    struct acc_val dense_sizes[SIZE_EXACT];
+    size_t dense_sizes_used;
+    int64_t minute_now[DENSE_TYPES], minute_count[DENSE_TYPES];
     struct acc_map topics;   /* (topic_id, type_ix) */
     struct acc_map minutes;  /* (minute, type_ix) */
     struct acc_map sessions; /* (session_id, 0) */
@@ -266,11 +281,77 @@ int32_t hc__summary_type_ix(struct hc_summary *acc, const char *type)
     return acc ? str_intern(&acc->types, type ? type : "") : -1;
 }
 
+static struct acc_val *dense_topic(struct hc_summary *s, int64_t topic_id, int32_t type_ix)
+{
+    struct dense_topic *d;
+
+    if (topic_id < 0 || topic_id >= DENSE_TOPICS_MAX)
+        return NULL;
+    if ((size_t)topic_id >= s->dense_topics_cap) {
+        size_t cap = s->dense_topics_cap ? s->dense_topics_cap : 1024;
+        struct dense_topic *p;
+        while (cap <= (size_t)topic_id)
+            cap *= 2;
+        p = realloc(s->dense_topics, cap * sizeof(*p));
+        if (!p)
+            return NULL;
+        for (size_t i = s->dense_topics_cap; i < cap; i++)
+            p[i].type_ix = -1;
+        s->dense_topics = p;
+        s->dense_topics_cap = cap;
+    }
+    d = &s->dense_topics[topic_id];
+    if (d->type_ix < 0) {
+        d->type_ix = type_ix;
+        d->v = (struct acc_val){0, 0, INT64_MAX, INT64_MIN};
+        s->dense_topics_used++;
+    }
+    return d->type_ix == type_ix ? &d->v : NULL;
+}
+
+/* Moves the dense counters into the maps. */
+static void dense_flush(struct hc_summary *s)
+{
+    struct acc_val *v;
+
+    for (size_t i = 0; s->dense_topics_used && i < s->dense_topics_cap; i++) {
+        struct dense_topic *d = &s->dense_topics[i];
+        if (d->type_ix < 0)
+            continue;
+        if ((v = acc_get(&s->topics, (int64_t)i, d->type_ix)))
+            acc_count(v, d->v.bytes, d->v.first, d->v.last, d->v.messages);
+        else
+            s->oom = true;
+        d->type_ix = -1;
+    }
+    s->dense_topics_used = 0;
+    for (int64_t len = 0; s->dense_sizes_used && len < SIZE_EXACT; len++) {
+        struct acc_val *d = &s->dense_sizes[len];
+        if (!d->messages)
+            continue;
+        if ((v = acc_get(&s->sizes, len, 0)))
+            acc_count(v, d->bytes, d->first, d->last, d->messages);
+        else
+            s->oom = true;
+        *d = (struct acc_val){0, 0, 0, 0};
+    }
+    s->dense_sizes_used = 0;
+    for (int i = 0; i < DENSE_TYPES; i++) {
+        if (!s->minute_count[i])
+            continue;
+        if ((v = acc_get(&s->minutes, s->minute_now[i], i)))
+            v->messages += s->minute_count[i];
+        else
+            s->oom = true;
+        s->minute_count[i] = 0;
+    }
+}
+
 void hc__summary_add(struct hc_summary *s, int64_t seq, int64_t session_id, int64_t received_at_ns,
                      int64_t topic_id, int32_t type_ix, int64_t payload_len, const char *error_code)
 {
     struct acc_val *v;
-    int64_t t = received_at_ns;
+    int64_t t = received_at_ns, minute;
 
     if (!s)
         return;
@@ -279,22 +360,42 @@ void hc__summary_add(struct hc_summary *s, int64_t seq, int64_t session_id, int6
         return;
     }
     s->rows++;
-    if ((v = acc_get(&s->topics, topic_id, type_ix)))
+    if ((v = dense_topic(s, topic_id, type_ix)) || (v = acc_get(&s->topics, topic_id, type_ix)))
         acc_count(v, payload_len, t, t, 1);
     else
         s->oom = true;
-    if ((v = acc_get(&s->minutes, minute_of(t), type_ix)))
+    minute = minute_of(t);
+    if (type_ix < DENSE_TYPES && (!s->minute_count[type_ix] || s->minute_now[type_ix] == minute)) {
+        s->minute_now[type_ix] = minute;
+        s->minute_count[type_ix]++;
+    } else if (type_ix < DENSE_TYPES) {
+        if ((v = acc_get(&s->minutes, s->minute_now[type_ix], type_ix)))
+            v->messages += s->minute_count[type_ix];
+        else
+            s->oom = true;
+        s->minute_now[type_ix] = minute;
+        s->minute_count[type_ix] = 1;
+    } else if ((v = acc_get(&s->minutes, minute, type_ix))) {
         v->messages++;
-    else
+    } else {
         s->oom = true;
+    }
     if ((v = acc_get(&s->sessions, session_id, 0)))
         acc_count(v, payload_len, t, t, 1);
     else
         s->oom = true;
-    if ((v = acc_get(&s->sizes, size_class(payload_len), 0)))
+    if (payload_len >= 0 && payload_len < SIZE_EXACT) {
+        v = &s->dense_sizes[payload_len];
+        if (!v->messages) {
+            *v = (struct acc_val){0, 0, INT64_MAX, INT64_MIN};
+            s->dense_sizes_used++;
+        }
         acc_count(v, payload_len, payload_len, payload_len, 1);
-    else
+    } else if ((v = acc_get(&s->sizes, size_class(payload_len), 0))) {
+        acc_count(v, payload_len, payload_len, payload_len, 1);
+    } else {
         s->oom = true;
+    }
     if (error_code) {
         int32_t ix = str_intern(&s->codes, error_code);
         if (ix < 0 || !(v = acc_get(&s->errors, ix, 0)))
@@ -308,6 +409,12 @@ void hc__summary_add(struct hc_summary *s, int64_t seq, int64_t session_id, int6
 /* Forgets the counts (not the interned strings, which topic cache entries refer to). */
 static void summary_reset_counts(struct hc_summary *s)
 {
+    for (size_t i = 0; s->dense_topics_used && i < s->dense_topics_cap; i++)
+        s->dense_topics[i].type_ix = -1;
+    s->dense_topics_used = 0;
+    memset(s->dense_sizes, 0, sizeof(s->dense_sizes));
+    s->dense_sizes_used = 0;
+    memset(s->minute_count, 0, sizeof(s->minute_count));
     acc_clear(&s->topics);
     acc_clear(&s->minutes);
     acc_clear(&s->sessions);
@@ -324,6 +431,7 @@ void hc_summary_free(hc_summary *s)
         return;
     summary_reset_counts(s);
     free(s->runs);
+    free(s->dense_topics);
     str_release(&s->types);
     str_release(&s->codes);
     for (size_t i = 0; i < s->n_topic_infos; i++) {
@@ -440,6 +548,9 @@ static hc_err scan_rows(hc_store *st, struct hc_summary *s, struct hc__selection
     }
     if (rc != SQLITE_DONE)
         code = hc__store_fail(st, rc, err, "read");
+    dense_flush(s);
+    if (code == HC_OK && s->oom)
+        code = hc_error_set(err, HC_ERR_NOMEM, "cannot read '%s': out of memory", st->path);
 out:
     sqlite3_finalize(type_of);
     sqlite3_finalize(error_of);
@@ -637,8 +748,8 @@ static hc_err recount(hc_store *st, hc_error *err)
 static bool fold_due(const hc_store *st)
 {
     const struct hc_summary *s = st->acc;
-    size_t entries =
-        s->topics.n + s->minutes.n + s->sessions.n + s->sizes.n + s->errors.n + s->n_runs;
+    size_t entries = s->topics.n + s->dense_topics_used + s->minutes.n + DENSE_TYPES / 16 +
+                     s->sessions.n + s->sizes.n + s->dense_sizes_used + s->errors.n + s->n_runs;
 
     if (s->rows >= HC_STORE_SUMMARY_TAIL_MAX / 2)
         return true;
@@ -667,6 +778,11 @@ hc_err hc__summary_fold(hc_store *st, bool force, hc_error *err)
         code = recount(st, err);
         if (code != HC_OK)
             return code;
+    }
+    dense_flush(s);
+    if (s->oom) {
+        st->acc_stale = true;
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot write to '%s': out of memory", st->path);
     }
     rc = hc__store_query_int(st, "SELECT max(seq) FROM message_rows", &last_seq);
     if (rc == SQLITE_OK)
@@ -850,17 +966,25 @@ static hc_err load_map(hc_store *st, const char *sql, struct acc_map *m, struct 
     return HC_OK;
 }
 
-static hc_err load_tables(hc_store *st, struct hc_summary *s, int64_t *folded, hc_error *err)
+static hc_err load_tables(hc_store *st, struct hc_summary *s, unsigned parts, int64_t *folded,
+                          hc_error *err)
 {
     hc_err code = HC_OK;
     int rc = hc__store_query_int(st, "SELECT folded_seq FROM summary_state WHERE id = 1", folded);
 
     if (rc != SQLITE_OK)
         return hc__store_fail(st, rc, err, "read");
+    if (parts == HC__SUMMARY_SESSIONS)
+        return load_map(st,
+                        "SELECT session_id, 0, messages, payload_bytes, first_received_at_ns,"
+                        " last_received_at_ns FROM summary_sessions",
+                        &s->sessions, NULL, NULL, err);
     code = load_map(st,
                     "SELECT topic_id, type, messages, payload_bytes, first_received_at_ns,"
                     " last_received_at_ns FROM summary_topics",
                     &s->topics, NULL, &s->types, err);
+    if (parts == HC__SUMMARY_TOPICS)
+        return code;
     if (code == HC_OK)
         code = load_map(st, "SELECT minute, type, messages, 0, 0, 0 FROM summary_minutes",
                         &s->minutes, NULL, &s->types, err);
@@ -924,6 +1048,12 @@ oom:
 hc_err hc_store_summary_load(hc_store *st, const struct hc_select *sel, unsigned flags,
                              hc_summary **out, hc_error *err)
 {
+    return hc__summary_load(st, sel, flags, HC__SUMMARY_ALL, out, err);
+}
+
+hc_err hc__summary_load(hc_store *st, const struct hc_select *sel, unsigned flags, unsigned parts,
+                        hc_summary **out, hc_error *err)
+{
     struct hc_summary *s = NULL;
     struct hc__selection scan = {0};
     bool began = false;
@@ -944,7 +1074,7 @@ hc_err hc_store_summary_load(hc_store *st, const struct hc_select *sel, unsigned
     }
     if (code == HC_OK && s->everything && !(flags & HC_SUMMARY_SCAN) && st->schema_version >= 2) {
         int64_t folded = 0;
-        code = load_tables(st, s, &folded, err);
+        code = load_tables(st, s, parts, &folded, err);
         if (code == HC_OK)
             code = scan_after(st, s, folded, err);
     } else if (code == HC_OK) {
@@ -958,7 +1088,7 @@ hc_err hc_store_summary_load(hc_store *st, const struct hc_select *sel, unsigned
         if (rc != SQLITE_OK)
             code = hc__store_fail(st, rc, err, "read");
     }
-    if (code == HC_OK)
+    if (code == HC_OK && parts == HC__SUMMARY_ALL)
         code = load_topic_infos(st, s, err);
     if (began)
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);

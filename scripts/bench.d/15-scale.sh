@@ -31,7 +31,7 @@ if [ -z "$sizes" ]; then
 fi
 
 now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 timed() { # timed CMD...: wall seconds of one run, output discarded
     local t0 t1
