@@ -175,6 +175,8 @@ bool hc__summary_session(const struct hc_summary *s, int64_t session_id, int64_t
  * (messages, bytes, times), sessions, or everything. A selection is always scanned whole. */
 #define HC__SUMMARY_TOPICS 1u
 #define HC__SUMMARY_SESSIONS 2u
+#define HC__SUMMARY_MINUTES 4u
+#define HC__SUMMARY_NAMES 8u /* topic names, kinds, devices for grouping */
 #define HC__SUMMARY_ALL 0xffu
 hc_err hc__summary_load(hc_store *st, const struct hc_select *sel, unsigned flags, unsigned parts,
                         struct hc_summary **out, hc_error *err);

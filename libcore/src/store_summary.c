@@ -985,7 +985,7 @@ static hc_err load_tables(hc_store *st, struct hc_summary *s, unsigned parts, in
                     &s->topics, NULL, &s->types, err);
     if (parts == HC__SUMMARY_TOPICS)
         return code;
-    if (code == HC_OK)
+    if (code == HC_OK && (parts & HC__SUMMARY_MINUTES))
         code = load_map(st, "SELECT minute, type, messages, 0, 0, 0 FROM summary_minutes",
                         &s->minutes, NULL, &s->types, err);
     if (code == HC_OK)
@@ -1072,6 +1072,8 @@ hc_err hc__summary_load(hc_store *st, const struct hc_select *sel, unsigned flag
         code = hc__store_exec(st, "BEGIN", err, "read");
         began = code == HC_OK;
     }
+    if (flags & HC_SUMMARY_NO_MINUTES)
+        parts &= ~HC__SUMMARY_MINUTES;
     if (code == HC_OK && s->everything && !(flags & HC_SUMMARY_SCAN) && st->schema_version >= 2) {
         int64_t folded = 0;
         code = load_tables(st, s, parts, &folded, err);
@@ -1088,7 +1090,7 @@ hc_err hc__summary_load(hc_store *st, const struct hc_select *sel, unsigned flag
         if (rc != SQLITE_OK)
             code = hc__store_fail(st, rc, err, "read");
     }
-    if (code == HC_OK && parts == HC__SUMMARY_ALL)
+    if (code == HC_OK && (parts & HC__SUMMARY_NAMES))
         code = load_topic_infos(st, s, err);
     if (began)
         sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);

@@ -1085,7 +1085,7 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
         rc = hc_store_open(path, HC_STORE_READ, &st, err);
     /* the summaries once (stored, or one pass over a selection), then every table from them */
     if (rc == HC_OK)
-        rc = hc_store_summary_load(st, &r->sel.sel, 0, &summary, err);
+        rc = hc_store_summary_load(st, &r->sel.sel, HC_SUMMARY_NO_MINUTES, &summary, err);
     if (rc == HC_OK)
         hc_summary_totals(summary, &sm);
     for (size_t i = 0; i < 4 && rc == HC_OK; i++) {

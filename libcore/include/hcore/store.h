@@ -302,6 +302,9 @@ hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *
  */
 typedef struct hc_summary hc_summary;
 #define HC_SUMMARY_SCAN 1u /* ignore the stored summaries: compute them by scanning */
+/* leave out the per-minute counts (they grow with the recording's duration, the others with its
+ * topics and sessions); hc_summary_minutes_each then lists nothing */
+#define HC_SUMMARY_NO_MINUTES 2u
 
 hc_err hc_store_summary_load(hc_store *st, const struct hc_select *sel, unsigned flags,
                              hc_summary **out, hc_error *err);
