@@ -838,6 +838,32 @@ static hc_err hcat_check(struct run *r, hc_error *err)
     return HC_OK;
 }
 
+/* --upgrade: each input converted in place; "<path>: ..." says what was done. */
+static hc_err hcat_upgrade(struct run *r, hc_error *err)
+{
+    for (size_t i = 0; i < r->o->n_inputs; i++) {
+        const char *path = r->o->inputs[i];
+        int from = 0;
+        bool is_db;
+        hc_err rc = tool_detect_input(path, &is_db, err);
+
+        if (rc == HC_OK && !is_db)
+            rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                              "--upgrade needs a recording: '%s' is not one (JSON lines or empty)",
+                              path);
+        if (rc == HC_OK)
+            rc = hc_store_upgrade(path, &from, err);
+        if (rc != HC_OK)
+            return rc;
+        if (from < HC_STORE_SCHEMA_VERSION)
+            fprintf(r->out, "%s: upgraded from schema version %d to %d\n", path, from,
+                    HC_STORE_SCHEMA_VERSION);
+        else
+            fprintf(r->out, "%s: schema version %d, summaries counted again\n", path, from);
+    }
+    return HC_OK;
+}
+
 hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err)
 {
     struct run r = {0};
@@ -858,6 +884,10 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
     }
     if (rc == HC_OK && o->check) {
         rc = hcat_check(&r, err);
+        goto out;
+    }
+    if (rc == HC_OK && o->upgrade) {
+        rc = hcat_upgrade(&r, err);
         goto out;
     }
     if (rc == HC_OK && o->redact) {
@@ -1058,6 +1088,7 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
     static const char *const titles[] = {"kinds", "types", "devices", "decode errors by code"};
     struct groups g[4] = {{0}};
     struct hc_store_summary sm;
+    hc_summary *summary = NULL;
     hc_store *st = NULL;
     cJSON *json = NULL;
     char first[40], last[40], dur[40];
@@ -1079,11 +1110,14 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
                           path, path);
     if (rc == HC_OK)
         rc = hc_store_open(path, HC_STORE_READ, &st, err);
+    /* the summaries once (stored, or one pass over a selection), then every table from them */
     if (rc == HC_OK)
-        rc = hc_store_summarize(st, &r->sel.sel, &sm, err);
+        rc = hc_store_summary_load(st, &r->sel.sel, HC_SUMMARY_NO_MINUTES, &summary, err);
+    if (rc == HC_OK)
+        hc_summary_totals(summary, &sm);
     for (size_t i = 0; i < 4 && rc == HC_OK; i++) {
         g[i].top = r->o->top;
-        rc = hc_store_count_by(st, &r->sel.sel, columns[i], collect_group, &g[i], err);
+        rc = hc_summary_count_by(summary, columns[i], collect_group, &g[i], err);
     }
     if (rc != HC_OK)
         goto out;
@@ -1170,6 +1204,7 @@ out:
     cJSON_Delete(json);
     for (size_t i = 0; i < 4; i++)
         groups_release(&g[i]);
+    hc_summary_free(summary);
     hc_store_close(st, NULL);
     return rc;
 }
