@@ -264,10 +264,13 @@ hkit_assert_eq "hkit-test/retained/r live" "$(first_message 0 'hkit-test/retaine
 "${pub[@]}" -p "${PORT[0]}" -q 1 -r -t hkit-test/retained/r -n # clear it
 
 # Client ids are cluster-wide: a second client with hrecord's id on another node takes over.
-hrecord --url "${URL[0]}" -i hkit-t0601-same -t hkit-test/same -o "$T/same.db" \
+# (hrecord asks for QoS 2 and is told what it was granted.)
+hrecord --url "${URL[0]}" -i hkit-t0601-same -q 2 -t hkit-test/same -o "$T/same.db" \
     --reconnect-min 60s 2>"$T/same.err" &
 CHILDREN+=($!)
 wait_for 30 "hrecord connected" grep -q "connected to .* as 'hkit-t0601-same'" "$T/same.err"
+wait_for 10 "hrecord's warning about the granted QoS" grep -qF \
+    "warning: broker granted QoS 1 instead of 2 for 'hkit-test/same'" "$T/same.err"
 timeout 30 "${sub[@]}" -p "${PORT[2]}" -i hkit-t0601-same -t hkit-test/same -E ||
     hkit_fail "second client with the same id on node 3"
 wait_for 30 "hrecord on node 1 losing its connection" grep -q "connection to .* lost" "$T/same.err"
