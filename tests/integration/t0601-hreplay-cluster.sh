@@ -17,6 +17,7 @@ set -euo pipefail
 hkit_test_setup
 T=$HKIT_TMP
 export HKIT_CLUSTER_DIR=$T/cluster
+export HKIT_CLUSTER_OWNER_PID=$$ # a SIGKILLed test still takes its cluster down
 CLUSTER=$HKIT_SOURCE_DIR/scripts/cluster
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] ||
     hkit_fail "rabbitmq-server is not installed (scripts/setup installs it)"
