@@ -884,6 +884,40 @@ static void flush_all(struct hc_replay *r)
 static hc_err start_at(struct hc_replay *r, hc_error *err);
 
 /*
+ * The replay stopped early (a connection could not be restored): the rest of the pass was never
+ * sent, and counts as failed, once for every copy this shard would have sent.
+ */
+static void count_unsent(struct hc_replay *r, const struct hc_replay_source *src)
+{
+    const struct hc_replay_options *o = &r->o;
+    struct hc_msg msg;
+    hc_error ignored = HC_ERROR_INIT;
+    hc_err rc;
+
+    while ((rc = src->next(src->ctx, &msg, &ignored)) == HC_OK || rc == HC_ERR_PARSE) {
+        if (rc == HC_ERR_PARSE) {
+            r->st.failed++;
+            continue;
+        }
+        for (long k = 0; k < o->fanout; k++) {
+            const char *key;
+            size_t key_len;
+            bool has_device;
+
+            if (!build_topic(r, msg.topic, k, &key, &key_len, &has_device))
+                break;
+            if (k > 0 && !has_device)
+                break;
+            if (o->shard_n > 1 && hc_replay_shard_of(hc_replay_hash(key, key_len),
+                                                     (unsigned)o->shard_n) !=
+                                      (unsigned)o->shard_k - 1)
+                continue;
+            r->st.failed++;
+        }
+    }
+}
+
+/*
  * Waits for msg's due time (timed modes) and sends it; fo: its faults (NULL without). *now:
  * the clock after waking (0 under --max). HC_ERR_INTERRUPTED with st.interrupted set.
  */
@@ -1029,6 +1063,8 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
     }
     rc = HC_OK;
 out:
+    if (r->fatal)
+        count_unsent(r, src);
     src->close(src->ctx);
     return rc;
 }

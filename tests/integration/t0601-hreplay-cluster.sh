@@ -130,8 +130,10 @@ done
 # --- three shards, one per node, started together, QoS 1 --------------------------------------
 # 2 simulated hours at 2400x: about 3 s of traffic in which all three overlap.
 start=$SECONDS
+# one common start for the three schedules (--start-at), a few seconds ahead
+at=$(python3 -c 'import time; t=time.time()+4; print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6))')
 for k in 0 1 2; do
-    timeout 120 hreplay --url "${URL[$k]}" -i "hkit-t0601-shard-$((k + 1))" -q 1 \
+    timeout 120 hreplay --url "${URL[$k]}" -i "hkit-t0601-shard-$((k + 1))" -q 1 --start-at "$at" \
         --shard "$((k + 1))/3" --speed 2400 --quiet --report-json "$T/shard$k.json" "$T/rec.db" \
         2>"$T/shard$k.err" &
     SHARD_PID[$k]=$!
@@ -150,6 +152,10 @@ for k in 0 1 2; do
     SENT=$((SENT + sent))
 done
 hkit_assert_eq "$N" "$SENT" "sum of the shards' sent"
+hreplay --merge-reports --report-json "$T/merged.json" "$T/shard0.json" "$T/shard1.json" \
+    "$T/shard2.json" || hkit_fail "--merge-reports failed"
+hkit_assert_eq "$N 0 3" "$(jq -r '"\(.sent) \(.failed) \(.shards)"' "$T/merged.json")" \
+    "the merged report's totals"
 
 # Every shard's messages were acknowledged (routed to every queue) before these end markers
 # were published, so a subscriber that has all three markers has every message.
@@ -230,6 +236,10 @@ hkit_expect_exit 1 timeout 30 hreplay --url "${URL[0]}" -i hkit-t0601-qos2 -q 2 
     --quiet "$T/rec.db"
 hkit_assert_contains "$ERR" "does not support publishing at QoS 2 (it answered with PUBACK); use -q 1" \
     "hreplay -q 2 against RabbitMQ"
+# ...and every one of the 50 messages counts as failed: none was confirmed
+hkit_expect_exit 1 timeout 30 hreplay --url "${URL[0]}" -i hkit-t0601-qos2b -q 2 --max --limit 50 \
+    --quiet --report-json "$T/qos2.json" "$T/rec.db"
+hkit_assert_eq 50 "$(jq -r .failed "$T/qos2.json")" "QoS 2 against RabbitMQ: failed messages"
 
 # A QoS 2 subscription is granted QoS 1.
 out=$(timeout 30 "${sub[@]}" -p "${PORT[1]}" -i hkit-t0601-q2sub -q 2 -t 'hkit-test/q2' -E -d 2>&1) ||
