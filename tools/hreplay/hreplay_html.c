@@ -144,14 +144,17 @@ void hreplay_timeline_handled(struct hreplay_timeline *tl, int64_t due_ns, int64
 void hreplay_timeline_progress(struct hreplay_timeline *tl, const struct hc_replay_stats *s,
                                int64_t now_ns)
 {
+    /* a connection lost, or broken on purpose by the disconnect fault: either way a reconnect */
+    uint64_t reconnects = s->reconnects + s->faults.reconnects;
     int col;
-    if (s->failed == tl->seen_failed && s->reconnects == tl->seen_reconnects)
+
+    if (s->failed == tl->seen_failed && reconnects == tl->seen_reconnects)
         return; /* nothing to place: do not start the axis on an idle call */
     col = column_of(tl, now_ns);
     tl->failed[col] += (int64_t)(s->failed - tl->seen_failed);
-    tl->reconnects[col] += (int64_t)(s->reconnects - tl->seen_reconnects);
+    tl->reconnects[col] += (int64_t)(reconnects - tl->seen_reconnects);
     tl->seen_failed = s->failed;
-    tl->seen_reconnects = s->reconnects;
+    tl->seen_reconnects = reconnects;
 }
 
 static int columns_used(const struct hreplay_timeline *tl)
@@ -255,7 +258,8 @@ static void draw_rates(FILE *f, const struct hreplay_html_page *p)
     struct hc_html_marks marks[2] = {{"failures", failed, "#d62728"},
                                      {"reconnects", reconnects, "#9467bd"}};
     struct hc_html_timechart chart = {.title = "Rate achieved vs scheduled (failures and "
-                                               "reconnects marked where noticed)",
+                                               "reconnects, faults' included, marked where "
+                                               "noticed)",
                                       .y_label = "msg/s",
                                       .origin_ns = tl->origin_ns,
                                       .column_ns = tl->column_ns,
