@@ -163,8 +163,14 @@ try {
     })
   ).result.value;
   const { x, y } = JSON.parse(box);
-  await Runtime.evaluate({ expression: `window.scrollTo(0, ${Math.max(0, y - 300)})` });
-  await Input.dispatchMouseEvent({ type: "mouseMoved", x, y: y - Math.max(0, y - 300) });
+  // the browser clamps the scroll near the end of a short page: aim from where it really is
+  const scrolled = (
+    await Runtime.evaluate({
+      expression: `(() => { window.scrollTo(0, ${Math.max(0, y - 300)}); return window.scrollY; })()`,
+      returnByValue: true,
+    })
+  ).result.value;
+  await Input.dispatchMouseEvent({ type: "mouseMoved", x, y: y - scrolled });
   const tip = (
     await Runtime.evaluate({
       expression: `(() => { const t = document.getElementById('tip'); return t.style.display + '|' + t.textContent; })()`,
