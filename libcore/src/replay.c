@@ -906,6 +906,9 @@ static hc_err send_one(struct hc_replay *r, const struct hc_msg *msg,
         if (o->hooks.lateness)
             o->hooks.lateness(o->hooks.ctx, *now - due);
     }
+    if (o->hooks.handled_at && r->st.sent + r->st.failed > handled)
+        o->hooks.handled_at(o->hooks.ctx, o->sched.mode != HC_SCHED_MAX ? due : 0,
+                            o->sched.mode != HC_SCHED_MAX && *now ? *now : mono_now());
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hcore/replay.h"
 #include "hcore/sched.h"
@@ -38,12 +39,13 @@ struct hreplay_opts {
     long shard_k, shard_n;
     long loops; /* 0: forever */
     long inflight;
-    int64_t spin_ns;    /* --spin: busy-wait this long before each due time */
-    int64_t give_up_ns; /* --give-up: stop reconnecting after this long without progress */
-    int64_t start_at_ns; /* --start-at, CLOCK_REALTIME; 0: none */
+    int64_t spin_ns;            /* --spin: busy-wait this long before each due time */
+    int64_t give_up_ns;         /* --give-up: stop reconnecting after this long without progress */
+    int64_t start_at_ns;        /* --start-at, CLOCK_REALTIME; 0: none */
     const char **merge_reports; /* --merge-reports: the report files (the arguments) */
     size_t n_merge_reports;
     const char *report_json;
+    const char *report_html;  /* --report-html FILE: the page of hreplay_html.c */
     const char *lateness_log; /* per-message lateness (ns), one line each */
     /* faults (hcore/faults.h) */
     const char *faults_text;         /* --faults SPEC as given */
@@ -62,5 +64,33 @@ int hreplay_run(struct hreplay_opts *o);
 
 /* --merge-reports: combines shard reports into one (stdout, or --report-json); an exit code. */
 int hreplay_merge(const struct hreplay_opts *o);
+
+/* --- --report-html (hreplay_html.c) --------------------------------------------------------- */
+
+#define HREPLAY_HTML_COLUMNS 240
+
+/* Per-time figures of a run, fed from the engine's hooks; fixed size whatever the run. */
+struct hreplay_timeline;
+hc_err hreplay_timeline_new(struct hreplay_timeline **out, hc_error *err);
+/* hooks.handled_at: due_ns 0 under --max; both CLOCK_MONOTONIC. */
+void hreplay_timeline_handled(struct hreplay_timeline *tl, int64_t due_ns, int64_t handled_ns);
+/* hooks.progress, and once more with the final figures: failures and reconnects since the last
+ * call land in now_ns's column. */
+void hreplay_timeline_progress(struct hreplay_timeline *tl, const struct hc_replay_stats *s,
+                               int64_t now_ns);
+void hreplay_timeline_free(struct hreplay_timeline *tl); /* accepts NULL */
+
+/* What the page draws from (all borrowed). A --ramp section adds its steps here. */
+struct hreplay_html_page {
+    const struct hreplay_opts *o;
+    const char *url;  /* the broker */
+    const char *mode; /* "original", "speed", "rate", "max" */
+    const struct hc_replay_stats *stats;
+    bool schedule_kept;
+    const struct hreplay_timeline *timeline;
+};
+
+/* Writes the whole page to f; false when f reports an error. */
+bool hreplay_html_write(FILE *f, const struct hreplay_html_page *p);
 
 #endif

@@ -28,6 +28,7 @@ enum {
     OPT_CONNECTIONS,
     OPT_SHARD,
     OPT_REPORT_JSON,
+    OPT_REPORT_HTML,
     OPT_LATENESS_LOG,
     OPT_GIVE_UP,
     OPT_START_AT,
@@ -84,8 +85,7 @@ static const char usage[] =
     "                        same instant for every shard; refused when over 1 s in the past\n"
     "  --merge-reports       the arguments are --report-json files of shards: print one report\n"
     "                        with exact totals and percentiles from the merged histograms\n"
-    "\n"
-    ;
+    "\n";
 
 /* printed after usage: one string literal would pass the length C99 promises to support */
 static const char usage_faults[] =
@@ -107,6 +107,9 @@ static const char usage_faults[] =
     "\n"
     "Reporting:\n"
     "  --report-json FILE    write the final report as JSON to FILE (created at the start)\n"
+    "  --report-html FILE    write a self-contained HTML page to FILE (created at the start):\n"
+    "                        the figures, rate achieved vs scheduled and lateness over time,\n"
+    "                        failures and reconnects marked\n"
     "  --lateness-log FILE   write each message's lateness in ns, one line per message\n"
     "  -v, --verbose         more diagnostics\n"
     "  --quiet               no progress line, no report on stderr (errors still shown)\n"
@@ -283,6 +286,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"connections", required_argument, NULL, OPT_CONNECTIONS},
         {"shard", required_argument, NULL, OPT_SHARD},
         {"report-json", required_argument, NULL, OPT_REPORT_JSON},
+        {"report-html", required_argument, NULL, OPT_REPORT_HTML},
         {"lateness-log", required_argument, NULL, OPT_LATENESS_LOG},
         {"give-up", required_argument, NULL, OPT_GIVE_UP},
         {"start-at", required_argument, NULL, OPT_START_AT},
@@ -423,6 +427,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         case OPT_REPORT_JSON:
             o->report_json = optarg;
             break;
+        case OPT_REPORT_HTML:
+            o->report_html = optarg;
+            break;
         case OPT_LATENESS_LOG:
             o->lateness_log = optarg;
             break;
@@ -469,6 +476,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     if (merge) {
         if (optind >= argc)
             return tool_usage_error("--merge-reports needs the report files to merge");
+        if (o->report_html)
+            return tool_usage_error("--report-html describes a replay; it cannot be combined "
+                                    "with --merge-reports");
         o->merge_reports = (const char **)(argv + optind);
         o->n_merge_reports = (size_t)(argc - optind);
         return OPTS_OK;

@@ -585,6 +585,8 @@ struct run {
 
     struct hv_consumer *consumer; /* --consumer mode */
     struct hv_capture cap;
+    long *kept; /* output lines compared (not blank, not ignored): kept[ordinal - 1] */
+    size_t n_kept;
     struct case_extra extra;
     bool text; /* compare plain lines against expected.txt */
 };
@@ -642,6 +644,36 @@ static char *describe_expected(const struct run *r, const cJSON *expected)
     return d;
 }
 
+/* --report-html: marks the output line (message: its ordinal among the compared lines) and the
+ * input a mismatch concerns, on the case's timeline. The input is the one the text report names
+ * ("input K: ..." in topic), else the one the expected value or the output line names. */
+static void mark_failing(struct run *r, long message, const char *topic, const struct hv_diff *d)
+{
+    struct hv_timeline *tl = &r->res->timeline;
+    long input = -1, named;
+
+    if (message > 0 && (size_t)message <= r->n_kept &&
+        (size_t)r->kept[message - 1] < tl->n_outputs) {
+        size_t line = (size_t)r->kept[message - 1];
+
+        tl->output_failing[line] = true;
+        input = hv_capture_attribute(&r->cap, r->cap.lines[line]);
+    }
+    if (d && d->expected) {
+        char *text = cJSON_IsString(d->expected) ? xstrdup(d->expected->valuestring)
+                                                 : cJSON_PrintUnformatted(d->expected);
+        long k = text ? hv_capture_attribute(&r->cap, text) : -1;
+
+        free(text);
+        if (k >= 0)
+            input = k; /* the input whose expected output went wrong */
+    }
+    if (topic && sscanf(topic, "input %ld:", &named) == 1 && named >= 1)
+        input = named - 1;
+    if (input >= 0 && (size_t)input < tl->n_inputs)
+        tl->input_failing[input] = true;
+}
+
 static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
                          const char *note)
 {
@@ -650,6 +682,8 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
 
     res->mismatch_count++;
     r->changed = true;
+    if (r->consumer)
+        mark_failing(r, message, topic, d);
     if (r->o->max_report > 0 && res->n_mm >= (size_t)r->o->max_report)
         return;
     m = realloc(res->mm, (res->n_mm + 1) * sizeof(*m));
@@ -1217,6 +1251,25 @@ out:
     free(seen);
 }
 
+/* The case's timeline, for --report-html; left empty when memory is short (the page says so). */
+static void timeline_figures(struct run *r)
+{
+    struct hv_timeline *tl = &r->res->timeline;
+    size_t ni = r->cap.n_inputs, no = r->cap.n_lines;
+
+    tl->input_ns = calloc(ni + 1, sizeof(*tl->input_ns));
+    tl->input_failing = calloc(ni + 1, sizeof(*tl->input_failing));
+    tl->output_ns = calloc(no + 1, sizeof(*tl->output_ns));
+    tl->output_failing = calloc(no + 1, sizeof(*tl->output_failing));
+    if (!tl->input_ns || !tl->input_failing || !tl->output_ns || !tl->output_failing)
+        return;
+    for (size_t i = 0; i < ni; i++)
+        tl->input_ns[i] = r->cap.inputs[i].sent_ns;
+    memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
+    tl->n_inputs = ni;
+    tl->n_outputs = no;
+}
+
 static void consumer_figures(struct run *r, hc_err rc)
 {
     static const char *const how[] = {"by itself", "after SIGINT", "after SIGTERM",
@@ -1238,6 +1291,7 @@ static void consumer_figures(struct run *r, hc_err rc)
     if (r->cap.stderr_tail[0])
         r->res->stderr_tail = xstrdup(r->cap.stderr_tail);
     latency_figures(r);
+    timeline_figures(r);
 }
 
 static bool run_consumer(struct run *r)
@@ -1259,6 +1313,8 @@ static bool run_consumer(struct run *r)
     for (size_t i = 0; i < r->cap.n_lines; i++)
         if (!blank(r->cap.lines[i]) && !line_ignored(r, r->cap.lines[i]))
             kept[n_kept++] = (long)i;
+    r->kept = kept; /* the order-any and per-device comparisons name lines after this returns */
+    r->n_kept = n_kept;
     if (r->text) {
         ok = compare_text(r, kept, n_kept);
     } else {
@@ -1287,12 +1343,12 @@ static bool run_consumer(struct run *r)
             free(where);
         }
     }
-    free(kept);
     return ok;
 }
 
 static void run_release(struct run *r)
 {
+    free(r->kept);
     hv_input_close(&r->in);
     hv_lines_close(&r->exp);
     hc_jsonout_release(&r->print);
@@ -1574,6 +1630,10 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
         free(r[i].error);
         free(r[i].consumer_exit);
         free(r[i].stderr_tail);
+        free(r[i].timeline.input_ns);
+        free(r[i].timeline.input_failing);
+        free(r[i].timeline.output_ns);
+        free(r[i].timeline.output_failing);
     }
     free(r);
 }
@@ -1677,6 +1737,14 @@ int hverify_run(const struct hverify_opts *o)
         hc_error err = HC_ERROR_INIT;
 
         if (!hv_report_junit(o->junit, results, cases_run, &err)) {
+            tool_error("%s", err.message);
+            errors++;
+        }
+    }
+    if (o->report_html) {
+        hc_error err = HC_ERROR_INIT;
+
+        if (!hv_report_html(o->report_html, o, results, cases_run, &err)) {
             tool_error("%s", err.message);
             errors++;
         }

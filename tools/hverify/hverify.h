@@ -35,14 +35,15 @@ struct hverify_opts {
     double abs_tol, rel_tol;
     const char *ignore[HV_MAX_IGNORE];
     size_t n_ignore;
-    enum hv_order order; /* HV_ORDER_UNSET: case.json's, else strict */
-    bool update;         /* write expected.jsonl.pending */
-    bool accept;         /* move pending files into place (with update: write directly) */
-    bool force;          /* write even when CI is set */
-    bool json;           /* machine-readable report on stdout */
-    const char *junit;   /* JUnit XML file, or NULL */
-    long max_report;     /* mismatching messages detailed per case; 0 = all */
-    int verbosity;       /* 0 summary only, 1 failures, 2 every case */
+    enum hv_order order;     /* HV_ORDER_UNSET: case.json's, else strict */
+    bool update;             /* write expected.jsonl.pending */
+    bool accept;             /* move pending files into place (with update: write directly) */
+    bool force;              /* write even when CI is set */
+    bool json;               /* machine-readable report on stdout */
+    const char *junit;       /* JUnit XML file, or NULL */
+    const char *report_html; /* --report-html: self-contained HTML page (report_html.c) */
+    long max_report;         /* mismatching messages detailed per case; 0 = all */
+    int verbosity;           /* 0 summary only, 1 failures, 2 every case */
 
     /* --consumer mode */
     const char *consumer;      /* shell command of the user's MQTT consumer, or NULL */
@@ -243,6 +244,17 @@ struct hv_mismatch {
     char *note; /* extra explanation, or NULL */
 };
 
+/* --consumer mode: when each input went out and each output line came (CLOCK_MONOTONIC), the
+ * failing ones marked (a mismatch concerns the line, or names the input), for --report-html. */
+struct hv_timeline {
+    int64_t *input_ns; /* 0: never sent */
+    bool *input_failing;
+    size_t n_inputs;
+    int64_t *output_ns;
+    bool *output_failing;
+    size_t n_outputs;
+};
+
 struct hv_case_result {
     char *name; /* the case directory as the user would type it */
     enum hv_status status;
@@ -261,6 +273,7 @@ struct hv_case_result {
     double latency_p50_ms, latency_p99_ms, latency_max_ms;
     char *consumer_exit; /* "exited with status 0 after SIGINT", ... */
     char *stderr_tail;   /* on failure */
+    struct hv_timeline timeline;
 };
 
 /* One line on what failed: "2 of 5 messages differ", or, when expected.jsonl has more lines
@@ -271,6 +284,10 @@ void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size);
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err);
 /* Writes the machine-readable report to fp. */
 bool hv_report_json(FILE *fp, const struct hv_case_result *r, size_t n);
+/* --report-html (report_html.c): the cases, each failure with its first differing path, and a
+ * timeline per consumer case. false on I/O error (reason in err). */
+bool hv_report_html(const char *path, const struct hverify_opts *o, const struct hv_case_result *r,
+                    size_t n, hc_error *err);
 /* XML-escapes s into a new string (drops characters XML 1.0 cannot hold). */
 char *hv_xml_escape(const char *s);
 

@@ -21,6 +21,7 @@ enum {
     OPT_FORCE,
     OPT_JSON,
     OPT_JUNIT,
+    OPT_REPORT_HTML,
     OPT_MAX_REPORT,
     OPT_CONSUMER,
     OPT_BROKER,
@@ -95,6 +96,9 @@ static const char usage_rest[] =
     "Reporting:\n"
     "  --json                machine-readable report on stdout instead of text\n"
     "  --junit FILE          also write a JUnit XML report (one testcase per case)\n"
+    "  --report-html FILE    also write a self-contained HTML page: the cases, each failure\n"
+    "                        with its first differing path, and for --consumer cases a\n"
+    "                        timeline of inputs and outputs with the failing ones marked\n"
     "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
     "  -q, --quiet           only the summary line\n"
     "  -v, --verbose         also list the cases that passed\n"
@@ -130,6 +134,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"force", no_argument, NULL, OPT_FORCE},
         {"json", no_argument, NULL, OPT_JSON},
         {"junit", required_argument, NULL, OPT_JUNIT},
+        {"report-html", required_argument, NULL, OPT_REPORT_HTML},
         {"max-report", required_argument, NULL, OPT_MAX_REPORT},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
@@ -216,6 +221,11 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
             if (!*optarg)
                 return tool_usage_error("invalid value '' for --junit: must not be empty");
             o->junit = optarg;
+            break;
+        case OPT_REPORT_HTML:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --report-html: must not be empty");
+            o->report_html = optarg;
             break;
         case OPT_MAX_REPORT:
             r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);

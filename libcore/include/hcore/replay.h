@@ -61,6 +61,13 @@ struct hc_replay_hooks {
     void (*progress)(void *ctx, const hc_replay *r, int64_t now_ns);
     /* faults: each fault applied, once the message it concerns went out (or was dropped) */
     void (*fault)(void *ctx, const struct hc_faults_event *ev);
+    /*
+     * Per-time figures (hreplay --report-html): each message that went out, or failed on the
+     * way, in send order, with its due time (CLOCK_MONOTONIC; 0 under --max: no schedule) and
+     * when it was handed to the connection (CLOCK_MONOTONIC, read only when this hook is set).
+     * Kept apart from lateness, which other callers log per message, so each stays one line.
+     */
+    void (*handled_at)(void *ctx, int64_t due_ns, int64_t handled_ns);
     void *ctx;
 };
 
