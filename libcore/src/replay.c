@@ -745,6 +745,8 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg, hc_e
                      payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->st.sent++;
+            if (o->hooks.published)
+                o->hooks.published(o->hooks.ctx, r->topic.p, payload, len, mono_now());
         } else if (r->fatal) {
             r->st.failed++; /* this message was never sent */
             return rc;

@@ -58,6 +58,13 @@ struct hc_replay_hooks {
     void (*lateness)(void *ctx, int64_t lateness_ns);
     /* about every PROGRESS interval (250 ms) while messages flow; now is CLOCK_MONOTONIC */
     void (*progress)(void *ctx, const hc_replay *r, int64_t now_ns);
+    /*
+     * each message as published (after rewriting, once per fan-out copy), topic and payload
+     * borrowed for the call; sent_ns is CLOCK_MONOTONIC when the publish call returned. For
+     * callers that match what a consumer emits to what was sent (hreplay --ramp).
+     */
+    void (*published)(void *ctx, const char *topic, const unsigned char *payload, size_t len,
+                      int64_t sent_ns);
     void *ctx;
 };
 
