@@ -64,6 +64,12 @@ enum hc_ramp_verdict hc_ramp_judge(const struct hc_ramp_figures *f, enum hc_ramp
                      busy ? "it could not go faster" : "it waited on the broker");
         return HC_RAMP_RATE_NOT_REACHED;
     }
+    if (f->observer_lag > HC_RAMP_BACKLOG_MIN_S * f->target_rate) {
+        *limit = HC_RAMP_LIMIT_GENERATOR;
+        snprintf(why, size, "hreplay had not read %.0f outputs yet: it observes too slowly",
+                 f->observer_lag);
+        return HC_RAMP_NOT_OBSERVED;
+    }
     if (f->broker_known && f->dropped_delta > 0) {
         *limit = f->stored_delta > 0 || growing ? HC_RAMP_LIMIT_CONSUMER : HC_RAMP_LIMIT_BROKER;
         snprintf(why, size, "the broker dropped %lld messages (store %+lld)",
@@ -90,7 +96,7 @@ enum hc_ramp_verdict hc_ramp_judge(const struct hc_ramp_figures *f, enum hc_ramp
 const char *hc_ramp_verdict_name(enum hc_ramp_verdict v)
 {
     static const char *const names[] = {"kept up", "falling behind", "dropping",
-                                        "rate not reached"};
+                                        "rate not reached", "not observed"};
     return (size_t)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
 

@@ -114,6 +114,19 @@ Test(ramp, a_missed_rate_is_never_blamed_on_the_consumer)
     cr_assert_eq(l, HC_RAMP_LIMIT_GENERATOR);
 }
 
+Test(ramp, outputs_hreplay_has_not_read_yet_blame_hreplay_not_the_consumer)
+{
+    struct hc_ramp_figures f = kept();
+    enum hc_ramp_limit l;
+    f.backlog_slope = 50;
+    f.backlog_end = 500;
+    f.observer_lag = 400;
+    cr_assert_eq(hc_ramp_judge(&f, &l, NULL, 0), HC_RAMP_NOT_OBSERVED);
+    cr_assert_eq(l, HC_RAMP_LIMIT_GENERATOR);
+    f.observer_lag = 4; /* under 50 ms of input: noise */
+    cr_assert_eq(hc_ramp_judge(&f, &l, NULL, 0), HC_RAMP_FALLING_BEHIND);
+}
+
 Test(ramp, names_are_the_report_values)
 {
     cr_assert_str_eq(hc_ramp_verdict_name(HC_RAMP_KEPT_UP), "kept up");

@@ -64,6 +64,7 @@ struct ramp {
     int64_t window_start_ns;   /* CLOCK_MONOTONIC: the step's measuring window */
     int64_t sched_run_ns;      /* the thread's schedstat (run + runqueue wait) at the start */
     bool done;
+    bool repeating;            /* the current step repeats the one before (it failed) */
     struct hc_hist lateness;   /* this step's */
     struct ramp_step *steps;
     size_t n_steps, cap_steps;
@@ -97,6 +98,8 @@ struct ramp {
     off_t file_start; /* bytes already there when the ramp began: not outputs */
     char *line;
     size_t line_len;
+    uint64_t file_pos, file_lines; /* bytes read (from file_start), complete lines among them */
+    double observer_lag; /* outputs written, not read yet: unread bytes / mean line length */
     bool line_too_long;
     enum ramp_matching matching; /* decided after the first step */
     bool matching_decided;
@@ -283,7 +286,9 @@ static void read_file(struct ramp *rp)
     }
     while ((n = read(rp->fd, buf, sizeof(buf))) > 0) {
         int64_t now = mono();
+        struct stat sb;
         pthread_mutex_lock(&rp->mu);
+        rp->file_pos += (uint64_t)n;
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] != '\n') {
                 if (rp->line_len < MAX_OUTPUT_LINE)
@@ -292,6 +297,7 @@ static void read_file(struct ramp *rp)
                     rp->line_too_long = true;
                 continue;
             }
+            rp->file_lines++;
             if (rp->line_too_long)
                 rp->long_lines++;
             else if (rp->line_len)
@@ -299,6 +305,15 @@ static void read_file(struct ramp *rp)
             rp->line_len = 0;
             rp->line_too_long = false;
         }
+        /* what the consumer wrote that is still to be read: hreplay's own lag */
+        if (fstat(rp->fd, &sb) == 0 && rp->file_lines) {
+            double unread = (double)sb.st_size - (double)rp->file_start - (double)rp->file_pos;
+            rp->observer_lag = unread > 0 ? unread * (double)rp->file_lines /
+                                                (double)rp->file_pos
+                                          : 0;
+        }
+        if ((size_t)n < sizeof(buf))
+            rp->observer_lag = 0; /* caught up with the writer */
         pthread_mutex_unlock(&rp->mu);
     }
 }
@@ -320,7 +335,8 @@ static void sample(struct ramp *rp, int64_t now)
         s->cap = cap;
     }
     s->t[s->n] = (double)now / 1e9;
-    s->backlog[s->n] = (double)rp->delivered - (double)rp->seen;
+    /* the consumer's backlog: outputs already written but not yet read by hreplay are done */
+    s->backlog[s->n] = (double)rp->delivered - (double)rp->seen - rp->observer_lag;
     s->n++;
 }
 
@@ -494,7 +510,8 @@ static bool step_end(struct ramp *rp, int64_t now)
                                                                     rp->first_pub_ns)
                         : 0;
     st.output_rate = window > 0 ? (double)st.outputs / window : 0;
-    st.backlog_end = (double)rp->delivered - (double)rp->seen;
+    st.observer_lag = rp->observer_lag;
+    st.backlog_end = (double)rp->delivered - (double)rp->seen - rp->observer_lag;
     st.backlog_slope = hc_ramp_slope(rp->samples.t, rp->samples.backlog, rp->samples.n);
     if (!rp->matching_decided)
         decide_matching(rp, &st);
@@ -524,6 +541,7 @@ static bool step_end(struct ramp *rp, int64_t now)
     f.dropped_delta = st.dropped_delta;
     f.stored_delta = st.stored_delta;
     f.generator_busy = st.generator_busy;
+    f.observer_lag = st.observer_lag;
     st.verdict = hc_ramp_judge(&f, &st.limit, st.why, sizeof(st.why));
 
     if (rp->n_steps == rp->cap_steps) {
@@ -534,10 +552,22 @@ static bool step_end(struct ramp *rp, int64_t now)
         rp->steps = p;
         rp->cap_steps = cap;
     }
+    st.repeat = rp->repeating;
+    if (st.repeat && st.verdict == HC_RAMP_KEPT_UP)
+        rp->steps[rp->n_steps - 1].transient = true;
     rp->steps[rp->n_steps++] = st;
     tool_status_clear();
     tool_info("step %zu: %.0f msg/s: %s (%s)", rp->n_steps, st.target_rate,
               hc_ramp_verdict_name(st.verdict), st.why);
+    /*
+     * A failing step is held once more at the same rate before it ends the ramp: a shared
+     * machine's burst of other work (or one garbage collection in the consumer) can make one
+     * step look failed; a consumer past its capacity fails the repetition too. Broker drops are
+     * evidence enough.
+     */
+    rp->repeating = st.verdict != HC_RAMP_KEPT_UP && st.verdict != HC_RAMP_DROPPING && !st.repeat;
+    if (rp->repeating)
+        return true;
     if (st.verdict != HC_RAMP_KEPT_UP)
         return false;
     return ro->max_rate <= 0 || step_rate(ro, rp->step + 1) <= ro->max_rate * (1 + 1e-9);
@@ -593,7 +623,7 @@ static hc_err ramp_next(void *ctx, struct hc_msg *msg, hc_error *err)
             rp->done = true;
             return HC_DONE;
         }
-        step_begin(rp, rp->step + 1, now);
+        step_begin(rp, rp->repeating ? rp->step : rp->step + 1, now);
         rp->step_timeline_ns = next_timeline;
     }
     rc = inner_next(rp, msg, err);

@@ -31,6 +31,7 @@ struct ramp_step {
     double output_rate;          /* msg/s */
     double backlog_end;          /* messages delivered and not yet answered, at the end */
     double backlog_slope;        /* msg/s */
+    double observer_lag;         /* outputs in the file hreplay had not read at the end */
     uint64_t latency_count;      /* outputs matched to an input */
     int64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
     bool broker_known;           /* $SYS figures seen */
@@ -40,6 +41,8 @@ struct ramp_step {
     enum hc_ramp_verdict verdict;
     enum hc_ramp_limit limit;
     char why[200];
+    bool transient; /* failed, but its repetition at the same rate kept up */
+    bool repeat;    /* a repetition of the step before it */
 };
 
 /* The whole ramp as the reports see it. */

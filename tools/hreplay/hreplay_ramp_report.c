@@ -18,7 +18,7 @@ double ramp_max_sustainable(const struct ramp_result *r, enum hc_ramp_limit *lim
     *limit = HC_RAMP_LIMIT_NONE;
     *failed = NULL;
     for (size_t i = 0; i < r->n_steps; i++) {
-        if (r->steps[i].verdict != HC_RAMP_KEPT_UP) {
+        if (r->steps[i].verdict != HC_RAMP_KEPT_UP && !r->steps[i].transient) {
             *limit = r->steps[i].limit;
             *failed = &r->steps[i];
             break;
@@ -69,10 +69,10 @@ bool ramp_report_text(const struct ramp_result *r, FILE *out)
             snprintf(dropped, sizeof(dropped), "%" PRId64, s->dropped_delta);
             snprintf(stored, sizeof(stored), "%+" PRId64, s->stored_delta);
         }
-        fprintf(out, "%5zu %8.0f %8.1f %9.2f %8.1f %8.0f %8.1f %22s %7s %7s  %s\n", i + 1,
+        fprintf(out, "%5zu %8.0f %8.1f %9.2f %8.1f %8.0f %8.1f %22s %7s %7s  %s%s\n", i + 1,
                 s->target_rate, s->input_rate, ms(s->lateness_p99_ns), s->output_rate,
                 s->backlog_end, s->backlog_slope, lat, dropped, stored,
-                hc_ramp_verdict_name(s->verdict));
+                hc_ramp_verdict_name(s->verdict), s->transient ? " (transient: repeated)" : "");
     }
     if (failed)
         fprintf(out, "step %zu at %.0f msg/s: %s: %s\n", (size_t)(failed - r->steps) + 1,
@@ -117,6 +117,7 @@ static cJSON *step_json(const struct ramp_step *s)
     cJSON_AddNumberToObject(j, "output_rate", s->output_rate);
     cJSON_AddNumberToObject(j, "backlog_end", s->backlog_end);
     cJSON_AddNumberToObject(j, "backlog_slope", s->backlog_slope);
+    cJSON_AddNumberToObject(j, "observer_lag", s->observer_lag);
     if (s->latency_count) {
         lat = cJSON_AddObjectToObject(j, "latency_ms");
         cJSON_AddNumberToObject(lat, "count", (double)s->latency_count);
@@ -136,6 +137,8 @@ static cJSON *step_json(const struct ramp_step *s)
     cJSON_AddStringToObject(j, "verdict", hc_ramp_verdict_name(s->verdict));
     cJSON_AddStringToObject(j, "limited_by", hc_ramp_limit_name(s->limit));
     cJSON_AddStringToObject(j, "reason", s->why);
+    cJSON_AddBoolToObject(j, "transient", s->transient);
+    cJSON_AddBoolToObject(j, "repeat", s->repeat);
     return j;
 }
 

@@ -7,6 +7,9 @@
  *   slope        least-squares slope of b over t (msg/s); noise = max(5% of the target, 2)
  *   verdict      rate not reached  input rate < 95% of the target (hreplay or the broker could
  *                                  not send it: the consumer is not judged)
+ *                not observed      hreplay read the consumer's outputs too slowly: outputs it
+ *                                  had not read yet exceed 50 ms of input (the consumer is
+ *                                  not judged; "generator": hreplay is the limit)
  *                dropping          the broker dropped messages during the step
  *                falling behind    slope > noise and the backlog at the end exceeds 50 ms of
  *                                  input, or p99 latency > the SLO
@@ -59,13 +62,15 @@ struct hc_ramp_figures {
     int64_t dropped_delta;  /* $SYS/broker/publish/messages/dropped over the step */
     int64_t stored_delta;   /* $SYS/broker/store/messages/count over the step */
     double generator_busy;  /* 0..1 of the step; < 0: unknown (then the generator is blamed) */
+    double observer_lag;    /* outputs written by the consumer, not yet read by hreplay (end) */
 };
 
 enum hc_ramp_verdict {
     HC_RAMP_KEPT_UP,
     HC_RAMP_FALLING_BEHIND,
     HC_RAMP_DROPPING,
-    HC_RAMP_RATE_NOT_REACHED
+    HC_RAMP_RATE_NOT_REACHED,
+    HC_RAMP_NOT_OBSERVED
 };
 
 enum hc_ramp_limit {
@@ -82,7 +87,7 @@ enum hc_ramp_limit {
 enum hc_ramp_verdict hc_ramp_judge(const struct hc_ramp_figures *f, enum hc_ramp_limit *limit,
                                    char *why, size_t size);
 
-/* "kept up", "falling behind", "dropping", "rate not reached". */
+/* "kept up", "falling behind", "dropping", "rate not reached", "not observed". */
 const char *hc_ramp_verdict_name(enum hc_ramp_verdict v);
 /* "none", "consumer", "broker", "generator" (the --report-json values). */
 const char *hc_ramp_limit_name(enum hc_ramp_limit l);
