@@ -113,8 +113,13 @@ assert r["matching"] == "device_id+measured_at", r["matching_note"]
 assert r["broker_evidence"] is True
 steps = r["steps"]
 assert steps[-1]["verdict"] in ("falling behind", "dropping"), steps[-1]
-for s in steps[:-1]:
-    assert s["verdict"] == "kept up", s
+# a failing step is repeated once: the last failure may be the repetition of the one before
+confirmed = len(steps) - (2 if steps[-1]["repeat"] else 1)
+for s in steps[:confirmed]:
+    assert s["verdict"] == "kept up" or s["transient"], s
+for s in steps[:confirmed]:
+    if s["verdict"] != "kept up":
+        continue
     assert s["broker_dropped"] == 0, s
     assert s["latency_ms"]["count"] > 0 and s["latency_ms"]["p50"] <= s["latency_ms"]["p99"], s
     assert abs(s["input_rate"] - s["rate_target"]) <= 0.05 * s["rate_target"], s
