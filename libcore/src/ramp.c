@@ -44,8 +44,8 @@ enum hc_ramp_verdict hc_ramp_judge(const struct hc_ramp_figures *f, enum hc_ramp
 {
     char scratch[8];
     double noise = slope_noise(f->target_rate);
-    bool growing = f->backlog_slope > noise &&
-                   f->backlog_end > HC_RAMP_BACKLOG_MIN_S * f->target_rate;
+    bool growing =
+        f->backlog_slope > noise && f->backlog_end > HC_RAMP_BACKLOG_MIN_S * f->target_rate;
 
     if (!why) {
         why = scratch;
@@ -95,8 +95,8 @@ enum hc_ramp_verdict hc_ramp_judge(const struct hc_ramp_figures *f, enum hc_ramp
 
 const char *hc_ramp_verdict_name(enum hc_ramp_verdict v)
 {
-    static const char *const names[] = {"kept up", "falling behind", "dropping",
-                                        "rate not reached", "not observed"};
+    static const char *const names[] = {"kept up", "falling behind", "dropping", "rate not reached",
+                                        "not observed"};
     return (size_t)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
 

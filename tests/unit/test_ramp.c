@@ -12,8 +12,13 @@
 static struct hc_ramp_figures kept(void)
 {
     struct hc_ramp_figures f = {
-        .target_rate = 100, .input_rate = 100, .backlog_slope = 0.5, .backlog_end = 3,
-        .latency_known = true, .latency_p99_ns = 2000000, .broker_known = true,
+        .target_rate = 100,
+        .input_rate = 100,
+        .backlog_slope = 0.5,
+        .backlog_end = 3,
+        .latency_known = true,
+        .latency_p99_ns = 2000000,
+        .broker_known = true,
         .generator_busy = 0.1,
     };
     return f;

@@ -42,7 +42,8 @@
 #define MAX_OUTPUT_LINE 65536      /* file outputs: longer lines are skipped and counted */
 #define SYS_DROPPED "$SYS/broker/publish/messages/dropped"
 #define SYS_STORED "$SYS/broker/store/messages/count"
-#define POSITION_MIN_RATIO 0.8 /* first step: outputs/inputs at least this for position matching */
+#define POSITION_MIN_RATIO 0.8 /* first step: outputs/inputs at least this for position matching   \
+                                */
 
 struct samples {
     double *t, *backlog;
@@ -57,15 +58,15 @@ struct ramp {
 
     /* engine thread only */
     bool inner_open;
-    size_t step;               /* index of the current step */
-    double rate;               /* its rate */
+    size_t step;                /* index of the current step */
+    double rate;                /* its rate */
     uint64_t in_step, per_step; /* messages handed out in this step, and its total */
-    int64_t step_timeline_ns;  /* synthetic timeline of the step's first message */
-    int64_t window_start_ns;   /* CLOCK_MONOTONIC: the step's measuring window */
-    int64_t sched_run_ns;      /* the thread's schedstat (run + runqueue wait) at the start */
+    int64_t step_timeline_ns;   /* synthetic timeline of the step's first message */
+    int64_t window_start_ns;    /* CLOCK_MONOTONIC: the step's measuring window */
+    int64_t sched_run_ns;       /* the thread's schedstat (run + runqueue wait) at the start */
     bool done;
-    bool repeating;            /* the current step repeats the one before (it failed) */
-    struct hc_hist lateness;   /* this step's */
+    bool repeating;          /* the current step repeats the one before (it failed) */
+    struct hc_hist lateness; /* this step's */
     struct ramp_step *steps;
     size_t n_steps, cap_steps;
 
@@ -79,7 +80,7 @@ struct ramp {
     struct hc_hist latency_key, latency_pos; /* this step's, by each matching */
     uint64_t keyed_outputs, keyed_matched, unkeyed_outputs;
     bool position_impossible; /* more outputs than inputs at some moment */
-    bool sys_seen;           /* both counters seen */
+    bool sys_seen;            /* both counters seen */
     bool dropped_seen, stored_seen;
     int64_t sys_dropped, sys_stored;
     int64_t sys_dropped_at_start, sys_stored_at_start;
@@ -173,7 +174,8 @@ static bool input_key(const char *topic, const unsigned char *payload, size_t le
     return ok;
 }
 
-/* --- the engine's hooks (engine thread) -------------------------------------------------------- */
+/* --- the engine's hooks (engine thread) --------------------------------------------------------
+ */
 
 static void on_published(void *ctx, const char *topic, const unsigned char *payload, size_t len,
                          int64_t sent_ns)
@@ -219,7 +221,8 @@ static void on_progress(void *ctx, const hc_replay *engine, int64_t now)
                 rp->step + 1, rp->rate, delivered, seen, (int64_t)(delivered - seen));
 }
 
-/* --- the observer thread ----------------------------------------------------------------------- */
+/* --- the observer thread -----------------------------------------------------------------------
+ */
 
 /* One output of the consumer (payload of an MQTT message, or a file line). Under mu. */
 static void output_seen(struct ramp *rp, const char *text, size_t len, int64_t now)
@@ -233,9 +236,8 @@ static void output_seen(struct ramp *rp, const char *text, size_t len, int64_t n
 
     if (rp->seen > rp->delivered)
         rp->position_impossible = true;
-    if (device &&
-        make_key(device, strlen(device), string_field(j, MEASURED_AT), key, sizeof(key),
-                 &key_len)) {
+    if (device && make_key(device, strlen(device), string_field(j, MEASURED_AT), key, sizeof(key),
+                           &key_len)) {
         rp->keyed_outputs++;
         if (hc_ramp_match_by_key(rp->match, key, key_len, &sent)) {
             rp->keyed_matched++;
@@ -308,9 +310,8 @@ static void read_file(struct ramp *rp)
         /* what the consumer wrote that is still to be read: hreplay's own lag */
         if (fstat(rp->fd, &sb) == 0 && rp->file_lines) {
             double unread = (double)sb.st_size - (double)rp->file_start - (double)rp->file_pos;
-            rp->observer_lag = unread > 0 ? unread * (double)rp->file_lines /
-                                                (double)rp->file_pos
-                                          : 0;
+            rp->observer_lag =
+                unread > 0 ? unread * (double)rp->file_lines / (double)rp->file_pos : 0;
         }
         if ((size_t)n < sizeof(buf))
             rp->observer_lag = 0; /* caught up with the writer */
@@ -379,8 +380,7 @@ static void *observe(void *arg)
 }
 
 /* Connects the observer: the output filter (mqtt:) and the broker's $SYS counters. */
-static hc_err observer_open(struct ramp *rp, const struct hc_mqtt_options *engine_mo,
-                            hc_error *err)
+static hc_err observer_open(struct ramp *rp, const struct hc_mqtt_options *engine_mo, hc_error *err)
 {
     struct hc_mqtt_options mo = *engine_mo;
     char client_id[200];
@@ -432,7 +432,8 @@ static void wait_for_sys(struct ramp *rp)
     }
 }
 
-/* --- steps (engine thread) ---------------------------------------------------------------------- */
+/* --- steps (engine thread) ----------------------------------------------------------------------
+ */
 
 static double step_rate(const struct hreplay_ramp_opts *ro, size_t k)
 {
@@ -505,10 +506,10 @@ static bool step_end(struct ramp *rp, int64_t now)
     sample(rp, now);
     st.inputs = rp->delivered - rp->delivered_at_start;
     st.outputs = rp->seen - rp->seen_at_start;
-    st.input_rate = st.inputs > 1 && rp->last_pub_ns > rp->first_pub_ns
-                        ? (double)(st.inputs - 1) * 1e9 / (double)(rp->last_pub_ns -
-                                                                    rp->first_pub_ns)
-                        : 0;
+    st.input_rate =
+        st.inputs > 1 && rp->last_pub_ns > rp->first_pub_ns
+            ? (double)(st.inputs - 1) * 1e9 / (double)(rp->last_pub_ns - rp->first_pub_ns)
+            : 0;
     st.output_rate = window > 0 ? (double)st.outputs / window : 0;
     st.observer_lag = rp->observer_lag;
     st.backlog_end = (double)rp->delivered - (double)rp->seen - rp->observer_lag;
@@ -638,7 +639,8 @@ static hc_err ramp_next(void *ctx, struct hc_msg *msg, hc_error *err)
     return HC_OK;
 }
 
-/* --- the run ------------------------------------------------------------------------------------ */
+/* --- the run ------------------------------------------------------------------------------------
+ */
 
 static void ramp_release(struct ramp *rp)
 {
@@ -748,8 +750,7 @@ int hreplay_ramp_run(const struct hreplay_opts *o, struct hc_replay_options *ro,
     tool_info("ramp from %.0f msg/s by %.0f every %.1f s%s, observing %s:%s", o->ramp.start_rate,
               o->ramp.step_rate, (double)o->ramp.hold_ns / 1e9,
               o->ramp.max_rate > 0 ? "" : " until a step fails",
-              o->ramp.observe == HREPLAY_OBSERVE_MQTT ? "mqtt" : "file",
-              o->ramp.observe_target);
+              o->ramp.observe == HREPLAY_OBSERVE_MQTT ? "mqtt" : "file", o->ramp.observe_target);
     step_begin(&rp, 0, mono());
     rc = hc_replay_run(rp.engine, &source, &err);
     rp.stop_observer = 1;

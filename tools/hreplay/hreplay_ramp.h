@@ -23,21 +23,21 @@ enum ramp_matching {
 
 /* One step's measurements and judgement. Times: CLOCK_MONOTONIC ns. */
 struct ramp_step {
-    double target_rate;          /* msg/s */
-    uint64_t inputs;             /* published during the step */
-    double input_rate;           /* msg/s achieved */
+    double target_rate;                                        /* msg/s */
+    uint64_t inputs;                                           /* published during the step */
+    double input_rate;                                         /* msg/s achieved */
     int64_t lateness_p50_ns, lateness_p99_ns, lateness_max_ns; /* hreplay's own */
-    uint64_t outputs;            /* consumer outputs seen during the step */
-    double output_rate;          /* msg/s */
-    double backlog_end;          /* messages delivered and not yet answered, at the end */
-    double backlog_slope;        /* msg/s */
-    double observer_lag;         /* outputs in the file hreplay had not read at the end */
-    uint64_t latency_count;      /* outputs matched to an input */
+    uint64_t outputs;       /* consumer outputs seen during the step */
+    double output_rate;     /* msg/s */
+    double backlog_end;     /* messages delivered and not yet answered, at the end */
+    double backlog_slope;   /* msg/s */
+    double observer_lag;    /* outputs in the file hreplay had not read at the end */
+    uint64_t latency_count; /* outputs matched to an input */
     int64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
-    bool broker_known;           /* $SYS figures seen */
+    bool broker_known; /* $SYS figures seen */
     int64_t dropped_delta, stored_delta;
-    double generator_busy;       /* 0..1, < 0 unknown */
-    double duration_s;           /* the step's measuring window */
+    double generator_busy; /* 0..1, < 0 unknown */
+    double duration_s;     /* the step's measuring window */
     enum hc_ramp_verdict verdict;
     enum hc_ramp_limit limit;
     char why[200];

@@ -49,7 +49,10 @@ bool ramp_report_text(const struct ramp_result *r, FILE *out)
 
     fprintf(out, "ramp: %zu step%s of %.1f s, QoS %s, observed on %s:%s\n", r->n_steps,
             r->n_steps == 1 ? "" : "s", (double)o->ramp.hold_ns / 1e9,
-            r->qos < 0 ? "as recorded" : r->qos == 0 ? "0" : r->qos == 1 ? "1" : "2",
+            r->qos < 0    ? "as recorded"
+            : r->qos == 0 ? "0"
+            : r->qos == 1 ? "1"
+                          : "2",
             observe_kind(o), o->ramp.observe_target);
     fprintf(out, "latency matched %s\n", r->matching_note);
     if (!r->broker_evidence)
@@ -57,8 +60,8 @@ bool ramp_report_text(const struct ramp_result *r, FILE *out)
     fprintf(out, "%5s %8s %8s %9s %8s %8s %8s %22s %7s %7s  %s\n", "step", "target", "input",
             "late p99", "output", "backlog", "slope", "latency p50/p99/max", "dropped", "stored",
             "verdict");
-    fprintf(out, "%5s %8s %8s %9s %8s %8s %8s %22s %7s %7s\n", "", "msg/s", "msg/s", "ms",
-            "msg/s", "msgs", "msg/s", "ms", "", "");
+    fprintf(out, "%5s %8s %8s %9s %8s %8s %8s %22s %7s %7s\n", "", "msg/s", "msg/s", "ms", "msg/s",
+            "msgs", "msg/s", "ms", "", "");
     for (size_t i = 0; i < r->n_steps; i++) {
         const struct ramp_step *s = &r->steps[i];
         char lat[40] = "-", dropped[24] = "-", stored[24] = "-";
@@ -83,7 +86,9 @@ bool ramp_report_text(const struct ramp_result *r, FILE *out)
     else
         fprintf(out, "maximum sustainable rate: %.0f msg/s; limited by %s%s\n", best,
                 hc_ramp_limit_name(limit),
-                failed ? "" : r->interrupted ? " (interrupted)" : " (the ramp reached MAX)");
+                failed           ? ""
+                : r->interrupted ? " (interrupted)"
+                                 : " (the ramp reached MAX)");
     return true;
 }
 
@@ -184,7 +189,7 @@ bool ramp_report_json(const struct ramp_result *r, FILE *fp)
         cJSON_AddNullToObject(j, "max_sustainable_rate");
     cJSON_AddStringToObject(j, "limited_by", hc_ramp_limit_name(limit));
     cJSON_AddStringToObject(j, "limit_reason",
-                            failed ? failed->why
+                            failed           ? failed->why
                             : r->interrupted ? "interrupted before a step failed"
                                              : "every step kept up up to MAX");
     cJSON_AddNumberToObject(j, "sent", (double)r->sent);
@@ -218,10 +223,22 @@ struct series {
     double (*value)(const struct ramp_step *s); /* NAN: no point */
 };
 
-static double v_target(const struct ramp_step *s) { return s->target_rate; }
-static double v_input(const struct ramp_step *s) { return s->input_rate; }
-static double v_output(const struct ramp_step *s) { return s->output_rate; }
-static double v_backlog(const struct ramp_step *s) { return s->backlog_end; }
+static double v_target(const struct ramp_step *s)
+{
+    return s->target_rate;
+}
+static double v_input(const struct ramp_step *s)
+{
+    return s->input_rate;
+}
+static double v_output(const struct ramp_step *s)
+{
+    return s->output_rate;
+}
+static double v_backlog(const struct ramp_step *s)
+{
+    return s->backlog_end;
+}
 static double v_p50(const struct ramp_step *s)
 {
     return s->latency_count ? ms(s->latency_p50_ns) : NAN;
@@ -259,18 +276,20 @@ static void svg_panel(FILE *f, const struct ramp_result *r, int top, const char 
         }
     ymax = nice_ceiling(ymax);
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>\n", LEFT, top - 10, title);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-               "stroke=\"#999\"/>\n",
+    fprintf(f,
+            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"#999\"/>\n",
             LEFT, top, plot_w, PANEL_H);
     for (int g = 0; g <= 4; g++) {
         double y = top + PANEL_H - g * PANEL_H / 4.0;
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", LEFT,
-                y, LEFT + plot_w, y);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", LEFT, y,
+                LEFT + plot_w, y);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", LEFT - 6, y + 4,
                 ymax * g / 4);
     }
-    fprintf(f, "<text x=\"12\" y=\"%d\" transform=\"rotate(-90 12 %d)\" "
-               "text-anchor=\"middle\">%s</text>\n",
+    fprintf(f,
+            "<text x=\"12\" y=\"%d\" transform=\"rotate(-90 12 %d)\" "
+            "text-anchor=\"middle\">%s</text>\n",
             top + PANEL_H / 2, top + PANEL_H / 2, unit);
     for (size_t i = 0; i < n; i++) {
         double x = LEFT + (n > 1 ? (double)i * plot_w / (double)(n - 1) * 0.9 + plot_w * 0.05
@@ -279,8 +298,9 @@ static void svg_panel(FILE *f, const struct ramp_result *r, int top, const char 
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.0f</text>\n", x,
                 top + PANEL_H + 16, s->target_rate);
         if (s->verdict != HC_RAMP_KEPT_UP)
-            fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"8\" height=\"%d\" fill=\"#f4cccc\" "
-                       "opacity=\"0.6\"><title>%s</title></rect>\n",
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%d\" width=\"8\" height=\"%d\" fill=\"#f4cccc\" "
+                    "opacity=\"0.6\"><title>%s</title></rect>\n",
                     x - 4, top, PANEL_H, hc_ramp_verdict_name(s->verdict));
     }
     for (size_t k = 0; k < n_ser; k++) {
@@ -305,8 +325,7 @@ bool ramp_report_svg(const struct ramp_result *r, const char *path)
                                           {"rate in", "#1f77b4", v_input},
                                           {"rate out", "#d62728", v_output}};
     static const struct series backlog[] = {{"backlog at step end", "#9467bd", v_backlog}};
-    static const struct series latency[] = {{"p50", "#2ca02c", v_p50},
-                                            {"p99", "#ff7f0e", v_p99}};
+    static const struct series latency[] = {{"p50", "#2ca02c", v_p50}, {"p99", "#ff7f0e", v_p99}};
     enum hc_ramp_limit limit;
     const struct ramp_step *failed;
     double best = ramp_max_sustainable(r, &limit, &failed);
@@ -318,20 +337,22 @@ bool ramp_report_svg(const struct ramp_result *r, const char *path)
         tool_error("cannot write '%s': %s", path, strerror(errno));
         return false;
     }
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n",
             SVG_W, height);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     if (best >= 0)
-        fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"14\">hreplay --ramp: maximum "
-                   "sustainable rate %.0f msg/s, limited by %s</text>\n",
+        fprintf(f,
+                "<text x=\"%d\" y=\"18\" font-size=\"14\">hreplay --ramp: maximum "
+                "sustainable rate %.0f msg/s, limited by %s</text>\n",
                 LEFT, best, hc_ramp_limit_name(limit));
     else
-        fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"14\">hreplay --ramp: the first step "
-                   "failed, limited by %s</text>\n",
+        fprintf(f,
+                "<text x=\"%d\" y=\"18\" font-size=\"14\">hreplay --ramp: the first step "
+                "failed, limited by %s</text>\n",
                 LEFT, hc_ramp_limit_name(limit));
-    svg_panel(f, r, TOP + 20, "Rate in vs rate out per step (x: target msg/s)", "msg/s", rates,
-              3);
+    svg_panel(f, r, TOP + 20, "Rate in vs rate out per step (x: target msg/s)", "msg/s", rates, 3);
     svg_panel(f, r, TOP + 20 + PANEL_H + PANEL_GAP, "Backlog (inputs delivered - outputs seen)",
               "messages", backlog, 1);
     svg_panel(f, r, TOP + 20 + 2 * (PANEL_H + PANEL_GAP),

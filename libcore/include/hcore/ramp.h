@@ -57,12 +57,12 @@ struct hc_ramp_figures {
     double backlog_end;   /* messages, at the end of the step */
     bool latency_known;
     int64_t latency_p99_ns;
-    int64_t slo_ns;         /* 0: no latency objective */
-    bool broker_known;      /* the broker's $SYS figures were seen */
-    int64_t dropped_delta;  /* $SYS/broker/publish/messages/dropped over the step */
-    int64_t stored_delta;   /* $SYS/broker/store/messages/count over the step */
-    double generator_busy;  /* 0..1 of the step; < 0: unknown (then the generator is blamed) */
-    double observer_lag;    /* outputs written by the consumer, not yet read by hreplay (end) */
+    int64_t slo_ns;        /* 0: no latency objective */
+    bool broker_known;     /* the broker's $SYS figures were seen */
+    int64_t dropped_delta; /* $SYS/broker/publish/messages/dropped over the step */
+    int64_t stored_delta;  /* $SYS/broker/store/messages/count over the step */
+    double generator_busy; /* 0..1 of the step; < 0: unknown (then the generator is blamed) */
+    double observer_lag;   /* outputs written by the consumer, not yet read by hreplay (end) */
 };
 
 enum hc_ramp_verdict {
