@@ -816,6 +816,8 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg,
                          r->topic.p, payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->st.sent++;
+            if (o->hooks.published)
+                o->hooks.published(o->hooks.ctx, r->topic.p, payload, len, mono_now());
         } else if (rc == HC_DONE) {
             /* faults: lost at a disconnect, on purpose */
         } else if (r->fatal) {

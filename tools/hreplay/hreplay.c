@@ -552,6 +552,11 @@ int hreplay_run(struct hreplay_opts *o)
         }
     }
     engine_options(o, &t, &mo, &ro);
+    if (o->ramp.on) {
+        code = hreplay_ramp_run(o, &ro, &source, t.report_fp);
+        t.report_fp = NULL; /* closed by the ramp */
+        goto out;
+    }
     rc = hc_replay_new(&ro, &t.engine, &err);
     if (rc != HC_OK) {
         tool_error("%s", err.message);

@@ -21,6 +21,21 @@
 #define HREPLAY_DEFAULT_GIVE_UP_NS (60LL * 1000000000LL) /* --give-up default: 60 s */
 #define HREPLAY_DEFAULT_FAULT_SEED 1
 
+/* --observe: where the consumer's outputs are seen. */
+enum hreplay_observe { HREPLAY_OBSERVE_NONE, HREPLAY_OBSERVE_MQTT, HREPLAY_OBSERVE_FILE };
+
+/* --ramp START:STEP:HOLD[:MAX] and what goes with it (hreplay_ramp.c). */
+struct hreplay_ramp_opts {
+    bool on;
+    double start_rate, step_rate; /* msg/s; step_rate > 0 */
+    double max_rate;              /* msg/s; 0: until a step fails */
+    int64_t hold_ns;              /* each step lasts this long */
+    enum hreplay_observe observe;
+    const char *observe_target; /* the topic filter or the file path */
+    int64_t slo_ns;             /* --slo: p99 latency objective; 0: none */
+    const char *report_svg;     /* --report-svg FILE */
+};
+
 struct hreplay_opts {
     const char *input; /* path, "-" for JSON lines on stdin */
     struct tool_mqtt mqtt;
@@ -54,6 +69,8 @@ struct hreplay_opts {
     bool fault_scoped;               /* a --fault-* selection option was given */
     struct tool_select fault_select; /* --fault-type/--fault-device/--fault-kind/--fault-topic */
     const char *fault_log;           /* --fault-log FILE: one JSON line per fault applied */
+    bool spin_given;          /* --spin on the command line (a ramp sleeps unless asked) */
+    struct hreplay_ramp_opts ramp;
 };
 
 enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o);
@@ -61,6 +78,14 @@ void hreplay_opts_release(struct hreplay_opts *o);
 
 /* Runs the replay; returns an exit code (enum tool_exit). */
 int hreplay_run(struct hreplay_opts *o);
+
+/*
+ * --ramp: runs the engine (options ro, prepared by hreplay_run) over inner, looped, at each
+ * step's rate, watching the consumer; reports per step and the maximum sustainable rate (text on
+ * stdout, report_fp as JSON when not NULL: closed here, --report-svg). An exit code.
+ */
+int hreplay_ramp_run(const struct hreplay_opts *o, struct hc_replay_options *ro,
+                     const struct hc_replay_source *inner, FILE *report_fp);
 
 /* --merge-reports: combines shard reports into one (stdout, or --report-json); an exit code. */
 int hreplay_merge(const struct hreplay_opts *o);

@@ -68,6 +68,13 @@ struct hc_replay_hooks {
      * Kept apart from lateness, which other callers log per message, so each stays one line.
      */
     void (*handled_at)(void *ctx, int64_t due_ns, int64_t handled_ns);
+    /*
+     * each message as published (after rewriting, once per fan-out copy), topic and payload
+     * borrowed for the call; sent_ns is CLOCK_MONOTONIC when the publish call returned. For
+     * callers that match what a consumer emits to what was sent (hreplay --ramp).
+     */
+    void (*published)(void *ctx, const char *topic, const unsigned char *payload, size_t len,
+                      int64_t sent_ns);
     void *ctx;
 };
 
