@@ -860,6 +860,8 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg,
                          r->topic.p, payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->st.sent++;
+            if (k == 0 && o->hooks.sent && !(fo && fo->copy))
+                o->hooks.sent(o->hooks.ctx, fo ? fo->seq : r->st.scheduled, mono_now());
         } else if (rc == HC_DONE) {
             /* faults: lost at a disconnect, on purpose */
         } else if (r->fatal) {
