@@ -818,6 +818,8 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg,
             r->st.sent++;
             if (o->hooks.published)
                 o->hooks.published(o->hooks.ctx, r->topic.p, payload, len, mono_now());
+            if (k == 0 && o->hooks.sent && !(fo && fo->copy))
+                o->hooks.sent(o->hooks.ctx, fo ? fo->seq : r->st.scheduled, mono_now());
         } else if (rc == HC_DONE) {
             /* faults: lost at a disconnect, on purpose */
         } else if (r->fatal) {

@@ -12,9 +12,9 @@
 #include "hverify.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <dirent.h>
 #include <errno.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +194,10 @@ static void find_cases(const char *dir, int depth, struct case_list *l)
 /* Files in a case directory that hverify does not read: reported so nothing is left behind. */
 static void report_leftovers(const char *dir, bool updating)
 {
-    static const char *const known[] = {"input.jsonl",           "input.db",       "input.db-wal",
-                                        "input.db-shm",          "expected.jsonl", "case.json",
-                                        "expected.jsonl.pending", "expected.txt",
-                                        "expected.txt.pending"};
+    static const char *const known[] = {
+        "input.jsonl",         "input.db",  "input.db-wal",           "input.db-shm",
+        "expected.jsonl",      "case.json", "expected.jsonl.pending", "expected.txt",
+        "expected.txt.pending"};
     size_t n;
     char **names = sorted_entries(dir, &n);
 
@@ -274,6 +274,10 @@ static bool number_member(const cJSON *v, const char *what, double *out, char *w
 /* case.json members of the consumer mode */
 struct case_extra {
     char *timing;
+    char *faults;  /* "faults": a spec */
+    uint64_t seed; /* "seed" */
+    bool has_seed;
+    bool expect_same; /* "expect": "same": the expected output is the clean run's */
     regex_t ign[HV_MAX_IGNORE];
     size_t n_ign;
 };
@@ -351,14 +355,40 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
             }
             free(extra->timing);
             extra->timing = xstrdup(m->valuestring);
+        } else if (strcmp(m->string, "faults") == 0) {
+            hc_error ferr = HC_ERROR_INIT;
+
+            if (!cJSON_IsString(m) || hv_faults_check(m->valuestring, &ferr) != HC_OK) {
+                snprintf(reason, sizeof(reason), "\"faults\": %.200s",
+                         cJSON_IsString(m) ? ferr.message : "must be a spec (see docs/faults.md)");
+                goto bad;
+            }
+            free(extra->faults);
+            extra->faults = xstrdup(m->valuestring);
+        } else if (strcmp(m->string, "seed") == 0) {
+            if (!cJSON_IsNumber(m) || m->valuedouble < 0 || m->valuedouble > 9007199254740992.0 ||
+                m->valuedouble != (double)(uint64_t)m->valuedouble) {
+                snprintf(reason, sizeof(reason), "\"seed\" must be a whole number >= 0");
+                goto bad;
+            }
+            extra->seed = (uint64_t)m->valuedouble;
+            extra->has_seed = true;
+        } else if (strcmp(m->string, "expect") == 0) {
+            if (!cJSON_IsString(m) || strcmp(m->valuestring, "same") != 0) {
+                snprintf(reason, sizeof(reason),
+                         "\"expect\" must be \"same\" (or absent: the expected output is the "
+                         "faulty run's own)");
+                goto bad;
+            }
+            extra->expect_same = true;
         } else if (strcmp(m->string, "ignore_lines") == 0) {
             const cJSON *p;
 
             cJSON_ArrayForEach(p, m)
             {
                 if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
-                    regcomp(&extra->ign[extra->n_ign], p->valuestring,
-                            REG_EXTENDED | REG_NOSUB) != 0) {
+                    regcomp(&extra->ign[extra->n_ign], p->valuestring, REG_EXTENDED | REG_NOSUB) !=
+                        0) {
                     snprintf(reason, sizeof(reason),
                              "\"ignore_lines\" must be an array of regexes (at most %d)",
                              HV_MAX_IGNORE);
@@ -410,7 +440,8 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
         } else {
             snprintf(reason, sizeof(reason),
                      "unknown member \"%s\" (known: description, notes, source, abs_tol, "
-                     "rel_tol, tolerances, ignore, order, timing, ignore_lines)",
+                     "rel_tol, tolerances, ignore, order, timing, ignore_lines, faults, seed, "
+                     "expect)",
                      m->string);
             goto bad;
         }
@@ -430,7 +461,6 @@ out:
 
 /* --- input: input.jsonl or input.db ------------------------------------------------------------
  */
-
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
@@ -674,6 +704,44 @@ static void mark_failing(struct run *r, long message, const char *topic, const s
         tl->input_failing[input] = true;
 }
 
+/* The input a difference belongs to: the one its description names ("input 4: co2, ..."),
+ * else the actual value's, else the expected one's; -1. */
+static long attribute_diff(const struct run *r, const char *where, const struct hv_diff *d)
+{
+    long k = -1;
+
+    if (where && sscanf(where, "input %ld:", &k) == 1 && k >= 1 && (size_t)k <= r->cap.n_inputs)
+        return k - 1;
+    k = -1;
+
+    for (int side = 0; side < 2 && k < 0 && d; side++) {
+        const cJSON *v = side == 0 ? d->actual : d->expected;
+        char *text;
+
+        if (!v)
+            continue;
+        text = cJSON_IsString(v) ? xstrdup(v->valuestring) : cJSON_PrintUnformatted(v);
+        k = hv_capture_attribute(&r->cap, text);
+        free(text);
+    }
+    return k;
+}
+
+/* note, followed by the faults applied to the inputs of the difference's device: the inputs
+ * that caused it */
+static char *fault_note(const struct run *r, const char *where, const struct hv_diff *d,
+                        const char *note)
+{
+    char faults[700], buf[1200];
+
+    hv_capture_faults_of(&r->cap, attribute_diff(r, where, d), faults, sizeof(faults));
+    if (!faults[0])
+        return xstrdup(note);
+    snprintf(buf, sizeof(buf), "%s%sfaults on this device: %s", note ? note : "", note ? "; " : "",
+             faults);
+    return xstrdup(buf);
+}
+
 static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
                          const char *note)
 {
@@ -698,7 +766,7 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
     m->path = xstrdup(d ? d->path : "$");
     m->expected = d ? excerpt_json(d->expected) : NULL;
     m->actual = d ? excerpt_json(d->actual) : NULL;
-    m->note = xstrdup(note);
+    m->note = r->consumer && r->cap.n_faults ? fault_note(r, m->topic, d, note) : xstrdup(note);
 }
 
 /* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
@@ -1202,7 +1270,7 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
             where = xstrdup(buf);
         }
         add_mismatch(r, act ? (long)i + 1 : 0, where ? where : "", &d,
-                     !act ? "no output line for this expected line"
+                     !act       ? "no output line for this expected line"
                      : got == 0 ? "expected.txt has no line for this output line"
                                 : NULL);
         free(where);
@@ -1224,7 +1292,7 @@ static void latency_figures(struct run *r)
     double *ms = calloc(n ? n : 1, sizeof(double));
     bool *seen = calloc(n ? n : 1, sizeof(bool));
 
-    if (!ms || !seen)
+    if (!ms || !seen || r->o->probe) /* a probe's output comes after the consumer stopped */
         goto out;
     for (size_t i = 0; i < r->cap.n_lines; i++) {
         long k = hv_capture_attribute(&r->cap, r->cap.lines[i]);
@@ -1290,19 +1358,36 @@ static void consumer_figures(struct run *r, hc_err rc)
     r->res->consumer_exit = xstrdup(buf);
     if (r->cap.stderr_tail[0])
         r->res->stderr_tail = xstrdup(r->cap.stderr_tail);
+    r->res->faults_applied = (long)r->cap.n_faults;
+    r->res->broker_restarted = r->cap.broker_restarted;
     latency_figures(r);
     timeline_figures(r);
 }
 
+/* The faults of the case: the command line's, else case.json's. Updating a case whose expected
+ * output is the clean run's ("expect": "same", or --faults on a case without its own) runs it
+ * clean: that is the output to keep. */
+static void case_faults(const struct run *r, struct hv_case_settings *cs)
+{
+    const struct hverify_opts *o = r->o;
+
+    cs->faults = o->faults ? o->faults : r->extra.faults;
+    cs->seed = o->seed_given ? o->fault_seed : r->extra.has_seed ? r->extra.seed : 1;
+    if (cs->faults && o->update && (r->extra.expect_same || !r->extra.faults))
+        cs->faults = NULL;
+}
+
 static bool run_consumer(struct run *r)
 {
-    const char *timing = r->o->timing ? r->o->timing : r->extra.timing;
+    struct hv_case_settings cs = {r->o->timing ? r->o->timing : r->extra.timing, NULL, 1};
     long *kept = NULL;
     size_t n_kept = 0;
     hc_err rc;
     bool ok = true;
 
-    rc = hv_consumer_run_case(r->consumer, r->dir, timing, &r->cap, &r->err);
+    case_faults(r, &cs);
+    r->res->faults = cs.faults ? xstrdup(cs.faults) : NULL;
+    rc = hv_consumer_run_case(r->consumer, r->dir, &cs, &r->cap, &r->err);
     consumer_figures(r, rc);
     r->n_input = (long)r->cap.n_inputs;
     if (rc != HC_OK)
@@ -1363,6 +1448,7 @@ static void run_release(struct run *r)
     hv_cfg_release(&r->cfg);
     hv_capture_release(&r->cap);
     free(r->extra.timing);
+    free(r->extra.faults);
     for (size_t i = 0; i < r->extra.n_ign; i++)
         regfree(&r->extra.ign[i]);
 }
@@ -1532,6 +1618,9 @@ static void print_figures(FILE *fp, const struct hv_case_result *c)
                 c->latency_p50_ms, c->latency_p99_ms, c->latency_max_ms, c->latency_n);
     if (c->consumer_exit)
         fprintf(fp, "; consumer %s", c->consumer_exit);
+    if (c->faults)
+        fprintf(fp, "; faults '%s': %ld applied%s", c->faults, c->faults_applied,
+                c->broker_restarted ? ", broker restarted" : "");
     fputc('\n', fp);
     if (c->status != HV_PASSED && c->stderr_tail)
         fprintf(fp, "  its stderr: %s\n", c->stderr_tail);
@@ -1629,6 +1718,7 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
         free(r[i].name);
         free(r[i].error);
         free(r[i].consumer_exit);
+        free(r[i].faults);
         free(r[i].stderr_tail);
         free(r[i].timeline.input_ns);
         free(r[i].timeline.input_failing);
@@ -1683,7 +1773,7 @@ int hverify_run(const struct hverify_opts *o)
     size_t cases_run;
     struct hv_consumer *consumer = NULL;
 
-    tool_signals_install(); /* Ctrl-C stops the running decoder, then hverify */
+    tool_signals_install();   /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
     if (!collect_cases(o, &cases)) {
         code = TOOL_EXIT_FAILURE;

@@ -46,18 +46,30 @@ struct hverify_opts {
     int verbosity;           /* 0 summary only, 1 failures, 2 every case */
 
     /* --consumer mode */
-    const char *consumer;      /* shell command of the user's MQTT consumer, or NULL */
-    bool broker_plain;         /* --broker plain: the consumer gets plain MQTT */
-    const char *ready;         /* --ready REGEX on its output, or NULL: its subscription */
-    int64_t ready_timeout_ns;  /* default 10 s */
-    int64_t settle_ns;         /* default 500 ms */
-    int64_t stop_grace_ns;     /* SIGINT -> SIGTERM -> SIGKILL steps, default 2 s */
-    const char *timing;        /* max, recorded, speed:X; NULL: case.json's, else max */
-    bool text;                 /* compare plain lines (also when a case has expected.txt) */
+    const char *consumer;     /* shell command of the user's MQTT consumer, or NULL */
+    bool broker_plain;        /* --broker plain: the consumer gets plain MQTT */
+    const char *ready;        /* --ready REGEX on its output, or NULL: its subscription */
+    int64_t ready_timeout_ns; /* default 10 s */
+    int64_t settle_ns;        /* default 500 ms */
+    int64_t stop_grace_ns;    /* SIGINT -> SIGTERM -> SIGKILL steps, default 2 s */
+    const char *timing;       /* max, recorded, speed:X; NULL: case.json's, else max */
+    bool text;                /* compare plain lines (also when a case has expected.txt) */
     const char *ignore_line[HV_MAX_IGNORE]; /* regexes of output lines to skip */
     size_t n_ignore_line;
-    const char *integration_id, *api_key_id; /* NULL: random per run */
+    const char *integration_id, *api_key_id; /* NULL: random per run (--url: as given) */
+    /* --url: an existing broker instead of the private one (the shared connection options) */
+    struct tool_mqtt mqtt;
+    bool use_url;                     /* --url or -h given */
+    struct hc_mqtt_options mqtt_opts; /* resolved from mqtt when use_url */
+    const char *capture;              /* "mqtt:FILTER" or "file:PATH"; NULL: its stdout */
+    const char *probe;                /* shell command whose stdout is the output, or NULL */
+    const char *faults;               /* --faults SPEC (hcore/faults.h plus broker-restart) */
+    uint64_t fault_seed;              /* --seed */
+    bool seed_given;
 };
+
+/* Releases what parsing resolved (the token of --url's credentials). */
+void hverify_opts_release(struct hverify_opts *o);
 
 void hverify_opts_init(struct hverify_opts *o);
 
@@ -198,12 +210,21 @@ struct hv_input_info {
     char *type;        /* measurement type (topic level 6), or NULL */
     char *device;      /* device id (the last topic level), or NULL */
     char *measured_at; /* from the payload, or NULL */
-    int64_t sent_ns;   /* CLOCK_MONOTONIC when the replay engine took it; 0 if never */
+    int64_t sent_ns;   /* CLOCK_MONOTONIC of its first publish (the engine's sent hook); 0 if
+                          never */
+};
+
+/* One fault applied to an input of the case (the replay engine's fault hook). */
+struct hv_fault_note {
+    long input;          /* 0-based input index */
+    const char *kind;    /* "dup", "reorder"... (static) */
+    long partner;        /* reorder: the input it swapped with; -1 none */
+    char time_after[40]; /* stale, future, skew: the first timestamp as sent; "" otherwise */
 };
 
 /* What one case produced. */
 struct hv_capture {
-    char **lines; /* output lines, without line ends, in arrival order */
+    char **lines;     /* output lines, without line ends, in arrival order */
     int64_t *line_ns; /* CLOCK_MONOTONIC arrival of each */
     size_t n_lines, cap_lines;
     struct hv_input_info *inputs;
@@ -214,19 +235,38 @@ struct hv_capture {
     bool exited_early; /* it exited by itself before it was asked to stop */
     char stderr_tail[1024];
     char timing[32];
+    struct hv_fault_note *faults; /* in the order they were applied */
+    size_t n_faults, cap_faults;
+    bool broker_restarted;
 };
+
+/* What one case asks of the run. */
+struct hv_case_settings {
+    const char *timing; /* "max", "recorded" or "speed:X"; NULL: max */
+    const char *faults; /* spec (hcore/faults.h plus broker-restart), or NULL: clean */
+    uint64_t seed;
+};
+
+/* Checks a fault spec (the replay engine's kinds plus broker-restart[=at:N]): HC_OK or
+ * HC_ERR_INVALID naming the item. */
+hc_err hv_faults_check(const char *spec, hc_error *err);
+
+/* The faults applied to inputs of the same device as input k (every input when k < 0), those
+ * on input k itself first, as "input 17 dup, input 20 reorder (with input 22)"; "" when none. */
+void hv_capture_faults_of(const struct hv_capture *cap, long k, char *buf, size_t size);
 
 struct hv_consumer; /* the run: the private broker, ids */
 
 /* Starts the private broker for the run. */
 hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, hc_error *err);
-/* Runs the consumer over one case: readiness, replay, completion, stop. timing: "max",
- * "recorded" or "speed:X". HC_OK with *cap filled (even when the consumer died: see the
+/* Runs the consumer over one case: readiness, replay (with cs's faults), completion, stop, the
+ * probe. HC_OK with *cap filled (even when the consumer died: see the
  * figures); an error (one line, with its stderr tail) when the case could not run. */
-hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *timing,
-                            struct hv_capture *cap, hc_error *err);
+hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir,
+                            const struct hv_case_settings *cs, struct hv_capture *cap,
+                            hc_error *err);
 /* Which input an output line (or expected line) most likely belongs to: its device id and
- * measured_at both appear in it. -1 when none. */
+ * measured_at (or the timestamp a fault gave it) both appear in it. -1 when none. */
 long hv_capture_attribute(const struct hv_capture *cap, const char *line);
 void hv_capture_release(struct hv_capture *cap);
 void hv_consumer_close(struct hv_consumer *c);
@@ -269,10 +309,13 @@ struct hv_case_result {
     /* --consumer mode figures */
     bool consumer;
     long inputs_sent, outputs;
-    long latency_n;                              /* inputs matched to an output */
+    long latency_n; /* inputs matched to an output */
     double latency_p50_ms, latency_p99_ms, latency_max_ms;
     char *consumer_exit; /* "exited with status 0 after SIGINT", ... */
-    char *stderr_tail;   /* on failure */
+    char *faults;        /* the fault spec the case ran with, or NULL */
+    long faults_applied;
+    bool broker_restarted;
+    char *stderr_tail; /* on failure */
     struct hv_timeline timeline;
 };
 

@@ -75,6 +75,14 @@ struct hc_replay_hooks {
      */
     void (*published)(void *ctx, const char *topic, const unsigned char *payload, size_t len,
                       int64_t sent_ns);
+    /*
+     * each input's first send, once the publish call returned (QoS 1/2: handed to the
+     * connection, not yet acknowledged): input_seq is its 1-based position in the source over
+     * every pass (with faults, hc_faults_out.seq), mono_ns CLOCK_MONOTONIC. Called from the
+     * publishing thread; fan-out copies, dup copies and redeliveries are not reported again.
+     * For latency measured from the publish rather than from taking the input.
+     */
+    void (*sent)(void *ctx, uint64_t input_seq, int64_t mono_ns);
     void *ctx;
 };
 
