@@ -1333,7 +1333,8 @@ static void timeline_figures(struct run *r)
         return;
     for (size_t i = 0; i < ni; i++)
         tl->input_ns[i] = r->cap.inputs[i].sent_ns;
-    memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
+    if (no)
+        memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
     tl->n_inputs = ni;
     tl->n_outputs = no;
 }
