@@ -135,6 +135,10 @@ struct hc_recstats_summary_row {
     int64_t without_measured_at;
     const int64_t *latency_bins; /* HC_RECSTATS_LATENCY_BINS counts, or NULL */
     int64_t latency_max_ms;      /* valid when latency_bins is given */
+    /* device rows: the messages lie somewhere in [first_ns, last_ns] (a per-topic summary that
+     * has no time slots): messages, first and last seen are filled, per-column counts and
+     * silences are not */
+    bool span_only;
 };
 hc_err hc_recstats_add_summary(struct hc_recstats *s, const struct hc_recstats_summary_row *row,
                                hc_error *err);
