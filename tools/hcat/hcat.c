@@ -803,6 +803,8 @@ static hc_err write_sink(struct run *r, hc_error *err)
             recordings[n++] = r->src[i].path;
     if (rc == HC_OK)
         rc = r->sink->finish(r->sink, recordings, n, r->sum->interrupted, err);
+    if (rc == HC_OK && !r->sink->add)
+        r->sum->messages = r->sink->messages;
     if (r->sink)
         r->sink->free(r->sink);
     r->sink = NULL;

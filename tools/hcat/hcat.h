@@ -76,6 +76,7 @@ struct hcat_sink {
     hc_err (*finish)(struct hcat_sink *s, const char *const *recordings, size_t n_recordings,
                      bool interrupted, hc_error *err);
     void (*free)(struct hcat_sink *s);
+    int64_t messages; /* without add: the messages finish covered, for the summary line */
 };
 
 /* hcat_mcap.c: the MCAP sink for o->output. */

@@ -427,10 +427,13 @@ static void render_header(FILE *f, const struct hc_recstats *s, const struct rep
         char from[64];
         hc_html_time(smp->first_ns, from, sizeof(from));
         snprintf(line, sizeof(line),
-                 "%" PRId64 " decode errors%s%s%s; in the sample: %" PRId64 " duplicates, %" PRId64
-                 " times measured_at went back",
-                 s->decode_errors, x->decode_error_codes[0] ? " (" : "", x->decode_error_codes,
-                 x->decode_error_codes[0] ? ")" : "", smp->duplicates, smp->backwards);
+                 "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
+                 " times measured_at went back%s%s%s",
+                 s->decode_errors, smp->duplicates, smp->backwards,
+                 smp->messages < s->messages ? " (duplicates and measured_at: in the sample only)"
+                                             : "",
+                 x->decode_error_codes[0] ? "; decode errors by code: " : "",
+                 x->decode_error_codes);
         row_text(f, "from summaries",
                  "messages, bytes, span, rate per type (per minute), devices (messages, first "
                  "and last seen, first type), sessions and decode errors: the recording's "
@@ -809,6 +812,7 @@ static hc_err report_finish(struct hcat_sink *base, const char *const *recording
         if (rc == HC_OK)
             rc = fill_from_summaries(s->stats, sample, recordings[0], &x, err);
         x.sample = sample;
+        s->base.messages = s->stats->messages;
     }
 
     if (rc == HC_OK)
