@@ -16,7 +16,8 @@ hkit_assert_contains "$(cat summary.html)" "from summaries" "the summary report 
 hkit_assert_contains "$(cat summary.html)" "the last " "the summary report names its sample"
 if grep -q "from summaries" scan.html; then hkit_fail "the scanned report claims summaries"; fi
 
-# the figures both reports carry, one per line
+# the figures both reports carry, one per line (hgen's default site has fewer devices than the
+# table's 300 rows, so both tables list every device whatever their order)
 figures() {
     python3 - "$1" <<'PY'
 import html, re, sys
@@ -28,6 +29,8 @@ print("span", row("span"))
 print("messages", row("messages").split(" (")[0])
 print("counts", row("counts"))
 print("sessions", row("sessions"))
+for m in re.finditer(r'<tr><td class="type">(.*?)</td><td class="n">(\d+)</td>', page):
+    print("type", html.unescape(m.group(1)), m.group(2))
 # rate chart series names carry the types; the device table rows carry id, type and count
 for m in re.finditer(r'<tr><td class="mono">(.*?)</td><td>(.*?)</td><td class="n">(\d+)</td>', page):
     print("device", html.unescape(m.group(1)), html.unescape(m.group(2)), m.group(3))
@@ -36,5 +39,6 @@ PY
 figures summary.html | sort >summary.txt
 figures scan.html | sort >scan.txt
 [ "$(grep -c '^device ' summary.txt)" -gt 10 ] || hkit_fail "too few devices in the summary report"
+[ "$(grep -c '^type ' summary.txt)" -gt 3 ] || hkit_fail "too few types in the summary report"
 diff -u scan.txt summary.txt >diff.txt || hkit_fail "reports disagree: $(head -20 diff.txt)"
 

@@ -551,6 +551,29 @@ out:
     return rc;
 }
 
+/* One row per event type, most messages first (as ros2 bag info lists its topics). */
+static hc_err render_types(FILE *f, const struct hc_recstats *s)
+{
+    const struct hc_recstats_type **sorted = calloc(s->n_types + 1, sizeof(*sorted));
+    if (!sorted)
+        return HC_ERR_NOMEM;
+    for (size_t i = 0; i < s->n_types; i++)
+        sorted[i] = &s->types[i];
+    qsort(sorted, s->n_types, sizeof(*sorted), by_messages_desc);
+    fprintf(f, "<h2>Event types (%zu)</h2>\n<table><tr><th>type</th><th>messages</th>"
+               "<th>share</th></tr>\n",
+            s->n_types);
+    for (size_t i = 0; i < s->n_types; i++) {
+        fputs("<tr><td class=\"type\">", f);
+        hc_html_text(f, sorted[i]->name);
+        fprintf(f, "</td><td class=\"n\">%" PRId64 "</td><td class=\"n\">%.1f%%</td></tr>\n",
+                sorted[i]->messages, 100.0 * (double)sorted[i]->messages / (double)s->messages);
+    }
+    fputs("</table>\n", f);
+    free(sorted);
+    return HC_OK;
+}
+
 /* Devices by how much of the span they were silent (most first), then by id. */
 static int active_columns(const struct hc_recstats_device *d)
 {
@@ -770,6 +793,8 @@ static hc_err report_render(FILE *f, const struct hc_recstats *s, const struct r
     hc_html_begin(f, title);
     render_header(f, s, x);
     rc = s->messages ? render_rates(f, s, x) : HC_OK;
+    if (rc == HC_OK && s->messages)
+        rc = render_types(f, s);
     if (rc == HC_OK && detail->messages && detail->n_devices)
         rc = render_heatmap(f, detail, recent, detail->n_devices,
                             x->from_summaries ? "the sampled last messages" : "time");
@@ -808,6 +833,8 @@ static hc_err report_finish(struct hcat_sink *base, const char *const *recording
 
     if (rc == HC_OK && s->from_summaries && n == 1) {
         x.from_summaries = true;
+        /* columns of whole minutes, so that no column gets one minute more than its neighbour */
+        s->stats->bucket_ns = NS_PER_MINUTE;
         rc = hc_recstats_new(&sample, err);
         if (rc == HC_OK)
             rc = fill_from_summaries(s->stats, sample, recordings[0], &x, err);
