@@ -419,8 +419,8 @@ static void add_device_summary(struct hc_recstats_device *dev,
     dev->messages += row->messages;
     if (!row->span_only)
         dev->per_bucket[col] = (uint32_t)((int64_t)dev->per_bucket[col] + row->messages > UINT32_MAX
-                                          ? UINT32_MAX
-                                          : dev->per_bucket[col] + (uint32_t)row->messages);
+                                              ? UINT32_MAX
+                                              : dev->per_bucket[col] + (uint32_t)row->messages);
     dev->decode_errors += row->decode_errors;
     dev->duplicates += row->duplicates;
     dev->backwards += row->backwards;

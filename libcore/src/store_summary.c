@@ -1363,9 +1363,14 @@ hc_err hc_summary_topics_each(const hc_summary *s,
         struct hc_summary_topic t;
         if (!e->used || !e->v.messages || !(ti = topic_info_of(s, e->a)))
             continue;
-        t = (struct hc_summary_topic){ti->name,         ti->kind,    s->types.items[e->b],
-                                      ti->device_id,    e->v.messages, e->v.bytes,
-                                      e->v.first,       e->v.last};
+        t = (struct hc_summary_topic){.topic = ti->name,
+                                      .kind = ti->kind,
+                                      .type = s->types.items[e->b],
+                                      .device_id = ti->device_id,
+                                      .messages = e->v.messages,
+                                      .payload_bytes = e->v.bytes,
+                                      .first_ns = e->v.first,
+                                      .last_ns = e->v.last};
         if (fn(&t, user))
             break;
     }

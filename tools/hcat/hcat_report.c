@@ -165,10 +165,10 @@ struct summary_fill {
     struct hc_recstats *s;
     struct hc_store_summary totals;
     const char *untyped; /* the name of messages without a type, as hc_recstats_add names them */
-    struct hc_summary_topic *topics;
-    size_t n_topics;
-    struct minute_total *minutes;
-    size_t n_minutes;
+    struct hc_summary_topic *topics; /* strings owned by the summary */
+    size_t n_topics, cap_topics;
+    struct minute_total *minutes; /* messages per minute, all types */
+    size_t n_minutes, cap_minutes;
     struct report_context *ctx;
     hc_error *err;
     hc_err rc;
@@ -182,20 +182,24 @@ static int fill_minute(int64_t start_ns, const char *type, int64_t count, void *
                                           .type = type[0] ? type : c->untyped,
                                           .messages = count};
     /* the exact span: the first and the last minute end at the first and the last message */
-    row.first_ns = start_ns > c->totals.first_received_at_ns ? start_ns
-                                                             : c->totals.first_received_at_ns;
+    row.first_ns =
+        start_ns > c->totals.first_received_at_ns ? start_ns : c->totals.first_received_at_ns;
     row.last_ns = start_ns + NS_PER_MINUTE - 1 < c->totals.last_received_at_ns
                       ? start_ns + NS_PER_MINUTE - 1
                       : c->totals.last_received_at_ns;
     if (c->n_minutes && c->minutes[c->n_minutes - 1].start_ns == start_ns) {
         c->minutes[c->n_minutes - 1].messages += count;
     } else {
-        struct minute_total *grown = realloc(c->minutes, (c->n_minutes + 1) * sizeof(*grown));
-        if (!grown) {
-            c->rc = hc_error_set(c->err, HC_ERR_NOMEM, "out of memory");
-            return 1;
+        if (c->n_minutes == c->cap_minutes) {
+            size_t cap = c->cap_minutes ? 2 * c->cap_minutes : 1024;
+            struct minute_total *grown = realloc(c->minutes, cap * sizeof(*grown));
+            if (!grown) {
+                c->rc = hc_error_set(c->err, HC_ERR_NOMEM, "out of memory");
+                return 1;
+            }
+            c->minutes = grown;
+            c->cap_minutes = cap;
         }
-        c->minutes = grown;
         c->minutes[c->n_minutes++] = (struct minute_total){start_ns, count};
     }
     c->rc = hc_recstats_add_summary(c->s, &row, c->err);
@@ -205,12 +209,16 @@ static int fill_minute(int64_t start_ns, const char *type, int64_t count, void *
 static int keep_topic(const struct hc_summary_topic *t, void *user)
 {
     struct summary_fill *c = user;
-    struct hc_summary_topic *grown = realloc(c->topics, (c->n_topics + 1) * sizeof(*grown));
-    if (!grown) {
-        c->rc = hc_error_set(c->err, HC_ERR_NOMEM, "out of memory");
-        return 1;
+    if (c->n_topics == c->cap_topics) {
+        size_t cap = c->cap_topics ? 2 * c->cap_topics : 1024;
+        struct hc_summary_topic *grown = realloc(c->topics, cap * sizeof(*grown));
+        if (!grown) {
+            c->rc = hc_error_set(c->err, HC_ERR_NOMEM, "out of memory");
+            return 1;
+        }
+        c->topics = grown;
+        c->cap_topics = cap;
     }
-    c->topics = grown;
     c->topics[c->n_topics++] = *t;
     return 0;
 }
@@ -426,14 +434,13 @@ static void render_header(FILE *f, const struct hc_recstats *s, const struct rep
         const struct hc_recstats *smp = x->sample;
         char from[64];
         hc_html_time(smp->first_ns, from, sizeof(from));
-        snprintf(line, sizeof(line),
-                 "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
-                 " times measured_at went back%s%s%s",
-                 s->decode_errors, smp->duplicates, smp->backwards,
-                 smp->messages < s->messages ? " (duplicates and measured_at: in the sample only)"
-                                             : "",
-                 x->decode_error_codes[0] ? "; decode errors by code: " : "",
-                 x->decode_error_codes);
+        snprintf(
+            line, sizeof(line),
+            "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
+            " times measured_at went back%s%s%s",
+            s->decode_errors, smp->duplicates, smp->backwards,
+            smp->messages < s->messages ? " (duplicates and measured_at: in the sample only)" : "",
+            x->decode_error_codes[0] ? "; decode errors by code: " : "", x->decode_error_codes);
         row_text(f, "from summaries",
                  "messages, bytes, span, rate per type (per minute), devices (messages, first "
                  "and last seen, first type), sessions and decode errors: the recording's "
@@ -560,8 +567,9 @@ static hc_err render_types(FILE *f, const struct hc_recstats *s)
     for (size_t i = 0; i < s->n_types; i++)
         sorted[i] = &s->types[i];
     qsort(sorted, s->n_types, sizeof(*sorted), by_messages_desc);
-    fprintf(f, "<h2>Event types (%zu)</h2>\n<table><tr><th>type</th><th>messages</th>"
-               "<th>share</th></tr>\n",
+    fprintf(f,
+            "<h2>Event types (%zu)</h2>\n<table><tr><th>type</th><th>messages</th>"
+            "<th>share</th></tr>\n",
             s->n_types);
     for (size_t i = 0; i < s->n_types; i++) {
         fputs("<tr><td class=\"type\">", f);
@@ -675,8 +683,7 @@ static void render_latency(FILE *f, const struct hc_recstats *s, const char *sco
     }
     snprintf(title[0], sizeof(title[0]), "Delivery latency (received_at - measured_at)%s", scope);
     snprintf(title[1], sizeof(title[1]), "Delivery latency over time%s", scope);
-    hc_html_barchart(f, title[0], labels, values,
-                     HC_RECSTATS_LATENCY_BINS, "messages");
+    hc_html_barchart(f, title[0], labels, values, HC_RECSTATS_LATENCY_BINS, "messages");
     for (int c = 0; c < columns; c++) {
         p50[c] = (double)hc_recstats_latency_quantile_ms(s->latency_bins_per_bucket[c], 0.5);
         p90[c] = (double)hc_recstats_latency_quantile_ms(s->latency_bins_per_bucket[c], 0.9);
@@ -725,8 +732,7 @@ static void render_devices(FILE *f, bool from_summaries,
             "<th>%s</th><th>latency mean / max</th><th>decode errors</th>"
             "<th>duplicates</th><th>measured_at back</th></tr>\n",
             rows, n,
-            from_summaries ? "; from summaries, which give no per-device latency or anomalies"
-                           : "",
+            from_summaries ? "; from summaries, which give no per-device latency or anomalies" : "",
             from_summaries ? "silent before first or after last seen" : "longest silence");
     for (size_t i = 0; i < rows; i++) {
         const struct hc_recstats_device *d = devices[i];
