@@ -1,10 +1,14 @@
 /*
  * hcat --report FILE.html: one self-contained page about the selected messages. The work is
  * split in two so that either half can change alone: libcore's hc_recstats computes every
- * aggregate in one pass (or, later, from a store's summary tables), and report_render draws
- * that struct, plus the sessions and meta of the recordings, with libcore's HTML pieces. Sizes
- * are bounded whatever the recording: HC_RECSTATS_BUCKETS time columns, at most
- * HEATMAP_ROWS devices in the heatmap and TABLE_ROWS in the table, at most TYPES_SHOWN series.
+ * aggregate in one pass over the messages, or, for the whole of one recording, from the store's
+ * summary tables plus a scan of its last SAMPLE_MESSAGES messages for what needs each message
+ * (latency, duplicates, measured_at going back, anomalies, the heatmap): the time then no
+ * longer grows with the messages. report_render draws those structs, plus the sessions and
+ * meta of the recordings, with libcore's HTML pieces, and says which figures are summaries and
+ * which the sample. Sizes are bounded whatever the recording: HC_RECSTATS_BUCKETS time columns,
+ * at most HEATMAP_ROWS devices in the heatmap and TABLE_ROWS in the table, at most TYPES_SHOWN
+ * series.
  */
 #include "hcat.h"
 
@@ -445,12 +449,20 @@ static void render_header(FILE *f, const struct hc_recstats *s, const struct rep
                  "messages, bytes, span, rate per type (per minute), devices (messages, first "
                  "and last seen, first type), sessions and decode errors: the recording's "
                  "summary tables, every message counted without being read");
-        snprintf(line + strlen(line) + 1, sizeof(line) - strlen(line) - 1,
-                 "latency, duplicates, measured_at going back, the anomaly list and the device "
-                 "heatmap: the last %" PRId64 " messages (whole minutes from %s UTC), read one by "
-                 "one; not drawn for earlier messages, nor decode errors on the timeline",
-                 smp->messages, from);
-        row_text(f, "sampled", line + strlen(line) + 1);
+        if (smp->messages < s->messages)
+            snprintf(line + strlen(line) + 1, sizeof(line) - strlen(line) - 1,
+                     "latency, duplicates, measured_at going back, the anomaly list and the "
+                     "device heatmap: the last %" PRId64 " messages (received from %s UTC), read "
+                     "one by one; not drawn for earlier messages, nor decode errors on the "
+                     "timeline",
+                     smp->messages, from);
+        else
+            snprintf(line + strlen(line) + 1, sizeof(line) - strlen(line) - 1,
+                     "latency, duplicates, measured_at going back, the anomaly list and the "
+                     "device heatmap: every message, read one by one (the recording is shorter "
+                     "than the sample); decode errors are not drawn on the timeline");
+        if (s->messages)
+            row_text(f, "sampled", line + strlen(line) + 1);
     } else {
         snprintf(line, sizeof(line),
                  "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
