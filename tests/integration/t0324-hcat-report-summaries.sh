@@ -9,11 +9,13 @@ set -euo pipefail
 hkit_test_setup
 cd "$HKIT_TMP"
 
-hkit_expect_exit 0 hgen -o rec.db --count 250000 --duration 2d --quiet
+hkit_expect_exit 0 hgen -o rec.db --count 300000 --duration 5d --quiet
+hkit_assert_contains "$(hcat --info rec.db)" "messages:   300000 " "a recording larger than the sample"
 hkit_expect_exit 0 hcat rec.db --report summary.html
 hkit_expect_exit 0 hcat rec.db --since 2000-01-01T00:00:00Z --report scan.html
 hkit_assert_contains "$(cat summary.html)" "from summaries" "the summary report says where it comes from"
-hkit_assert_contains "$(cat summary.html)" "the last " "the summary report names its sample"
+grep -Eq 'the last [0-9]+ messages \(received from [0-9-]+ [0-9:]+ UTC\)' summary.html ||
+    hkit_fail "the summary report does not name its sample of the last messages"
 if grep -q "from summaries" scan.html; then hkit_fail "the scanned report claims summaries"; fi
 
 # the figures both reports carry, one per line (hgen's default site has fewer devices than the

@@ -268,7 +268,8 @@ static const char *untyped_name(const struct summary_fill *c, char *buf, size_t 
  * type is the scan's. */
 static hc_err fill_devices(struct summary_fill *c)
 {
-    qsort(c->topics, c->n_topics, sizeof(*c->topics), by_first_seen);
+    if (c->n_topics)
+        qsort(c->topics, c->n_topics, sizeof(*c->topics), by_first_seen);
     for (size_t i = 0; i < c->n_topics; i++) {
         const struct hc_summary_topic *t = &c->topics[i];
         char type[80];
