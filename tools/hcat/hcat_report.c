@@ -437,7 +437,7 @@ static void render_header(FILE *f, const struct hc_recstats *s, const struct rep
     row_text(f, x->from_summaries ? "latency (sample)" : "latency", line);
     if (x->from_summaries) {
         const struct hc_recstats *smp = x->sample;
-        char from[64];
+        char from[64], sampled[400];
         hc_html_time(smp->first_ns, from, sizeof(from));
         snprintf(
             line, sizeof(line),
@@ -451,19 +451,19 @@ static void render_header(FILE *f, const struct hc_recstats *s, const struct rep
                  "and last seen, first type), sessions and decode errors: the recording's "
                  "summary tables, every message counted without being read");
         if (smp->messages < s->messages)
-            snprintf(line + strlen(line) + 1, sizeof(line) - strlen(line) - 1,
+            snprintf(sampled, sizeof(sampled),
                      "latency, duplicates, measured_at going back, the anomaly list and the "
                      "device heatmap: the last %" PRId64 " messages (received from %s UTC), read "
                      "one by one; not drawn for earlier messages, nor decode errors on the "
                      "timeline",
                      smp->messages, from);
         else
-            snprintf(line + strlen(line) + 1, sizeof(line) - strlen(line) - 1,
+            snprintf(sampled, sizeof(sampled),
                      "latency, duplicates, measured_at going back, the anomaly list and the "
                      "device heatmap: every message, read one by one (the recording is shorter "
                      "than the sample); decode errors are not drawn on the timeline");
         if (s->messages)
-            row_text(f, "sampled", line + strlen(line) + 1);
+            row_text(f, "sampled", sampled);
     } else {
         snprintf(line, sizeof(line),
                  "%" PRId64 " decode errors, %" PRId64 " duplicates, %" PRId64
