@@ -796,13 +796,15 @@ static hc_err write_sink(struct run *r, hc_error *err)
     hc_err rc = r->o->report ? hcat_report_sink_new(r->o, &r->sink, err)
                              : hcat_mcap_sink_new(r->o, &r->sink, err);
 
-    if (rc == HC_OK)
+    if (rc == HC_OK && r->sink->add) /* no add: the sink reads the recordings' summaries */
         rc = copy_stream(r, err);
     for (size_t i = 0; i < r->n_src; i++)
         if (r->src[i].is_db)
             recordings[n++] = r->src[i].path;
     if (rc == HC_OK)
         rc = r->sink->finish(r->sink, recordings, n, r->sum->interrupted, err);
+    if (rc == HC_OK && !r->sink->add)
+        r->sum->messages = r->sink->messages;
     if (r->sink)
         r->sink->free(r->sink);
     r->sink = NULL;

@@ -329,6 +329,19 @@ hc_err hc_summary_minutes_each(const hc_summary *s,
                                          void *user),
                                void *user, hc_error *err);
 
+/* One (topic, type) of a summary: type is "" when neither the topic nor the payload names one. */
+struct hc_summary_topic {
+    const char *topic, *kind, *type, *device_id; /* owned by the summary; device_id "" if none */
+    int64_t messages, payload_bytes;
+    int64_t first_ns, last_ns; /* earliest and latest received_at_ns, CLOCK_REALTIME */
+};
+
+/* Calls fn for each (topic, type) with messages, in no particular order; a non-zero return
+ * stops. Topics the recording no longer names are left out. */
+hc_err hc_summary_topics_each(const hc_summary *s,
+                              int (*fn)(const struct hc_summary_topic *t, void *user), void *user,
+                              hc_error *err);
+
 /* Accepts NULL. */
 void hc_summary_free(hc_summary *s);
 
