@@ -48,10 +48,7 @@ struct session_map {
 struct source {
     const char *path;
     bool is_db;
-    hc_store *st;
-    hc_cursor *cur;
-    hc_jsonl_reader *rd;
-    struct hc_jsonl_record rec;
+    tool_source *in;
     struct hc_msg msg; /* current message, valid while has_msg */
     bool has_msg;
     struct session_map *sessions;
@@ -92,31 +89,25 @@ static int collect_session(const struct hc_session_row *row, void *user)
 
 static hc_err source_open(struct run *r, struct source *s, const char *path, hc_error *err)
 {
+    struct tool_source_options opts = {.select = &r->sel, .skip_bad = r->o->skip_bad};
     hc_err rc;
 
     memset(s, 0, sizeof(*s));
     s->path = path;
-    rc = tool_detect_input(path, &s->is_db, err);
+    rc = tool_source_open(path, &opts, &s->in, err);
     if (rc != HC_OK)
         return rc;
-    if (!s->is_db)
-        return hc_jsonl_reader_open(path, &s->rd, err);
-    rc = hc_store_open(path, HC_STORE_READ, &s->st, err);
-    if (rc == HC_OK) {
-        size_t before = s->n_sessions;
-        rc = hc_store_sessions_each(s->st, collect_session, s, err);
-        (void)before;
-    }
-    if (rc == HC_OK)
-        rc = hc_store_query(s->st, &r->sel.sel, &s->cur, err);
+    s->is_db = tool_source_is_recording(s->in);
+    if (s->is_db)
+        rc = hc_store_sessions_each(tool_source_store(s->in), collect_session, s, err);
     return rc;
 }
 
-static void source_close(struct source *s)
+static void source_close(struct run *r, struct source *s)
 {
-    hc_cursor_free(s->cur);
-    hc_store_close(s->st, NULL);
-    hc_jsonl_reader_close(s->rd);
+    if (s->in)
+        r->sum->skipped_bad += tool_source_skipped_bad(s->in);
+    tool_source_close(s->in);
     for (size_t i = 0; i < s->n_sessions; i++)
         free(s->sessions[i].end_reason);
     free(s->sessions);
@@ -124,45 +115,18 @@ static void source_close(struct source *s)
 }
 
 /* Moves a source to its next selected message (has_msg false at the end). */
-static hc_err source_next(struct run *r, struct source *s, hc_error *err)
+static hc_err source_next(struct source *s, hc_error *err)
 {
-    hc_err rc;
+    hc_err rc = tool_source_next(s->in, &s->msg, err);
 
-    s->has_msg = false;
-    if (s->is_db) {
-        rc = hc_cursor_next(s->cur, &s->msg, err);
-        if (rc == HC_DONE)
-            return HC_OK;
-        if (rc == HC_OK)
-            s->has_msg = true;
-        return rc;
-    }
-    for (;;) {
-        rc = hc_jsonl_next(s->rd, &s->rec, err);
-        if (rc == HC_DONE)
-            return HC_OK;
-        if (rc == HC_ERR_PARSE && r->o->skip_bad) {
-            r->sum->skipped_bad++;
-            if (tool_verbosity >= 2)
-                tool_warn("%s", err->message);
-            continue;
-        }
-        if (rc == HC_ERR_IO && tool_stop_requested) /* a read of a pipe cut short by Ctrl-C */
-            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted");
-        if (rc != HC_OK)
-            return rc;
-        if (!tool_select_matches(&r->sel, &s->rec.msg))
-            continue;
-        s->msg = s->rec.msg;
-        s->has_msg = true;
-        return HC_OK;
-    }
+    s->has_msg = rc == HC_OK;
+    return rc == HC_DONE ? HC_OK : rc;
 }
 
 static void close_all(struct run *r)
 {
     for (size_t i = 0; i < r->n_src; i++)
-        source_close(&r->src[i]);
+        source_close(r, &r->src[i]);
 }
 
 static hc_err open_all(struct run *r, hc_error *err)
@@ -170,7 +134,7 @@ static hc_err open_all(struct run *r, hc_error *err)
     for (size_t i = 0; i < r->n_src; i++) {
         hc_err rc = source_open(r, &r->src[i], r->o->inputs[i], err);
         if (rc == HC_OK)
-            rc = source_next(r, &r->src[i], err);
+            rc = source_next(&r->src[i], err);
         if (rc != HC_OK) {
             close_all(r);
             return rc;
@@ -191,83 +155,11 @@ static struct source *earliest(struct run *r)
 
 /* --- resolving --since/--until +DURATION -------------------------------------------------- */
 
-static bool is_relative(const char *text)
-{
-    return text && text[0] == '+';
-}
-
-static hc_err first_received(const struct hcat_opts *o, int64_t *first, hc_error *err)
-{
-    bool found = false;
-
-    *first = 0;
-    for (size_t i = 0; i < o->n_inputs; i++) {
-        const char *path = o->inputs[i];
-        int64_t t = 0;
-        bool is_db, has = false;
-        hc_err rc = tool_detect_input(path, &is_db, err);
-
-        if (rc != HC_OK)
-            return rc;
-        if (strcmp(path, "-") == 0)
-            return hc_error_set(err, HC_ERR_INVALID,
-                                "--since/--until +DURATION cannot be used with standard input");
-        if (is_db) {
-            hc_store *st = NULL;
-            struct hc_select all = {0};
-            int64_t n = 0;
-            rc = hc_store_open(path, HC_STORE_READ, &st, err);
-            if (rc == HC_OK)
-                rc = hc_store_count(st, &all, &n, &t, err);
-            hc_store_close(st, NULL);
-            if (rc != HC_OK)
-                return rc;
-            has = n > 0;
-        } else {
-            hc_jsonl_reader *rd = NULL;
-            struct hc_jsonl_record rec;
-            rc = hc_jsonl_reader_open(path, &rd, err);
-            while (rc == HC_OK) {
-                rc = hc_jsonl_next(rd, &rec, err);
-                if (rc == HC_OK) {
-                    has = true;
-                    t = rec.msg.received_at_ns;
-                    break;
-                }
-                if (rc == HC_ERR_PARSE && o->skip_bad)
-                    rc = HC_OK;
-            }
-            hc_jsonl_reader_close(rd);
-            if (rc != HC_OK && rc != HC_DONE)
-                return rc;
-        }
-        if (has && (!found || t < *first)) {
-            *first = t;
-            found = true;
-        }
-    }
-    return HC_OK;
-}
-
 static hc_err resolve_selection(struct run *r, hc_error *err)
 {
-    int64_t first = 0;
-
-    /* a copy whose list pointers point at its own arrays */
-    r->sel = r->o->select;
-    r->sel.sel.topic_filters = r->sel.topics;
-    r->sel.sel.kinds = r->sel.kinds;
-    r->sel.sel.types = r->sel.types;
-    r->sel.sel.devices = r->sel.devices;
-    r->sel.sel.sessions = r->sel.sessions;
-    if (is_relative(r->sel.since_text) || is_relative(r->sel.until_text)) {
-        hc_err rc = first_received(r->o, &first, err);
-        if (rc != HC_OK)
-            return rc;
-    }
-    if (tool_select_resolve(&r->sel, first) != OPTS_OK)
-        return hc_error_set(err, HC_ERR_INVALID, "invalid selection");
-    return HC_OK;
+    tool_select_copy(&r->sel, &r->o->select);
+    return tool_select_resolve_inputs(&r->sel, (const char *const *)r->o->inputs, r->o->n_inputs,
+                                      r->o->skip_bad, err);
 }
 
 /* --- sinks ----------------------------------------------------------------------------------- */
@@ -370,8 +262,9 @@ static hc_err output_session(struct run *r, struct source *s, const struct hc_ms
     } else {
         /* a JSON line carries its session as (id, start); lines without one share the
          * source's default session, which starts at its first message */
-        int64_t id = s->rec.has_session_start ? in->session_id : 0;
-        start_ns = s->rec.has_session_start ? s->rec.session_started_at_ns : in->received_at_ns;
+        const struct hc_jsonl_record *rec = tool_source_record(s->in);
+        int64_t id = rec->has_session_start ? in->session_id : 0;
+        start_ns = rec->has_session_start ? rec->session_started_at_ns : in->received_at_ns;
         for (size_t i = 0; i < s->n_sessions && !map; i++)
             if (s->sessions[i].source_id == id &&
                 (id == 0 || s->sessions[i].started_at_ns == start_ns))
@@ -387,7 +280,7 @@ static hc_err output_session(struct run *r, struct source *s, const struct hc_ms
             map->started_at_ns = start_ns;
         }
         start_ns = map->started_at_ns;
-        if (!s->rec.has_session_start)
+        if (!rec->has_session_start)
             m->mono_ns = in->received_at_ns - start_ns;
     }
     if (!map->new_id) {
@@ -601,14 +494,14 @@ static hc_err learn_ids(struct run *r, hc_error *err)
         struct source *s = &r->src[i];
         struct meta_copy c = {r, err, HC_OK};
         if (s->is_db) {
-            rc = hc_store_meta_each(s->st, meta_learn, &c, err);
+            rc = hc_store_meta_each(tool_source_store(s->in), meta_learn, &c, err);
             if (rc == HC_OK)
                 rc = c.rc;
         }
         while (rc == HC_OK && s->has_msg) {
             rc = hc_redact_learn(r->redact, s->msg.topic, s->msg.payload, s->msg.payload_len, err);
             if (rc == HC_OK)
-                rc = source_next(r, s, err);
+                rc = source_next(s, err);
         }
     }
     close_all(r);
@@ -655,7 +548,7 @@ static hc_err copy_stream(struct run *r, hc_error *err)
         if (rc != HC_OK)
             return rc;
         r->sum->messages++;
-        rc = source_next(r, s, err);
+        rc = source_next(s, err);
         if (rc == HC_ERR_INTERRUPTED) {
             r->sum->interrupted = true;
             return HC_OK;

@@ -262,8 +262,9 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         return tool_usage_error("--force only applies to -o and --report");
     if (o->note && !o->output)
         return tool_usage_error("--note only applies to -o");
-    /* values are checked now (exit 2); +DURATION is resolved against the inputs later */
-    if (tool_select_resolve(&o->select, 0) != OPTS_OK)
+    /* values were checked as parsed (exit 2); +DURATION is resolved against the inputs later */
+    if (tool_select_check_inputs(&o->select, (const char *const *)o->inputs, o->n_inputs) !=
+        OPTS_OK)
         return OPTS_ERROR;
     for (size_t i = 0; i < o->n_inputs; i++)
         if ((o->output && strcmp(o->inputs[i], o->output) == 0) ||

@@ -480,6 +480,8 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     o->input = argv[optind];
     if (o->loops != 1 && strcmp(o->input, "-") == 0)
         return tool_usage_error("--loop needs a file: standard input can be read only once");
+    if (tool_select_check_inputs(&o->select, &o->input, 1) != OPTS_OK)
+        return OPTS_ERROR;
     if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
         return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
                                 "%s",
