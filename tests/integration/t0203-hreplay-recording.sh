@@ -74,7 +74,7 @@ line(2, S2, 150, H + "/measurements/co2/dev-a", 1, False, payload_b64="AP9/Cg0g"
 line(2, S2, 200, H + "/measurements/ambientTemperature/dev-c", 0, True,
      payload='{"measured_at":"2026-02-05T10:30:03.150Z","value":19.75}')
 PY
-hcat -q "$T/two.jsonl" -o "$T/two.db"
+hcat --quiet "$T/two.jsonl" -o "$T/two.db"
 TWO=$T/two.db
 q() { sqlite3 "$TWO" "$1"; }
 # the recording really holds what the checks below rely on

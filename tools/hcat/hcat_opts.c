@@ -21,7 +21,8 @@ enum {
     OPT_NOTE,
     OPT_CHECK,
     OPT_REPORT,
-    OPT_HELP
+    OPT_HELP,
+    OPT_QUIET
 };
 
 static const char usage[] =
@@ -71,7 +72,7 @@ static const char usage[] =
     "%s"
     "\n"
     "General:\n"
-    "  -q, --quiet           only errors on stderr\n"
+    "      --quiet           only errors on stderr\n"
     "  -v, --verbose         more detail on stderr\n"
     "  --help                show this help and exit\n"
     "\n" TOOL_EXIT_CODES_HELP;
@@ -138,7 +139,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         {"note", required_argument, NULL, OPT_NOTE},
         {"check", no_argument, NULL, OPT_CHECK},
         {"report", required_argument, NULL, OPT_REPORT},
-        {"quiet", no_argument, NULL, 'q'},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
@@ -149,7 +150,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
     o->top = HCAT_DEFAULT_TOP;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:qv", longopts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:v", longopts, NULL)) !=
            -1) {
         enum opts_result r = tool_select_option(&o->select, opt, optarg);
         if (r == OPTS_ERROR)
@@ -220,7 +221,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_REPORT:
             o->report = optarg;
             break;
-        case 'q':
+        case OPT_QUIET:
             tool_verbosity = 0;
             break;
         case 'v':

@@ -33,7 +33,8 @@ enum {
     OPT_IGNORE_LINE,
     OPT_INTEGRATION_ID,
     OPT_API_KEY_ID,
-    OPT_HELP
+    OPT_HELP,
+    OPT_QUIET
 };
 
 static const char usage[] =
@@ -96,7 +97,7 @@ static const char usage_rest[] =
     "  --json                machine-readable report on stdout instead of text\n"
     "  --junit FILE          also write a JUnit XML report (one testcase per case)\n"
     "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
-    "  -q, --quiet           only the summary line\n"
+    "      --quiet           only the summary line\n"
     "  -v, --verbose         also list the cases that passed\n"
     "  --help                this help\n"
     "\n"
@@ -131,7 +132,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"max-report", required_argument, NULL, OPT_MAX_REPORT},
-        {"quiet", no_argument, NULL, 'q'},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
         {"consumer", required_argument, NULL, OPT_CONSUMER},
         {"broker", required_argument, NULL, OPT_BROKER},
@@ -157,7 +158,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
     }
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":qv", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
         enum opts_result r = OPTS_OK;
 
         switch (opt) {
@@ -220,7 +221,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         case OPT_MAX_REPORT:
             r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);
             break;
-        case 'q':
+        case OPT_QUIET:
             o->verbosity = 0;
             break;
         case 'v':
