@@ -248,8 +248,15 @@ hc_err tool_detect_input(const char *path, bool *is_db, hc_error *err);
  */
 typedef struct tool_source tool_source;
 
+enum tool_input_kind {
+    TOOL_INPUT_DETECT = 0, /* by content (tool_detect_input) */
+    TOOL_INPUT_JSONL,      /* by name: JSON lines whatever the content (hverify's input.jsonl) */
+    TOOL_INPUT_RECORDING   /* by name: a recording */
+};
+
 struct tool_source_options {
     const struct tool_select *select; /* NULL: every message; borrowed, resolved */
+    enum tool_input_kind kind;
     bool skip_bad; /* --skip-bad: JSON lines that are no message are skipped and counted */
 };
 

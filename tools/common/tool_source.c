@@ -97,7 +97,8 @@ hc_err tool_source_open(const char *path, const struct tool_source_options *opts
     hc_err rc;
 
     *out = NULL;
-    rc = tool_detect_input(path, &is_db, err);
+    is_db = opts && opts->kind == TOOL_INPUT_RECORDING;
+    rc = opts && opts->kind != TOOL_INPUT_DETECT ? HC_OK : tool_detect_input(path, &is_db, err);
     if (rc != HC_OK)
         return rc;
     s = calloc(1, sizeof(*s));

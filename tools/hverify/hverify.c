@@ -434,11 +434,12 @@ out:
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
-    hc_err rc;
     bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
+    struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL
+                                                         : TOOL_INPUT_RECORDING};
 
+    (void)fast;
     memset(in, 0, sizeof(*in));
-    in->lines.fd = -1;
     if (has_jsonl && has_db)
         return hc_error_set(err, HC_ERR_INVALID,
                             "both input.jsonl and input.db are present; keep one");
@@ -447,97 +448,25 @@ hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *
     in->path = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
     if (!in->path)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    if (has_jsonl && fast) {
-        rc = hv_lines_open(&in->lines, in->path, err);
-        in->fast = rc == HC_OK;
-    } else if (has_jsonl) {
-        rc = hc_jsonl_reader_open(in->path, &in->jr, err);
-    } else {
-        struct hc_select sel;
-
-        memset(&sel, 0, sizeof(sel));
-        rc = hc_store_open(in->path, HC_STORE_READ, &in->st, err);
-        if (rc == HC_OK)
-            rc = hc_store_query(in->st, &sel, &in->cur, err);
-    }
-    return rc;
-}
-
-/* Hands reading over to hc_jsonl_next at the line hv_jsonl_simple declined: a new reader skips
- * the messages already handed out (they are plain, so it reads them without error), once. */
-static hc_err input_fallback(struct hv_input *in, hc_error *err)
-{
-    struct hc_jsonl_record rec;
-    hc_err rc;
-
-    hv_lines_close(&in->lines);
-    in->fast = false;
-    rc = hc_jsonl_reader_open(in->path, &in->jr, err);
-    for (long i = 0; rc == HC_OK && i < in->records; i++)
-        rc = hc_jsonl_next(in->jr, &rec, err);
-    if (rc == HC_DONE)
-        rc = hc_error_set(err, HC_ERR_IO, "'%s' changed while it was read", in->path);
-    return rc;
+    return tool_source_open(in->path, &opts, &in->src, err);
 }
 
 hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err)
 {
-    hc_err rc;
-
-    if (in->fast) {
-        char *line;
-        size_t len;
-        struct hv_simple_line sl;
-
-        /* Blank lines are skipped as hc_jsonl_next skips them: after trailing '\r's. */
-        while ((rc = hv_lines_next(&in->lines, &line, &len, err)) == HC_OK) {
-            while (len > 0 && line[len - 1] == '\r')
-                line[--len] = '\0';
-            if (len > 0)
-                break;
-        }
-        if (rc == HC_DONE)
-            return rc;
-        if (rc != HC_OK)
-            return hc_error_prefix(err, "'%s'", in->path), rc;
-        if (hv_jsonl_simple(line, len, &sl)) {
-            memset(msg, 0, sizeof(*msg));
-            msg->topic = sl.topic;
-            msg->payload = sl.payload;
-            msg->payload_len = sl.payload_len;
-            in->records++;
-            return HC_OK;
-        }
-        rc = input_fallback(in, err);
-        if (rc != HC_OK)
-            return rc;
-    }
-    if (in->jr) {
-        struct hc_jsonl_record rec;
-
-        rc = hc_jsonl_next(in->jr, &rec, err);
-        if (rc == HC_OK) {
-            *msg = rec.msg;
-            in->records++;
-        }
-        return rc;
-    }
-    return hc_cursor_next(in->cur, msg, err);
+    return tool_source_next(in->src, msg, err);
 }
 
 void hv_input_close(struct hv_input *in)
 {
-    hc_jsonl_reader_close(in->jr);
-    hc_cursor_free(in->cur);
-    hc_store_close(in->st, NULL);
-    hv_lines_close(&in->lines);
+    tool_source_close(in->src);
     free(in->path);
     memset(in, 0, sizeof(*in));
-    in->lines.fd = -1;
 }
 
 /* --- one case's run ----------------------------------------------------------------------------
  */
+
+#define EXPECTED_BUFFER_SIZE ((size_t)1 << 18)
 
 struct item { /* a value kept for the non-strict orders */
     cJSON *value;
@@ -563,8 +492,11 @@ struct run {
     bool input_done;
 
     bool has_exp; /* false when there is no expected.jsonl (update creates it) */
-    struct hv_lines exp;
-    char *exp_line;  /* the current value line, in exp's buffer */
+    FILE *exp;
+    char *exp_io;    /* exp's stdio buffer */
+    char *exp_buf;   /* getline's buffer */
+    size_t exp_cap;
+    char *exp_line;  /* the current value line, in exp_buf */
     long exp_lineno; /* physical line in expected.jsonl */
     long n_expected; /* values read */
 
@@ -671,14 +603,17 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
  * 0 at the end, -1 when it cannot be read (r->err set). */
 static int expected_next(struct run *r, size_t *len)
 {
-    char *line;
-    size_t k;
-    hc_err rc;
+    ssize_t n;
 
     if (!r->has_exp)
         return 0;
-    while ((rc = hv_lines_next(&r->exp, &line, &k, &r->err)) == HC_OK) {
+    while ((n = getline(&r->exp_buf, &r->exp_cap, r->exp)) >= 0) {
+        char *line = r->exp_buf;
+        size_t k = (size_t)n;
+
         r->exp_lineno++;
+        if (k > 0 && line[k - 1] == '\n')
+            k--;
         while (k > 0 && (line[k - 1] == '\r' || line[k - 1] == ' ' || line[k - 1] == '\t'))
             k--;
         line[k] = '\0';
@@ -689,9 +624,10 @@ static int expected_next(struct run *r, size_t *len)
         *len = k;
         return 1;
     }
-    if (rc == HC_DONE)
+    if (!ferror(r->exp))
         return 0;
-    hc_error_prefix(&r->err, "'%s/expected.jsonl'", r->dir);
+    hc_error_set(&r->err, errno == ENOMEM ? HC_ERR_NOMEM : HC_ERR_IO,
+                 "'%s/expected.jsonl': cannot read: %s", r->dir, strerror(errno));
     return -1;
 }
 
@@ -1294,7 +1230,10 @@ static bool run_consumer(struct run *r)
 static void run_release(struct run *r)
 {
     hv_input_close(&r->in);
-    hv_lines_close(&r->exp);
+    if (r->exp)
+        fclose(r->exp);
+    free(r->exp_io);
+    free(r->exp_buf);
     hc_jsonout_release(&r->print);
     while (r->fifo_len)
         free(fifo_pop(r));
@@ -1385,16 +1324,16 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
         goto done;
     if (!consumer && hv_input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
         goto done;
-    if (hv_lines_open(&r.exp, exp_path, &r.err) == HC_OK) {
-        r.has_exp = true;
-    } else {
+    r.exp = fopen(exp_path, "rbe"); /* close-on-exec: decoders and consumers do not inherit it */
+    r.has_exp = r.exp != NULL;
+    /* large reads, as the input's reader makes: a case may hold a million lines (glibc ignores
+     * the size without a buffer of ours) */
+    if (r.exp && (r.exp_io = malloc(EXPECTED_BUFFER_SIZE)) != NULL)
+        setvbuf(r.exp, r.exp_io, _IOFBF, EXPECTED_BUFFER_SIZE);
+    if (!r.exp) {
         int e = errno;
 
-        if (r.err.code != HC_ERR_IO)
-            goto done;
-        if (e == ENOENT && o->update) {
-            r.err = (hc_error)HC_ERROR_INIT;
-        } else {
+        if (e != ENOENT || !o->update) {
             hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
                          e == ENOENT ? " (create it with: hverify --update)" : "");
             goto done;

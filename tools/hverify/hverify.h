@@ -139,55 +139,18 @@ typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_e
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
-/* --- fast input (lines.c) ------------------------------------------------------------------- */
-
-/* A file read in large blocks; lines are handed out in place. */
-struct hv_lines {
-    int fd;
-    char *buf;
-    size_t cap, start, end; /* unread bytes: buf[start, end) */
-    bool eof;
-    long lineno; /* physical lines handed out */
-};
-
-/* Opens path for reading. On HC_OK release with hv_lines_close. */
-hc_err hv_lines_open(struct hv_lines *l, const char *path, hc_error *err);
-/* Next physical line without its '\n' (a last line may lack one), NUL-terminated in place,
- * valid until the next call. HC_OK, HC_DONE at the end, HC_ERR_IO or HC_ERR_NOMEM. */
-hc_err hv_lines_next(struct hv_lines *l, char **line, size_t *len, hc_error *err);
-/* Accepts a zeroed or closed l. */
-void hv_lines_close(struct hv_lines *l);
-
-/* A case's input: input.jsonl or input.db. */
+/* A case's input: input.jsonl or input.db, read through tool_source (libcore's JSON-lines
+ * reader, whose fast path reads hkit's plain lines in one pass). */
 struct hv_input {
-    hc_jsonl_reader *jr;
-    hc_store *st;
-    hc_cursor *cur;
-    /* Built-in decoder on input.jsonl: plain lines are read by hv_jsonl_simple until the first
-     * line it declines; from there on hc_jsonl_next reads (see input_fallback). */
-    bool fast;
-    struct hv_lines lines;
+    tool_source *src;
     char *path;
-    long records; /* messages handed out so far */
 };
 
-/* Opens the case's input (fast: the built-in decoder's line reader for plain lines). */
+/* Opens the case's input. fast is no longer used: every reader takes libcore's fast path. */
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err);
 /* Next message, borrowed until the next call: HC_OK, HC_DONE, or an error naming the file. */
 hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err);
 void hv_input_close(struct hv_input *in);
-
-/* What the built-in decoder needs of an input line. Pointers borrow from the line. */
-struct hv_simple_line {
-    const char *topic;            /* NUL-terminated, not empty */
-    const unsigned char *payload; /* NUL-terminated; "" when the line has none */
-    size_t payload_len;
-};
-
-/* Recognises line (len bytes, a NUL after them; modified in place) when it is an hkit JSON line
- * of the common plain shape that hc_jsonl_next accepts with exactly this topic and payload;
- * false (line clobbered) for anything else, which the caller then reads with hc_jsonl_next. */
-bool hv_jsonl_simple(char *line, size_t len, struct hv_simple_line *out);
 
 /* --- the consumer mode (consumer.c) ----------------------------------------------------------- */
 
