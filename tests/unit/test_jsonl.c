@@ -994,3 +994,36 @@ Test(jsonl, valid_times_out_of_range_say_they_are_out_of_range)
         hc_jsonl_reader_close(r);
     }
 }
+
+Test(jsonl, a_writer_handle_writes_the_same_lines_as_hc_jsonl_write)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_msg m = {0};
+    hc_jsonl_writer *w;
+    cJSON *decoded = cJSON_Parse("{\"value\":21.50,\"unit\":\"C\"}");
+    char *once = NULL, *reused = NULL;
+    size_t once_len = 0, reused_len = 0;
+    FILE *a = open_memstream(&once, &once_len), *b = open_memstream(&reused, &reused_len);
+
+    cr_assert(a && b && decoded);
+    m.topic = "a/b";
+    cr_assert_eq(hc_jsonl_writer_new(&w, &err), HC_OK);
+    for (int i = 0; i < 3; i++) {
+        unsigned char payload[8] = {'x', (unsigned char)('0' + i), 0xff};
+        m.seq = i + 1;
+        m.payload = payload;
+        m.payload_len = i == 1 ? 3 : 2; /* text, binary, text: the buffers are reused */
+        cr_assert_eq(hc_jsonl_write(a, &m, i ? decoded : NULL, &err), HC_OK);
+        cr_assert_eq(hc_jsonl_writer_write(w, b, &m, i ? decoded : NULL, &err), HC_OK);
+    }
+    hc_jsonl_writer_free(w);
+    hc_jsonl_writer_free(NULL);
+    fclose(a);
+    fclose(b);
+    cr_assert_str_eq(reused, once);
+    cr_assert_not_null(strstr(once, "\"payload_b64\""));
+    cr_assert_not_null(strstr(once, "\"decoded\":{\"value\":21.5,\"unit\":\"C\"}"), "%s", once);
+    free(once);
+    free(reused);
+    cJSON_Delete(decoded);
+}

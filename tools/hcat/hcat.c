@@ -65,6 +65,7 @@ struct run {
     hc_store *out_st;
     FILE *out;
     struct hcat_sink *sink; /* --format mcap, --report */
+    hc_jsonl_writer *jsonl; /* printed JSON lines: its buffers serve every line */
 };
 
 static int collect_session(const struct hc_session_row *row, void *user)
@@ -232,8 +233,8 @@ static hc_err print_message(struct run *r, const struct hc_msg *m, hc_error *err
     }
     if (r->o->format == HCAT_FORMAT_CSV)
         rc = write_csv(r->out, m, decoded, err);
-    else
-        rc = hc_jsonl_write(r->out, m, decoded, err);
+    else if (r->jsonl || (rc = hc_jsonl_writer_new(&r->jsonl, err)) == HC_OK)
+        rc = hc_jsonl_writer_write(r->jsonl, r->out, m, decoded, err);
     cJSON_Delete(decoded);
     if (rc == HC_ERR_IO)
         return hc_error_set(err, HC_ERR_IO, "cannot write to standard output: %s",
@@ -784,6 +785,7 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
         close_all(&r);
     }
 out:
+    hc_jsonl_writer_free(r.jsonl);
     hc_redact_free(r.redact);
     free(r.src);
     return rc;

@@ -510,6 +510,7 @@ struct run {
     char **fifo;
     size_t fifo_head, fifo_len, fifo_cap;
     FILE *feed_ms;
+    hc_jsonl_writer *feed_writer;
     char *feed_buf;
     size_t feed_len;
 
@@ -924,7 +925,7 @@ static int feed(void *user, char **buf, size_t *len, size_t *cap, hc_error *err)
         r->n_input++;
         if (!fifo_push(r, msg.topic))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory"), -1;
-        if (hc_jsonl_write(r->feed_ms, &msg, NULL, err) != HC_OK)
+        if (hc_jsonl_writer_write(r->feed_writer, r->feed_ms, &msg, NULL, err) != HC_OK)
             return -1;
     }
     if (rc == HC_DONE)
@@ -997,7 +998,7 @@ static bool run_external(struct run *r)
     hc_error err = HC_ERROR_INIT;
 
     r->feed_ms = open_memstream(&r->feed_buf, &r->feed_len);
-    if (!r->feed_ms) {
+    if (!r->feed_ms || hc_jsonl_writer_new(&r->feed_writer, &r->err) != HC_OK) {
         hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory");
         return false;
     }
@@ -1240,6 +1241,7 @@ static void run_release(struct run *r)
     free(r->fifo);
     if (r->feed_ms)
         fclose(r->feed_ms);
+    hc_jsonl_writer_free(r->feed_writer);
     free(r->feed_buf);
     items_free(&r->exp_items);
     items_free(&r->act_items);

@@ -87,9 +87,6 @@ hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_err
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
 
-/* Path the store was opened with (borrowed). */
-const char *hc_store_path(const hc_store *st);
-
 /* --- meta ------------------------------------------------------------------------------------ */
 
 /* Sets (replaces) one meta value. Callers never store credentials here. */
