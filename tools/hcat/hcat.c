@@ -947,125 +947,162 @@ static cJSON *groups_json(const struct groups *g, double span_s)
     return arr;
 }
 
-static hc_err info_one(struct run *r, const char *path, hc_error *err)
-{
-    static const char *const columns[] = {"kind", "type", "device_id", "decode_error"};
-    static const char *const titles[] = {"kinds", "types", "devices", "decode errors by code"};
-    struct groups g[4] = {{0}};
+/* What --info shows of one recording. */
+struct info {
+    const char *path;
+    hc_store *st;
     struct hc_store_summary sm;
-    hc_store *st = NULL;
-    cJSON *json = NULL;
-    char first[40], last[40], dur[40];
+    struct groups g[4]; /* kinds, types, devices, decode errors by code */
     double span_s;
+    char first[40], last[40], dur[40];
+};
+
+static const char *const info_columns[4] = {"kind", "type", "device_id", "decode_error"};
+
+/* --info reads recordings only: JSON lines (or an empty file) say how to get one. */
+static hc_err info_open(const char *path, hc_store **st, hc_error *err)
+{
     struct stat sb;
     bool is_db;
-    hc_err rc;
-    FILE *out = r->out;
+    hc_err rc = tool_detect_input(path, &is_db, err);
 
-    rc = tool_detect_input(path, &is_db, err);
     if (rc == HC_OK && !is_db && strcmp(path, "-") != 0 && stat(path, &sb) == 0 && !sb.st_size)
-        rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
-                          "'%s' is empty: not an hkit recording (nothing was ever written to it)",
-                          path);
-    else if (rc == HC_OK && !is_db)
-        rc = hc_error_set(err, HC_ERR_INVALID,
-                          "--info needs a recording: '%s' is JSON lines (import it first with "
-                          "hcat '%s' -o FILE.db)",
-                          path, path);
-    if (rc == HC_OK)
-        rc = hc_store_open(path, HC_STORE_READ, &st, err);
-    if (rc == HC_OK)
-        rc = hc_store_summarize(st, &r->sel.sel, &sm, err);
+        return hc_error_set(err, HC_ERR_NOT_RECORDING,
+                            "'%s' is empty: not an hkit recording (nothing was ever written to it)",
+                            path);
+    if (rc == HC_OK && !is_db)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "--info needs a recording: '%s' is JSON lines (import it first with "
+                            "hcat '%s' -o FILE.db)",
+                            path, path);
+    return rc == HC_OK ? hc_store_open(path, HC_STORE_READ, st, err) : rc;
+}
+
+/* The summary and the groups of the selection, and the times they span. */
+static hc_err info_gather(struct run *r, struct info *in, hc_error *err)
+{
+    int64_t span;
+    hc_err rc = hc_store_summarize(in->st, &r->sel.sel, &in->sm, err);
+
     for (size_t i = 0; i < 4 && rc == HC_OK; i++) {
-        g[i].top = r->o->top;
-        rc = hc_store_count_by(st, &r->sel.sel, columns[i], collect_group, &g[i], err);
+        in->g[i].top = r->o->top;
+        rc = hc_store_count_by(in->st, &r->sel.sel, info_columns[i], collect_group, &in->g[i], err);
     }
     if (rc != HC_OK)
-        goto out;
-    span_s = (double)span_ns(sm.first_received_at_ns, sm.last_received_at_ns) / 1e9;
-    hc_time_format_rfc3339(sm.first_received_at_ns, 9, first, sizeof(first));
-    hc_time_format_rfc3339(sm.last_received_at_ns, 9, last, sizeof(last));
-    format_duration(span_ns(sm.first_received_at_ns, sm.last_received_at_ns), dur, sizeof(dur));
-    if (r->o->json) {
-        struct info_sessions is = {out, cJSON_CreateArray(), 0};
-        void *ctx[2] = {out, cJSON_CreateObject()};
-        cJSON *p;
-        char *text;
-        json = cJSON_CreateObject();
-        cJSON_AddStringToObject(json, "file", path);
-        cJSON_AddNumberToObject(json, "messages", (double)sm.messages);
-        cJSON_AddNumberToObject(json, "payload_bytes", (double)sm.payload_bytes);
-        if (sm.messages) {
-            cJSON_AddStringToObject(json, "first_received_at", first);
-            cJSON_AddStringToObject(json, "last_received_at", last);
-        } else {
-            cJSON_AddNullToObject(json, "first_received_at");
-            cJSON_AddNullToObject(json, "last_received_at");
-        }
-        cJSON_AddNumberToObject(json, "duration_s", span_s);
-        cJSON_AddNumberToObject(json, "rate_per_s", span_s > 0 ? (double)sm.messages / span_s : 0);
-        p = cJSON_AddObjectToObject(json, "payload_size");
-        cJSON_AddNumberToObject(p, "min", (double)sm.payload_min);
-        cJSON_AddNumberToObject(p, "mean", sm.payload_mean);
-        cJSON_AddNumberToObject(p, "p50", (double)sm.payload_p50);
-        cJSON_AddNumberToObject(p, "p99", (double)sm.payload_p99);
-        cJSON_AddNumberToObject(p, "max", (double)sm.payload_max);
-        cJSON_AddNumberToObject(json, "decode_errors", (double)sm.decode_errors);
-        for (size_t i = 0; i < 4; i++) {
-            char key[40];
-            static const char *const names[] = {"kinds", "types", "devices",
-                                                "decode_errors_by_code"};
-            cJSON_AddItemToObject(json, names[i], groups_json(&g[i], span_s));
-            snprintf(key, sizeof(key), "%s_total", names[i]);
-            cJSON_AddNumberToObject(json, key, (double)g[i].total);
-        }
-        rc = hc_store_sessions_each(st, info_session, &is, err);
-        cJSON_AddItemToObject(json, "sessions", is.json);
-        if (rc == HC_OK)
-            rc = hc_store_meta_each(st, info_meta, ctx, err);
-        cJSON_AddItemToObject(json, "meta", ctx[1]);
-        text = cJSON_PrintUnformatted(json);
-        if (text) {
-            fprintf(out, "%s\n", text);
-            cJSON_free(text);
-        } else if (rc == HC_OK) {
-            rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-        }
-        goto out;
+        return rc;
+    span = span_ns(in->sm.first_received_at_ns, in->sm.last_received_at_ns);
+    in->span_s = (double)span / 1e9;
+    hc_time_format_rfc3339(in->sm.first_received_at_ns, 9, in->first, sizeof(in->first));
+    hc_time_format_rfc3339(in->sm.last_received_at_ns, 9, in->last, sizeof(in->last));
+    format_duration(span, in->dur, sizeof(in->dur));
+    return HC_OK;
+}
+
+/* --info --json: one object per recording, on one line. */
+static hc_err info_print_json(FILE *out, const struct info *in, hc_error *err)
+{
+    static const char *const names[] = {"kinds", "types", "devices", "decode_errors_by_code"};
+    const struct hc_store_summary *sm = &in->sm;
+    struct info_sessions is = {out, cJSON_CreateArray(), 0};
+    void *ctx[2] = {out, cJSON_CreateObject()};
+    cJSON *json = cJSON_CreateObject(), *p;
+    char *text;
+    hc_err rc;
+
+    cJSON_AddStringToObject(json, "file", in->path);
+    cJSON_AddNumberToObject(json, "messages", (double)sm->messages);
+    cJSON_AddNumberToObject(json, "payload_bytes", (double)sm->payload_bytes);
+    if (sm->messages) {
+        cJSON_AddStringToObject(json, "first_received_at", in->first);
+        cJSON_AddStringToObject(json, "last_received_at", in->last);
+    } else {
+        cJSON_AddNullToObject(json, "first_received_at");
+        cJSON_AddNullToObject(json, "last_received_at");
     }
-    fprintf(out, "%s\n", path);
-    fprintf(out, "messages:   %" PRId64 " (%" PRId64 " payload bytes)\n", sm.messages,
-            sm.payload_bytes);
-    if (sm.messages) {
-        fprintf(out, "time span:  %s .. %s (%s)\n", first, last, dur);
-        if (span_s > 0)
-            fprintf(out, "rate:       %.3f msg/s\n", (double)sm.messages / span_s);
+    cJSON_AddNumberToObject(json, "duration_s", in->span_s);
+    cJSON_AddNumberToObject(json, "rate_per_s",
+                            in->span_s > 0 ? (double)sm->messages / in->span_s : 0);
+    p = cJSON_AddObjectToObject(json, "payload_size");
+    cJSON_AddNumberToObject(p, "min", (double)sm->payload_min);
+    cJSON_AddNumberToObject(p, "mean", sm->payload_mean);
+    cJSON_AddNumberToObject(p, "p50", (double)sm->payload_p50);
+    cJSON_AddNumberToObject(p, "p99", (double)sm->payload_p99);
+    cJSON_AddNumberToObject(p, "max", (double)sm->payload_max);
+    cJSON_AddNumberToObject(json, "decode_errors", (double)sm->decode_errors);
+    for (size_t i = 0; i < 4; i++) {
+        char key[40];
+        cJSON_AddItemToObject(json, names[i], groups_json(&in->g[i], in->span_s));
+        snprintf(key, sizeof(key), "%s_total", names[i]);
+        cJSON_AddNumberToObject(json, key, (double)in->g[i].total);
+    }
+    rc = hc_store_sessions_each(in->st, info_session, &is, err);
+    cJSON_AddItemToObject(json, "sessions", is.json);
+    if (rc == HC_OK)
+        rc = hc_store_meta_each(in->st, info_meta, ctx, err);
+    cJSON_AddItemToObject(json, "meta", ctx[1]);
+    text = cJSON_PrintUnformatted(json);
+    if (text) {
+        fprintf(out, "%s\n", text);
+        cJSON_free(text);
+    } else if (rc == HC_OK) {
+        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    }
+    cJSON_Delete(json);
+    return rc;
+}
+
+/* --info: a few aligned lines per recording. */
+static hc_err info_print_text(FILE *out, const struct info *in, hc_error *err)
+{
+    static const char *const titles[] = {"kinds", "types", "devices", "decode errors by code"};
+    const struct hc_store_summary *sm = &in->sm;
+    struct info_sessions is = {out, NULL, 0};
+    void *ctx[2] = {out, NULL};
+    hc_err rc;
+
+    fprintf(out, "%s\n", in->path);
+    fprintf(out, "messages:   %" PRId64 " (%" PRId64 " payload bytes)\n", sm->messages,
+            sm->payload_bytes);
+    if (sm->messages) {
+        fprintf(out, "time span:  %s .. %s (%s)\n", in->first, in->last, in->dur);
+        if (in->span_s > 0)
+            fprintf(out, "rate:       %.3f msg/s\n", (double)sm->messages / in->span_s);
         fprintf(out,
                 "payload:    min %" PRId64 " B, mean %.1f B, p50 %" PRId64 " B, p99 %" PRId64
                 " B, max %" PRId64 " B\n",
-                sm.payload_min, sm.payload_mean, sm.payload_p50, sm.payload_p99, sm.payload_max);
+                sm->payload_min, sm->payload_mean, sm->payload_p50, sm->payload_p99,
+                sm->payload_max);
     }
-    fprintf(out, "decode errors: %" PRId64 "\n", sm.decode_errors);
+    fprintf(out, "decode errors: %" PRId64 "\n", sm->decode_errors);
     for (size_t i = 0; i < 4; i++) {
-        if (i == 3 && !g[i].total)
+        if (i == 3 && !in->g[i].total)
             continue;
-        print_groups(out, titles[i], &g[i], i == 3 ? 0 : span_s);
+        print_groups(out, titles[i], &in->g[i], i == 3 ? 0 : in->span_s);
     }
-    fprintf(out, "sessions (%" PRId64 "):\n", sm.sessions);
-    {
-        struct info_sessions is = {out, NULL, 0};
-        void *ctx[2] = {out, NULL};
-        rc = hc_store_sessions_each(st, info_session, &is, err);
-        if (rc == HC_OK) {
-            fprintf(out, "meta:\n");
-            rc = hc_store_meta_each(st, info_meta, ctx, err);
-        }
+    fprintf(out, "sessions (%" PRId64 "):\n", sm->sessions);
+    rc = hc_store_sessions_each(in->st, info_session, &is, err);
+    if (rc == HC_OK) {
+        fprintf(out, "meta:\n");
+        rc = hc_store_meta_each(in->st, info_meta, ctx, err);
     }
-out:
-    cJSON_Delete(json);
+    return rc;
+}
+
+static hc_err info_one(struct run *r, const char *path, hc_error *err)
+{
+    struct info in;
+    hc_err rc;
+
+    memset(&in, 0, sizeof(in));
+    in.path = path;
+    rc = info_open(path, &in.st, err);
+    if (rc == HC_OK)
+        rc = info_gather(r, &in, err);
+    if (rc == HC_OK)
+        rc = r->o->json ? info_print_json(r->out, &in, err) : info_print_text(r->out, &in, err);
     for (size_t i = 0; i < 4; i++)
-        groups_release(&g[i]);
-    hc_store_close(st, NULL);
+        groups_release(&in.g[i]);
+    hc_store_close(in.st, NULL);
     return rc;
 }
 

@@ -12,9 +12,9 @@
 #include "hverify.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <dirent.h>
 #include <errno.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +194,10 @@ static void find_cases(const char *dir, int depth, struct case_list *l)
 /* Files in a case directory that hverify does not read: reported so nothing is left behind. */
 static void report_leftovers(const char *dir, bool updating)
 {
-    static const char *const known[] = {"input.jsonl",           "input.db",       "input.db-wal",
-                                        "input.db-shm",          "expected.jsonl", "case.json",
-                                        "expected.jsonl.pending", "expected.txt",
-                                        "expected.txt.pending"};
+    static const char *const known[] = {
+        "input.jsonl",         "input.db",  "input.db-wal",           "input.db-shm",
+        "expected.jsonl",      "case.json", "expected.jsonl.pending", "expected.txt",
+        "expected.txt.pending"};
     size_t n;
     char **names = sorted_entries(dir, &n);
 
@@ -278,13 +278,157 @@ struct case_extra {
     size_t n_ign;
 };
 
+/* The whole of fp, NUL-terminated (malloc'd), or NULL when out of memory. */
+static char *read_whole(FILE *fp)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&text, &len);
+    char chunk[4096];
+    size_t k;
+
+    if (!ms)
+        return NULL;
+    while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        fwrite(chunk, 1, k, ms);
+    if (fclose(ms) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* case.json "ignore": an array of paths. */
+static bool case_ignore(const cJSON *m, struct hv_cfg *cfg, char *reason, size_t size)
+{
+    const cJSON *p;
+
+    if (!cJSON_IsArray(m)) {
+        snprintf(reason, size, "\"ignore\" must be an array of paths");
+        return false;
+    }
+    cJSON_ArrayForEach(p, m)
+    {
+        if (!cJSON_IsString(p)) {
+            snprintf(reason, size, "\"ignore\" must be an array of paths");
+            return false;
+        }
+        if (!add_ignore(cfg, p->valuestring, reason, size))
+            return false;
+    }
+    return true;
+}
+
+/* case.json "ignore_lines": an array of extended regexes. */
+static bool case_ignore_lines(const cJSON *m, struct case_extra *extra, char *reason, size_t size)
+{
+    const cJSON *p;
+
+    cJSON_ArrayForEach(p, m)
+    {
+        if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
+            regcomp(&extra->ign[extra->n_ign], p->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
+            snprintf(reason, size, "\"ignore_lines\" must be an array of regexes (at most %d)",
+                     HV_MAX_IGNORE);
+            return false;
+        }
+        extra->n_ign++;
+    }
+    if (!cJSON_IsArray(m)) {
+        snprintf(reason, size, "\"ignore_lines\" must be an array of regexes");
+        return false;
+    }
+    return true;
+}
+
+/* case.json "tolerances": {"path": {"abs": x, "rel": y}, ...}. */
+static bool case_tolerances(const cJSON *m, struct hv_cfg *cfg, char *reason, size_t size)
+{
+    const cJSON *t;
+
+    if (!cJSON_IsObject(m)) {
+        snprintf(reason, size, "\"tolerances\" must map paths to {\"abs\": x, \"rel\": y}");
+        return false;
+    }
+    cJSON_ArrayForEach(t, m)
+    {
+        struct hv_tol_rule *r = realloc(cfg->tols, (cfg->n_tols + 1) * sizeof(*r));
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "abs");
+        const cJSON *rl = cJSON_GetObjectItemCaseSensitive(t, "rel");
+        char preason[160];
+
+        if (!r) {
+            snprintf(reason, size, "out of memory");
+            return false;
+        }
+        cfg->tols = r;
+        r = &cfg->tols[cfg->n_tols];
+        memset(r, 0, sizeof(*r));
+        if (!cJSON_IsObject(t) || (!a && !rl) ||
+            cJSON_GetArraySize(t) != (a != NULL) + (rl != NULL)) {
+            snprintf(reason, size, "tolerance for '%s' must be {\"abs\": x, \"rel\": y}",
+                     t->string);
+            return false;
+        }
+        if ((a && !number_member(a, "abs", &r->abs_tol, reason, size)) ||
+            (rl && !number_member(rl, "rel", &r->rel_tol, reason, size)))
+            return false;
+        if (!hv_path_compile(t->string, &r->path, preason, sizeof(preason))) {
+            snprintf(reason, size, "bad path '%s': %s", t->string, preason);
+            return false;
+        }
+        cfg->n_tols++;
+    }
+    return true;
+}
+
+/* One member of case.json; false with the reason for a bad or unknown one. */
+static bool case_member(const cJSON *m, struct hv_cfg *cfg, enum hv_order *order,
+                        struct case_extra *extra, char *reason, size_t size)
+{
+    const char *name = m->string;
+
+    if (strcmp(name, "description") == 0 || strcmp(name, "source") == 0 ||
+        strcmp(name, "notes") == 0)
+        return true;
+    if (strcmp(name, "abs_tol") == 0)
+        return number_member(m, "abs_tol", &cfg->abs_tol, reason, size);
+    if (strcmp(name, "rel_tol") == 0)
+        return number_member(m, "rel_tol", &cfg->rel_tol, reason, size);
+    if (strcmp(name, "order") == 0) {
+        if (cJSON_IsString(m) && parse_order(m->valuestring, order))
+            return true;
+        snprintf(reason, size, "\"order\" must be strict, per-device or any");
+        return false;
+    }
+    if (strcmp(name, "ignore") == 0)
+        return case_ignore(m, cfg, reason, size);
+    if (strcmp(name, "timing") == 0) {
+        if (!cJSON_IsString(m)) {
+            snprintf(reason, size, "\"timing\" must be max, recorded or speed:X");
+            return false;
+        }
+        free(extra->timing);
+        extra->timing = xstrdup(m->valuestring);
+        return true;
+    }
+    if (strcmp(name, "ignore_lines") == 0)
+        return case_ignore_lines(m, extra, reason, size);
+    if (strcmp(name, "tolerances") == 0)
+        return case_tolerances(m, cfg, reason, size);
+    snprintf(reason, size,
+             "unknown member \"%s\" (known: description, notes, source, abs_tol, rel_tol, "
+             "tolerances, ignore, order, timing, ignore_lines)",
+             name);
+    return false;
+}
+
 static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
                                struct case_extra *extra, char *why, size_t size)
 {
     char *path = path_join(dir, "case.json");
     FILE *fp = path ? fopen(path, "rb") : NULL;
-    char *text = NULL;
-    size_t len = 0;
+    char *text;
     cJSON *doc = NULL;
     bool ok = false;
 
@@ -292,18 +436,10 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
         free(path);
         return true; /* optional */
     }
-    {
-        FILE *ms = open_memstream(&text, &len);
-        char chunk[4096];
-        size_t k;
-
-        if (!ms) {
-            snprintf(why, size, "out of memory");
-            goto out;
-        }
-        while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-            fwrite(chunk, 1, k, ms);
-        fclose(ms);
+    text = read_whole(fp);
+    if (!text) {
+        snprintf(why, size, "out of memory");
+        goto out;
     }
     doc = cJSON_Parse(text);
     if (!cJSON_IsObject(doc)) {
@@ -311,113 +447,12 @@ static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_orde
         goto out;
     }
     for (const cJSON *m = doc->child; m; m = m->next) {
-        char reason[300];
+        char reason[300] = "";
 
-        reason[0] = '\0';
-        if (strcmp(m->string, "description") == 0 || strcmp(m->string, "source") == 0 ||
-            strcmp(m->string, "notes") == 0) {
-            continue;
-        } else if (strcmp(m->string, "abs_tol") == 0) {
-            if (!number_member(m, "abs_tol", &cfg->abs_tol, reason, sizeof(reason)))
-                goto bad;
-        } else if (strcmp(m->string, "rel_tol") == 0) {
-            if (!number_member(m, "rel_tol", &cfg->rel_tol, reason, sizeof(reason)))
-                goto bad;
-        } else if (strcmp(m->string, "order") == 0) {
-            if (!cJSON_IsString(m) || !parse_order(m->valuestring, order)) {
-                snprintf(reason, sizeof(reason), "\"order\" must be strict, per-device or any");
-                goto bad;
-            }
-        } else if (strcmp(m->string, "ignore") == 0) {
-            const cJSON *p;
-
-            if (!cJSON_IsArray(m)) {
-                snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
-                goto bad;
-            }
-            cJSON_ArrayForEach(p, m)
-            {
-                if (!cJSON_IsString(p)) {
-                    snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
-                    goto bad;
-                }
-                if (!add_ignore(cfg, p->valuestring, reason, sizeof(reason)))
-                    goto bad;
-            }
-        } else if (strcmp(m->string, "timing") == 0) {
-            if (!cJSON_IsString(m)) {
-                snprintf(reason, sizeof(reason), "\"timing\" must be max, recorded or speed:X");
-                goto bad;
-            }
-            free(extra->timing);
-            extra->timing = xstrdup(m->valuestring);
-        } else if (strcmp(m->string, "ignore_lines") == 0) {
-            const cJSON *p;
-
-            cJSON_ArrayForEach(p, m)
-            {
-                if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
-                    regcomp(&extra->ign[extra->n_ign], p->valuestring,
-                            REG_EXTENDED | REG_NOSUB) != 0) {
-                    snprintf(reason, sizeof(reason),
-                             "\"ignore_lines\" must be an array of regexes (at most %d)",
-                             HV_MAX_IGNORE);
-                    goto bad;
-                }
-                extra->n_ign++;
-            }
-            if (!cJSON_IsArray(m)) {
-                snprintf(reason, sizeof(reason), "\"ignore_lines\" must be an array of regexes");
-                goto bad;
-            }
-        } else if (strcmp(m->string, "tolerances") == 0) {
-            const cJSON *t;
-
-            if (!cJSON_IsObject(m)) {
-                snprintf(reason, sizeof(reason),
-                         "\"tolerances\" must map paths to {\"abs\": x, \"rel\": y}");
-                goto bad;
-            }
-            cJSON_ArrayForEach(t, m)
-            {
-                struct hv_tol_rule *r = realloc(cfg->tols, (cfg->n_tols + 1) * sizeof(*r));
-                const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "abs");
-                const cJSON *rl = cJSON_GetObjectItemCaseSensitive(t, "rel");
-                char preason[160];
-
-                if (!r) {
-                    snprintf(reason, sizeof(reason), "out of memory");
-                    goto bad;
-                }
-                cfg->tols = r;
-                r = &cfg->tols[cfg->n_tols];
-                memset(r, 0, sizeof(*r));
-                if (!cJSON_IsObject(t) || (!a && !rl) ||
-                    cJSON_GetArraySize(t) != (a != NULL) + (rl != NULL)) {
-                    snprintf(reason, sizeof(reason),
-                             "tolerance for '%s' must be {\"abs\": x, \"rel\": y}", t->string);
-                    goto bad;
-                }
-                if ((a && !number_member(a, "abs", &r->abs_tol, reason, sizeof(reason))) ||
-                    (rl && !number_member(rl, "rel", &r->rel_tol, reason, sizeof(reason))))
-                    goto bad;
-                if (!hv_path_compile(t->string, &r->path, preason, sizeof(preason))) {
-                    snprintf(reason, sizeof(reason), "bad path '%s': %s", t->string, preason);
-                    goto bad;
-                }
-                cfg->n_tols++;
-            }
-        } else {
-            snprintf(reason, sizeof(reason),
-                     "unknown member \"%s\" (known: description, notes, source, abs_tol, "
-                     "rel_tol, tolerances, ignore, order, timing, ignore_lines)",
-                     m->string);
-            goto bad;
+        if (!case_member(m, cfg, order, extra, reason, sizeof(reason))) {
+            snprintf(why, size, "'%s': %s", path, reason);
+            goto out;
         }
-        continue;
-    bad:
-        snprintf(why, size, "'%s': %s", path, reason);
-        goto out;
     }
     ok = true;
 out:
@@ -431,12 +466,10 @@ out:
 /* --- input: input.jsonl or input.db ------------------------------------------------------------
  */
 
-
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
     bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
-    struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL
-                                                         : TOOL_INPUT_RECORDING};
+    struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL : TOOL_INPUT_RECORDING};
 
     (void)fast;
     memset(in, 0, sizeof(*in));
@@ -493,8 +526,8 @@ struct run {
 
     bool has_exp; /* false when there is no expected.jsonl (update creates it) */
     FILE *exp;
-    char *exp_io;    /* exp's stdio buffer */
-    char *exp_buf;   /* getline's buffer */
+    char *exp_io;  /* exp's stdio buffer */
+    char *exp_buf; /* getline's buffer */
     size_t exp_cap;
     char *exp_line;  /* the current value line, in exp_buf */
     long exp_lineno; /* physical line in expected.jsonl */
@@ -1105,7 +1138,7 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
             where = xstrdup(buf);
         }
         add_mismatch(r, act ? (long)i + 1 : 0, where ? where : "", &d,
-                     !act ? "no output line for this expected line"
+                     !act       ? "no output line for this expected line"
                      : got == 0 ? "expected.txt has no line for this output line"
                                 : NULL);
         free(where);
@@ -1564,7 +1597,7 @@ int hverify_run(const struct hverify_opts *o)
     size_t cases_run;
     struct hv_consumer *consumer = NULL;
 
-    tool_signals_install(); /* Ctrl-C stops the running decoder, then hverify */
+    tool_signals_install();   /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
     if (!collect_cases(o, &cases)) {
         code = TOOL_EXIT_FAILURE;
