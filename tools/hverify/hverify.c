@@ -8,11 +8,12 @@
  * Updates never overwrite a reviewed file silently: --update writes expected.jsonl.pending
  * (lines that still match keep their old text, so only real changes show in a diff), and
  * accepting moves it into place. With CI set, nothing is written unless --force.
+ *
+ * Finding cases, case.json and accepting pending files live in cases.c; the consumer mode's
+ * process and capture in consumer.c; comparison in compare.c; the reports in report.c.
  */
 #include "hverify.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <regex.h>
 #include <signal.h>
@@ -29,36 +30,10 @@
 #include "hcore/store.h"
 #include "hcore/timefmt.h"
 
-#define MAX_DEPTH 32
 #define EXCERPT 120
 
 /* --- small helpers -----------------------------------------------------------------------------
  */
-
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static bool file_exists(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    bool ok = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
-
-    free(p);
-    return ok;
-}
 
 /* Compact JSON of v cut to EXCERPT characters, or NULL for a missing value. Printed exactly, so
  * two numbers that differ in their last digit never look the same in a report. */
@@ -94,381 +69,12 @@ static char *excerpt_text(const char *t, size_t n)
     return s;
 }
 
-static bool ci_mode(void)
-{
-    const char *ci = getenv("CI");
-
-    return ci && *ci && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
-}
-
-/* --- case discovery ----------------------------------------------------------------------------
- */
-
-struct case_list {
-    char **dirs;
-    size_t n, cap;
-};
-
-static bool is_case_dir(const char *dir)
-{
-    return file_exists(dir, "input.jsonl") || file_exists(dir, "input.db") ||
-           file_exists(dir, "expected.jsonl") || file_exists(dir, "case.json");
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool list_add(struct case_list *l, const char *dir)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        char **d = realloc(l->dirs, cap * sizeof(*d));
-
-        if (!d)
-            return false;
-        l->dirs = d;
-        l->cap = cap;
-    }
-    l->dirs[l->n] = strdup(dir);
-    return l->dirs[l->n++] != NULL;
-}
-
-/* Sorted names in dir (bytewise, so the order does not depend on the locale). */
-static char **sorted_entries(const char *dir, size_t *count)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-
-    *count = 0;
-    if (!d)
-        return NULL;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof(*nn));
-            if (!nn)
-                break;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            break;
-        n++;
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof(*names), name_cmp);
-    *count = n;
-    return names;
-}
-
-static void find_cases(const char *dir, int depth, struct case_list *l)
-{
-    size_t n;
-    char **names;
-
-    if (is_case_dir(dir)) {
-        list_add(l, dir);
-        return;
-    }
-    /* a folder of cases for another mode (fixtures/consumers/): only when named as PATH */
-    if (depth > MAX_DEPTH || (depth > 0 && file_exists(dir, ".hverify-skip")))
-        return;
-    names = sorted_entries(dir, &n);
-    for (size_t i = 0; i < n; i++) {
-        char *sub = path_join(dir, names[i]);
-        struct stat st;
-
-        if (sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            find_cases(sub, depth + 1, l);
-        free(sub);
-        free(names[i]);
-    }
-    free(names);
-}
-
-/* Files in a case directory that hverify does not read: reported so nothing is left behind. */
-static void report_leftovers(const char *dir, bool updating)
-{
-    static const char *const known[] = {
-        "input.jsonl",         "input.db",  "input.db-wal",           "input.db-shm",
-        "expected.jsonl",      "case.json", "expected.jsonl.pending", "expected.txt",
-        "expected.txt.pending"};
-    size_t n;
-    char **names = sorted_entries(dir, &n);
-
-    for (size_t i = 0; i < n; i++) {
-        bool ok = false;
-        size_t len = strlen(names[i]);
-
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            if (strcmp(names[i], known[k]) == 0)
-                ok = true;
-        if (strncmp(names[i], "README", 6) == 0 || (len > 3 && !strcmp(names[i] + len - 3, ".md")))
-            ok = true;
-        if (!ok)
-            tool_warn("unreferenced file '%s/%s' (hverify reads input.jsonl or input.db, "
-                      "expected.jsonl, case.json)",
-                      dir, names[i]);
-        else if (!updating && strcmp(names[i], "expected.jsonl.pending") == 0) {
-            char quoted[4 * 4096 + 3];
-
-            tool_shell_quote(quoted, sizeof(quoted), dir);
-            tool_warn("'%s/expected.jsonl.pending' is an update not yet accepted "
-                      "(review it, then: hverify accept %s)",
-                      dir, quoted);
-        }
-        free(names[i]);
-    }
-    free(names);
-}
-
-/* --- case.json ----------------------------------------------------------------------------- */
-
-static bool add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size)
-{
-    struct hv_path *p = realloc(cfg->ignore, (cfg->n_ignore + 1) * sizeof(*p));
-    char reason[160];
-
-    if (!p) {
-        snprintf(why, size, "out of memory");
-        return false;
-    }
-    cfg->ignore = p;
-    if (!hv_path_compile(text, &cfg->ignore[cfg->n_ignore], reason, sizeof(reason))) {
-        snprintf(why, size, "bad path '%s': %s", text, reason);
-        return false;
-    }
-    cfg->n_ignore++;
-    return true;
-}
-
-static bool parse_order(const char *s, enum hv_order *out)
-{
-    if (strcmp(s, "strict") == 0)
-        *out = HV_ORDER_STRICT;
-    else if (strcmp(s, "per-device") == 0)
-        *out = HV_ORDER_PER_DEVICE;
-    else if (strcmp(s, "any") == 0)
-        *out = HV_ORDER_ANY;
-    else
-        return false;
-    return true;
-}
-
-static bool number_member(const cJSON *v, const char *what, double *out, char *why, size_t size)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
-        snprintf(why, size, "\"%s\" must be a number >= 0", what);
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
-/* Reads dir/case.json (optional) into cfg and *order. false with a reason in why. */
-/* case.json members of the consumer mode */
-struct case_extra {
-    char *timing;
-    regex_t ign[HV_MAX_IGNORE];
-    size_t n_ign;
-};
-
-/* The whole of fp, NUL-terminated (malloc'd), or NULL when out of memory. */
-static char *read_whole(FILE *fp)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *ms = open_memstream(&text, &len);
-    char chunk[4096];
-    size_t k;
-
-    if (!ms)
-        return NULL;
-    while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        fwrite(chunk, 1, k, ms);
-    if (fclose(ms) != 0) {
-        free(text);
-        return NULL;
-    }
-    return text;
-}
-
-/* case.json "ignore": an array of paths. */
-static bool case_ignore(const cJSON *m, struct hv_cfg *cfg, char *reason, size_t size)
-{
-    const cJSON *p;
-
-    if (!cJSON_IsArray(m)) {
-        snprintf(reason, size, "\"ignore\" must be an array of paths");
-        return false;
-    }
-    cJSON_ArrayForEach(p, m)
-    {
-        if (!cJSON_IsString(p)) {
-            snprintf(reason, size, "\"ignore\" must be an array of paths");
-            return false;
-        }
-        if (!add_ignore(cfg, p->valuestring, reason, size))
-            return false;
-    }
-    return true;
-}
-
-/* case.json "ignore_lines": an array of extended regexes. */
-static bool case_ignore_lines(const cJSON *m, struct case_extra *extra, char *reason, size_t size)
-{
-    const cJSON *p;
-
-    cJSON_ArrayForEach(p, m)
-    {
-        if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
-            regcomp(&extra->ign[extra->n_ign], p->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
-            snprintf(reason, size, "\"ignore_lines\" must be an array of regexes (at most %d)",
-                     HV_MAX_IGNORE);
-            return false;
-        }
-        extra->n_ign++;
-    }
-    if (!cJSON_IsArray(m)) {
-        snprintf(reason, size, "\"ignore_lines\" must be an array of regexes");
-        return false;
-    }
-    return true;
-}
-
-/* case.json "tolerances": {"path": {"abs": x, "rel": y}, ...}. */
-static bool case_tolerances(const cJSON *m, struct hv_cfg *cfg, char *reason, size_t size)
-{
-    const cJSON *t;
-
-    if (!cJSON_IsObject(m)) {
-        snprintf(reason, size, "\"tolerances\" must map paths to {\"abs\": x, \"rel\": y}");
-        return false;
-    }
-    cJSON_ArrayForEach(t, m)
-    {
-        struct hv_tol_rule *r = realloc(cfg->tols, (cfg->n_tols + 1) * sizeof(*r));
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "abs");
-        const cJSON *rl = cJSON_GetObjectItemCaseSensitive(t, "rel");
-        char preason[160];
-
-        if (!r) {
-            snprintf(reason, size, "out of memory");
-            return false;
-        }
-        cfg->tols = r;
-        r = &cfg->tols[cfg->n_tols];
-        memset(r, 0, sizeof(*r));
-        if (!cJSON_IsObject(t) || (!a && !rl) ||
-            cJSON_GetArraySize(t) != (a != NULL) + (rl != NULL)) {
-            snprintf(reason, size, "tolerance for '%s' must be {\"abs\": x, \"rel\": y}",
-                     t->string);
-            return false;
-        }
-        if ((a && !number_member(a, "abs", &r->abs_tol, reason, size)) ||
-            (rl && !number_member(rl, "rel", &r->rel_tol, reason, size)))
-            return false;
-        if (!hv_path_compile(t->string, &r->path, preason, sizeof(preason))) {
-            snprintf(reason, size, "bad path '%s': %s", t->string, preason);
-            return false;
-        }
-        cfg->n_tols++;
-    }
-    return true;
-}
-
-/* One member of case.json; false with the reason for a bad or unknown one. */
-static bool case_member(const cJSON *m, struct hv_cfg *cfg, enum hv_order *order,
-                        struct case_extra *extra, char *reason, size_t size)
-{
-    const char *name = m->string;
-
-    if (strcmp(name, "description") == 0 || strcmp(name, "source") == 0 ||
-        strcmp(name, "notes") == 0)
-        return true;
-    if (strcmp(name, "abs_tol") == 0)
-        return number_member(m, "abs_tol", &cfg->abs_tol, reason, size);
-    if (strcmp(name, "rel_tol") == 0)
-        return number_member(m, "rel_tol", &cfg->rel_tol, reason, size);
-    if (strcmp(name, "order") == 0) {
-        if (cJSON_IsString(m) && parse_order(m->valuestring, order))
-            return true;
-        snprintf(reason, size, "\"order\" must be strict, per-device or any");
-        return false;
-    }
-    if (strcmp(name, "ignore") == 0)
-        return case_ignore(m, cfg, reason, size);
-    if (strcmp(name, "timing") == 0) {
-        if (!cJSON_IsString(m)) {
-            snprintf(reason, size, "\"timing\" must be max, recorded or speed:X");
-            return false;
-        }
-        free(extra->timing);
-        extra->timing = xstrdup(m->valuestring);
-        return true;
-    }
-    if (strcmp(name, "ignore_lines") == 0)
-        return case_ignore_lines(m, extra, reason, size);
-    if (strcmp(name, "tolerances") == 0)
-        return case_tolerances(m, cfg, reason, size);
-    snprintf(reason, size,
-             "unknown member \"%s\" (known: description, notes, source, abs_tol, rel_tol, "
-             "tolerances, ignore, order, timing, ignore_lines)",
-             name);
-    return false;
-}
-
-static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
-                               struct case_extra *extra, char *why, size_t size)
-{
-    char *path = path_join(dir, "case.json");
-    FILE *fp = path ? fopen(path, "rb") : NULL;
-    char *text;
-    cJSON *doc = NULL;
-    bool ok = false;
-
-    if (!fp) {
-        free(path);
-        return true; /* optional */
-    }
-    text = read_whole(fp);
-    if (!text) {
-        snprintf(why, size, "out of memory");
-        goto out;
-    }
-    doc = cJSON_Parse(text);
-    if (!cJSON_IsObject(doc)) {
-        snprintf(why, size, "'%s' is not a JSON object", path);
-        goto out;
-    }
-    for (const cJSON *m = doc->child; m; m = m->next) {
-        char reason[300] = "";
-
-        if (!case_member(m, cfg, order, extra, reason, sizeof(reason))) {
-            snprintf(why, size, "'%s': %s", path, reason);
-            goto out;
-        }
-    }
-    ok = true;
-out:
-    cJSON_Delete(doc);
-    free(text);
-    fclose(fp);
-    free(path);
-    return ok;
-}
-
 /* --- input: input.jsonl or input.db ------------------------------------------------------------
  */
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
-    bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
+    bool has_jsonl = hv_file_exists(dir, "input.jsonl"), has_db = hv_file_exists(dir, "input.db");
     struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL : TOOL_INPUT_RECORDING};
 
     (void)fast;
@@ -478,7 +84,7 @@ hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *
                             "both input.jsonl and input.db are present; keep one");
     if (!has_jsonl && !has_db)
         return hc_error_set(err, HC_ERR_IO, "no input.jsonl or input.db");
-    in->path = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
+    in->path = hv_path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
     if (!in->path)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     return tool_source_open(in->path, &opts, &in->src, err);
@@ -551,7 +157,7 @@ struct run {
 
     struct hv_consumer *consumer; /* --consumer mode */
     struct hv_capture cap;
-    struct case_extra extra;
+    struct hv_case_extra extra;
     bool text; /* compare plain lines against expected.txt */
 };
 
@@ -567,7 +173,7 @@ static bool items_add(struct items *l, cJSON *value, const char *topic, long ind
         l->cap = cap;
     }
     l->v[l->n].value = value;
-    l->v[l->n].topic = xstrdup(topic);
+    l->v[l->n].topic = hv_xstrdup(topic);
     l->v[l->n].index = index;
     l->n++;
     return true;
@@ -595,12 +201,12 @@ static char *describe_input_of(const struct run *r, const char *line)
     in = &r->cap.inputs[i];
     snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", i + 1, in->type ? in->type : "?",
              in->device, in->measured_at);
-    return xstrdup(buf);
+    return hv_xstrdup(buf);
 }
 
 static char *describe_expected(const struct run *r, const cJSON *expected)
 {
-    char *text = cJSON_IsString(expected) ? xstrdup(expected->valuestring)
+    char *text = cJSON_IsString(expected) ? hv_xstrdup(expected->valuestring)
                                           : cJSON_PrintUnformatted(expected);
     char *d = describe_input_of(r, text);
 
@@ -624,13 +230,13 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
     res->mm = m;
     m = &res->mm[res->n_mm++];
     m->message = message;
-    m->topic = xstrdup(topic);
+    m->topic = hv_xstrdup(topic);
     if (!topic && r->consumer && d && d->expected)
         m->topic = describe_expected(r, d->expected);
-    m->path = xstrdup(d ? d->path : "$");
+    m->path = hv_xstrdup(d ? d->path : "$");
     m->expected = d ? excerpt_json(d->expected) : NULL;
     m->actual = d ? excerpt_json(d->actual) : NULL;
-    m->note = xstrdup(note);
+    m->note = hv_xstrdup(note);
 }
 
 /* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
@@ -1135,7 +741,7 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
 
             snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", attributed + 1,
                      in->type ? in->type : "?", in->device, in->measured_at);
-            where = xstrdup(buf);
+            where = hv_xstrdup(buf);
         }
         add_mismatch(r, act ? (long)i + 1 : 0, where ? where : "", &d,
                      !act       ? "no output line for this expected line"
@@ -1204,9 +810,9 @@ static void consumer_figures(struct run *r, hc_err rc)
     snprintf(buf, sizeof(buf), "%s %s%s", what,
              how[r->cap.stop_how >= 0 && r->cap.stop_how <= 3 ? r->cap.stop_how : 3],
              r->cap.exited_early && rc == HC_OK ? " before the case ended" : "");
-    r->res->consumer_exit = xstrdup(buf);
+    r->res->consumer_exit = hv_xstrdup(buf);
     if (r->cap.stderr_tail[0])
-        r->res->stderr_tail = xstrdup(r->cap.stderr_tail);
+        r->res->stderr_tail = hv_xstrdup(r->cap.stderr_tail);
     latency_figures(r);
 }
 
@@ -1294,7 +900,7 @@ static bool case_settings(struct run *r)
 
     r->cfg.abs_tol = 0;
     r->cfg.rel_tol = 0;
-    if (!load_case_settings(r->dir, &r->cfg, &case_order, &r->extra, why, sizeof(why))) {
+    if (!hv_load_case_settings(r->dir, &r->cfg, &case_order, &r->extra, why, sizeof(why))) {
         hc_error_set(&r->err, HC_ERR_PARSE, "%s", why);
         return false;
     }
@@ -1303,7 +909,7 @@ static bool case_settings(struct run *r)
     if (o->rel_tol > r->cfg.rel_tol)
         r->cfg.rel_tol = o->rel_tol;
     for (size_t i = 0; i < o->n_ignore; i++)
-        if (!add_ignore(&r->cfg, o->ignore[i], why, sizeof(why))) {
+        if (!hv_add_ignore(&r->cfg, o->ignore[i], why, sizeof(why))) {
             hc_error_set(&r->err, HC_ERR_INVALID, "--ignore: %s", why);
             return false;
         }
@@ -1332,8 +938,8 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
                      struct hv_case_result *res, bool writes_allowed)
 {
     struct run r;
-    char *exp_path = path_join(dir, "expected.jsonl");
-    char *pend_path = path_join(dir, "expected.jsonl.pending");
+    char *exp_path = hv_path_join(dir, "expected.jsonl");
+    char *pend_path = hv_path_join(dir, "expected.jsonl.pending");
     int64_t t0 = hc_time_monotonic_ns();
     bool ok = false;
 
@@ -1342,14 +948,14 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
     r.dir = dir;
     r.res = res;
     r.consumer = consumer;
-    res->name = xstrdup(dir);
+    res->name = hv_xstrdup(dir);
     res->consumer = consumer != NULL;
-    if (consumer && (o->text || file_exists(dir, "expected.txt"))) {
+    if (consumer && (o->text || hv_file_exists(dir, "expected.txt"))) {
         r.text = true;
         free(exp_path);
         free(pend_path);
-        exp_path = path_join(dir, "expected.txt");
-        pend_path = path_join(dir, "expected.txt.pending");
+        exp_path = hv_path_join(dir, "expected.txt");
+        pend_path = hv_path_join(dir, "expected.txt.pending");
     }
     if (!exp_path || !pend_path) {
         hc_error_set(&r.err, HC_ERR_NOMEM, "out of memory");
@@ -1408,7 +1014,7 @@ done:
     }
     if (!ok) {
         res->status = HV_ERROR;
-        res->error = xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
+        res->error = hv_xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
     } else {
         res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
         if (!r.has_exp && !res->mismatch_count) {
@@ -1498,37 +1104,6 @@ static void print_case(const struct hverify_opts *o, const struct hv_case_result
     fprintf(fp, "  accept the new output: %s\n", cmd);
 }
 
-/* --- accepting pending files ----------------------------------------------------------------- */
-
-static int accept_pending(const struct hverify_opts *o, const struct case_list *cases)
-{
-    int code = TOOL_EXIT_OK;
-    long accepted = 0;
-
-    for (size_t i = 0; i < cases->n; i++) {
-        char *pend = path_join(cases->dirs[i], "expected.jsonl.pending");
-        char *exp = path_join(cases->dirs[i], "expected.jsonl");
-        struct stat st;
-
-        if (pend && exp && stat(pend, &st) == 0) {
-            if (ci_mode() && !o->force) {
-                tool_error("CI is set: not accepting '%s' (use --force)", pend);
-                code = TOOL_EXIT_FAILURE;
-            } else if (rename(pend, exp) != 0) {
-                tool_error("cannot rename '%s' to '%s': %s", pend, exp, strerror(errno));
-                code = TOOL_EXIT_FAILURE;
-            } else {
-                printf("accepted %s\n", exp);
-                accepted++;
-            }
-        }
-        free(pend);
-        free(exp);
-    }
-    printf("%ld accepted\n", accepted);
-    return code;
-}
-
 /* --- the run --------------------------------------------------------------------------------- */
 
 void hverify_free_results(struct hv_case_result *r, size_t n);
@@ -1552,59 +1127,24 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
     free(r);
 }
 
-static bool collect_cases(const struct hverify_opts *o, struct case_list *cases)
-{
-    for (size_t i = 0; i < o->n_paths; i++) {
-        char *p = strdup(o->paths[i]);
-        struct stat st;
-        size_t before = cases->n, len;
-
-        if (!p)
-            return false;
-        len = strlen(p);
-        while (len > 1 && p[len - 1] == '/')
-            p[--len] = '\0';
-        if (stat(p, &st) != 0) {
-            tool_error("cannot open '%s': %s", p, strerror(errno));
-            free(p);
-            return false;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            tool_error("'%s' is not a directory (give a case directory or a folder of cases)", p);
-            free(p);
-            return false;
-        }
-        find_cases(p, 0, cases);
-        if (cases->n == before) {
-            tool_error("no cases under '%s' (a case directory holds input.jsonl or input.db "
-                       "and expected.jsonl)",
-                       p);
-            free(p);
-            return false;
-        }
-        free(p);
-    }
-    return true;
-}
-
 int hverify_run(const struct hverify_opts *o)
 {
-    struct case_list cases = {NULL, 0, 0};
+    struct hv_case_list cases = {NULL, 0, 0};
     struct hv_case_result *results = NULL;
     long passed = 0, failed = 0, errors = 0;
     int code = TOOL_EXIT_OK;
-    bool writes_allowed = !ci_mode() || o->force, interrupted = false;
+    bool writes_allowed = !hv_ci_mode() || o->force, interrupted = false;
     size_t cases_run;
     struct hv_consumer *consumer = NULL;
 
     tool_signals_install();   /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
-    if (!collect_cases(o, &cases)) {
+    if (!hv_collect_cases(o, &cases)) {
         code = TOOL_EXIT_FAILURE;
         goto out;
     }
     if (o->accept && !o->update) {
-        code = accept_pending(o, &cases);
+        code = hv_accept_pending(o, &cases);
         goto out;
     }
     if (o->consumer) {
@@ -1629,7 +1169,7 @@ int hverify_run(const struct hverify_opts *o)
             interrupted = true;
             break;
         }
-        report_leftovers(cases.dirs[i], o->update);
+        hv_report_leftovers(cases.dirs[i], o->update);
         run_case(o, consumer, cases.dirs[i], &results[i], writes_allowed);
         print_case(o, &results[i]);
         if (results[i].status == HV_PASSED)

@@ -7,6 +7,7 @@
 #ifndef HVERIFY_H
 #define HVERIFY_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,14 +46,14 @@ struct hverify_opts {
     int verbosity;       /* 0 summary only, 1 failures, 2 every case */
 
     /* --consumer mode */
-    const char *consumer;      /* shell command of the user's MQTT consumer, or NULL */
-    bool broker_plain;         /* --broker plain: the consumer gets plain MQTT */
-    const char *ready;         /* --ready REGEX on its output, or NULL: its subscription */
-    int64_t ready_timeout_ns;  /* default 10 s */
-    int64_t settle_ns;         /* default 500 ms */
-    int64_t stop_grace_ns;     /* SIGINT -> SIGTERM -> SIGKILL steps, default 2 s */
-    const char *timing;        /* max, recorded, speed:X; NULL: case.json's, else max */
-    bool text;                 /* compare plain lines (also when a case has expected.txt) */
+    const char *consumer;     /* shell command of the user's MQTT consumer, or NULL */
+    bool broker_plain;        /* --broker plain: the consumer gets plain MQTT */
+    const char *ready;        /* --ready REGEX on its output, or NULL: its subscription */
+    int64_t ready_timeout_ns; /* default 10 s */
+    int64_t settle_ns;        /* default 500 ms */
+    int64_t stop_grace_ns;    /* SIGINT -> SIGTERM -> SIGKILL steps, default 2 s */
+    const char *timing;       /* max, recorded, speed:X; NULL: case.json's, else max */
+    bool text;                /* compare plain lines (also when a case has expected.txt) */
     const char *ignore_line[HV_MAX_IGNORE]; /* regexes of output lines to skip */
     size_t n_ignore_line;
     const char *integration_id, *api_key_id; /* NULL: random per run */
@@ -152,6 +153,42 @@ hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *
 hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err);
 void hv_input_close(struct hv_input *in);
 
+/* --- cases on disk (cases.c) ------------------------------------------------------------------ */
+
+char *hv_xstrdup(const char *s);                        /* NULL for NULL or out of memory */
+char *hv_path_join(const char *dir, const char *name);  /* "dir/name", malloc'd */
+bool hv_file_exists(const char *dir, const char *name); /* a regular file dir/name */
+
+/* Case folders found, in name order. */
+struct hv_case_list {
+    char **dirs;
+    size_t n, cap;
+};
+
+/* Adds dir, or the cases below it (depth-first, by name, at most 32 levels), to l. */
+void hv_find_cases(const char *dir, int depth, struct hv_case_list *l);
+/* Warns about *.pending files left in dir's cases (not while updating, which rewrites them). */
+void hv_report_leftovers(const char *dir, bool updating);
+
+/* case.json members of the consumer mode */
+struct hv_case_extra {
+    char *timing;
+    regex_t ign[HV_MAX_IGNORE];
+    size_t n_ign;
+};
+
+/* Adds one ignored path to cfg; false with a reason in why. */
+bool hv_add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size);
+/* CI set (and not 0 or false): nothing is written or accepted without --force. */
+bool hv_ci_mode(void);
+/* The cases under every path of o (each must hold one); false after an error message. */
+bool hv_collect_cases(const struct hverify_opts *o, struct hv_case_list *cases);
+/* Moves each case's expected.jsonl.pending into place; returns the exit code. */
+int hv_accept_pending(const struct hverify_opts *o, const struct hv_case_list *cases);
+/* Reads dir/case.json (optional) into cfg, *order and extra. false with a reason in why. */
+bool hv_load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
+                           struct hv_case_extra *extra, char *why, size_t size);
+
 /* --- the consumer mode (consumer.c) ----------------------------------------------------------- */
 
 /* One input message of a case as the consumer saw it. */
@@ -165,7 +202,7 @@ struct hv_input_info {
 
 /* What one case produced. */
 struct hv_capture {
-    char **lines; /* output lines, without line ends, in arrival order */
+    char **lines;     /* output lines, without line ends, in arrival order */
     int64_t *line_ns; /* CLOCK_MONOTONIC arrival of each */
     size_t n_lines, cap_lines;
     struct hv_input_info *inputs;
@@ -220,7 +257,7 @@ struct hv_case_result {
     /* --consumer mode figures */
     bool consumer;
     long inputs_sent, outputs;
-    long latency_n;                              /* inputs matched to an output */
+    long latency_n; /* inputs matched to an output */
     double latency_p50_ms, latency_p99_ms, latency_max_ms;
     char *consumer_exit; /* "exited with status 0 after SIGINT", ... */
     char *stderr_tail;   /* on failure */
