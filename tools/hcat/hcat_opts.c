@@ -72,7 +72,7 @@ static const char usage[] =
     "%s"
     "\n"
     "General:\n"
-    "      --quiet           only errors on stderr\n"
+    "  --quiet               only errors on stderr\n"
     "  -v, --verbose         more detail on stderr\n"
     "  --help                show this help and exit\n"
     "\n" TOOL_EXIT_CODES_HELP;

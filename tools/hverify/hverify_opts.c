@@ -97,7 +97,7 @@ static const char usage_rest[] =
     "  --json                machine-readable report on stdout instead of text\n"
     "  --junit FILE          also write a JUnit XML report (one testcase per case)\n"
     "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
-    "      --quiet           only the summary line\n"
+    "  --quiet               only the summary line\n"
     "  -v, --verbose         also list the cases that passed\n"
     "  --help                this help\n"
     "\n"
