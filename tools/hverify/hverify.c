@@ -919,17 +919,89 @@ static bool case_settings(struct run *r)
     return true;
 }
 
-static void accept_command(const struct hverify_opts *o, const char *dir, char *out, size_t size)
+/* Opens the expected file; missing is fine with --update (the case is new). */
+static bool open_expected(struct run *r, const char *exp_path)
 {
-    char qdir[4 * 1024 + 3], qdec[4 * 1024 + 3];
+    int e;
 
-    tool_shell_quote(qdir, sizeof(qdir), dir);
-    if (o->decoder || o->consumer) {
-        tool_shell_quote(qdec, sizeof(qdec), o->decoder ? o->decoder : o->consumer);
-        snprintf(out, size, "hverify --update --accept %s %s %s",
-                 o->decoder ? "--decoder" : "--consumer", qdec, qdir);
+    r->exp = fopen(exp_path, "rbe"); /* close-on-exec: decoders and consumers do not inherit it */
+    r->has_exp = r->exp != NULL;
+    /* large reads, as the input's reader makes: a case may hold a million lines (glibc ignores
+     * the size without a buffer of ours) */
+    if (r->exp && (r->exp_io = malloc(EXPECTED_BUFFER_SIZE)) != NULL)
+        setvbuf(r->exp, r->exp_io, _IOFBF, EXPECTED_BUFFER_SIZE);
+    if (r->exp)
+        return true;
+    e = errno;
+    if (e == ENOENT && r->o->update)
+        return true;
+    hc_error_set(&r->err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
+                 e == ENOENT ? " (create it with: hverify --update)" : "");
+    return false;
+}
+
+/* --update: the pending file the new output goes to (unless CI forbids writing). */
+static bool open_pending(struct run *r, const char *pend_path, bool writes_allowed)
+{
+    if (!r->o->update || !writes_allowed)
+        return true;
+    r->pending = fopen(pend_path, "wb");
+    if (!r->pending)
+        hc_error_set(&r->err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+    return r->pending != NULL;
+}
+
+/* Closes the pending file: kept when the output changed, moved into place with --accept,
+ * removed otherwise. Returns ok, false when that failed. */
+static bool settle_pending(struct run *r, bool ok, const char *exp_path, const char *pend_path)
+{
+    if (!r->pending)
+        return ok;
+    if (fclose(r->pending) != 0 && ok) {
+        hc_error_set(&r->err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+        ok = false;
+    }
+    r->pending = NULL;
+    if (!ok || !r->changed) {
+        unlink(pend_path);
+    } else if (r->o->accept && rename(pend_path, exp_path) != 0) {
+        hc_error_set(&r->err, HC_ERR_IO, "cannot rename '%s': %s", pend_path, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+static void set_status(struct run *r, bool ok)
+{
+    struct hv_case_result *res = r->res;
+
+    if (!ok) {
+        res->status = HV_ERROR;
+        res->error = hv_xstrdup(r->err.message[0] ? r->err.message : hc_strerror(r->err.code));
+        return;
+    }
+    res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
+    if (!r->has_exp && !res->mismatch_count) {
+        res->mismatch_count = 1; /* a new case is a change until accepted */
+        res->status = HV_FAILED;
+    }
+}
+
+/* --update with a changed output: what was written and how to accept it. */
+static void announce_update(const struct run *r, bool writes_allowed, const char *exp_path,
+                            const char *pend_path)
+{
+    FILE *out = r->o->json ? stderr : stdout;
+    char quoted[4 * 4096 + 3];
+
+    if (!writes_allowed) {
+        tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", r->dir);
+    } else if (r->o->accept) {
+        fprintf(out, "updated %s (%ld messages)\n", exp_path, r->n_input);
     } else {
-        snprintf(out, size, "hverify --update --accept %s", qdir);
+        tool_shell_quote(quoted, sizeof(quoted), r->dir);
+        fprintf(out, "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
+                pend_path, r->res->mismatch_count, r->n_input, quoted);
     }
 }
 
@@ -965,28 +1037,8 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
         goto done;
     if (!consumer && hv_input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
         goto done;
-    r.exp = fopen(exp_path, "rbe"); /* close-on-exec: decoders and consumers do not inherit it */
-    r.has_exp = r.exp != NULL;
-    /* large reads, as the input's reader makes: a case may hold a million lines (glibc ignores
-     * the size without a buffer of ours) */
-    if (r.exp && (r.exp_io = malloc(EXPECTED_BUFFER_SIZE)) != NULL)
-        setvbuf(r.exp, r.exp_io, _IOFBF, EXPECTED_BUFFER_SIZE);
-    if (!r.exp) {
-        int e = errno;
-
-        if (e != ENOENT || !o->update) {
-            hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
-                         e == ENOENT ? " (create it with: hverify --update)" : "");
-            goto done;
-        }
-    }
-    if (o->update && writes_allowed) {
-        r.pending = fopen(pend_path, "wb");
-        if (!r.pending) {
-            hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
-            goto done;
-        }
-    }
+    if (!open_expected(&r, exp_path) || !open_pending(&r, pend_path, writes_allowed))
+        goto done;
     if (!(consumer ? run_consumer(&r) : o->decoder ? run_external(&r) : run_builtin(&r)))
         goto done;
     if (!r.text && !(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
@@ -997,111 +1049,16 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
 done:
     res->messages = r.n_input;
     res->expected_lines = r.n_expected;
-    if (r.pending && fclose(r.pending) != 0 && ok) {
-        hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
-        ok = false;
-    }
-    if (r.pending) {
-        if (!ok || !r.changed) {
-            unlink(pend_path);
-        } else if (o->accept) {
-            if (rename(pend_path, exp_path) != 0) {
-                hc_error_set(&r.err, HC_ERR_IO, "cannot rename '%s': %s", pend_path,
-                             strerror(errno));
-                ok = false;
-            }
-        }
-    }
-    if (!ok) {
-        res->status = HV_ERROR;
-        res->error = hv_xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
-    } else {
-        res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
-        if (!r.has_exp && !res->mismatch_count) {
-            res->mismatch_count = 1; /* a new case is a change until accepted */
-            res->status = HV_FAILED;
-        }
-    }
+    ok = settle_pending(&r, ok, exp_path, pend_path);
+    set_status(&r, ok);
     res->seconds = (double)(hc_time_monotonic_ns() - t0) / 1e9;
     if (ok && o->update && o->accept && writes_allowed)
         res->status = HV_PASSED; /* the fixture now holds this output */
-    if (ok && o->update && r.changed) {
-        if (!writes_allowed)
-            tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", dir);
-        else if (o->accept)
-            fprintf(o->json ? stderr : stdout, "updated %s (%ld messages)\n", exp_path, r.n_input);
-        else {
-            char quoted[4 * 4096 + 3];
-
-            tool_shell_quote(quoted, sizeof(quoted), dir);
-            fprintf(o->json ? stderr : stdout,
-                    "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
-                    pend_path, res->mismatch_count, r.n_input, quoted);
-        }
-    }
+    if (ok && o->update && r.changed)
+        announce_update(&r, writes_allowed, exp_path, pend_path);
     run_release(&r);
     free(exp_path);
     free(pend_path);
-}
-
-/* --- text report ---------------------------------------------------------------------------- */
-
-static void print_figures(FILE *fp, const struct hv_case_result *c)
-{
-    if (!c->consumer)
-        return;
-    fprintf(fp, "  %ld inputs sent, %ld output lines", c->inputs_sent, c->outputs);
-    if (c->latency_n)
-        fprintf(fp, ", latency p50 %.1f ms, p99 %.1f ms, max %.1f ms (%ld inputs matched)",
-                c->latency_p50_ms, c->latency_p99_ms, c->latency_max_ms, c->latency_n);
-    if (c->consumer_exit)
-        fprintf(fp, "; consumer %s", c->consumer_exit);
-    fputc('\n', fp);
-    if (c->status != HV_PASSED && c->stderr_tail)
-        fprintf(fp, "  its stderr: %s\n", c->stderr_tail);
-}
-
-static void print_case(const struct hverify_opts *o, const struct hv_case_result *c)
-{
-    FILE *fp = stdout;
-    char cmd[2 * (4 * 1024 + 3) + 64], summary[200];
-
-    if (o->json || o->verbosity < 1)
-        return;
-    if (c->status == HV_PASSED) {
-        if (o->verbosity >= 2) {
-            fprintf(fp, "ok    %s (%ld messages)\n", c->name, c->messages);
-            print_figures(fp, c);
-        }
-        return;
-    }
-    if (c->status == HV_ERROR) {
-        fprintf(fp, "ERROR %s: %s\n", c->name, c->error);
-        print_figures(fp, c);
-        return;
-    }
-    hv_case_summary(c, summary, sizeof(summary));
-    fprintf(fp, "FAIL  %s: %s\n", c->name, summary);
-    for (size_t i = 0; i < c->n_mm; i++) {
-        const struct hv_mismatch *m = &c->mm[i];
-
-        if (m->message)
-            fprintf(fp, c->consumer ? "  output line %ld" : "  message %ld", m->message);
-        else
-            fprintf(fp, c->consumer ? "  missing output" : "  expected.jsonl");
-        if (m->topic && *m->topic)
-            fprintf(fp, " (%s)", m->topic);
-        fprintf(fp, ": at %s: expected %s, got %s\n", m->path,
-                m->expected ? m->expected : "(missing)", m->actual ? m->actual : "(missing)");
-        if (m->note)
-            fprintf(fp, "    %s\n", m->note);
-    }
-    if ((long)c->n_mm < c->mismatch_count)
-        fprintf(fp, "  ... and %ld more (--max-report 0 shows all)\n",
-                c->mismatch_count - (long)c->n_mm);
-    print_figures(fp, c);
-    accept_command(o, c->name, cmd, sizeof(cmd));
-    fprintf(fp, "  accept the new output: %s\n", cmd);
 }
 
 /* --- the run --------------------------------------------------------------------------------- */
@@ -1171,7 +1128,7 @@ int hverify_run(const struct hverify_opts *o)
         }
         hv_report_leftovers(cases.dirs[i], o->update);
         run_case(o, consumer, cases.dirs[i], &results[i], writes_allowed);
-        print_case(o, &results[i]);
+        hv_print_case(o, &results[i]);
         if (results[i].status == HV_PASSED)
             passed++;
         else if (results[i].status == HV_FAILED)

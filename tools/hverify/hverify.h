@@ -267,6 +267,9 @@ struct hv_case_result {
  * than the input has messages, says that ("expected.jsonl has 1 line, the input 0 messages"). */
 void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size);
 
+/* The text report of one case (print.c); nothing with --json or --quiet. */
+void hv_print_case(const struct hverify_opts *o, const struct hv_case_result *c);
+
 /* Writes a JUnit XML report; false on I/O error (reason in err). */
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err);
 /* Writes the machine-readable report to fp. */
