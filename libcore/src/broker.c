@@ -52,6 +52,7 @@ struct hc_broker {
     char integration_id[128], api_key_id[128];
     char token[512];
     char publisher_password[40];
+    char program[256]; /* what hc_broker_restart runs again */
 
     off_t log_off;
     char line[LOG_LINE_MAX];
@@ -513,7 +514,7 @@ static bool listener_answers(int port)
 static hc_err start_once(hc_broker *b, const struct hc_broker_options *o, int64_t deadline,
                          hc_error *err)
 {
-    const char *program = o->mosquitto ? o->mosquitto : "mosquitto";
+    const char *program = b->program;
     char why[300];
     hc_err rc;
 
@@ -551,6 +552,40 @@ static hc_err start_once(hc_broker *b, const struct hc_broker_options *o, int64_
                                 "mosquitto did not start listening on ports %d and %d in time",
                                 b->info.publisher_port, b->info.consumer_port);
         }
+        nanosleep(&ts, NULL);
+    }
+}
+
+hc_err hc_broker_restart(hc_broker *b, int64_t timeout_ns, hc_error *err)
+{
+    int64_t deadline = hc_time_monotonic_ns() + (timeout_ns > 0 ? timeout_ns : 10000000000LL);
+    char why[300];
+    int status;
+    hc_err rc;
+
+    if (b->pid > 0) {
+        kill(-b->pid, SIGKILL);
+        while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        b->pid = 0;
+    }
+    rc = spawn(b, b->program, err);
+    if (rc != HC_OK)
+        return rc;
+    for (;;) {
+        struct timespec ts = {0, 5000000};
+
+        if (!hc_broker_alive(b)) {
+            last_line(b->out_path, why, sizeof(why));
+            return hc_error_set(err, HC_ERR_IO, "mosquitto exited at its restart: %s",
+                                why[0] ? why : "(it printed nothing)");
+        }
+        if (listener_answers(b->info.publisher_port) && listener_answers(b->info.consumer_port))
+            return HC_OK;
+        if (hc_time_monotonic_ns() >= deadline)
+            return hc_error_set(err, HC_ERR_TIMEOUT,
+                                "mosquitto did not listen again on ports %d and %d in time",
+                                b->info.publisher_port, b->info.consumer_port);
         nanosleep(&ts, NULL);
     }
 }
@@ -614,6 +649,7 @@ hc_err hc_broker_start(const struct hc_broker_options *o, hc_broker **out, hc_er
     snprintf(b->out_path, sizeof(b->out_path), "%s/mosquitto.out", b->dir);
     snprintf(b->conf_path, sizeof(b->conf_path), "%s/mosquitto.conf", b->dir);
     b->info.publisher_user = "hkit-publisher";
+    snprintf(b->program, sizeof(b->program), "%s", o->mosquitto ? o->mosquitto : "mosquitto");
     rc = set_id(b->integration_id, sizeof(b->integration_id), o->integration_id, "integration id",
                 err);
     if (rc == HC_OK)

@@ -18,6 +18,7 @@
 
 #include "hcore/text.h"
 #include "hcore/timefmt.h"
+#include "internal.h"
 
 #define MAX_WINDOW 1000000L
 #define MAX_AFTER 1000000L
@@ -718,17 +719,6 @@ static bool is_ws(unsigned char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int fraction_digits(const char *p, size_t len)
-{
-    const char *dot = memchr(p, '.', len);
-    int n = 0;
-    if (!dot)
-        return 0;
-    for (const char *q = dot + 1; q < p + len && *q >= '0' && *q <= '9'; q++)
-        n++;
-    return n == 0 ? 0 : n <= 3 ? 3 : n <= 6 ? 6 : 9;
-}
-
 static bool scratch_reserve(hc_faults_stream *s, size_t need)
 {
     return grow((void **)&s->scratch, &s->scratch_cap, need, 1);
@@ -752,44 +742,21 @@ static bool payload_set(struct item *it, const unsigned char *bytes, size_t len)
 static bool shift_times(hc_faults_stream *s, struct item *it, int64_t delta_ns)
 {
     const unsigned char *p = it->payload;
-    size_t n = it->o.msg.payload_len, i = 0, copied = 0, out = 0;
+    size_t n = it->o.msg.payload_len, pos = 0, start, end, copied = 0, out = 0;
+    const char *field;
+    int64_t ts;
 
-    while (i < n && is_ws(p[i]))
-        i++;
-    if (i == n || (p[i] != '{' && p[i] != '['))
-        return true;
     if (!scratch_reserve(s, n + 256))
         return false;
-    for (; i + 13 <= n; i++) {
-        size_t j, start, end, tl;
-        int64_t ts;
+    while (hc__json_next_time(p, n, &pos, &start, &end, &ts, &field)) {
+        size_t tl;
         char text[48];
 
-        if (p[i] != '"' || (i > 0 && p[i - 1] == '\\'))
-            continue;
-        if (memcmp(p + i + 1, "measured_at\"", 12) != 0 &&
-            memcmp(p + i + 1, "received_at\"", 12) != 0)
-            continue;
-        j = i + 13;
-        while (j < n && is_ws(p[j]))
-            j++;
-        if (j >= n || p[j] != ':')
-            continue;
-        j++;
-        while (j < n && is_ws(p[j]))
-            j++;
-        if (j >= n || p[j] != '"')
-            continue;
-        start = j + 1;
-        for (end = start; end < n && p[end] != '"'; end++)
-            ;
-        if (end >= n || end - start > 40 ||
-            hc_time_parse_rfc3339((const char *)p + start, end - start, &ts, NULL) != HC_OK)
-            continue;
         if ((delta_ns > 0 && ts > INT64_MAX - delta_ns) ||
             (delta_ns < 0 && ts < INT64_MIN - delta_ns) || !hc_time_in_range(ts + delta_ns))
             continue;
-        hc_time_format_rfc3339(ts + delta_ns, fraction_digits((const char *)p + start, end - start),
+        hc_time_format_rfc3339(ts + delta_ns,
+                               hc__time_fraction_digits((const char *)p + start, end - start),
                                text, sizeof(text));
         tl = strlen(text);
         if (!scratch_reserve(s, out + (start - copied) + tl + (n - end) + 1))
@@ -799,13 +766,12 @@ static bool shift_times(hc_faults_stream *s, struct item *it, int64_t delta_ns)
         memcpy(s->scratch + out, text, tl);
         out += tl;
         if (it->o.times_changed++ == 0) {
-            snprintf(it->o.time_field, sizeof(it->o.time_field), "%.11s", (const char *)p + i + 1);
+            snprintf(it->o.time_field, sizeof(it->o.time_field), "%.11s", field);
             snprintf(it->o.time_before, sizeof(it->o.time_before), "%.*s", (int)(end - start),
                      (const char *)p + start);
             snprintf(it->o.time_after, sizeof(it->o.time_after), "%.39s", text);
         }
         copied = end;
-        i = end;
     }
     if (!copied)
         return true;

@@ -125,8 +125,49 @@ static double x_of(double column, int columns)
     return LEFT + column / (columns ? columns : 1) * PLOT_W;
 }
 
+/* "+1.5 s" since origin, or the UTC time, of instant ns on chart c's axis. */
+static void chart_time(const struct hc_html_timechart *c, int64_t ns, char *buf, size_t size)
+{
+    if (c->elapsed_axis) {
+        buf[0] = '+';
+        hc_html_duration(ns - c->origin_ns, buf + 1, size - 1);
+    } else {
+        hc_html_time(ns, buf, size);
+    }
+}
+
+static void tick(FILE *f, double x, double y, const char *label)
+{
+    fprintf(f,
+            "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
+            x, y, x, y + 4, x, y + 14, label);
+}
+
+/* Elapsed axis: ticks at a round step (1 ms up) from the origin, labelled "1.5 s", "2m 00s". */
+static void elapsed_axis(FILE *f, int64_t column_ns, int columns, double y)
+{
+    static const int64_t steps_ms[] = {1,      2,       5,       10,      20,       50,
+                                       100,    200,     500,     1000,    2000,     5000,
+                                       10000,  15000,   30000,   60000,   120000,   300000,
+                                       600000, 1800000, 3600000, 7200000, 21600000, 86400000};
+    int64_t span_ns = column_ns * columns, step = steps_ms[0] * 1000000;
+
+    for (size_t i = 0; i < sizeof(steps_ms) / sizeof(steps_ms[0]); i++) {
+        step = steps_ms[i] * 1000000;
+        if (span_ns / step <= 8)
+            break;
+    }
+    for (int64_t t = 0; t <= span_ns; t += step) {
+        char label[32];
+        hc_html_duration(t, label, sizeof(label));
+        tick(f, x_of((double)t / (double)column_ns, columns), y, t ? label : "0");
+    }
+}
+
 /* Ticks at a round step so that about 6-10 fit; labels in UTC. */
-static void time_axis(FILE *f, int64_t origin_ns, int64_t column_ns, int columns, double y)
+static void time_axis(FILE *f, int64_t origin_ns, int64_t column_ns, int columns, double y,
+                      bool elapsed)
 {
     static const int64_t steps_s[] = {
         1,    2,    5,     10,    15,    30,    60,     120,    300,     600,     900,     1800,
@@ -134,6 +175,12 @@ static void time_axis(FILE *f, int64_t origin_ns, int64_t column_ns, int columns
     int64_t span_s = column_ns / 1000000000 * columns, step = steps_s[0];
     int64_t end_ns = origin_ns + column_ns * columns;
 
+    fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>", LEFT, y,
+            W - RIGHT, y);
+    if (elapsed) {
+        elapsed_axis(f, column_ns, columns, y);
+        return;
+    }
     if (span_s < 1)
         span_s = 1;
     for (size_t i = 0; i < sizeof(steps_s) / sizeof(steps_s[0]); i++) {
@@ -141,8 +188,6 @@ static void time_axis(FILE *f, int64_t origin_ns, int64_t column_ns, int columns
         if (span_s / step <= 8)
             break;
     }
-    fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>", LEFT, y,
-            W - RIGHT, y);
     for (int64_t t = (origin_ns / 1000000000 / step + 1) * step; t * 1000000000 < end_ns;
          t += step) {
         double x = x_of((double)(t * 1000000000 - origin_ns) / (double)column_ns, columns);
@@ -156,10 +201,7 @@ static void time_axis(FILE *f, int64_t origin_ns, int64_t column_ns, int columns
                  : (tm.tm_hour || tm.tm_min) ? "%H:%M"
                                              : "%m-%d",
                  &tm);
-        fprintf(f,
-                "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
-                x, y, x, y + 4, x, y + 14, label);
+        tick(f, x, y, label);
     }
 }
 
@@ -183,9 +225,9 @@ static const char *series_color(const struct hc_html_series *s, size_t i)
 static void column_tip(FILE *f, const struct hc_html_timechart *c, int col)
 {
     char from[32], to[32];
-    hc_html_time(c->origin_ns + c->column_ns * col, from, sizeof(from));
-    hc_html_time(c->origin_ns + c->column_ns * (col + 1), to, sizeof(to));
-    fprintf(f, "%s .. %s", from, to + 11);
+    chart_time(c, c->origin_ns + c->column_ns * col, from, sizeof(from));
+    chart_time(c, c->origin_ns + c->column_ns * (col + 1), to, sizeof(to));
+    fprintf(f, "%s .. %s", from, c->elapsed_axis ? to : to + 11);
     for (size_t i = 0, shown = 0; i < c->n_series && shown < 8; i++) {
         double v = c->series[i].values[col] * (c->value_scale ? c->value_scale : 1);
         if (v == 0 && c->n_series > 3)
@@ -270,7 +312,7 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
                     bottom);
         fputs("\"/>", f);
     }
-    time_axis(f, c->origin_ns, c->column_ns, n, bottom);
+    time_axis(f, c->origin_ns, c->column_ns, n, bottom, c->elapsed_axis);
     /* marks under the axis */
     for (size_t m = 0; m < c->n_marks; m++) {
         double y = bottom + 22 + 12.0 * (double)m;
@@ -281,7 +323,7 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
             char when[32];
             if (c->marks[m].counts[col] <= 0)
                 continue;
-            hc_html_time(c->origin_ns + c->column_ns * col, when, sizeof(when));
+            chart_time(c, c->origin_ns + c->column_ns * col, when, sizeof(when));
             fprintf(f,
                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"9\" fill=\"%s\" "
                     "data-tip=\"%" PRId64 " ",

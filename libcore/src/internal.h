@@ -174,4 +174,17 @@ hc_err hc__strmap_put(struct hc__strmap *m, const char *key, size_t key_len, siz
 /* Default dispositions for every signal and an empty mask: for a child before it execs. */
 void hc__proc_default_signals(void);
 
+/* --- jsontime.c: timestamps inside JSON payloads ---------------------------------------------- */
+
+/*
+ * Finds the next "measured_at" or "received_at" member of a JSON payload p (n bytes) whose value
+ * is an RFC 3339 string, scanning from *pos (start at 0; a payload that is not an object or array
+ * has none). True with the value's text at p[*start, *end) and its time in *ts, and *pos past it;
+ * false when there is no other. field (may be NULL) receives the member's 11-byte name.
+ */
+bool hc__json_next_time(const unsigned char *p, size_t n, size_t *pos, size_t *start, size_t *end,
+                        int64_t *ts, const char **field);
+/* Fraction digits to write a time back as it was written: 0, 3, 6 or 9 (rounded up). */
+int hc__time_fraction_digits(const char *text, size_t len);
+
 #endif

@@ -183,6 +183,22 @@ hc_err hc__mqtt_lost_error(hc_mqtt *m, hc_error *err)
 }
 
 /*
+ * A broker that stopped acknowledging (ack_stalled_locked wrote why): the connection counts as
+ * lost and is closed, so a resend goes over a new one. Lock held, and held again on return.
+ */
+static void close_stalled_locked(hc_mqtt *m)
+{
+    m->lost = true;
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->lock);
+    if (m->raw && m->fd >= 0)
+        shutdown(m->fd, SHUT_RDWR);
+    else if (m->client)
+        hc__paho_disconnect(m, 0);
+    pthread_mutex_lock(&m->lock);
+}
+
+/*
  * Waits, lock held, until the window has room for a message at qos: HC_OK;
  * HC_ERR_CONNECTION_LOST when the connection is gone or the broker stopped acknowledging (the
  * connection is then closed); HC_ERR_INTERRUPTED when the cancel flag was set.
@@ -214,16 +230,8 @@ hc_err hc__mqtt_window_wait_locked(hc_mqtt *m, int qos)
         wait_slice_locked(m);
     }
     m->awaiting = false;
-    if (stalled) {
-        m->lost = true;
-        pthread_cond_broadcast(&m->changed);
-        pthread_mutex_unlock(&m->lock);
-        if (m->raw && m->fd >= 0)
-            shutdown(m->fd, SHUT_RDWR);
-        else if (m->client)
-            hc__paho_disconnect(m, 0);
-        pthread_mutex_lock(&m->lock);
-    }
+    if (stalled)
+        close_stalled_locked(m);
     if (rc == HC_OK && m->lost)
         rc = HC_ERR_CONNECTION_LOST;
     return rc;
@@ -394,8 +402,8 @@ bool hc_mqtt_is_connected(hc_mqtt *m)
     return !lost && hc__paho_is_connected(m);
 }
 
-hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
-                       bool retain, uint64_t *ticket_out, hc_error *err)
+/* What both publish calls check first; HC_OK to go on. */
+static hc_err publish_checks(hc_mqtt *m, size_t len, int qos, hc_error *err)
 {
     if (len > 268435455)
         return hc_error_set(err, HC_ERR_INVALID, "payload of %zu bytes exceeds mqtt's limit", len);
@@ -406,6 +414,16 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
                             m->url.host, m->url.port);
     if (qos == 2 && !m->qos2_window_known)
         qos2_window_probe(m);
+    return HC_OK;
+}
+
+hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain, uint64_t *ticket_out, hc_error *err)
+{
+    hc_err rc = publish_checks(m, len, qos, err);
+
+    if (rc != HC_OK)
+        return rc;
     if (m->raw)
         return hc__wire_publish(m, topic, payload, len, qos, retain, false, ticket_out, err);
     return hc__paho_publish(m, topic, payload, len, qos, retain, ticket_out, err);
@@ -414,6 +432,8 @@ hc_err hc_mqtt_publish(hc_mqtt *m, const char *topic, const void *payload, size_
 hc_err hc_mqtt_publish_dup(hc_mqtt *m, const char *topic, const void *payload, size_t len,
                            int qos, bool retain, uint64_t *ticket_out, hc_error *err)
 {
+    hc_err rc;
+
     if (qos < 1)
         return hc_error_set(err, HC_ERR_INVALID, "the dup flag needs qos 1 or 2");
     if (!m->raw)
@@ -421,15 +441,9 @@ hc_err hc_mqtt_publish_dup(hc_mqtt *m, const char *topic, const void *payload, s
                             "cannot set the dup flag on '%s:%d': over tls, paho sets it only on "
                             "its own retries (use a plain mqtt:// url)",
                             m->url.host, m->url.port);
-    if (len > 268435455)
-        return hc_error_set(err, HC_ERR_INVALID, "payload of %zu bytes exceeds mqtt's limit", len);
-    if (qos == 2 && m->qos2_refused)
-        return hc_error_set(err, HC_ERR_MQTT,
-                            "broker '%s:%d' does not support publishing at QoS 2 (it answered "
-                            "with PUBACK); use -q 1",
-                            m->url.host, m->url.port);
-    if (qos == 2 && !m->qos2_window_known)
-        qos2_window_probe(m);
+    rc = publish_checks(m, len, qos, err);
+    if (rc != HC_OK)
+        return rc;
     return hc__wire_publish(m, topic, payload, len, qos, retain, true, ticket_out, err);
 }
 
@@ -494,17 +508,10 @@ hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err)
     }
     m->awaiting = false;
     if (stalled) {
-        m->lost = true;
-        pthread_cond_broadcast(&m->changed);
+        close_stalled_locked(m);
         rc = HC_ERR_CONNECTION_LOST;
     }
     pthread_mutex_unlock(&m->lock);
-    if (stalled) {
-        if (m->raw && m->fd >= 0)
-            shutdown(m->fd, SHUT_RDWR);
-        else if (m->client)
-            hc__paho_disconnect(m, 0);
-    }
     if (rc == HC_ERR_CONNECTION_LOST) {
         size_t left = hc_mqtt_inflight(m);
         hc__mqtt_lost_error(m, err);

@@ -27,6 +27,7 @@ struct hc_recstats_private {
     struct topic_state *topic_states;
     size_t n_topics, cap_topics;
     size_t cap_types, cap_devices;
+    bool started; /* origin set */
 };
 
 hc_err hc_recstats_new(struct hc_recstats **out, hc_error *err)
@@ -269,6 +270,27 @@ static void note_event(struct hc_recstats *s, enum hc_recstats_event_kind kind,
 
 /* --- adding ---------------------------------------------------------------------------------- */
 
+/*
+ * Widens the span to [first, last] (the first call sets the origin) and returns the column of
+ * first. An instant before the origin lands in column 0, as it always has for a message that
+ * arrives out of order.
+ */
+static int note_time(struct hc_recstats *s, int64_t first, int64_t last)
+{
+    if (!s->priv->started) {
+        s->priv->started = true;
+        s->first_ns = first;
+        s->last_ns = last;
+        s->origin_ns = first - ((first % s->bucket_ns) + s->bucket_ns) % s->bucket_ns;
+    }
+    if (first < s->first_ns)
+        s->first_ns = first;
+    if (last > s->last_ns)
+        s->last_ns = last;
+    column_of(s, last); /* widens the columns when last lies beyond them */
+    return column_of(s, first);
+}
+
 hc_err hc_recstats_add(struct hc_recstats *s, const struct hc_msg *m, hc_error *err)
 {
     struct hc_decode_index idx;
@@ -281,16 +303,7 @@ hc_err hc_recstats_add(struct hc_recstats *s, const struct hc_msg *m, hc_error *
     bool duplicate, backwards = false;
 
     hc_decode_index(m->topic, m->payload, m->payload_len, &idx);
-    if (!s->messages) {
-        s->first_ns = s->last_ns = m->received_at_ns;
-        s->origin_ns =
-            m->received_at_ns - ((m->received_at_ns % s->bucket_ns) + s->bucket_ns) % s->bucket_ns;
-    }
-    if (m->received_at_ns < s->first_ns)
-        s->first_ns = m->received_at_ns;
-    if (m->received_at_ns > s->last_ns)
-        s->last_ns = m->received_at_ns;
-    col = column_of(s, m->received_at_ns);
+    col = note_time(s, m->received_at_ns, m->received_at_ns);
     s->messages++;
     s->payload_bytes += (int64_t)m->payload_len;
     s->per_bucket[col]++;
@@ -375,5 +388,86 @@ hc_err hc_recstats_add(struct hc_recstats *s, const struct hc_msg *m, hc_error *
             dev->backwards++;
         note_event(s, HC_EVENT_BACKWARDS, m);
     }
+    return HC_OK;
+}
+
+/* --- filling from summaries ------------------------------------------------------------------ */
+
+static void add_device_summary(struct hc_recstats_device *dev,
+                               const struct hc_recstats_summary_row *row, int col, int64_t first,
+                               int64_t last)
+{
+    if (!dev->messages) {
+        dev->first_ns = first;
+        dev->last_ns = last;
+        dev->latency_max_ms = INT64_MIN;
+    } else {
+        /* slots may come in any order: the silence between them is known, not within */
+        int64_t gap = first > dev->last_ns ? first - dev->last_ns : dev->first_ns - last;
+        if (gap > dev->longest_silence_ns)
+            dev->longest_silence_ns = gap;
+        if (first < dev->first_ns)
+            dev->first_ns = first;
+        if (last > dev->last_ns)
+            dev->last_ns = last;
+    }
+    dev->messages += row->messages;
+    dev->per_bucket[col] = (uint32_t)((int64_t)dev->per_bucket[col] + row->messages > UINT32_MAX
+                                          ? UINT32_MAX
+                                          : dev->per_bucket[col] + (uint32_t)row->messages);
+    dev->decode_errors += row->decode_errors;
+    dev->duplicates += row->duplicates;
+    dev->backwards += row->backwards;
+}
+
+static void add_latency_summary(struct hc_recstats *s, const struct hc_recstats_summary_row *row,
+                                int col)
+{
+    for (int b = 0; b < HC_RECSTATS_LATENCY_BINS; b++) {
+        s->latency_bins[b] += row->latency_bins[b];
+        s->latency_bins_per_bucket[col][b] += row->latency_bins[b];
+    }
+    if (row->latency_max_ms > s->latency_max_per_bucket[col])
+        s->latency_max_per_bucket[col] = row->latency_max_ms;
+}
+
+hc_err hc_recstats_add_summary(struct hc_recstats *s, const struct hc_recstats_summary_row *row,
+                               hc_error *err)
+{
+    int64_t first = row->first_ns ? row->first_ns : row->slot_start_ns;
+    int64_t last = row->last_ns ? row->last_ns : row->slot_start_ns + row->slot_ns - 1;
+    size_t index;
+    int col;
+
+    if (row->slot_ns <= 0 || (!row->type && !row->device) || (row->type && row->device) ||
+        row->messages < 0 || row->payload_bytes < 0)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "invalid summary row: needs a slot, and a type or a device");
+    if (!row->messages)
+        return HC_OK;
+    col = note_time(s, first, last);
+    if (row->device) {
+        if (intern_device(s, row->device, row->device_type ? row->device_type : "", &index) !=
+            HC_OK)
+            return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        add_device_summary(&s->devices[index], row, col, first, last);
+        return HC_OK;
+    }
+    if (intern_type(s, row->type, &index) != HC_OK)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    s->messages += row->messages;
+    s->payload_bytes += row->payload_bytes;
+    s->per_bucket[col] += row->messages;
+    s->types[index].messages += row->messages;
+    s->types[index].per_bucket[col] += row->messages;
+    s->decode_errors += row->decode_errors;
+    s->decode_errors_per_bucket[col] += row->decode_errors;
+    s->duplicates += row->duplicates;
+    s->duplicates_per_bucket[col] += row->duplicates;
+    s->backwards += row->backwards;
+    s->backwards_per_bucket[col] += row->backwards;
+    s->without_measured_at += row->without_measured_at;
+    if (row->latency_bins)
+        add_latency_summary(s, row, col);
     return HC_OK;
 }

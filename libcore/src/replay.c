@@ -18,6 +18,7 @@
 #include "hcore/log.h"
 #include "hcore/timefmt.h"
 #include "hcore/topic.h"
+#include "internal.h"
 
 #define PROGRESS_EVERY_NS 250000000LL
 #define BACKOFF_MIN_NS 100000000LL    /* first wait before reconnecting after a fruitless loss */
@@ -616,22 +617,6 @@ static bool build_topic(struct hc_replay *r, const char *topic, long k, const ch
     return true;
 }
 
-static int fraction_digits(const char *s, size_t len)
-{
-    const char *dot = memchr(s, '.', len);
-    int n = 0;
-    if (!dot)
-        return 0;
-    for (const char *p = dot + 1; p < s + len && *p >= '0' && *p <= '9'; p++)
-        n++;
-    return n == 0 ? 0 : n <= 3 ? 3 : n <= 6 ? 6 : 9;
-}
-
-static bool is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /*
  * Rewrites the "measured_at"/"received_at" string values of a JSON payload to the send time plus
  * their recorded offset from the message's arrival; every other byte is copied as it was.
@@ -640,43 +625,15 @@ static bool is_ws(unsigned char c)
 static const unsigned char *rebase_payload(struct hc_replay *r, const struct hc_msg *msg, size_t *len)
 {
     const unsigned char *p = msg->payload;
-    size_t n = msg->payload_len, i = 0, copied = 0;
+    size_t n = msg->payload_len, pos = 0, start, end, copied = 0;
     int64_t base = msg->received_at_ns ? msg->received_at_ns : msg->timeline_ns;
-    int64_t now_real = hc_time_realtime_ns();
-    bool changed = false;
+    int64_t now_real = hc_time_realtime_ns(), ts, fresh;
 
     *len = n;
-    while (i < n && is_ws(p[i]))
-        i++;
-    if (i == n || (p[i] != '{' && p[i] != '['))
-        return p;
     r->payload.len = 0;
-    for (; i + 13 <= n; i++) {
-        size_t j, start, end;
-        int64_t ts, fresh;
+    while (hc__json_next_time(p, n, &pos, &start, &end, &ts, NULL)) {
         char text[48];
 
-        if (p[i] != '"' || (i > 0 && p[i - 1] == '\\'))
-            continue;
-        if (memcmp(p + i + 1, "measured_at\"", 12) != 0 &&
-            memcmp(p + i + 1, "received_at\"", 12) != 0)
-            continue;
-        j = i + 13;
-        while (j < n && is_ws(p[j]))
-            j++;
-        if (j >= n || p[j] != ':')
-            continue;
-        j++;
-        while (j < n && is_ws(p[j]))
-            j++;
-        if (j >= n || p[j] != '"')
-            continue;
-        start = j + 1;
-        for (end = start; end < n && p[end] != '"'; end++)
-            ;
-        if (end >= n || end - start > 40 ||
-            hc_time_parse_rfc3339((const char *)p + start, end - start, &ts, NULL) != HC_OK)
-            continue;
         if (base) {
             fresh = now_real + (ts - base);
         } else {
@@ -687,15 +644,14 @@ static const unsigned char *rebase_payload(struct hc_replay *r, const struct hc_
             }
             fresh = r->start_real + (ts - r->rebase_first);
         }
-        hc_time_format_rfc3339(fresh, fraction_digits((const char *)p + start, end - start), text,
-                               sizeof(text));
+        hc_time_format_rfc3339(fresh,
+                               hc__time_fraction_digits((const char *)p + start, end - start),
+                               text, sizeof(text));
         buf_put(&r->payload, p + copied, start - copied);
         buf_put(&r->payload, text, strlen(text));
         copied = end;
-        i = end;
-        changed = true;
     }
-    if (!changed)
+    if (!copied)
         return p;
     buf_put(&r->payload, p + copied, n - copied);
     *len = r->payload.len;
@@ -860,6 +816,10 @@ static hc_err replay_message(struct hc_replay *r, const struct hc_msg *msg,
                          r->topic.p, payload, len, qos, retain, err);
         if (rc == HC_OK) {
             r->st.sent++;
+            if (o->hooks.published)
+                o->hooks.published(o->hooks.ctx, r->topic.p, payload, len, mono_now());
+            if (k == 0 && o->hooks.sent && !(fo && fo->copy))
+                o->hooks.sent(o->hooks.ctx, fo ? fo->seq : r->st.scheduled, mono_now());
         } else if (rc == HC_DONE) {
             /* faults: lost at a disconnect, on purpose */
         } else if (r->fatal) {
@@ -882,6 +842,40 @@ static void flush_all(struct hc_replay *r)
 }
 
 static hc_err start_at(struct hc_replay *r, hc_error *err);
+
+/*
+ * The replay stopped early (a connection could not be restored): the rest of the pass was never
+ * sent, and counts as failed, once for every copy this shard would have sent.
+ */
+static void count_unsent(struct hc_replay *r, const struct hc_replay_source *src)
+{
+    const struct hc_replay_options *o = &r->o;
+    struct hc_msg msg;
+    hc_error ignored = HC_ERROR_INIT;
+    hc_err rc;
+
+    while ((rc = src->next(src->ctx, &msg, &ignored)) == HC_OK || rc == HC_ERR_PARSE) {
+        if (rc == HC_ERR_PARSE) {
+            r->st.failed++;
+            continue;
+        }
+        for (long k = 0; k < o->fanout; k++) {
+            const char *key;
+            size_t key_len;
+            bool has_device;
+
+            if (!build_topic(r, msg.topic, k, &key, &key_len, &has_device))
+                break;
+            if (k > 0 && !has_device)
+                break;
+            if (o->shard_n > 1 && hc_replay_shard_of(hc_replay_hash(key, key_len),
+                                                     (unsigned)o->shard_n) !=
+                                      (unsigned)o->shard_k - 1)
+                continue;
+            r->st.failed++;
+        }
+    }
+}
 
 /*
  * Waits for msg's due time (timed modes) and sends it; fo: its faults (NULL without). *now:
@@ -916,6 +910,9 @@ static hc_err send_one(struct hc_replay *r, const struct hc_msg *msg,
         if (o->hooks.lateness)
             o->hooks.lateness(o->hooks.ctx, *now - due);
     }
+    if (o->hooks.handled_at && r->st.sent + r->st.failed > handled)
+        o->hooks.handled_at(o->hooks.ctx, o->sched.mode != HC_SCHED_MAX ? due : 0,
+                            o->sched.mode != HC_SCHED_MAX && *now ? *now : mono_now());
     return rc;
 }
 
@@ -1029,6 +1026,8 @@ static hc_err replay(struct hc_replay *r, const struct hc_replay_source *src, hc
     }
     rc = HC_OK;
 out:
+    if (r->fatal)
+        count_unsent(r, src);
     src->close(src->ctx);
     return rc;
 }

@@ -29,12 +29,13 @@ report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 
 # A broker that acknowledges nothing: after --keepalive seconds without an acknowledgement the
 # connection counts as lost, the messages are resent on a new one, and after --give-up without
-# progress hreplay ends: exit 1, every message failed, none claimed as sent successfully.
+# progress hreplay ends: exit 1, every message failed, none claimed as sent successfully: the
+# ten in flight and the forty it never got to send (--inflight 10).
 for mode in noack ack-unknown ack-zero ack-short; do
     fake "$mode"
     start=$(date +%s)
     rc=0
-    timeout 60 hreplay --url "mqtt://127.0.0.1:$FAKE_PORT" --max -q 1 --keepalive 5 --give-up 3s \
+    timeout 60 hreplay --url "mqtt://127.0.0.1:$FAKE_PORT" --max -q 1 --inflight 10 --keepalive 5 --give-up 3s \
         --report-json "$T/rep.$mode.json" "$T/in.jsonl" 2>"$T/err.$mode" || rc=$?
     took=$(($(date +%s) - start))
     kill "$FAKE_PID"

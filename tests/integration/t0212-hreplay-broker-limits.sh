@@ -55,7 +55,7 @@ hkit_assert_eq 1 "$rc" "oversized QoS 1 message: exit status ($(tail -2 "$T/err.
 hkit_assert_eq 1 "$(report "$T/r.big1.json" failed)" "oversized QoS 1 message: failed"
 hkit_assert_eq 199 "$(sort -u "$T/cap.big1" | wc -l)" "oversized QoS 1 message: the others arrive"
 rec=$(report "$T/r.big1.json" reconnects)
-[ "$rec" -ge 2 ] && [ "$rec" -le 4 ] || hkit_fail "oversized QoS 1 message: $rec reconnects"
+[ "$rec" -ge 2 ] && [ "$rec" -le 8 ] || hkit_fail "oversized QoS 1 message: $rec reconnects (a tight loop makes hundreds)"
 hkit_assert_contains "$(cat "$T/err.big1")" "alone in flight" "oversized: the reason"
 
 # ...and as the last QoS 0 message of a run: the final ping finds the closed connection.

@@ -91,3 +91,83 @@ Test(recstats, duplicates_backwards_and_latency_follow_their_definitions)
     cr_assert_eq(s->devices[0].latency_max_ms, 60400);
     hc_recstats_free(s);
 }
+
+/* The seam for a store's summary tables: per-minute rows per type and per device, fed instead
+ * of the messages, give the same counts, columns and devices as the message-by-message pass
+ * (messages at slot starts, so both put them in the same column). */
+Test(recstats, summary_rows_fill_the_same_figures_as_the_messages)
+{
+    struct hc_recstats *full = NULL, *sum = NULL;
+    const int64_t t0 = 1770000000LL * 1000000000LL, minute = 60000000000LL;
+    static const char *const types[] = {"co2", "humidity"};
+    hc_error err = HC_ERROR_INIT;
+
+    cr_assert_eq(hc_recstats_new(&full, NULL), HC_OK);
+    cr_assert_eq(hc_recstats_new(&sum, NULL), HC_OK);
+    for (int m = 0; m < 600; m++) { /* 10 hours, a minute a slot; device 3 silent for 2 hours */
+        for (int t = 0; t < 2; t++) {
+            int64_t count = 0;
+            for (int d = 0; d < 4; d++) {
+                char topic[128];
+                if (d == 3 && m >= 100 && m < 220)
+                    continue;
+                snprintf(topic, sizeof(topic), T "%s/dev-%d", types[t], d);
+                add(full, t0 + m * minute, topic, "{\"value\":1}");
+                count++;
+            }
+            struct hc_recstats_summary_row row = {.slot_start_ns = t0 + m * minute,
+                                                  .slot_ns = minute,
+                                                  .first_ns = t0 + m * minute,
+                                                  .last_ns = t0 + m * minute,
+                                                  .type = types[t],
+                                                  .messages = count,
+                                                  .payload_bytes = count * 11,
+                                                  .without_measured_at = count};
+            cr_assert_eq(hc_recstats_add_summary(sum, &row, &err), HC_OK, "%s", err.message);
+        }
+        for (int d = 0; d < 4; d++) {
+            char id[16];
+            if (d == 3 && m >= 100 && m < 220)
+                continue;
+            snprintf(id, sizeof(id), "dev-%d", d);
+            struct hc_recstats_summary_row row = {.slot_start_ns = t0 + m * minute,
+                                                  .slot_ns = minute,
+                                                  .first_ns = t0 + m * minute,
+                                                  .last_ns = t0 + m * minute,
+                                                  .device = id,
+                                                  .device_type = "co2",
+                                                  .messages = 2};
+            cr_assert_eq(hc_recstats_add_summary(sum, &row, &err), HC_OK, "%s", err.message);
+        }
+    }
+    cr_assert_eq(sum->messages, full->messages);
+    cr_assert_eq(sum->payload_bytes, full->payload_bytes);
+    cr_assert_eq(sum->first_ns, full->first_ns);
+    cr_assert_eq(sum->last_ns, full->last_ns);
+    cr_assert_eq(sum->origin_ns, full->origin_ns);
+    cr_assert_eq(sum->bucket_ns, full->bucket_ns);
+    cr_assert_eq(hc_recstats_columns(sum), hc_recstats_columns(full));
+    cr_assert_eq(sum->n_types, full->n_types);
+    cr_assert_eq(sum->n_devices, full->n_devices);
+    cr_assert_eq(sum->without_measured_at, full->without_measured_at);
+    for (int c = 0; c < HC_RECSTATS_BUCKETS; c++) {
+        cr_assert_eq(sum->per_bucket[c], full->per_bucket[c], "column %d", c);
+        for (size_t t = 0; t < sum->n_types; t++)
+            cr_assert_eq(sum->types[t].per_bucket[c], full->types[t].per_bucket[c]);
+        for (size_t d = 0; d < sum->n_devices; d++)
+            cr_assert_eq(sum->devices[d].per_bucket[c], full->devices[d].per_bucket[c]);
+    }
+    for (size_t d = 0; d < sum->n_devices; d++) {
+        cr_assert_str_eq(sum->devices[d].id, full->devices[d].id);
+        cr_assert_eq(sum->devices[d].messages, full->devices[d].messages);
+        cr_assert_eq(sum->devices[d].longest_silence_ns, full->devices[d].longest_silence_ns, "%s",
+                     sum->devices[d].id);
+    }
+    cr_assert_eq(sum->devices[3].longest_silence_ns, 121 * minute);
+    {
+        struct hc_recstats_summary_row bad = {.slot_ns = minute, .messages = 1};
+        cr_assert_eq(hc_recstats_add_summary(sum, &bad, &err), HC_ERR_INVALID);
+    }
+    hc_recstats_free(full);
+    hc_recstats_free(sum);
+}

@@ -732,6 +732,32 @@ static hc_err hcat_check(struct run *r, hc_error *err)
     return HC_OK;
 }
 
+/* --upgrade: each input converted in place; "<path>: ..." says what was done. */
+static hc_err hcat_upgrade(struct run *r, hc_error *err)
+{
+    for (size_t i = 0; i < r->o->n_inputs; i++) {
+        const char *path = r->o->inputs[i];
+        int from = 0;
+        bool is_db;
+        hc_err rc = tool_detect_input(path, &is_db, err);
+
+        if (rc == HC_OK && !is_db)
+            rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
+                              "--upgrade needs a recording: '%s' is not one (JSON lines or empty)",
+                              path);
+        if (rc == HC_OK)
+            rc = hc_store_upgrade(path, &from, err);
+        if (rc != HC_OK)
+            return rc;
+        if (from < HC_STORE_SCHEMA_VERSION)
+            fprintf(r->out, "%s: upgraded from schema version %d to %d\n", path, from,
+                    HC_STORE_SCHEMA_VERSION);
+        else
+            fprintf(r->out, "%s: schema version %d, summaries counted again\n", path, from);
+    }
+    return HC_OK;
+}
+
 hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, hc_error *err)
 {
     struct run r = {0};
@@ -752,6 +778,10 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
     }
     if (rc == HC_OK && o->check) {
         rc = hcat_check(&r, err);
+        goto out;
+    }
+    if (rc == HC_OK && o->upgrade) {
+        rc = hcat_upgrade(&r, err);
         goto out;
     }
     if (rc == HC_OK && o->redact) {
@@ -952,7 +982,8 @@ struct info {
     const char *path;
     hc_store *st;
     struct hc_store_summary sm;
-    struct groups g[4]; /* kinds, types, devices, decode errors by code */
+    hc_summary *summary; /* read once: the stored summaries, or one pass over a selection */
+    struct groups g[4];  /* kinds, types, devices, decode errors by code */
     double span_s;
     char first[40], last[40], dur[40];
 };
@@ -982,11 +1013,15 @@ static hc_err info_open(const char *path, hc_store **st, hc_error *err)
 static hc_err info_gather(struct run *r, struct info *in, hc_error *err)
 {
     int64_t span;
-    hc_err rc = hc_store_summarize(in->st, &r->sel.sel, &in->sm, err);
+    /* the summaries once (stored, or one pass over a selection), then every table from them */
+    hc_err rc =
+        hc_store_summary_load(in->st, &r->sel.sel, HC_SUMMARY_NO_MINUTES, &in->summary, err);
 
+    if (rc == HC_OK)
+        hc_summary_totals(in->summary, &in->sm);
     for (size_t i = 0; i < 4 && rc == HC_OK; i++) {
         in->g[i].top = r->o->top;
-        rc = hc_store_count_by(in->st, &r->sel.sel, info_columns[i], collect_group, &in->g[i], err);
+        rc = hc_summary_count_by(in->summary, info_columns[i], collect_group, &in->g[i], err);
     }
     if (rc != HC_OK)
         return rc;
@@ -1102,6 +1137,7 @@ static hc_err info_one(struct run *r, const char *path, hc_error *err)
         rc = r->o->json ? info_print_json(r->out, &in, err) : info_print_text(r->out, &in, err);
     for (size_t i = 0; i < 4; i++)
         groups_release(&in.g[i]);
+    hc_summary_free(in.summary);
     hc_store_close(in.st, NULL);
     return rc;
 }

@@ -29,6 +29,7 @@ struct hcat_opts {
     bool force;
     bool info, json, decode;
     bool check;     /* --check: verify recordings completely */
+    bool upgrade;   /* --upgrade: convert recordings to the current schema */
     long top;       /* --top N groups in --info */
     bool top_given; /* --top was on the command line */
     enum hcat_format format;

@@ -21,6 +21,7 @@ enum {
     OPT_NOTE,
     OPT_CHECK,
     OPT_REPORT,
+    OPT_UPGRADE,
     OPT_HELP,
     OPT_QUIET
 };
@@ -53,6 +54,9 @@ static const char usage[] =
     "                        then that messages name existing sessions and topics and hold\n"
     "                        possible values); prints 'FILE: ok, N messages' or fails (exit 1)\n"
     "                        with the first problem\n"
+    "  --upgrade             convert each recording in place to the current schema (version 2:\n"
+    "                        summaries for --info, time windows by binary search), or count\n"
+    "                        the summaries of a current one again; prints 'FILE: ...'\n"
     "  -o, --output FILE     write the selection as a new recording (meta copied, provenance\n"
     "                        added, sessions carried over); also imports JSON lines\n"
     "  --force               replace an existing output file\n"
@@ -139,6 +143,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         {"note", required_argument, NULL, OPT_NOTE},
         {"check", no_argument, NULL, OPT_CHECK},
         {"report", required_argument, NULL, OPT_REPORT},
+        {"upgrade", no_argument, NULL, OPT_UPGRADE},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
@@ -221,6 +226,9 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_REPORT:
             o->report = optarg;
             break;
+        case OPT_UPGRADE:
+            o->upgrade = true;
+            break;
         case OPT_QUIET:
             tool_verbosity = 0;
             break;
@@ -251,6 +259,10 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
                      o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
         return tool_usage_error("--check cannot be combined with --info, -o, --redact, --mask, "
                                 "--decode, --format or selection options");
+    if (o->upgrade && (o->check || o->info || o->output || o->redact || o->decode ||
+                       o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
+        return tool_usage_error("--upgrade cannot be combined with --check, --info, -o, --redact, "
+                                "--mask, --decode, --format or selection options");
     if (o->top_given && !o->info)
         return tool_usage_error("--top only applies to --info");
     if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))

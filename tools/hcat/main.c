@@ -40,7 +40,7 @@ int main(int argc, char **argv)
                   sum.interrupted ? "interrupted: " : "", sum.messages,
                   sum.messages == 1 ? "" : "s", sum.sessions, sum.sessions == 1 ? "" : "s",
                   opts.output);
-    else if ((rc == HC_OK || rc == HC_DONE) && !opts.info && !opts.check &&
+    else if ((rc == HC_OK || rc == HC_DONE) && !opts.info && !opts.check && !opts.upgrade &&
              (tool_verbosity >= 2 || sum.interrupted))
         tool_info("%sprinted %" PRId64 " message%s%s", sum.interrupted ? "interrupted: " : "",
                   sum.messages, sum.messages == 1 ? "" : "s",

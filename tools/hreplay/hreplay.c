@@ -76,7 +76,10 @@ struct tool_run {
     int64_t total; /* selected messages per pass, -1 when unknown */
     FILE *lateness_log, *report_fp;
     FILE *fault_log;
-    bool fault_log_failed; /* out of memory formatting a line */
+    bool fault_log_failed;             /* out of memory formatting a line */
+    const char *url;                   /* the broker, for the reports */
+    FILE *html_fp;                     /* --report-html, opened at the start */
+    struct hreplay_timeline *timeline; /* --report-html: per-time figures */
 };
 
 static const char *mode_name(enum hc_sched_mode m)
@@ -101,9 +104,13 @@ static void on_progress(void *ctx, const hc_replay *engine, int64_t now)
     int64_t total = -1;
     char eta[48] = "", late[48] = "";
 
-    if (!tool_status_enabled())
+    if (!tool_status_enabled() && !t->timeline)
         return;
     hc_replay_get_stats(engine, &s);
+    if (t->timeline)
+        hreplay_timeline_progress(t->timeline, &s, now);
+    if (!tool_status_enabled())
+        return;
     elapsed = (double)(now - s.start_mono_ns) / 1e9;
     rate = elapsed > 0 ? (double)s.sent / elapsed : 0;
     if (t->total >= 0 && t->o->loops > 0)
@@ -127,6 +134,13 @@ static void on_lateness(void *ctx, int64_t lateness_ns)
     const struct tool_run *t = ctx;
     if (t->lateness_log)
         fprintf(t->lateness_log, "%" PRId64 "\n", lateness_ns);
+}
+
+/* --report-html: each message's due and hand-off time */
+static void on_handled_at(void *ctx, int64_t due_ns, int64_t handled_ns)
+{
+    struct tool_run *t = ctx;
+    hreplay_timeline_handled(t->timeline, due_ns, handled_ns);
 }
 
 /* --fault-log: one JSON line per fault applied */
@@ -229,6 +243,29 @@ static void add_times_and_histogram(cJSON *j, const struct hc_replay_stats *s,
     }
 }
 
+/* --report-html: the page, from the final figures and the timeline. */
+static bool report_html(struct tool_run *t, const struct hc_replay_stats *s, bool kept)
+{
+    struct hreplay_html_page page = {.o = t->o,
+                                     .url = t->url,
+                                     .mode = mode_name(t->o->sched.mode),
+                                     .stats = s,
+                                     .schedule_kept = kept,
+                                     .timeline = t->timeline};
+    FILE *fp = t->html_fp;
+    bool ok;
+
+    t->html_fp = NULL;
+    /* failures and reconnects noticed after the last progress call: at the end */
+    hreplay_timeline_progress(t->timeline, s, s->end_mono_ns);
+    ok = hreplay_html_write(fp, &page);
+    if (fclose(fp) != 0)
+        ok = false;
+    if (!ok)
+        tool_error("cannot write report '%s': %s", t->o->report_html, strerror(errno));
+    return ok;
+}
+
 static bool report(struct tool_run *t)
 {
     const struct hreplay_opts *o = t->o;
@@ -277,6 +314,8 @@ static bool report(struct tool_run *t)
                     " messages resent, up to %" PRIu64 " QoS 0 messages may have been lost\n",
                     tool_name, s.reconnects, s.resent, s.qos0_maybe_lost);
     }
+    if (t->html_fp && !report_html(t, &s, kept))
+        ok = false;
     if (o->report_json) {
         cJSON *j = cJSON_CreateObject();
         cJSON *lat;
@@ -368,6 +407,8 @@ static void engine_options(struct hreplay_opts *o, struct tool_run *t,
     ro->hooks.lateness = on_lateness;
     ro->hooks.progress = on_progress;
     ro->hooks.fault = on_fault;
+    if (t->timeline)
+        ro->hooks.handled_at = on_handled_at;
     ro->hooks.ctx = t;
     ro->faults = o->faults;
     ro->fault_seed = o->fault_seed;
@@ -401,6 +442,18 @@ int hreplay_run(struct hreplay_opts *o)
             return TOOL_EXIT_FAILURE;
         }
     }
+    if (o->report_html) {
+        t.html_fp = fopen(o->report_html, "w");
+        if (!t.html_fp) {
+            tool_error("cannot write '%s': %s", o->report_html, strerror(errno));
+            goto out;
+        }
+        if (hreplay_timeline_new(&t.timeline, &err) != HC_OK) {
+            tool_error("%s", err.message);
+            goto out;
+        }
+    }
+    t.url = mo.url;
     rc = source_prepare(&src, o, &t.total, &err);
     if (rc == HC_OK)
         tool_source_set_wait_hook(src.in, flush_on_wait, &t);
@@ -423,6 +476,11 @@ int hreplay_run(struct hreplay_opts *o)
         }
     }
     engine_options(o, &t, &mo, &ro);
+    if (o->ramp.on) {
+        code = hreplay_ramp_run(o, &ro, &source, t.report_fp);
+        t.report_fp = NULL; /* closed by the ramp */
+        goto out;
+    }
     rc = hc_replay_new(&ro, &t.engine, &err);
     if (rc != HC_OK) {
         tool_error("%s", err.message);
@@ -456,6 +514,9 @@ out:
         fclose(t.fault_log);
     if (t.report_fp)
         fclose(t.report_fp);
+    if (t.html_fp)
+        fclose(t.html_fp);
+    hreplay_timeline_free(t.timeline);
     tool_source_close(src.in);
     return code;
 }

@@ -28,6 +28,7 @@ enum {
     OPT_CONNECTIONS,
     OPT_SHARD,
     OPT_REPORT_JSON,
+    OPT_REPORT_HTML,
     OPT_LATENESS_LOG,
     OPT_GIVE_UP,
     OPT_START_AT,
@@ -39,6 +40,10 @@ enum {
     OPT_FAULT_DEVICE,
     OPT_FAULT_KIND,
     OPT_FAULT_TOPIC,
+    OPT_RAMP,
+    OPT_OBSERVE,
+    OPT_SLO,
+    OPT_REPORT_SVG,
     OPT_QUIET,
     OPT_HELP
 };
@@ -84,8 +89,7 @@ static const char usage[] =
     "                        same instant for every shard; refused when over 1 s in the past\n"
     "  --merge-reports       the arguments are --report-json files of shards: print one report\n"
     "                        with exact totals and percentiles from the merged histograms\n"
-    "\n"
-    ;
+    "\n";
 
 /* printed after usage: one string literal would pass the length C99 promises to support */
 static const char usage_faults[] =
@@ -105,8 +109,21 @@ static const char usage_faults[] =
     "  --fault-log FILE      one JSON line per fault applied: input seq, kind, parameters,\n"
     "                        where the message landed, what changed\n"
     "\n"
+    "Load-testing a consumer (see 'Ramps' below):\n"
+    "  --ramp START:STEP:HOLD[:MAX]\n"
+    "                        send START msg/s for HOLD, then START+STEP, ... up to MAX (or\n"
+    "                        until a step fails), looping over INPUT with fresh timestamps\n"
+    "  --observe mqtt:FILTER the consumer's outputs: a topic filter on the same broker,\n"
+    "  --observe file:PATH   or a file it appends lines to (read as it grows)\n"
+    "  --slo DURATION        a step also fails when p99 latency through the consumer exceeds\n"
+    "                        DURATION (e.g. 50ms)\n"
+    "  --report-svg FILE     draw rate in vs rate out, backlog and latency per step\n"
+    "\n"
     "Reporting:\n"
     "  --report-json FILE    write the final report as JSON to FILE (created at the start)\n"
+    "  --report-html FILE    write a self-contained HTML page to FILE (created at the start):\n"
+    "                        the figures, rate achieved vs scheduled and lateness over time,\n"
+    "                        failures and reconnects marked\n"
     "  --lateness-log FILE   write each message's lateness in ns, one line per message\n"
     "  -v, --verbose         more diagnostics\n"
     "  --quiet               no progress line, no report on stderr (errors still shown)\n"
@@ -125,8 +142,17 @@ static const char usage_tail[] =
     "(default 60s; also when it stays connected but acknowledges nothing for --keepalive\n"
     "seconds) ends the replay.\n"
     "Messages that cannot be published (an invalid topic) fail one by one. Failed messages are\n"
-    "counted and make the exit status 1. Ctrl-C stops within a second and prints the "
-    "report.\n" TOOL_EXIT_CODES_HELP;
+    "counted and make the exit status 1. Ctrl-C stops within a second and prints the report.\n"
+    "\n"
+    "Ramps: each step is judged from the consumer's outputs: the rate in (hreplay's own, with\n"
+    "its lateness), the rate out, the backlog (inputs delivered - outputs seen) and its slope,\n"
+    "latency through the consumer (outputs matched to inputs by device id and measured_at,\n"
+    "else by position), and the broker's $SYS dropped and stored counters (Mosquitto updates\n"
+    "them every sys_interval seconds: 10 by default; set 1 for short steps). A step kept up,\n"
+    "fell behind, dropped, or its rate was not reached (hreplay or the broker, never the\n"
+    "consumer, is then blamed). The table goes to stdout, with the maximum sustainable rate\n"
+    "and what limited the run: consumer, broker, generator or none.\n"
+    TOOL_EXIT_CODES_HELP;
 
 static void print_usage(void)
 {
@@ -302,6 +328,109 @@ static enum opts_result parse_shared(struct hreplay_opts *o, int opt, const char
     return r == OPTS_UNKNOWN ? tool_select_option(&o->select, opt, arg) : r;
 }
 
+/*
+ * --ramp START:STEP:HOLD[:MAX]: rates in msg/s (STEP > 0, MAX >= START), HOLD a duration of at
+ * least 500 ms (the backlog needs samples to have a slope).
+ */
+static enum opts_result parse_ramp(const char *arg, struct hreplay_ramp_opts *r)
+{
+    char text[200], *field[5], *save = NULL, *p, *end;
+    double rates[3] = {0, 0, 0};
+    size_t n = 0;
+
+    if (strlen(arg) >= sizeof(text))
+        goto bad;
+    memcpy(text, arg, strlen(arg) + 1);
+    for (p = strtok_r(text, ":", &save); p && n < 5; p = strtok_r(NULL, ":", &save))
+        field[n++] = p;
+    if ((n != 3 && n != 4) || arg[0] == ':' || strstr(arg, "::") || arg[strlen(arg) - 1] == ':')
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = i < 2 ? i : 2;
+        if (i == 2)
+            continue;
+        errno = 0;
+        rates[at] = strtod(field[i], &end);
+        if (errno || end == field[i] || *end || !(rates[at] >= 0) || rates[at] > 1e7)
+            goto bad;
+    }
+    r->start_rate = rates[0];
+    r->step_rate = rates[1];
+    if (n == 4) {
+        errno = 0;
+        r->max_rate = strtod(field[3], &end);
+        if (errno || end == field[3] || *end || !(r->max_rate > 0) || r->max_rate > 1e7)
+            goto bad;
+    }
+    if (!(r->start_rate > 0))
+        return tool_usage_error("invalid value '%s' for --ramp: START must be above 0", arg);
+    if (!(r->step_rate > 0))
+        return tool_usage_error("invalid value '%s' for --ramp: STEP must be above 0", arg);
+    if (n == 4 && r->max_rate < r->start_rate)
+        return tool_usage_error("invalid value '%s' for --ramp: MAX is below START", arg);
+    if (tool_parse_duration_ns("--ramp", field[2], &r->hold_ns) != OPTS_OK)
+        return OPTS_ERROR;
+    if (r->hold_ns < 500000000LL)
+        return tool_usage_error("invalid value '%s' for --ramp: HOLD must be at least 500ms",
+                                arg);
+    r->on = true;
+    return OPTS_OK;
+bad:
+    return tool_usage_error("invalid value '%s' for --ramp: expected START:STEP:HOLD[:MAX] "
+                            "(msg/s, msg/s, a duration, msg/s; e.g. 100:50:5s:1000)",
+                            arg);
+}
+
+/* --observe mqtt:FILTER | file:PATH */
+static enum opts_result parse_observe(const char *arg, struct hreplay_ramp_opts *r)
+{
+    hc_error err = HC_ERROR_INIT;
+
+    if (strncmp(arg, "mqtt:", 5) == 0 && arg[5]) {
+        if (hc_topic_filter_validate(arg + 5, &err) != HC_OK)
+            return tool_usage_error("invalid value '%s' for --observe: %s", arg, err.message);
+        r->observe = HREPLAY_OBSERVE_MQTT;
+    } else if (strncmp(arg, "file:", 5) == 0 && arg[5]) {
+        r->observe = HREPLAY_OBSERVE_FILE;
+    } else {
+        return tool_usage_error("invalid value '%s' for --observe: expected mqtt:FILTER or "
+                                "file:PATH",
+                                arg);
+    }
+    r->observe_target = arg + 5;
+    return OPTS_OK;
+}
+
+/* What --ramp needs and what it cannot be combined with. */
+static enum opts_result check_ramp(const struct hreplay_opts *o, bool loop_given)
+{
+    const struct hreplay_ramp_opts *r = &o->ramp;
+
+    if (!r->on) {
+        if (r->observe != HREPLAY_OBSERVE_NONE)
+            return tool_usage_error("--observe needs --ramp");
+        if (r->slo_ns)
+            return tool_usage_error("--slo needs --ramp");
+        if (r->report_svg)
+            return tool_usage_error("--report-svg needs --ramp");
+        return OPTS_OK;
+    }
+    if (r->observe == HREPLAY_OBSERVE_NONE)
+        return tool_usage_error("--ramp needs --observe mqtt:FILTER or --observe file:PATH (where "
+                                "the consumer's outputs appear)");
+    if (strcmp(o->input, "-") == 0)
+        return tool_usage_error("--ramp needs a file: standard input can be read only once");
+    if (loop_given)
+        return tool_usage_error("--ramp cannot be combined with --loop (the ramp repeats the "
+                                "input itself)");
+    if (o->sched.max_gap_ns)
+        return tool_usage_error("--ramp cannot be combined with --max-gap");
+    if (o->shard_n > 1 || o->start_at_ns)
+        return tool_usage_error("--ramp cannot be combined with %s",
+                                o->shard_n > 1 ? "--shard" : "--start-at");
+    return OPTS_OK;
+}
+
 enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
 {
     static const struct option longopts[] = {
@@ -322,6 +451,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"connections", required_argument, NULL, OPT_CONNECTIONS},
         {"shard", required_argument, NULL, OPT_SHARD},
         {"report-json", required_argument, NULL, OPT_REPORT_JSON},
+        {"report-html", required_argument, NULL, OPT_REPORT_HTML},
         {"lateness-log", required_argument, NULL, OPT_LATENESS_LOG},
         {"give-up", required_argument, NULL, OPT_GIVE_UP},
         {"start-at", required_argument, NULL, OPT_START_AT},
@@ -333,12 +463,16 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"fault-device", required_argument, NULL, OPT_FAULT_DEVICE},
         {"fault-kind", required_argument, NULL, OPT_FAULT_KIND},
         {"fault-topic", required_argument, NULL, OPT_FAULT_TOPIC},
+        {"ramp", required_argument, NULL, OPT_RAMP},
+        {"observe", required_argument, NULL, OPT_OBSERVE},
+        {"slo", required_argument, NULL, OPT_SLO},
+        {"report-svg", required_argument, NULL, OPT_REPORT_SVG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
     const char *username = NULL;
-    bool merge = false;
+    bool merge = false, loop_given = false;
     const char *mode_option = NULL;
     bool seed_given = false;
     long v;
@@ -389,6 +523,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         case OPT_LOOP:
             if (tool_parse_long("--loop", optarg, 0, 1000000000L, &o->loops) != OPTS_OK)
                 return OPTS_ERROR;
+            loop_given = true;
             break;
         case OPT_INFLIGHT:
             if (tool_parse_long("--inflight", optarg, 1, 65535, &o->inflight) != OPTS_OK)
@@ -399,6 +534,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
                 return OPTS_ERROR;
             if (o->spin_ns > HREPLAY_MAX_SPIN_NS)
                 return tool_usage_error("invalid value '%s' for --spin: at most 10ms", optarg);
+            o->spin_given = true;
             break;
         case 'q':
             if (tool_parse_long("--qos", optarg, 0, 2, &v) != OPTS_OK)
@@ -436,6 +572,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         case OPT_REPORT_JSON:
             o->report_json = optarg;
             break;
+        case OPT_REPORT_HTML:
+            o->report_html = optarg;
+            break;
         case OPT_LATENESS_LOG:
             o->lateness_log = optarg;
             break;
@@ -445,6 +584,26 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             break;
         case OPT_MERGE_REPORTS:
             merge = true;
+            break;
+        case OPT_RAMP:
+            if (mode_option && strcmp(mode_option, "--ramp") != 0)
+                return tool_usage_error("%s and --ramp cannot be combined", mode_option);
+            mode_option = "--ramp";
+            if (parse_ramp(optarg, &o->ramp) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_OBSERVE:
+            if (parse_observe(optarg, &o->ramp) != OPTS_OK)
+                return OPTS_ERROR;
+            break;
+        case OPT_SLO:
+            if (tool_parse_duration_ns("--slo", optarg, &o->ramp.slo_ns) != OPTS_OK)
+                return OPTS_ERROR;
+            if (o->ramp.slo_ns <= 0)
+                return tool_usage_error("invalid value '%s' for --slo: must be above 0", optarg);
+            break;
+        case OPT_REPORT_SVG:
+            o->ramp.report_svg = optarg;
             break;
         case OPT_GIVE_UP:
             if (tool_parse_duration_ns("--give-up", optarg, &o->give_up_ns) != OPTS_OK)
@@ -482,6 +641,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     if (merge) {
         if (optind >= argc)
             return tool_usage_error("--merge-reports needs the report files to merge");
+        if (o->report_html)
+            return tool_usage_error("--report-html describes a replay; it cannot be combined "
+                                    "with --merge-reports");
         o->merge_reports = (const char **)(argv + optind);
         o->n_merge_reports = (size_t)(argc - optind);
         return OPTS_OK;
@@ -494,6 +656,8 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     if (o->loops != 1 && strcmp(o->input, "-") == 0)
         return tool_usage_error("--loop needs a file: standard input can be read only once");
     if (tool_select_check_inputs(&o->select, &o->input, 1) != OPTS_OK)
+        return OPTS_ERROR;
+    if (check_ramp(o, loop_given) != OPTS_OK)
         return OPTS_ERROR;
     if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
         return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "

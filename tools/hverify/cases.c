@@ -269,6 +269,42 @@ static bool case_ignore_lines(const cJSON *m, struct hv_case_extra *extra, char 
     return true;
 }
 
+/* case.json "faults" (a spec), "seed" (a whole number) and "expect" ("same": the expected output
+ * is the clean run's). */
+static bool case_faults(const cJSON *m, struct hv_case_extra *extra, char *reason, size_t size)
+{
+    if (strcmp(m->string, "faults") == 0) {
+        hc_error ferr = HC_ERROR_INIT;
+
+        if (!cJSON_IsString(m) || hv_faults_check(m->valuestring, &ferr) != HC_OK) {
+            snprintf(reason, size, "\"faults\": %.200s",
+                     cJSON_IsString(m) ? ferr.message : "must be a spec (see docs/faults.md)");
+            return false;
+        }
+        free(extra->faults);
+        extra->faults = hv_xstrdup(m->valuestring);
+        return true;
+    }
+    if (strcmp(m->string, "seed") == 0) {
+        if (!cJSON_IsNumber(m) || m->valuedouble < 0 || m->valuedouble > 9007199254740992.0 ||
+            m->valuedouble != (double)(uint64_t)m->valuedouble) {
+            snprintf(reason, size, "\"seed\" must be a whole number >= 0");
+            return false;
+        }
+        extra->seed = (uint64_t)m->valuedouble;
+        extra->has_seed = true;
+        return true;
+    }
+    if (!cJSON_IsString(m) || strcmp(m->valuestring, "same") != 0) {
+        snprintf(reason, size,
+                 "\"expect\" must be \"same\" (or absent: the expected output is the faulty "
+                 "run's own)");
+        return false;
+    }
+    extra->expect_same = true;
+    return true;
+}
+
 /* case.json "tolerances": {"path": {"abs": x, "rel": y}, ...}. */
 static bool case_tolerances(const cJSON *m, struct hv_cfg *cfg, char *reason, size_t size)
 {
@@ -340,13 +376,15 @@ static bool case_member(const cJSON *m, struct hv_cfg *cfg, enum hv_order *order
         extra->timing = hv_xstrdup(m->valuestring);
         return true;
     }
+    if (strcmp(name, "faults") == 0 || strcmp(name, "seed") == 0 || strcmp(name, "expect") == 0)
+        return case_faults(m, extra, reason, size);
     if (strcmp(name, "ignore_lines") == 0)
         return case_ignore_lines(m, extra, reason, size);
     if (strcmp(name, "tolerances") == 0)
         return case_tolerances(m, cfg, reason, size);
     snprintf(reason, size,
              "unknown member \"%s\" (known: description, notes, source, abs_tol, rel_tol, "
-             "tolerances, ignore, order, timing, ignore_lines)",
+             "tolerances, ignore, order, timing, ignore_lines, faults, seed, expect)",
              name);
     return false;
 }

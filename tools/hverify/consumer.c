@@ -11,6 +11,7 @@
 #include "hverify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <regex.h>
@@ -19,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hcore/broker.h"
+#include "hcore/faults.h"
+#include "hcore/mqtt.h"
 #include "hcore/proc.h"
 #include "hcore/replay.h"
 #include "hcore/timefmt.h"
@@ -30,14 +35,49 @@
 #define MAX_OUTPUT_LINES 1000000L
 #define NONMATCHING_GRACE_NS 1000000000LL /* after a subscription that matches nothing */
 
+enum sink { SINK_STDOUT, SINK_MQTT, SINK_FILE, SINK_PROBE };
+
 struct hv_consumer {
     const struct hverify_opts *o;
-    hc_broker *broker;
+    hc_broker *broker; /* NULL with --url */
     const struct hc_broker_info *info;
+    struct hc_broker_info url_info; /* --url: what the consumer gets */
+    char url_host[256];
+    bool rewrite_topics; /* the case's topics go to the run's ids */
+    enum sink sink;
+    const char *sink_arg; /* the filter or the path */
     regex_t ready_re;
     bool has_ready_re;
     char env[7][700];
 };
+
+/* --url: the existing broker as the consumer sees it */
+static hc_err url_info(struct hv_consumer *c, hc_error *err)
+{
+    const struct hc_mqtt_options *m = &c->o->mqtt_opts;
+    struct hc_broker_info *i = &c->url_info;
+    struct hc_mqtt_url u;
+    hc_err rc = hc_mqtt_parse_url(m->url, &u, err);
+
+    if (rc != HC_OK)
+        return rc;
+    snprintf(c->url_host, sizeof(c->url_host), "%s", u.host);
+    i->host = c->url_host;
+    i->consumer_port = u.port;
+    i->consumer_url = m->url;
+    i->cafile = m->cafile ? m->cafile : "";
+    i->integration_id = c->o->integration_id ? c->o->integration_id : "";
+    i->api_key_id = m->username ? m->username : "";
+    i->token = m->password ? m->password : "";
+    i->token_file = c->o->mqtt.token_file ? c->o->mqtt.token_file : "";
+    i->publisher_port = u.port;
+    i->publisher_url = m->url;
+    i->publisher_user = m->username;
+    i->publisher_password = m->password;
+    c->info = i;
+    c->rewrite_topics = c->o->integration_id && m->username;
+    return HC_OK;
+}
 
 hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, hc_error *err)
 {
@@ -56,17 +96,32 @@ hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, 
         }
         c->has_ready_re = true;
     }
-    memset(&bo, 0, sizeof(bo));
-    bo.plain = o->broker_plain;
-    bo.integration_id = o->integration_id;
-    bo.api_key_id = o->api_key_id;
-    rc = hc_broker_start(&bo, &c->broker, err);
-    if (rc != HC_OK) {
-        hc_error_prefix(err, "cannot start the private broker");
-        hv_consumer_close(c);
-        return rc;
+    c->sink = o->probe                               ? SINK_PROBE
+              : !o->capture                          ? SINK_STDOUT
+              : strncmp(o->capture, "mqtt:", 5) == 0 ? SINK_MQTT
+                                                     : SINK_FILE;
+    c->sink_arg = o->capture ? o->capture + 5 : NULL;
+    if (o->use_url) {
+        rc = url_info(c, err);
+        if (rc != HC_OK) {
+            hv_consumer_close(c);
+            return rc;
+        }
+    } else {
+        memset(&bo, 0, sizeof(bo));
+        bo.plain = o->broker_plain;
+        bo.integration_id = o->integration_id;
+        bo.api_key_id = o->api_key_id;
+        bo.consumer_write = c->sink == SINK_MQTT ? c->sink_arg : NULL;
+        rc = hc_broker_start(&bo, &c->broker, err);
+        if (rc != HC_OK) {
+            hc_error_prefix(err, "cannot start the private broker");
+            hv_consumer_close(c);
+            return rc;
+        }
+        c->info = hc_broker_get_info(c->broker);
+        c->rewrite_topics = true;
     }
-    c->info = hc_broker_get_info(c->broker);
     snprintf(c->env[0], sizeof(c->env[0]), "HALTIAN_MQTT_HOST=%s", c->info->host);
     snprintf(c->env[1], sizeof(c->env[1]), "HALTIAN_MQTT_PORT=%d", c->info->consumer_port);
     snprintf(c->env[2], sizeof(c->env[2]), "HALTIAN_MQTT_URL=%s", c->info->consumer_url);
@@ -149,7 +204,49 @@ struct source {
     struct held_msg *msgs;
     size_t n, next;
     struct hv_input_info *info;
+    /* broker-restart: before input restart_at (0-based) the replay thread waits for the main
+     * thread to restart the broker and see the consumer subscribe again */
+    long restart_at; /* -1: none */
+    atomic_int restart_wanted, restart_done;
+    const volatile sig_atomic_t *stop;
+    /* faults applied (the engine's fault hook, called from the replay thread) */
+    struct hv_capture *cap;
+    bool out_of_memory;
 };
+
+static void on_sent(void *ctx, uint64_t input_seq, int64_t mono_ns)
+{
+    struct source *s = ctx;
+
+    if (input_seq >= 1 && input_seq <= s->n && !s->info[input_seq - 1].sent_ns)
+        s->info[input_seq - 1].sent_ns = mono_ns;
+}
+
+static void on_fault(void *ctx, const struct hc_faults_event *ev)
+{
+    struct source *s = ctx;
+    struct hv_capture *cap = s->cap;
+
+    if (cap->n_faults == cap->cap_faults) {
+        size_t nc = cap->cap_faults ? cap->cap_faults * 2 : 32;
+        struct hv_fault_note *nf = realloc(cap->faults, nc * sizeof(*nf));
+
+        if (!nf) {
+            s->out_of_memory = true;
+            return;
+        }
+        cap->faults = nf;
+        cap->cap_faults = nc;
+    }
+    cap->faults[cap->n_faults] = (struct hv_fault_note){
+        (long)ev->out->seq - 1, hc_faults_kind_name(ev->kind),
+        ev->kind == HC_FAULT_REORDER && ev->out->partner_seq ? (long)ev->out->partner_seq - 1 : -1,
+        ""};
+    if (ev->out->times_changed)
+        snprintf(cap->faults[cap->n_faults].time_after,
+                 sizeof(cap->faults[cap->n_faults].time_after), "%s", ev->out->time_after);
+    cap->n_faults++;
+}
 
 static hc_err src_open(void *ctx, hc_error *err)
 {
@@ -165,7 +262,14 @@ static hc_err src_next(void *ctx, struct hc_msg *msg, hc_error *err)
     (void)err;
     if (s->next >= s->n)
         return HC_DONE;
-    s->info[s->next].sent_ns = hc_time_monotonic_ns();
+    if ((long)s->next == s->restart_at && !atomic_load(&s->restart_done)) {
+        atomic_store(&s->restart_wanted, 1);
+        while (!atomic_load(&s->restart_done) && !*s->stop) {
+            struct timespec ts = {0, 2000000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
     *msg = s->msgs[s->next++].msg;
     return HC_OK;
 }
@@ -195,7 +299,7 @@ static char *rewrite_topic(const struct hv_consumer *c, const char *topic)
 {
     char *out = NULL;
 
-    if (strncmp(topic, "haltian-iot/events/", 19) == 0) {
+    if (c->rewrite_topics && strncmp(topic, "haltian-iot/events/", 19) == 0) {
         const char *p = strchr(topic + 19, '/');
         const char *q = p ? strchr(p + 1, '/') : NULL;
 
@@ -299,11 +403,20 @@ static void free_source(struct source *s)
 
 /* --- output lines -------------------------------------------------------------------------- */
 
-struct reader {
+struct linebuf {
     char *buf;
     size_t len;
-    int64_t last_ns; /* last output (CLOCK_MONOTONIC) */
+};
+
+/* What one case reads: the consumer's stdout and the sink the output comes from. */
+struct reader {
+    struct linebuf out;  /* the consumer's stdout */
+    struct linebuf sink; /* --capture file / mqtt payloads, --probe's stdout */
+    int64_t last_ns;     /* last output of any kind (CLOCK_MONOTONIC) */
     bool ready_seen;
+    hc_mqtt *sub; /* --capture mqtt: */
+    int file_fd;  /* --capture file: (-1 until it exists) */
+    off_t file_off;
 };
 
 static bool add_line(struct hv_capture *cap, const char *text, size_t len, int64_t now)
@@ -331,49 +444,106 @@ static bool add_line(struct hv_capture *cap, const char *text, size_t len, int64
     return true;
 }
 
-/* Reads what the consumer printed; false with err set when a bound is hit. */
+/*
+ * Appends n bytes to lb and hands out its complete lines: to cap when cap is non-NULL, to the
+ * --ready regex when ready is non-NULL. at_end: a last line without '\n' counts too. false with
+ * err set when a bound is hit.
+ */
+static bool take_lines(struct hv_consumer *c, struct linebuf *lb, const char *data, size_t n,
+                       struct hv_capture *cap, bool *ready, bool at_end, int64_t now, hc_error *err)
+{
+    size_t start = 0;
+    char *nb = realloc(lb->buf, lb->len + n + 1);
+
+    if (!nb)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory") == HC_OK;
+    lb->buf = nb;
+    memcpy(lb->buf + lb->len, data, n);
+    lb->len += n;
+    lb->buf[lb->len] = '\0';
+    for (size_t i = 0; i <= lb->len; i++) {
+        if (i < lb->len ? lb->buf[i] != '\n' : !(at_end && i > start))
+            continue;
+        lb->buf[i] = '\0';
+        if (ready && c->has_ready_re && !*ready &&
+            regexec(&c->ready_re, lb->buf + start, 0, NULL, 0) == 0)
+            *ready = true;
+        if (cap && !add_line(cap, lb->buf + start, i - start, now))
+            return hc_error_set(err, HC_ERR_NOMEM,
+                                "consumer printed more than %ld lines (or out of memory)",
+                                MAX_OUTPUT_LINES) == HC_OK;
+        start = i + 1;
+    }
+    if (start > lb->len)
+        start = lb->len;
+    memmove(lb->buf, lb->buf + start, lb->len - start);
+    lb->len -= start;
+    if (lb->len > MAX_OUTPUT_LINE)
+        return hc_error_set(err, HC_ERR_PARSE, "consumer output line %zu is longer than %d KiB",
+                            cap ? cap->n_lines + 1 : 0, MAX_OUTPUT_LINE >> 10) == HC_OK;
+    return true;
+}
+
+/* --capture file: what the file gained since the last call */
+static bool read_file_sink(struct hv_consumer *c, struct reader *rd, struct hv_capture *cap,
+                           bool at_end, int64_t now, hc_error *err)
+{
+    char chunk[65536];
+    ssize_t n;
+
+    if (rd->file_fd < 0)
+        rd->file_fd = open(c->sink_arg, O_RDONLY | O_CLOEXEC);
+    if (rd->file_fd < 0)
+        return true; /* not written yet */
+    while ((n = pread(rd->file_fd, chunk, sizeof(chunk), rd->file_off)) > 0) {
+        rd->file_off += n;
+        rd->last_ns = now;
+        if (!take_lines(c, &rd->sink, chunk, (size_t)n, cap, NULL, false, now, err))
+            return false;
+    }
+    if (at_end && rd->sink.len)
+        return take_lines(c, &rd->sink, "", 0, cap, NULL, true, now, err);
+    return true;
+}
+
+/* --capture mqtt: the messages that came, one payload per output line */
+static bool read_mqtt_sink(struct hv_consumer *c, struct reader *rd, struct hv_capture *cap,
+                           int64_t now, hc_error *err)
+{
+    struct hc_msg m;
+    hc_error tmp = HC_ERROR_INIT;
+
+    while (hc_mqtt_receive(rd->sub, 0, &m, &tmp) == HC_OK) {
+        rd->last_ns = now;
+        if (!take_lines(c, &rd->sink, (const char *)m.payload, m.payload_len, cap, NULL, true, now,
+                        err))
+            return false;
+    }
+    return true;
+}
+
+/* Reads what the consumer printed, and the sink; false with err set when a bound is hit. */
 static bool read_output(struct hv_consumer *c, hc_proc *p, struct reader *rd,
                         struct hv_capture *cap, bool at_end, hc_error *err)
 {
     char chunk[65536];
     long n;
     int64_t now = hc_time_monotonic_ns();
+    struct hv_capture *to = c->sink == SINK_STDOUT ? cap : NULL;
 
     hc_proc_read_stderr(p);
     while ((n = hc_proc_read_stdout(p, chunk, sizeof(chunk))) > 0) {
-        char *nb = realloc(rd->buf, rd->len + (size_t)n + 1);
-        size_t start = 0;
-
-        if (!nb)
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory") == HC_OK;
-        rd->buf = nb;
-        memcpy(rd->buf + rd->len, chunk, (size_t)n);
-        rd->len += (size_t)n;
         rd->last_ns = now;
-        for (size_t i = 0; i < rd->len; i++) {
-            if (rd->buf[i] != '\n')
-                continue;
-            rd->buf[i] = '\0';
-            if (c->has_ready_re && !rd->ready_seen &&
-                regexec(&c->ready_re, rd->buf + start, 0, NULL, 0) == 0)
-                rd->ready_seen = true;
-            if (!add_line(cap, rd->buf + start, i - start, now))
-                return hc_error_set(err, HC_ERR_NOMEM,
-                                    "consumer printed more than %ld lines (or out of memory)",
-                                    MAX_OUTPUT_LINES) == HC_OK;
-            start = i + 1;
-        }
-        memmove(rd->buf, rd->buf + start, rd->len - start);
-        rd->len -= start;
-        if (rd->len > MAX_OUTPUT_LINE)
-            return hc_error_set(err, HC_ERR_PARSE, "consumer output line %zu is longer than %d KiB",
-                                cap->n_lines + 1, MAX_OUTPUT_LINE >> 10) == HC_OK;
+        if (!take_lines(c, &rd->out, chunk, (size_t)n, to, &rd->ready_seen, false, now, err))
+            return false;
     }
-    if (at_end && hc_proc_stdout(p) < 0 && rd->len) { /* a last line without '\n' */
-        if (!add_line(cap, rd->buf, rd->len, now))
-            return hc_error_set(err, HC_ERR_NOMEM, "out of memory") == HC_OK;
-        rd->len = 0;
-    }
+    if (at_end && hc_proc_stdout(p) < 0 && rd->out.len && /* a last line without '\n' */
+        !take_lines(c, &rd->out, "", 0, to, &rd->ready_seen, true, now, err))
+        return false;
+    if (c->sink == SINK_FILE)
+        return read_file_sink(c, rd, cap, at_end, now, err);
+    if (c->sink == SINK_MQTT && rd->sub)
+        return read_mqtt_sink(c, rd, cap, now, err);
     return true;
 }
 
@@ -436,7 +606,7 @@ static hc_err wait_ready(struct hv_consumer *c, hc_proc *p, struct reader *rd,
 
         if (!read_output(c, p, rd, cap, false, err))
             return err->code;
-        if (hc_broker_poll_events(c->broker, on_broker_event, &r, err) != HC_OK)
+        if (c->broker && hc_broker_poll_events(c->broker, on_broker_event, &r, err) != HC_OK)
             return err->code;
         if (c->has_ready_re ? rd->ready_seen : r.matched)
             return HC_OK;
@@ -538,9 +708,132 @@ static void stop_consumer(struct hv_consumer *c, hc_proc *p, struct reader *rd,
     hc_proc_stderr_tail(p, 5, cap->stderr_tail, sizeof(cap->stderr_tail));
 }
 
-static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, struct reader *rd,
-                         struct hv_capture *cap, const char *timing, hc_error *err)
+/*
+ * broker-restart, once the replay thread waits at the restart point: lets what was sent reach
+ * the consumer (its output still for --settle), kills and restarts the broker on the same
+ * ports, and waits (--ready-timeout) until the consumer has subscribed again.
+ */
+static hc_err restart_broker(struct hv_consumer *c, hc_proc *p, struct reader *rd,
+                             struct hv_capture *cap, hc_error *err)
 {
+    struct readiness r = {c, cap, false, false, {0}, 0};
+    int64_t deadline;
+    char tail[600];
+    hc_err rc;
+
+    while (hc_time_monotonic_ns() - rd->last_ns < c->o->settle_ns) {
+        if (!read_output(c, p, rd, cap, false, err))
+            return err->code;
+        if (tool_stop_requested)
+            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the consumer");
+        wait_output(p, 10);
+    }
+    rc = hc_broker_poll_events(c->broker, on_broker_event,
+                               &(struct readiness){c, &(struct hv_capture){0}, 0, 0, {0}, 0}, err);
+    if (rc == HC_OK)
+        rc = hc_broker_restart(c->broker, 0, err);
+    if (rc != HC_OK)
+        return hc_error_prefix(err, "broker-restart");
+    cap->broker_restarted = true;
+    deadline = hc_time_monotonic_ns() + c->o->ready_timeout_ns;
+    while (!r.matched) {
+        if (!read_output(c, p, rd, cap, false, err))
+            return err->code;
+        if (hc_broker_poll_events(c->broker, on_broker_event, &r, err) != HC_OK)
+            return err->code;
+        if (r.matched)
+            break;
+        if (hc_proc_exited(p, NULL) || hc_time_monotonic_ns() >= deadline) {
+            hc_proc_stderr_tail(p, 3, tail, sizeof(tail));
+            return hc_error_set(err, HC_ERR_TIMEOUT,
+                                "consumer did not subscribe again within %.3gs of the broker "
+                                "restart (%s)%s%s",
+                                (double)c->o->ready_timeout_ns / 1e9,
+                                hc_proc_exited(p, NULL) ? "it exited"
+                                : r.connected           ? "it reconnected but did not subscribe"
+                                                        : "it did not reconnect",
+                                tail[0] ? "; its stderr: " : "", tail);
+        }
+        if (tool_stop_requested)
+            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the consumer");
+        wait_output(p, 10);
+    }
+    return HC_OK;
+}
+
+/* Splits spec into the engine's items (*engine: malloc'd, NULL when none) and broker-restart
+ * (*restart_at: -2 none, -1 the middle, N >= 1 before input N). */
+static hc_err split_faults(const char *spec, char **engine, long *restart_at, hc_error *err)
+{
+    char *copy = strdup(spec), *save = NULL, *out = calloc(1, strlen(spec) + 1);
+    hc_err rc = HC_OK;
+
+    *engine = NULL;
+    *restart_at = -2;
+    if (!copy || !out) {
+        free(copy);
+        free(out);
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    }
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        if (strncmp(item, "broker-restart", 14) != 0) {
+            if (*out)
+                strcat(out, ",");
+            strcat(out, item);
+            continue;
+        }
+        if (*restart_at != -2) {
+            rc = hc_error_set(err, HC_ERR_INVALID, "'%s': broker-restart is given twice", item);
+            break;
+        }
+        if (strcmp(item, "broker-restart") == 0) {
+            *restart_at = -1;
+        } else {
+            char *end;
+
+            errno = 0;
+            *restart_at =
+                strncmp(item, "broker-restart=at:", 18) == 0 ? strtol(item + 18, &end, 10) : 0;
+            if (*restart_at < 1 || errno || *end) {
+                rc = hc_error_set(err, HC_ERR_INVALID,
+                                  "'%s': expected broker-restart or broker-restart=at:N "
+                                  "(N >= 1, the input before which it restarts)",
+                                  item);
+                break;
+            }
+        }
+    }
+    free(copy);
+    if (rc == HC_OK && *out)
+        *engine = out;
+    else
+        free(out);
+    return rc;
+}
+
+hc_err hv_faults_check(const char *spec, hc_error *err)
+{
+    char *engine = NULL;
+    long restart_at;
+    hc_faults *plan = NULL;
+    hc_err rc = split_faults(spec, &engine, &restart_at, err);
+
+    if (rc == HC_OK && engine)
+        rc = hc_faults_parse(engine, &plan, err);
+    if (rc == HC_OK && !engine && restart_at == -2)
+        rc = hc_error_set(err, HC_ERR_INVALID, "the spec is empty");
+    hc_faults_free(plan);
+    free(engine);
+    return rc;
+}
+
+static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, struct reader *rd,
+                         struct hv_capture *cap, const struct hv_case_settings *cs, hc_error *err)
+{
+    const char *timing = cs->timing;
+    hc_faults *plan = NULL;
+    char *engine_spec = NULL;
+    long restart_at = -2;
     struct hc_replay_options ro;
     struct replay_job job;
     struct hc_replay_stats st;
@@ -552,14 +845,38 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
     memset(&ro, 0, sizeof(ro));
     memset(&job, 0, sizeof(job));
     hc_mqtt_client_id("hverify", client_id, sizeof(client_id));
-    ro.mqtt.url = c->info->publisher_url;
+    if (c->broker) {
+        ro.mqtt.url = c->info->publisher_url;
+        ro.mqtt.username = c->info->publisher_user;
+        ro.mqtt.password = c->info->publisher_password;
+    } else {
+        ro.mqtt = c->o->mqtt_opts;
+    }
     ro.mqtt.client_id = client_id;
-    ro.mqtt.username = c->info->publisher_user;
-    ro.mqtt.password = c->info->publisher_password;
     ro.mqtt.cancel = &tool_stop_requested;
     rc = parse_timing(timing, &ro.sched, err);
-    if (rc != HC_OK)
+    if (rc == HC_OK && cs->faults)
+        rc = split_faults(cs->faults, &engine_spec, &restart_at, err);
+    if (rc == HC_OK && engine_spec)
+        rc = hc_faults_parse(engine_spec, &plan, err);
+    free(engine_spec);
+    if (rc != HC_OK) {
+        hc_faults_free(plan);
         return rc;
+    }
+    if (restart_at != -2 && !c->broker) {
+        hc_faults_free(plan);
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "broker-restart needs hverify's private broker (no --url)");
+    }
+    s->restart_at = restart_at == -2 ? -1 : restart_at == -1 ? (long)s->n / 2 : restart_at - 1;
+    s->stop = &replay_stop;
+    s->cap = cap;
+    ro.faults = plan;
+    ro.fault_seed = cs->seed;
+    ro.hooks.sent = on_sent;
+    ro.hooks.fault = on_fault;
+    ro.hooks.ctx = s;
     replay_stop = 0;
     ro.stop = &replay_stop;
     ro.qos = -1;
@@ -570,12 +887,16 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
     ro.shard_k = ro.shard_n = 1;
     ro.loops = 1;
     rc = hc_replay_new(&ro, &job.engine, err);
-    if (rc != HC_OK)
-        return hc_error_prefix(err, "cannot replay into the private broker");
+    if (rc != HC_OK) {
+        hc_faults_free(plan);
+        return hc_error_prefix(err, c->broker ? "cannot replay into the private broker"
+                                              : "cannot replay into the broker");
+    }
     job.src = (struct hc_replay_source){src_open, src_next, src_close, s};
     job.err = (hc_error)HC_ERROR_INIT;
     if (pthread_create(&th, NULL, replay_thread, &job) != 0) {
         hc_replay_free(job.engine);
+        hc_faults_free(plan);
         return hc_error_set(err, HC_ERR_IO, "cannot start the replay thread");
     }
     /* Read while the replay runs; then until the output has been still for --settle. */
@@ -585,6 +906,12 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
         if (!read_output(c, p, rd, cap, false, err)) {
             rc = err->code;
             break;
+        }
+        if (atomic_load(&s->restart_wanted) && !atomic_load(&s->restart_done)) {
+            rc = restart_broker(c, p, rd, cap, err);
+            atomic_store(&s->restart_done, 1);
+            if (rc != HC_OK)
+                break;
         }
         now = hc_time_monotonic_ns();
         if (!done_ns && atomic_load(&job.done))
@@ -616,12 +943,115 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
         *err = job.err;
         rc = hc_error_prefix(err, "replay");
     }
+    if (rc == HC_OK && s->out_of_memory)
+        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     hc_replay_free(job.engine);
+    hc_faults_free(plan);
     return rc;
 }
 
-hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *timing,
-                            struct hv_capture *cap, hc_error *err)
+/* --capture: a fresh file, or hverify's own subscription before the consumer starts */
+static hc_err open_sink(struct hv_consumer *c, struct reader *rd, hc_error *err)
+{
+    rd->file_fd = -1;
+    if (c->sink == SINK_FILE && unlink(c->sink_arg) != 0 && errno != ENOENT)
+        return hc_error_set(err, HC_ERR_IO, "cannot remove the capture file '%s': %s", c->sink_arg,
+                            strerror(errno));
+    if (c->sink == SINK_MQTT) {
+        struct hc_mqtt_options mo;
+        char client_id[128];
+        const char *filters[1] = {c->sink_arg};
+        int qos[1] = {1}, granted[1];
+        hc_err rc;
+
+        if (c->broker) {
+            memset(&mo, 0, sizeof(mo));
+            mo.url = c->info->publisher_url;
+            mo.username = c->info->publisher_user;
+            mo.password = c->info->publisher_password;
+        } else {
+            mo = c->o->mqtt_opts;
+        }
+        hc_mqtt_client_id("hverify-capture", client_id, sizeof(client_id));
+        mo.client_id = client_id;
+        mo.cancel = &tool_stop_requested;
+        rc = hc_mqtt_new(&mo, HC_MQTT_SUBSCRIBER, &rd->sub, err);
+        if (rc == HC_OK)
+            rc = hc_mqtt_connect(rd->sub, err);
+        if (rc == HC_OK)
+            rc = hc_mqtt_subscribe(rd->sub, 1, filters, qos, granted, err);
+        if (rc != HC_OK)
+            return hc_error_prefix(err, "--capture mqtt:%s", c->sink_arg);
+    }
+    return HC_OK;
+}
+
+static void close_sink(struct reader *rd)
+{
+    hc_mqtt_free(rd->sub);
+    if (rd->file_fd >= 0)
+        close(rd->file_fd);
+    free(rd->out.buf);
+    free(rd->sink.buf);
+}
+
+/* --probe: its stdout, read to its end within --timeout, is the case's output */
+static hc_err run_probe(struct hv_consumer *c, const char *const *env, struct hv_capture *cap,
+                        hc_error *err)
+{
+    struct hc_proc_options po;
+    struct linebuf lb = {NULL, 0};
+    char *cmd = expand_command(c, c->o->probe), chunk[65536], tail[600], what[160];
+    int64_t deadline = hc_time_monotonic_ns() + c->o->timeout_ns;
+    hc_proc *p = NULL;
+    int status = 0;
+    hc_err rc;
+
+    if (!cmd)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    memset(&po, 0, sizeof(po));
+    po.command = cmd;
+    po.env = env;
+    po.interrupt_grace_ns = c->o->stop_grace_ns;
+    po.terminate_grace_ns = c->o->stop_grace_ns;
+    rc = hc_proc_start(&po, &p, err);
+    while (rc == HC_OK && (hc_proc_stdout(p) >= 0 || !hc_proc_exited(p, &status))) {
+        long n;
+
+        hc_proc_read_stderr(p);
+        while ((n = hc_proc_read_stdout(p, chunk, sizeof(chunk))) > 0)
+            if (!take_lines(c, &lb, chunk, (size_t)n, cap, NULL, false, hc_time_monotonic_ns(),
+                            err))
+                rc = err->code;
+        if (rc == HC_OK && tool_stop_requested)
+            rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the probe");
+        if (rc == HC_OK && hc_time_monotonic_ns() >= deadline)
+            rc = hc_error_set(err, HC_ERR_TIMEOUT, "--probe did not finish within --timeout");
+        if (rc == HC_OK)
+            wait_output(p, 10);
+    }
+    if (rc == HC_OK && lb.len &&
+        !take_lines(c, &lb, "", 0, cap, NULL, true, hc_time_monotonic_ns(), err))
+        rc = err->code;
+    if (p) {
+        status = hc_proc_stop(p, NULL);
+        hc_proc_read_stderr(p);
+        hc_proc_stderr_tail(p, 3, tail, sizeof(tail));
+        if (rc == HC_OK && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            hc_proc_describe_status(status, what, sizeof(what));
+            rc = hc_error_set(err, HC_ERR_IO, "--probe %s%s%s", what,
+                              tail[0] ? "; its stderr: " : "", tail);
+        }
+    }
+    hc_proc_free(p);
+    free(lb.buf);
+    free(cmd);
+    return rc;
+}
+
+hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir,
+                            const struct hv_case_settings *cs, struct hv_capture *cap,
+                            hc_error *err)
 {
     struct source s;
     struct reader rd;
@@ -633,14 +1063,19 @@ hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *
 
     memset(&s, 0, sizeof(s));
     memset(&rd, 0, sizeof(rd));
+    rd.file_fd = -1;
     memset(cap, 0, sizeof(*cap));
-    snprintf(cap->timing, sizeof(cap->timing), "%s", timing ? timing : "max");
+    snprintf(cap->timing, sizeof(cap->timing), "%s", cs->timing ? cs->timing : "max");
     rc = load_inputs(c, dir, &s, cap, err);
     if (rc != HC_OK)
         goto out;
     /* forget what earlier cases' clients did */
-    rc = hc_broker_poll_events(c->broker, on_broker_event,
-                               &(struct readiness){c, &(struct hv_capture){0}, 0, 0, {0}, 0}, err);
+    if (c->broker)
+        rc = hc_broker_poll_events(c->broker, on_broker_event,
+                                   &(struct readiness){c, &(struct hv_capture){0}, 0, 0, {0}, 0},
+                                   err);
+    if (rc == HC_OK)
+        rc = open_sink(c, &rd, err);
     if (rc != HC_OK)
         goto out;
     cmd = expand_command(c, c->o->consumer);
@@ -665,7 +1100,7 @@ hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *
     rd.last_ns = hc_time_monotonic_ns();
     rc = wait_ready(c, p, &rd, cap, err);
     if (rc == HC_OK)
-        rc = run_replay(c, &s, p, &rd, cap, timing, err);
+        rc = run_replay(c, &s, p, &rd, cap, cs, err);
     if (rc != HC_OK) {
         hc_error tmp = HC_ERROR_INIT;
 
@@ -674,12 +1109,53 @@ hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *
     }
     stop_consumer(c, p, &rd, cap, err);
     rc = err->code == HC_OK ? HC_OK : err->code;
+    if (rc == HC_OK && c->sink == SINK_PROBE)
+        rc = run_probe(c, env, cap, err);
 out:
     hc_proc_free(p);
     free(cmd);
-    free(rd.buf);
+    close_sink(&rd);
     free_source(&s);
     return rc;
+}
+
+/* Appends the faults of k's device to buf: pass 0 those on input k (or swapped with it), pass
+ * 1 the others. */
+void hv_capture_faults_of(const struct hv_capture *cap, long k, char *buf, size_t size)
+{
+    const char *device = k >= 0 && (size_t)k < cap->n_inputs ? cap->inputs[k].device : NULL;
+    size_t len = 0, shown = 0, more = 0;
+
+    buf[0] = '\0';
+    for (int pass = device ? 0 : 1; pass < 2; pass++) {
+        for (size_t i = 0; i < cap->n_faults; i++) {
+            const struct hv_fault_note *f = &cap->faults[i];
+            const char *d = f->input >= 0 && (size_t)f->input < cap->n_inputs
+                                ? cap->inputs[f->input].device
+                                : NULL;
+            bool own = f->input == k || f->partner == k;
+            int n;
+
+            if ((device && (!d || strcmp(d, device) != 0)) || (device && own != (pass == 0)))
+                continue;
+            if (shown == 4) {
+                more++;
+                continue;
+            }
+            if (f->partner >= 0)
+                n = snprintf(buf + len, size - len, "%sinput %ld %s (with input %ld)",
+                             shown ? ", " : "", f->input + 1, f->kind, f->partner + 1);
+            else
+                n = snprintf(buf + len, size - len, "%sinput %ld %s", shown ? ", " : "",
+                             f->input + 1, f->kind);
+            if (n < 0 || (size_t)n >= size - len)
+                return;
+            len += (size_t)n;
+            shown++;
+        }
+    }
+    if (more && len < size)
+        snprintf(buf + len, size - len, " and %zu more", more);
 }
 
 long hv_capture_attribute(const struct hv_capture *cap, const char *line)
@@ -699,6 +1175,14 @@ long hv_capture_attribute(const struct hv_capture *cap, const char *line)
         if (best < 0)
             best = (long)i;
     }
+    for (size_t i = 0; i < cap->n_faults && best < 0; i++) { /* a timestamp a fault moved */
+        const struct hv_fault_note *f = &cap->faults[i];
+        const struct hv_input_info *in = &cap->inputs[f->input];
+
+        if (f->time_after[0] && in->device && strstr(line, f->time_after) &&
+            strstr(line, in->device))
+            best = f->input;
+    }
     return best;
 }
 
@@ -715,5 +1199,6 @@ void hv_capture_release(struct hv_capture *cap)
         free(cap->inputs[i].measured_at);
     }
     free(cap->inputs);
+    free(cap->faults);
     memset(cap, 0, sizeof(*cap));
 }

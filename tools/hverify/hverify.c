@@ -157,6 +157,8 @@ struct run {
 
     struct hv_consumer *consumer; /* --consumer mode */
     struct hv_capture cap;
+    long *kept; /* output lines compared (not blank, not ignored): kept[ordinal - 1] */
+    size_t n_kept;
     struct hv_case_extra extra;
     bool text; /* compare plain lines against expected.txt */
 };
@@ -214,6 +216,74 @@ static char *describe_expected(const struct run *r, const cJSON *expected)
     return d;
 }
 
+/* --report-html: marks the output line (message: its ordinal among the compared lines) and the
+ * input a mismatch concerns, on the case's timeline. The input is the one the text report names
+ * ("input K: ..." in topic), else the one the expected value or the output line names. */
+static void mark_failing(struct run *r, long message, const char *topic, const struct hv_diff *d)
+{
+    struct hv_timeline *tl = &r->res->timeline;
+    long input = -1, named;
+
+    if (message > 0 && (size_t)message <= r->n_kept &&
+        (size_t)r->kept[message - 1] < tl->n_outputs) {
+        size_t line = (size_t)r->kept[message - 1];
+
+        tl->output_failing[line] = true;
+        input = hv_capture_attribute(&r->cap, r->cap.lines[line]);
+    }
+    if (d && d->expected) {
+        char *text = cJSON_IsString(d->expected) ? hv_xstrdup(d->expected->valuestring)
+                                                 : cJSON_PrintUnformatted(d->expected);
+        long k = text ? hv_capture_attribute(&r->cap, text) : -1;
+
+        free(text);
+        if (k >= 0)
+            input = k; /* the input whose expected output went wrong */
+    }
+    if (topic && sscanf(topic, "input %ld:", &named) == 1 && named >= 1)
+        input = named - 1;
+    if (input >= 0 && (size_t)input < tl->n_inputs)
+        tl->input_failing[input] = true;
+}
+
+/* The input a difference belongs to: the one its description names ("input 4: co2, ..."),
+ * else the actual value's, else the expected one's; -1. */
+static long attribute_diff(const struct run *r, const char *where, const struct hv_diff *d)
+{
+    long k = -1;
+
+    if (where && sscanf(where, "input %ld:", &k) == 1 && k >= 1 && (size_t)k <= r->cap.n_inputs)
+        return k - 1;
+    k = -1;
+
+    for (int side = 0; side < 2 && k < 0 && d; side++) {
+        const cJSON *v = side == 0 ? d->actual : d->expected;
+        char *text;
+
+        if (!v)
+            continue;
+        text = cJSON_IsString(v) ? hv_xstrdup(v->valuestring) : cJSON_PrintUnformatted(v);
+        k = hv_capture_attribute(&r->cap, text);
+        free(text);
+    }
+    return k;
+}
+
+/* note, followed by the faults applied to the inputs of the difference's device: the inputs
+ * that caused it */
+static char *fault_note(const struct run *r, const char *where, const struct hv_diff *d,
+                        const char *note)
+{
+    char faults[700], buf[1200];
+
+    hv_capture_faults_of(&r->cap, attribute_diff(r, where, d), faults, sizeof(faults));
+    if (!faults[0])
+        return hv_xstrdup(note);
+    snprintf(buf, sizeof(buf), "%s%sfaults on this device: %s", note ? note : "", note ? "; " : "",
+             faults);
+    return hv_xstrdup(buf);
+}
+
 static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
                          const char *note)
 {
@@ -222,6 +292,8 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
 
     res->mismatch_count++;
     r->changed = true;
+    if (r->consumer)
+        mark_failing(r, message, topic, d);
     if (r->o->max_report > 0 && res->n_mm >= (size_t)r->o->max_report)
         return;
     m = realloc(res->mm, (res->n_mm + 1) * sizeof(*m));
@@ -236,7 +308,7 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
     m->path = hv_xstrdup(d ? d->path : "$");
     m->expected = d ? excerpt_json(d->expected) : NULL;
     m->actual = d ? excerpt_json(d->actual) : NULL;
-    m->note = hv_xstrdup(note);
+    m->note = r->consumer && r->cap.n_faults ? fault_note(r, m->topic, d, note) : hv_xstrdup(note);
 }
 
 /* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
@@ -766,7 +838,7 @@ static void latency_figures(struct run *r)
     double *ms = calloc(n ? n : 1, sizeof(double));
     bool *seen = calloc(n ? n : 1, sizeof(bool));
 
-    if (!ms || !seen)
+    if (!ms || !seen || r->o->probe) /* a probe's output comes after the consumer stopped */
         goto out;
     for (size_t i = 0; i < r->cap.n_lines; i++) {
         long k = hv_capture_attribute(&r->cap, r->cap.lines[i]);
@@ -793,6 +865,25 @@ out:
     free(seen);
 }
 
+/* The case's timeline, for --report-html; left empty when memory is short (the page says so). */
+static void timeline_figures(struct run *r)
+{
+    struct hv_timeline *tl = &r->res->timeline;
+    size_t ni = r->cap.n_inputs, no = r->cap.n_lines;
+
+    tl->input_ns = calloc(ni + 1, sizeof(*tl->input_ns));
+    tl->input_failing = calloc(ni + 1, sizeof(*tl->input_failing));
+    tl->output_ns = calloc(no + 1, sizeof(*tl->output_ns));
+    tl->output_failing = calloc(no + 1, sizeof(*tl->output_failing));
+    if (!tl->input_ns || !tl->input_failing || !tl->output_ns || !tl->output_failing)
+        return;
+    for (size_t i = 0; i < ni; i++)
+        tl->input_ns[i] = r->cap.inputs[i].sent_ns;
+    memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
+    tl->n_inputs = ni;
+    tl->n_outputs = no;
+}
+
 static void consumer_figures(struct run *r, hc_err rc)
 {
     static const char *const how[] = {"by itself", "after SIGINT", "after SIGTERM",
@@ -813,18 +904,36 @@ static void consumer_figures(struct run *r, hc_err rc)
     r->res->consumer_exit = hv_xstrdup(buf);
     if (r->cap.stderr_tail[0])
         r->res->stderr_tail = hv_xstrdup(r->cap.stderr_tail);
+    r->res->faults_applied = (long)r->cap.n_faults;
+    r->res->broker_restarted = r->cap.broker_restarted;
     latency_figures(r);
+    timeline_figures(r);
+}
+
+/* The faults of the case: the command line's, else case.json's. Updating a case whose expected
+ * output is the clean run's ("expect": "same", or --faults on a case without its own) runs it
+ * clean: that is the output to keep. */
+static void case_faults(const struct run *r, struct hv_case_settings *cs)
+{
+    const struct hverify_opts *o = r->o;
+
+    cs->faults = o->faults ? o->faults : r->extra.faults;
+    cs->seed = o->seed_given ? o->fault_seed : r->extra.has_seed ? r->extra.seed : 1;
+    if (cs->faults && o->update && (r->extra.expect_same || !r->extra.faults))
+        cs->faults = NULL;
 }
 
 static bool run_consumer(struct run *r)
 {
-    const char *timing = r->o->timing ? r->o->timing : r->extra.timing;
+    struct hv_case_settings cs = {r->o->timing ? r->o->timing : r->extra.timing, NULL, 1};
     long *kept = NULL;
     size_t n_kept = 0;
     hc_err rc;
     bool ok = true;
 
-    rc = hv_consumer_run_case(r->consumer, r->dir, timing, &r->cap, &r->err);
+    case_faults(r, &cs);
+    r->res->faults = cs.faults ? hv_xstrdup(cs.faults) : NULL;
+    rc = hv_consumer_run_case(r->consumer, r->dir, &cs, &r->cap, &r->err);
     consumer_figures(r, rc);
     r->n_input = (long)r->cap.n_inputs;
     if (rc != HC_OK)
@@ -835,6 +944,8 @@ static bool run_consumer(struct run *r)
     for (size_t i = 0; i < r->cap.n_lines; i++)
         if (!blank(r->cap.lines[i]) && !line_ignored(r, r->cap.lines[i]))
             kept[n_kept++] = (long)i;
+    r->kept = kept; /* the order-any and per-device comparisons name lines after this returns */
+    r->n_kept = n_kept;
     if (r->text) {
         ok = compare_text(r, kept, n_kept);
     } else {
@@ -863,12 +974,12 @@ static bool run_consumer(struct run *r)
             free(where);
         }
     }
-    free(kept);
     return ok;
 }
 
 static void run_release(struct run *r)
 {
+    free(r->kept);
     hv_input_close(&r->in);
     if (r->exp)
         fclose(r->exp);
@@ -887,6 +998,7 @@ static void run_release(struct run *r)
     hv_cfg_release(&r->cfg);
     hv_capture_release(&r->cap);
     free(r->extra.timing);
+    free(r->extra.faults);
     for (size_t i = 0; i < r->extra.n_ign; i++)
         regfree(&r->extra.ign[i]);
 }
@@ -1079,7 +1191,12 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
         free(r[i].name);
         free(r[i].error);
         free(r[i].consumer_exit);
+        free(r[i].faults);
         free(r[i].stderr_tail);
+        free(r[i].timeline.input_ns);
+        free(r[i].timeline.input_failing);
+        free(r[i].timeline.output_ns);
+        free(r[i].timeline.output_failing);
     }
     free(r);
 }
@@ -1148,6 +1265,14 @@ int hverify_run(const struct hverify_opts *o)
         hc_error err = HC_ERROR_INIT;
 
         if (!hv_report_junit(o->junit, results, cases_run, &err)) {
+            tool_error("%s", err.message);
+            errors++;
+        }
+    }
+    if (o->report_html) {
+        hc_error err = HC_ERROR_INIT;
+
+        if (!hv_report_html(o->report_html, o, results, cases_run, &err)) {
             tool_error("%s", err.message);
             errors++;
         }

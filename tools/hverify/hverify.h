@@ -36,14 +36,15 @@ struct hverify_opts {
     double abs_tol, rel_tol;
     const char *ignore[HV_MAX_IGNORE];
     size_t n_ignore;
-    enum hv_order order; /* HV_ORDER_UNSET: case.json's, else strict */
-    bool update;         /* write expected.jsonl.pending */
-    bool accept;         /* move pending files into place (with update: write directly) */
-    bool force;          /* write even when CI is set */
-    bool json;           /* machine-readable report on stdout */
-    const char *junit;   /* JUnit XML file, or NULL */
-    long max_report;     /* mismatching messages detailed per case; 0 = all */
-    int verbosity;       /* 0 summary only, 1 failures, 2 every case */
+    enum hv_order order;     /* HV_ORDER_UNSET: case.json's, else strict */
+    bool update;             /* write expected.jsonl.pending */
+    bool accept;             /* move pending files into place (with update: write directly) */
+    bool force;              /* write even when CI is set */
+    bool json;               /* machine-readable report on stdout */
+    const char *junit;       /* JUnit XML file, or NULL */
+    const char *report_html; /* --report-html: self-contained HTML page (report_html.c) */
+    long max_report;         /* mismatching messages detailed per case; 0 = all */
+    int verbosity;           /* 0 summary only, 1 failures, 2 every case */
 
     /* --consumer mode */
     const char *consumer;     /* shell command of the user's MQTT consumer, or NULL */
@@ -56,8 +57,20 @@ struct hverify_opts {
     bool text;                /* compare plain lines (also when a case has expected.txt) */
     const char *ignore_line[HV_MAX_IGNORE]; /* regexes of output lines to skip */
     size_t n_ignore_line;
-    const char *integration_id, *api_key_id; /* NULL: random per run */
+    const char *integration_id, *api_key_id; /* NULL: random per run (--url: as given) */
+    /* --url: an existing broker instead of the private one (the shared connection options) */
+    struct tool_mqtt mqtt;
+    bool use_url;                     /* --url or -h given */
+    struct hc_mqtt_options mqtt_opts; /* resolved from mqtt when use_url */
+    const char *capture;              /* "mqtt:FILTER" or "file:PATH"; NULL: its stdout */
+    const char *probe;                /* shell command whose stdout is the output, or NULL */
+    const char *faults;               /* --faults SPEC (hcore/faults.h plus broker-restart) */
+    uint64_t fault_seed;              /* --seed */
+    bool seed_given;
 };
+
+/* Releases what parsing resolved (the token of --url's credentials). */
+void hverify_opts_release(struct hverify_opts *o);
 
 void hverify_opts_init(struct hverify_opts *o);
 
@@ -173,6 +186,10 @@ void hv_report_leftovers(const char *dir, bool updating);
 /* case.json members of the consumer mode */
 struct hv_case_extra {
     char *timing;
+    char *faults;  /* "faults": a spec */
+    uint64_t seed; /* "seed" */
+    bool has_seed;
+    bool expect_same; /* "expect": "same": the expected output is the clean run's */
     regex_t ign[HV_MAX_IGNORE];
     size_t n_ign;
 };
@@ -197,7 +214,16 @@ struct hv_input_info {
     char *type;        /* measurement type (topic level 6), or NULL */
     char *device;      /* device id (the last topic level), or NULL */
     char *measured_at; /* from the payload, or NULL */
-    int64_t sent_ns;   /* CLOCK_MONOTONIC when the replay engine took it; 0 if never */
+    int64_t sent_ns;   /* CLOCK_MONOTONIC of its first publish (the engine's sent hook); 0 if
+                          never */
+};
+
+/* One fault applied to an input of the case (the replay engine's fault hook). */
+struct hv_fault_note {
+    long input;          /* 0-based input index */
+    const char *kind;    /* "dup", "reorder"... (static) */
+    long partner;        /* reorder: the input it swapped with; -1 none */
+    char time_after[40]; /* stale, future, skew: the first timestamp as sent; "" otherwise */
 };
 
 /* What one case produced. */
@@ -213,19 +239,38 @@ struct hv_capture {
     bool exited_early; /* it exited by itself before it was asked to stop */
     char stderr_tail[1024];
     char timing[32];
+    struct hv_fault_note *faults; /* in the order they were applied */
+    size_t n_faults, cap_faults;
+    bool broker_restarted;
 };
+
+/* What one case asks of the run. */
+struct hv_case_settings {
+    const char *timing; /* "max", "recorded" or "speed:X"; NULL: max */
+    const char *faults; /* spec (hcore/faults.h plus broker-restart), or NULL: clean */
+    uint64_t seed;
+};
+
+/* Checks a fault spec (the replay engine's kinds plus broker-restart[=at:N]): HC_OK or
+ * HC_ERR_INVALID naming the item. */
+hc_err hv_faults_check(const char *spec, hc_error *err);
+
+/* The faults applied to inputs of the same device as input k (every input when k < 0), those
+ * on input k itself first, as "input 17 dup, input 20 reorder (with input 22)"; "" when none. */
+void hv_capture_faults_of(const struct hv_capture *cap, long k, char *buf, size_t size);
 
 struct hv_consumer; /* the run: the private broker, ids */
 
 /* Starts the private broker for the run. */
 hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, hc_error *err);
-/* Runs the consumer over one case: readiness, replay, completion, stop. timing: "max",
- * "recorded" or "speed:X". HC_OK with *cap filled (even when the consumer died: see the
+/* Runs the consumer over one case: readiness, replay (with cs's faults), completion, stop, the
+ * probe. HC_OK with *cap filled (even when the consumer died: see the
  * figures); an error (one line, with its stderr tail) when the case could not run. */
-hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir, const char *timing,
-                            struct hv_capture *cap, hc_error *err);
+hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir,
+                            const struct hv_case_settings *cs, struct hv_capture *cap,
+                            hc_error *err);
 /* Which input an output line (or expected line) most likely belongs to: its device id and
- * measured_at both appear in it. -1 when none. */
+ * measured_at (or the timestamp a fault gave it) both appear in it. -1 when none. */
 long hv_capture_attribute(const struct hv_capture *cap, const char *line);
 void hv_capture_release(struct hv_capture *cap);
 void hv_consumer_close(struct hv_consumer *c);
@@ -241,6 +286,17 @@ struct hv_mismatch {
     char *expected; /* compact JSON, or NULL when missing */
     char *actual;
     char *note; /* extra explanation, or NULL */
+};
+
+/* --consumer mode: when each input went out and each output line came (CLOCK_MONOTONIC), the
+ * failing ones marked (a mismatch concerns the line, or names the input), for --report-html. */
+struct hv_timeline {
+    int64_t *input_ns; /* 0: never sent */
+    bool *input_failing;
+    size_t n_inputs;
+    int64_t *output_ns;
+    bool *output_failing;
+    size_t n_outputs;
 };
 
 struct hv_case_result {
@@ -260,7 +316,11 @@ struct hv_case_result {
     long latency_n; /* inputs matched to an output */
     double latency_p50_ms, latency_p99_ms, latency_max_ms;
     char *consumer_exit; /* "exited with status 0 after SIGINT", ... */
-    char *stderr_tail;   /* on failure */
+    char *faults;        /* the fault spec the case ran with, or NULL */
+    long faults_applied;
+    bool broker_restarted;
+    char *stderr_tail; /* on failure */
+    struct hv_timeline timeline;
 };
 
 /* One line on what failed: "2 of 5 messages differ", or, when expected.jsonl has more lines
@@ -274,6 +334,10 @@ void hv_print_case(const struct hverify_opts *o, const struct hv_case_result *c)
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err);
 /* Writes the machine-readable report to fp. */
 bool hv_report_json(FILE *fp, const struct hv_case_result *r, size_t n);
+/* --report-html (report_html.c): the cases, each failure with its first differing path, and a
+ * timeline per consumer case. false on I/O error (reason in err). */
+bool hv_report_html(const char *path, const struct hverify_opts *o, const struct hv_case_result *r,
+                    size_t n, hc_error *err);
 /* XML-escapes s into a new string (drops characters XML 1.0 cannot hold). */
 char *hv_xml_escape(const char *s);
 

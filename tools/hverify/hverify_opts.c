@@ -4,10 +4,13 @@
  */
 #include "hverify.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "hcore/topic.h"
 
 enum {
     OPT_DECODER = TOOL_OPT_TOOL_BASE,
@@ -21,6 +24,7 @@ enum {
     OPT_FORCE,
     OPT_JSON,
     OPT_JUNIT,
+    OPT_REPORT_HTML,
     OPT_MAX_REPORT,
     OPT_CONSUMER,
     OPT_BROKER,
@@ -31,8 +35,10 @@ enum {
     OPT_TIMING,
     OPT_TEXT,
     OPT_IGNORE_LINE,
-    OPT_INTEGRATION_ID,
-    OPT_API_KEY_ID,
+    OPT_CAPTURE,
+    OPT_PROBE,
+    OPT_FAULTS,
+    OPT_SEED,
     OPT_HELP,
     OPT_QUIET
 };
@@ -44,7 +50,7 @@ static const char usage[] =
     "PATH is a case directory (input.jsonl or input.db, expected.jsonl, optional case.json)\n"
     "or a folder searched recursively for cases, run in name order. case.json members:\n"
     "description, notes, source (text), abs_tol, rel_tol, tolerances, ignore, order;\n"
-    "with --consumer also timing, ignore_lines.\n"
+    "with --consumer also timing, ignore_lines, faults, seed, expect.\n"
     "\n"
     "Decoder:\n"
     "  --decoder 'CMD ARGS'  run CMD with sh -c once per case: input messages as JSON lines\n"
@@ -77,7 +83,22 @@ static const char usage_consumer[] =
     "  --text                compare plain lines (the default when a case has expected.txt)\n"
     "  --ignore-line REGEX   skip output lines matching REGEX (repeatable; also case.json's\n"
     "                        ignore_lines)\n"
-    "  --integration-id ID, --api-key-id ID  the run's ids (default: random UUIDs)\n";
+    "  --integration-id ID, --api-key-id ID  the run's ids (default: random UUIDs)\n"
+    "  --capture SINK        what is compared instead of its stdout: mqtt:FILTER (messages\n"
+    "                        it publishes under FILTER, one payload per line) or file:PATH\n"
+    "                        (a file it writes, removed before each case, read as it grows)\n"
+    "  --probe 'CMD'         after the consumer stopped, run CMD with sh -c (same environment\n"
+    "                        and placeholders); its stdout is the output, e.g.\n"
+    "                        sqlite3 out.db 'select ...'\n"
+    "  --faults SPEC         perturb each case's input as hreplay --faults does (see\n"
+    "                        docs/faults.md), plus broker-restart[=at:N]: the private broker\n"
+    "                        is killed and restarted before input N (default: the middle)\n"
+    "                        and the consumer must subscribe again; overrides case.json's\n"
+    "                        \"faults\"; the expected output stays the clean run's\n"
+    "  --seed N              seed of the fault decisions (default: case.json's, else 1)\n"
+    "  Broker connection options (--url, -h...: below) use an existing broker instead of\n"
+    "  starting one (needs --ready); hverify publishes with them and the consumer gets them\n"
+    "  in its environment.\n";
 
 static const char usage_rest[] =
     "Comparison (structural: key order and whitespace never matter):\n"
@@ -96,6 +117,9 @@ static const char usage_rest[] =
     "Reporting:\n"
     "  --json                machine-readable report on stdout instead of text\n"
     "  --junit FILE          also write a JUnit XML report (one testcase per case)\n"
+    "  --report-html FILE    also write a self-contained HTML page: the cases, each failure\n"
+    "                        with its first differing path, and for --consumer cases a\n"
+    "                        timeline of inputs and outputs with the failing ones marked\n"
     "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
     "  --quiet               only the summary line\n"
     "  -v, --verbose         also list the cases that passed\n"
@@ -131,6 +155,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"force", no_argument, NULL, OPT_FORCE},
         {"json", no_argument, NULL, OPT_JSON},
         {"junit", required_argument, NULL, OPT_JUNIT},
+        {"report-html", required_argument, NULL, OPT_REPORT_HTML},
         {"max-report", required_argument, NULL, OPT_MAX_REPORT},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
@@ -143,8 +168,11 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"timing", required_argument, NULL, OPT_TIMING},
         {"text", no_argument, NULL, OPT_TEXT},
         {"ignore-line", required_argument, NULL, OPT_IGNORE_LINE},
-        {"integration-id", required_argument, NULL, OPT_INTEGRATION_ID},
-        {"api-key-id", required_argument, NULL, OPT_API_KEY_ID},
+        {"capture", required_argument, NULL, OPT_CAPTURE},
+        {"probe", required_argument, NULL, OPT_PROBE},
+        {"faults", required_argument, NULL, OPT_FAULTS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        TOOL_MQTT_LONG_OPTIONS,
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
     int opt;
@@ -158,9 +186,27 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
     }
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":v" TOOL_MQTT_SHORT_OPTIONS, longopts, NULL)) != -1) {
         enum opts_result r = OPTS_OK;
 
+        if (opt == TOOL_OPT_INTEGRATION_ID || opt == TOOL_OPT_API_KEY_ID || opt == 'u') {
+            const char *name = opt == TOOL_OPT_INTEGRATION_ID ? "--integration-id"
+                               : opt == 'u'                   ? "--username"
+                                                              : "--api-key-id";
+
+            if (!*optarg || strchr(optarg, '/') || strchr(optarg, '+') || strchr(optarg, '#'))
+                return tool_usage_error("invalid value '%s' for %s: must be one topic level",
+                                        optarg, name);
+            *(opt == TOOL_OPT_INTEGRATION_ID ? &o->integration_id : &o->api_key_id) = optarg;
+        }
+        if (opt == TOOL_OPT_URL || opt == 'h')
+            o->use_url = true;
+        r = tool_mqtt_option(&o->mqtt, opt, optarg);
+        if (r == OPTS_ERROR)
+            return OPTS_ERROR;
+        if (r == OPTS_OK)
+            continue;
+        r = OPTS_OK;
         switch (opt) {
         case OPT_DECODER:
             if (!*optarg)
@@ -217,6 +263,11 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
             if (!*optarg)
                 return tool_usage_error("invalid value '' for --junit: must not be empty");
             o->junit = optarg;
+            break;
+        case OPT_REPORT_HTML:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --report-html: must not be empty");
+            o->report_html = optarg;
             break;
         case OPT_MAX_REPORT:
             r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);
@@ -294,17 +345,52 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
             o->ignore_line[o->n_ignore_line++] = optarg;
             break;
         }
-        case OPT_INTEGRATION_ID:
-        case OPT_API_KEY_ID:
-            if (!*optarg || strchr(optarg, '/') || strchr(optarg, '+') || strchr(optarg, '#'))
-                return tool_usage_error("invalid value '%s' for %s: must be one topic level",
-                                        optarg,
-                                        opt == OPT_API_KEY_ID ? "--api-key-id" : "--integration-id");
-            *(opt == OPT_API_KEY_ID ? &o->api_key_id : &o->integration_id) = optarg;
+        case OPT_CAPTURE:
+            if ((strncmp(optarg, "mqtt:", 5) != 0 && strncmp(optarg, "file:", 5) != 0) ||
+                !optarg[5])
+                return tool_usage_error(
+                    "invalid value '%s' for --capture: expected mqtt:FILTER or file:PATH", optarg);
+            if (strncmp(optarg, "mqtt:", 5) == 0) {
+                hc_error err = HC_ERROR_INIT;
+
+                if (hc_topic_filter_validate(optarg + 5, &err) != HC_OK)
+                    return tool_usage_error("invalid value '%s' for --capture: %s", optarg,
+                                            err.message);
+            }
+            if (o->capture)
+                return tool_usage_error("--capture is given twice (one sink per run)");
+            o->capture = optarg;
             break;
+        case OPT_PROBE:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --probe: must not be empty");
+            o->probe = optarg;
+            break;
+        case OPT_FAULTS: {
+            hc_error err = HC_ERROR_INIT;
+
+            if (hv_faults_check(optarg, &err) != HC_OK)
+                return tool_usage_error("invalid value for --faults: %s", err.message);
+            o->faults = optarg;
+            break;
+        }
+        case OPT_SEED: {
+            char *end;
+            unsigned long long v;
+
+            errno = 0;
+            v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                return tool_usage_error(
+                    "invalid value '%s' for --seed: expected a whole number >= 0", optarg);
+            o->fault_seed = (uint64_t)v;
+            o->seed_given = true;
+            break;
+        }
         case OPT_HELP:
             fputs(usage, stdout);
             fputs(usage_consumer, stdout);
+            fputs(tool_mqtt_usage, stdout);
             fputs(usage_rest, stdout);
             return OPTS_HELP;
         case ':':
@@ -323,12 +409,38 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
     if (o->consumer && o->decoder)
         return tool_usage_error("--consumer and --decoder cannot be combined");
     if (!o->consumer && (o->ready || o->timing || o->text || o->n_ignore_line ||
-                         o->integration_id || o->api_key_id || o->broker_plain))
+                         o->integration_id || o->api_key_id || o->broker_plain || o->use_url ||
+                         o->capture || o->probe || o->faults || o->seed_given))
         return tool_usage_error("--broker, --ready, --timing, --text, --ignore-line, "
-                                "--integration-id and --api-key-id need --consumer");
+                                "--integration-id, --api-key-id, --url, --capture, --probe, "
+                                "--faults and --seed need --consumer");
+    if (o->capture && o->probe)
+        return tool_usage_error("--capture and --probe cannot be combined (one sink per run)");
+    if (!o->use_url &&
+        (o->mqtt.port || o->mqtt.client_id || o->mqtt.cafile || o->mqtt.capath ||
+         o->mqtt.insecure || o->mqtt.token_file || o->mqtt.token_arg || o->mqtt.keepalive_s))
+        return tool_usage_error("-p, -i, --cafile, --capath, --insecure, --token-file, --token "
+                                "and --keepalive need --url (or -h): hverify's private broker "
+                                "sets them itself");
+    if (o->use_url) {
+        if (o->broker_plain)
+            return tool_usage_error("--broker and --url cannot be combined");
+        if (!o->ready)
+            return tool_usage_error("--url needs --ready REGEX: an existing broker does not "
+                                    "show hverify when the consumer has subscribed");
+        if (o->faults && strstr(o->faults, "broker-restart"))
+            return tool_usage_error("broker-restart needs hverify's private broker (no --url)");
+        if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &o->mqtt_opts) != OPTS_OK)
+            return OPTS_ERROR;
+    }
     if (optind >= argc)
         return tool_usage_error("no case or folder given");
     o->paths = (const char **)(argv + optind);
     o->n_paths = (size_t)(argc - optind);
     return OPTS_OK;
+}
+
+void hverify_opts_release(struct hverify_opts *o)
+{
+    tool_mqtt_release(&o->mqtt);
 }

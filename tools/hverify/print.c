@@ -30,6 +30,9 @@ static void print_figures(FILE *fp, const struct hv_case_result *c)
                 c->latency_p50_ms, c->latency_p99_ms, c->latency_max_ms, c->latency_n);
     if (c->consumer_exit)
         fprintf(fp, "; consumer %s", c->consumer_exit);
+    if (c->faults)
+        fprintf(fp, "; faults '%s': %ld applied%s", c->faults, c->faults_applied,
+                c->broker_restarted ? ", broker restarted" : "");
     fputc('\n', fp);
     if (c->status != HV_PASSED && c->stderr_tail)
         fprintf(fp, "  its stderr: %s\n", c->stderr_tail);

@@ -202,6 +202,11 @@ bool hv_report_json(FILE *fp, const struct hv_case_result *r, size_t n)
             cJSON_AddNumberToObject(f, "inputs_sent", (double)c->inputs_sent);
             cJSON_AddNumberToObject(f, "outputs", (double)c->outputs);
             cJSON_AddNumberToObject(f, "latency_matched", (double)c->latency_n);
+            if (c->faults) {
+                cJSON_AddStringToObject(f, "faults", c->faults);
+                cJSON_AddNumberToObject(f, "faults_applied", (double)c->faults_applied);
+                cJSON_AddBoolToObject(f, "broker_restarted", c->broker_restarted);
+            }
             if (c->latency_n) {
                 cJSON_AddNumberToObject(f, "latency_p50_ms", c->latency_p50_ms);
                 cJSON_AddNumberToObject(f, "latency_p99_ms", c->latency_p99_ms);

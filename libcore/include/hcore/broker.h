@@ -71,6 +71,15 @@ const struct hc_broker_info *hc_broker_get_info(const hc_broker *b);
 /* True while Mosquitto runs (reaps it when it has exited). */
 bool hc_broker_alive(hc_broker *b);
 
+/*
+ * Kills Mosquitto (SIGKILL to its group, as a crash would: sessions and messages in flight are
+ * lost, persistence is off) and starts it again with the same configuration on the same ports,
+ * waiting (bounded by timeout_ns, 0: 10 s) until both listeners accept. Clients must reconnect.
+ * The log continues where it was: hc_broker_poll_events then reports the reconnections.
+ * HC_ERR_IO (it could not start again: its last output line), HC_ERR_TIMEOUT.
+ */
+hc_err hc_broker_restart(hc_broker *b, int64_t timeout_ns, hc_error *err);
+
 enum hc_broker_event_kind { HC_BROKER_CONNECTED, HC_BROKER_SUBSCRIBED, HC_BROKER_DISCONNECTED };
 
 /* One thing Mosquitto logged. Strings borrowed for the duration of the callback. */

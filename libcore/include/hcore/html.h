@@ -70,6 +70,12 @@ struct hc_html_timechart {
     size_t n_marks;
     double value_scale;     /* tooltip values are values * value_scale (e.g. 1/column seconds) */
     const char *value_unit; /* tooltip unit after values ("msg/s", "ms") */
+    /*
+     * false: the axis and tooltips show UTC times (origin_ns is CLOCK_REALTIME). true: they
+     * show the time since origin_ns ("+1.5 s"), for runs timed on CLOCK_MONOTONIC (a replay, a
+     * consumer case), where a wall-clock date would mean nothing; steps go down to 1 ms.
+     */
+    bool elapsed_axis;
 };
 
 /* Draws a time chart (SVG) with axes, legend and one hover target per column. */

@@ -7,9 +7,10 @@
  * whatever the span: the column width starts at one second and doubles (merging neighbours)
  * whenever a message falls beyond the last column.
  *
- * The struct is the contract between computing and drawing: today hc_recstats_add fills it
- * from messages; a store with summary tables can fill the same fields without reading every
- * message, and the renderer does not change.
+ * The struct is the contract between computing and drawing: hc_recstats_add fills it from
+ * messages; hc_recstats_add_summary fills the same fields from a store's summary tables (counts
+ * per time slot x type, per device...) without reading every message, and the renderer does not
+ * change. See hc_recstats_add_summary for what a summary can and cannot give.
  *
  * Definitions (per topic, in arrival order):
  *   duplicate   the payload equals, byte for byte, the previous payload on the same topic
@@ -100,6 +101,43 @@ hc_err hc_recstats_new(struct hc_recstats **out, hc_error *err);
 
 /* Adds one message (decoded here with hc_decode_index). HC_ERR_NOMEM. */
 hc_err hc_recstats_add(struct hc_recstats *s, const struct hc_msg *m, hc_error *err);
+
+/*
+ * One row of a store's summary tables: `messages` messages received in the time slot
+ * [slot_start_ns, slot_start_ns + slot_ns) (CLOCK_REALTIME), of one type or of one device.
+ *
+ * The seam for recordings too large to read message by message (issue 17: a 20M-message
+ * report in 2 s). A store that keeps, say, per-minute x type counts and per-device counts per
+ * minute feeds them here instead of calling hc_recstats_add per message:
+ *   - type rows (device NULL) carry the totals: messages, bytes, the per-column rate per type,
+ *     decode errors, duplicates, backwards and latency bins; every message in exactly one;
+ *   - device rows (type NULL; device_type its first type) fill only the per-device figures
+ *     (messages, per-column counts, first/last seen, anomalies), so nothing counts twice;
+ *   - first_ns/last_ns, when known (non-zero), are the exact first and last received_at of the
+ *     row, else the slot's bounds stand in.
+ * A slot lands whole in the column of its start: a message-by-message pass may put some of its
+ * messages one column later (columns are 2^k s wide, slots need not align), so a per-minute
+ * summary draws a recording of over 4 hours (columns of a minute or more) as the full pass
+ * does, within one column; shorter ones coarser. What summaries do not hold stays empty: the
+ * event list (no topics), silences within a slot, messages naming no device, latency maxima
+ * per column unless latency_max_ms is given. Give the earliest slot first (the store's ORDER
+ * BY slot); a later row before the origin lands in column 0, as an out-of-order message does.
+ * HC_ERR_INVALID (slot_ns <= 0, no type and no device, negative counts), HC_ERR_NOMEM.
+ */
+struct hc_recstats_summary_row {
+    int64_t slot_start_ns, slot_ns;
+    int64_t first_ns, last_ns; /* CLOCK_REALTIME; 0: unknown, the slot's bounds */
+    const char *type;          /* canonical type or "(kind)"; NULL for a device row */
+    const char *device;        /* device id; NULL for a type row */
+    const char *device_type;   /* device rows: its first type, or NULL */
+    int64_t messages, payload_bytes;
+    int64_t decode_errors, duplicates, backwards;
+    int64_t without_measured_at;
+    const int64_t *latency_bins; /* HC_RECSTATS_LATENCY_BINS counts, or NULL */
+    int64_t latency_max_ms;      /* valid when latency_bins is given */
+};
+hc_err hc_recstats_add_summary(struct hc_recstats *s, const struct hc_recstats_summary_row *row,
+                               hc_error *err);
 
 /* Columns in use: 0 when empty, else 1 + the column of the last message. */
 int hc_recstats_columns(const struct hc_recstats *s);

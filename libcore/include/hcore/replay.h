@@ -61,6 +61,28 @@ struct hc_replay_hooks {
     void (*progress)(void *ctx, const hc_replay *r, int64_t now_ns);
     /* faults: each fault applied, once the message it concerns went out (or was dropped) */
     void (*fault)(void *ctx, const struct hc_faults_event *ev);
+    /*
+     * Per-time figures (hreplay --report-html): each message that went out, or failed on the
+     * way, in send order, with its due time (CLOCK_MONOTONIC; 0 under --max: no schedule) and
+     * when it was handed to the connection (CLOCK_MONOTONIC, read only when this hook is set).
+     * Kept apart from lateness, which other callers log per message, so each stays one line.
+     */
+    void (*handled_at)(void *ctx, int64_t due_ns, int64_t handled_ns);
+    /*
+     * each message as published (after rewriting, once per fan-out copy), topic and payload
+     * borrowed for the call; sent_ns is CLOCK_MONOTONIC when the publish call returned. For
+     * callers that match what a consumer emits to what was sent (hreplay --ramp).
+     */
+    void (*published)(void *ctx, const char *topic, const unsigned char *payload, size_t len,
+                      int64_t sent_ns);
+    /*
+     * each input's first send, once the publish call returned (QoS 1/2: handed to the
+     * connection, not yet acknowledged): input_seq is its 1-based position in the source over
+     * every pass (with faults, hc_faults_out.seq), mono_ns CLOCK_MONOTONIC. Called from the
+     * publishing thread; fan-out copies, dup copies and redeliveries are not reported again.
+     * For latency measured from the publish rather than from taking the input.
+     */
+    void (*sent)(void *ctx, uint64_t input_seq, int64_t mono_ns);
     void *ctx;
 };
 

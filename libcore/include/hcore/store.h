@@ -21,6 +21,32 @@
  *   messages_v                                         view: the same with topic names, readable
  *                                                      times, payload as text
  * decode_error is 1 when the decoder reported an error for the message, else 0.
+ *
+ * Summaries (schema version 2), written in the same transactions as the messages:
+ *   summary_state(id = 1, folded_seq)                  the summaries below cover every message
+ *                                                      with seq <= folded_seq; the few after it
+ *                                                      (at most HC_STORE_SUMMARY_TAIL_MAX, only
+ *                                                      while a writer runs or after it was
+ *                                                      killed) are summed when read
+ *   summary_topics(topic_id, type, messages, payload_bytes, first_received_at_ns,
+ *                  last_received_at_ns)                per topic and type (one type per topic
+ *                                                      except legacy Thingsee); first and last
+ *                                                      are the minimum and maximum
+ *   summary_minutes(minute, type, messages)            minute = floor(received_at_ns / 60 s)
+ *   summary_sessions(session_id, messages, payload_bytes, first_received_at_ns,
+ *                    last_received_at_ns)
+ *   summary_sizes(size_class, messages, payload_bytes, min_len, max_len)
+ *                                                      payload sizes: one class per length below
+ *                                                      1024 bytes, 64 classes per doubling above
+ *   summary_errors(code, messages, first_received_at_ns, last_received_at_ns)
+ *                                                      decode errors by the decoder's code
+ *   time_runs(first_seq, last_seq, first_received_at_ns, last_received_at_ns)
+ *                                                      stretches of seq over which received_at_ns
+ *                                                      never decreases: a new run starts where
+ *                                                      the clock stepped back. Time windows find
+ *                                                      their start by binary search inside runs.
+ * A version 1 file (no summaries) is read as it is, the summaries computed in memory by one scan
+ * when asked for; opening it for writing, or hc_store_upgrade, converts it to version 2.
  */
 #ifndef HCORE_STORE_H
 #define HCORE_STORE_H
@@ -36,7 +62,9 @@
 extern "C" {
 #endif
 
-#define HC_STORE_SCHEMA_VERSION 1
+#define HC_STORE_SCHEMA_VERSION 2
+/* The unfolded messages a reader may have to sum after the stored summaries (see above). */
+#define HC_STORE_SUMMARY_TAIL_MAX (1 << 20)
 #define HC_STORE_APP_ID 0x686b6974 /* "hkit" */
 
 typedef struct hc_store hc_store;
@@ -83,6 +111,18 @@ hc_err hc_store_check(hc_store *st, hc_error *err);
  * HC_OK, HC_ERR_EXISTS, HC_ERR_IO, HC_ERR_INVALID, HC_ERR_NOT_RECORDING, ...
  */
 hc_err hc_store_check_writable(const char *path, enum hc_store_mode mode, hc_error *err);
+
+/*
+ * Converts a version 1 recording to the current schema in place: adds the summary tables and
+ * fills them with one scan, in one transaction (a crash leaves the file as it was). A current
+ * file's summaries are emptied and counted again (for a file whose rows were edited with
+ * sqlite3: the summaries cannot see such edits). *from_version (may be NULL) receives the
+ * version found. Errors as hc_store_open; a missing file is HC_ERR_IO.
+ */
+hc_err hc_store_upgrade(const char *path, int *from_version, hc_error *err);
+
+/* Schema version of the file as opened (1 or 2; a version 1 file opened for writing is 2). */
+int hc_store_schema_version(const hc_store *st);
 
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
@@ -248,6 +288,46 @@ hc_err hc_store_count_by(hc_store *st, const struct hc_select *sel, const char *
                          int (*fn)(const char *key, int64_t count, int64_t first_ns,
                                    int64_t last_ns, void *user),
                          void *user, hc_error *err);
+
+/*
+ * All the summaries of a selection at once (hcat --info, reports): totals, groups, sessions,
+ * minutes. For the whole recording they come from the summary tables (plus the unfolded tail),
+ * in time independent of the recording's size; for any other selection, or with
+ * HC_SUMMARY_SCAN, from one scan of the selected messages. A version 1 file is scanned once.
+ * *out: hc_summary_free. Memory grows with the number of topics, minutes and sessions, not
+ * messages.
+ */
+typedef struct hc_summary hc_summary;
+#define HC_SUMMARY_SCAN 1u /* ignore the stored summaries: compute them by scanning */
+/* leave out the per-minute counts (they grow with the recording's duration, the others with its
+ * topics and sessions); hc_summary_minutes_each then lists nothing */
+#define HC_SUMMARY_NO_MINUTES 2u
+
+hc_err hc_store_summary_load(hc_store *st, const struct hc_select *sel, unsigned flags,
+                             hc_summary **out, hc_error *err);
+
+/*
+ * Totals. payload_p50/p99 are exact for payloads below 1024 bytes; above, they are the largest
+ * size seen in a class 1/64 of a doubling wide. sessions: with the whole recording, every
+ * session (also those without messages), else the sessions of the selected messages.
+ */
+void hc_summary_totals(const hc_summary *s, struct hc_store_summary *out);
+
+/* As hc_store_count_by, from the summary. */
+hc_err hc_summary_count_by(const hc_summary *s, const char *column,
+                           int (*fn)(const char *key, int64_t count, int64_t first_ns,
+                                     int64_t last_ns, void *user),
+                           void *user, hc_error *err);
+
+/* Calls fn for each (minute, type) with messages, minute ascending then type; minute_start_ns
+ * is a multiple of 60 s (CLOCK_REALTIME of received_at_ns). */
+hc_err hc_summary_minutes_each(const hc_summary *s,
+                               int (*fn)(int64_t minute_start_ns, const char *type, int64_t count,
+                                         void *user),
+                               void *user, hc_error *err);
+
+/* Accepts NULL. */
+void hc_summary_free(hc_summary *s);
 
 struct hc_session_row {
     int64_t id;
