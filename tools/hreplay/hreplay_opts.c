@@ -289,6 +289,45 @@ static enum opts_result parse_fault_option(int opt, const char *arg, struct hrep
     return OPTS_UNKNOWN;
 }
 
+static void set_defaults(struct hreplay_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    tool_select_init(&o->select);
+    tool_select_init(&o->fault_select);
+    o->fault_seed = HREPLAY_DEFAULT_FAULT_SEED;
+    o->qos = -1;
+    o->fanout = 1;
+    o->connections = 1;
+    o->loops = 1;
+    o->inflight = 1000;
+    o->give_up_ns = HREPLAY_DEFAULT_GIVE_UP_NS;
+    o->spin_ns = HREPLAY_DEFAULT_SPIN_NS;
+    o->sched.mode = HC_SCHED_ORIGINAL;
+}
+
+/* The shared MQTT and selection options; the ids are also topic levels (checked as such).
+ * OPTS_UNKNOWN for hreplay's own options. */
+static enum opts_result parse_shared(struct hreplay_opts *o, int opt, const char *arg,
+                                     const char **username)
+{
+    hc_error err = HC_ERROR_INIT;
+    enum opts_result r;
+
+    if (opt == 'u')
+        *username = arg;
+    else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
+             hc_topic_level_validate(arg, &err) != HC_OK)
+        return tool_usage_error("invalid value for %s: %s",
+                                opt == TOOL_OPT_API_KEY_ID ? "--api-key-id" : "--integration-id",
+                                err.message);
+    else if (opt == TOOL_OPT_API_KEY_ID)
+        o->topic_api_key_id = arg;
+    else if (opt == TOOL_OPT_INTEGRATION_ID)
+        o->topic_integration_id = arg;
+    r = tool_mqtt_option(&o->mqtt, opt, arg);
+    return r == OPTS_UNKNOWN ? tool_select_option(&o->select, opt, arg) : r;
+}
+
 /*
  * --ramp START:STEP:HOLD[:MAX]: rates in msg/s (STEP > 0, MAX >= START), HOLD a duration of at
  * least 500 ms (the backlog needs samples to have a slope).
@@ -434,46 +473,20 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {NULL, 0, NULL, 0}};
     const char *username = NULL;
     bool merge = false, loop_given = false;
-    hc_error err = HC_ERROR_INIT;
     const char *mode_option = NULL;
     bool seed_given = false;
     long v;
     int opt;
 
-    memset(o, 0, sizeof(*o));
-    tool_select_init(&o->select);
-    tool_select_init(&o->fault_select);
-    o->fault_seed = HREPLAY_DEFAULT_FAULT_SEED;
-    o->qos = -1;
-    o->fanout = 1;
-    o->connections = 1;
-    o->loops = 1;
-    o->inflight = 1000;
-    o->give_up_ns = HREPLAY_DEFAULT_GIVE_UP_NS;
-    o->spin_ns = HREPLAY_DEFAULT_SPIN_NS;
-    o->sched.mode = HC_SCHED_ORIGINAL;
+    set_defaults(o);
     opterr = 0;
     optind = 1;
 
     while (
         (opt = getopt_long(argc, argv, ":" TOOL_MQTT_SHORT_OPTIONS TOOL_SELECT_SHORT_OPTIONS "q:v",
                            longopts, NULL)) != -1) {
-        enum opts_result r;
+        enum opts_result r = parse_shared(o, opt, optarg, &username);
 
-        if (opt == 'u')
-            username = optarg;
-        else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
-                 hc_topic_level_validate(optarg, &err) != HC_OK)
-            return tool_usage_error(
-                "invalid value for %s: %s",
-                opt == TOOL_OPT_API_KEY_ID ? "--api-key-id" : "--integration-id", err.message);
-        else if (opt == TOOL_OPT_API_KEY_ID)
-            o->topic_api_key_id = optarg;
-        else if (opt == TOOL_OPT_INTEGRATION_ID)
-            o->topic_integration_id = optarg;
-        r = tool_mqtt_option(&o->mqtt, opt, optarg);
-        if (r == OPTS_UNKNOWN)
-            r = tool_select_option(&o->select, opt, optarg);
         if (r == OPTS_ERROR)
             return OPTS_ERROR;
         if (r == OPTS_OK)
@@ -642,6 +655,8 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     o->input = argv[optind];
     if (o->loops != 1 && strcmp(o->input, "-") == 0)
         return tool_usage_error("--loop needs a file: standard input can be read only once");
+    if (tool_select_check_inputs(&o->select, &o->input, 1) != OPTS_OK)
+        return OPTS_ERROR;
     if (check_ramp(o, loop_given) != OPTS_OK)
         return OPTS_ERROR;
     if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))

@@ -127,9 +127,6 @@ int hc_store_schema_version(const hc_store *st);
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
 
-/* Path the store was opened with (borrowed). */
-const char *hc_store_path(const hc_store *st);
-
 /* --- meta ------------------------------------------------------------------------------------ */
 
 /* Sets (replaces) one meta value. Callers never store credentials here. */
