@@ -426,8 +426,24 @@ static void *observe(void *arg)
     while (!rp->stop_observer) {
         struct hc_msg msg;
         hc_error err = HC_ERROR_INIT;
-        hc_err rc = hc_mqtt_receive(rp->sub, RECEIVE_WAIT_MS, &msg, &err);
-        int64_t now = mono();
+        hc_err rc;
+        int64_t now;
+
+        /*
+         * A consumer's stdout is waited on, not the subscriber: a pseudo-terminal holds a few
+         * KiB, and a consumer that finds it full blocks on its write, so a 10 ms wait on $SYS
+         * messages would throttle a fast consumer to what fits in its buffer.
+         */
+        if (rp->consumer && rp->o->ramp.observe == HREPLAY_OBSERVE_STDOUT &&
+            hc_proc_stdout(rp->consumer) >= 0) {
+            struct pollfd pfd = {hc_proc_stdout(rp->consumer), POLLIN, 0};
+            poll(&pfd, 1, RECEIVE_WAIT_MS);
+            read_consumer(rp);
+            rc = hc_mqtt_receive(rp->sub, 0, &msg, &err);
+        } else {
+            rc = hc_mqtt_receive(rp->sub, RECEIVE_WAIT_MS, &msg, &err);
+        }
+        now = mono();
 
         if (rc == HC_OK) {
             pthread_mutex_lock(&rp->mu);
