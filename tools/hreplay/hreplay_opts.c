@@ -43,6 +43,9 @@ enum {
     OPT_RAMP,
     OPT_OBSERVE,
     OPT_SLO,
+    OPT_CONSUMER,
+    OPT_BROKER,
+    OPT_READY_TIMEOUT,
     OPT_REPORT_SVG,
     OPT_QUIET,
     OPT_HELP
@@ -115,6 +118,16 @@ static const char usage_faults[] =
     "                        until a step fails), looping over INPUT with fresh timestamps\n"
     "  --observe mqtt:FILTER the consumer's outputs: a topic filter on the same broker,\n"
     "  --observe file:PATH   or a file it appends lines to (read as it grows)\n"
+    "  --consumer CMD        start the consumer (/bin/sh -c CMD) against a private broker\n"
+    "                        (Mosquitto, TLS, the consumer's credentials in HALTIAN_MQTT_HOST,\n"
+    "                        HALTIAN_MQTT_PORT, HALTIAN_MQTT_URL, HALTIAN_API_KEY_ID,\n"
+    "                        HALTIAN_API_KEY_TOKEN, HALTIAN_INTEGRATION_ID, HKIT_CAFILE and\n"
+    "                        the placeholders {host} {port} {url} {cafile} {api_key_id}\n"
+    "                        {integration_id} {token_file}); the ramp starts once it has\n"
+    "                        subscribed; its stdout lines are its outputs unless --observe\n"
+    "  --broker plain        that broker offers the consumer plain MQTT instead of TLS\n"
+    "  --ready-timeout DURATION\n"
+    "                        how long the consumer may take to subscribe (default 10s)\n"
     "  --slo DURATION        a step also fails when p99 latency through the consumer exceeds\n"
     "                        DURATION (e.g. 50ms)\n"
     "  --report-svg FILE     draw rate in vs rate out, backlog and latency per step\n"
@@ -151,8 +164,7 @@ static const char usage_tail[] =
     "them every sys_interval seconds: 10 by default; set 1 for short steps). A step kept up,\n"
     "fell behind, dropped, or its rate was not reached (hreplay or the broker, never the\n"
     "consumer, is then blamed). The table goes to stdout, with the maximum sustainable rate\n"
-    "and what limited the run: consumer, broker, generator or none.\n"
-    TOOL_EXIT_CODES_HELP;
+    "and what limited the run: consumer, broker, generator or none.\n" TOOL_EXIT_CODES_HELP;
 
 static void print_usage(void)
 {
@@ -371,8 +383,7 @@ static enum opts_result parse_ramp(const char *arg, struct hreplay_ramp_opts *r)
     if (tool_parse_duration_ns("--ramp", field[2], &r->hold_ns) != OPTS_OK)
         return OPTS_ERROR;
     if (r->hold_ns < 500000000LL)
-        return tool_usage_error("invalid value '%s' for --ramp: HOLD must be at least 500ms",
-                                arg);
+        return tool_usage_error("invalid value '%s' for --ramp: HOLD must be at least 500ms", arg);
     r->on = true;
     return OPTS_OK;
 bad:
@@ -413,9 +424,22 @@ static enum opts_result check_ramp(const struct hreplay_opts *o, bool loop_given
             return tool_usage_error("--slo needs --ramp");
         if (r->report_svg)
             return tool_usage_error("--report-svg needs --ramp");
+        if (r->consumer || r->broker_plain || r->ready_timeout_ns)
+            return tool_usage_error("%s needs --ramp", r->consumer       ? "--consumer"
+                                                       : r->broker_plain ? "--broker"
+                                                                         : "--ready-timeout");
         return OPTS_OK;
     }
-    if (r->observe == HREPLAY_OBSERVE_NONE)
+    if (!r->consumer && (r->broker_plain || r->ready_timeout_ns))
+        return tool_usage_error("%s needs --consumer",
+                                r->broker_plain ? "--broker" : "--ready-timeout");
+    if (r->consumer && (o->mqtt.url || o->mqtt.host || o->mqtt.port))
+        return tool_usage_error("--consumer starts its own broker: it cannot be combined with "
+                                "%s",
+                                o->mqtt.url    ? "--url"
+                                : o->mqtt.host ? "-h/--host"
+                                               : "-p/--port");
+    if (!r->consumer && r->observe == HREPLAY_OBSERVE_NONE) /* --consumer: its stdout */
         return tool_usage_error("--ramp needs --observe mqtt:FILTER or --observe file:PATH (where "
                                 "the consumer's outputs appear)");
     if (strcmp(o->input, "-") == 0)
@@ -465,6 +489,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"fault-topic", required_argument, NULL, OPT_FAULT_TOPIC},
         {"ramp", required_argument, NULL, OPT_RAMP},
         {"observe", required_argument, NULL, OPT_OBSERVE},
+        {"consumer", required_argument, NULL, OPT_CONSUMER},
+        {"broker", required_argument, NULL, OPT_BROKER},
+        {"ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT},
         {"slo", required_argument, NULL, OPT_SLO},
         {"report-svg", required_argument, NULL, OPT_REPORT_SVG},
         {"verbose", no_argument, NULL, 'v'},
@@ -596,6 +623,25 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             if (parse_observe(optarg, &o->ramp) != OPTS_OK)
                 return OPTS_ERROR;
             break;
+        case OPT_CONSUMER:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --consumer: an empty command");
+            o->ramp.consumer = optarg;
+            break;
+        case OPT_BROKER:
+            if (strcmp(optarg, "plain") != 0 && strcmp(optarg, "tls") != 0)
+                return tool_usage_error("invalid value '%s' for --broker: expected plain or tls",
+                                        optarg);
+            o->ramp.broker_plain = strcmp(optarg, "plain") == 0;
+            break;
+        case OPT_READY_TIMEOUT:
+            if (tool_parse_duration_ns("--ready-timeout", optarg, &o->ramp.ready_timeout_ns) !=
+                OPTS_OK)
+                return OPTS_ERROR;
+            if (o->ramp.ready_timeout_ns <= 0)
+                return tool_usage_error("invalid value '%s' for --ready-timeout: must be above 0",
+                                        optarg);
+            break;
         case OPT_SLO:
             if (tool_parse_duration_ns("--slo", optarg, &o->ramp.slo_ns) != OPTS_OK)
                 return OPTS_ERROR;
@@ -659,6 +705,10 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         return OPTS_ERROR;
     if (check_ramp(o, loop_given) != OPTS_OK)
         return OPTS_ERROR;
+    if (o->ramp.consumer && o->ramp.observe == HREPLAY_OBSERVE_NONE) {
+        o->ramp.observe = HREPLAY_OBSERVE_STDOUT;
+        o->ramp.observe_target = o->ramp.consumer;
+    }
     if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
         return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
                                 "%s",
