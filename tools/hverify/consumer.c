@@ -48,7 +48,7 @@ struct hv_consumer {
     const char *sink_arg; /* the filter or the path */
     regex_t ready_re;
     bool has_ready_re;
-    char env[7][700];
+    struct hc_broker_env env; /* the consumer's environment (hc_broker_env_init) */
 };
 
 /* --url: the existing broker as the consumer sees it */
@@ -122,13 +122,7 @@ hc_err hv_consumer_open(const struct hverify_opts *o, struct hv_consumer **out, 
         c->info = hc_broker_get_info(c->broker);
         c->rewrite_topics = true;
     }
-    snprintf(c->env[0], sizeof(c->env[0]), "HALTIAN_MQTT_HOST=%s", c->info->host);
-    snprintf(c->env[1], sizeof(c->env[1]), "HALTIAN_MQTT_PORT=%d", c->info->consumer_port);
-    snprintf(c->env[2], sizeof(c->env[2]), "HALTIAN_MQTT_URL=%s", c->info->consumer_url);
-    snprintf(c->env[3], sizeof(c->env[3]), "HALTIAN_API_KEY_ID=%s", c->info->api_key_id);
-    snprintf(c->env[4], sizeof(c->env[4]), "HALTIAN_API_KEY_TOKEN=%s", c->info->token);
-    snprintf(c->env[5], sizeof(c->env[5]), "HALTIAN_INTEGRATION_ID=%s", c->info->integration_id);
-    snprintf(c->env[6], sizeof(c->env[6]), "HKIT_CAFILE=%s", c->info->cafile);
+    hc_broker_env_init(&c->env, c->info);
     *out = c;
     return HC_OK;
 }
@@ -145,51 +139,10 @@ void hv_consumer_close(struct hv_consumer *c)
 
 /* --- the command line: placeholders --------------------------------------------------------- */
 
-/* CMD with {host} {port} {url} {cafile} {api_key_id} {integration_id} {token_file} replaced
- * (values shell-quoted); NULL on out of memory. Unknown {words} stay as they are. */
+/* CMD with the placeholders replaced (hc_broker_expand_command); NULL on out of memory. */
 static char *expand_command(const struct hv_consumer *c, const char *cmd)
 {
-    char port[16], *out = NULL;
-    size_t len = 0;
-    FILE *ms = open_memstream(&out, &len);
-    const struct {
-        const char *name, *value;
-    } vars[] = {{"host", c->info->host},
-                {"port", port},
-                {"url", c->info->consumer_url},
-                {"cafile", c->info->cafile},
-                {"api_key_id", c->info->api_key_id},
-                {"integration_id", c->info->integration_id},
-                {"token_file", c->info->token_file}};
-
-    if (!ms)
-        return NULL;
-    snprintf(port, sizeof(port), "%d", c->info->consumer_port);
-    for (const char *p = cmd; *p; p++) {
-        bool done = false;
-
-        if (*p == '{') {
-            for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && !done; i++) {
-                size_t n = strlen(vars[i].name);
-
-                if (strncmp(p + 1, vars[i].name, n) == 0 && p[1 + n] == '}') {
-                    char q[2048];
-
-                    tool_shell_quote(q, sizeof(q), vars[i].value);
-                    fputs(q, ms);
-                    p += n + 1;
-                    done = true;
-                }
-            }
-        }
-        if (!done)
-            fputc(*p, ms);
-    }
-    if (fclose(ms) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return hc_broker_expand_command(c->info, cmd);
 }
 
 /* --- inputs -------------------------------------------------------------------------------- */
@@ -1084,7 +1037,7 @@ hc_err hv_consumer_run_case(struct hv_consumer *c, const char *dir,
         goto out;
     }
     for (int i = 0; i < 7; i++)
-        env[i] = c->env[i];
+        env[i] = c->env.vars[i];
     snprintf(case_env, sizeof(case_env), "HVERIFY_CASE=%s", dir);
     env[7] = case_env;
     env[8] = NULL;
