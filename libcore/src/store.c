@@ -372,6 +372,47 @@ fail:
     return code;
 }
 
+static bool is_directory(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A directory of segments is read through their merge, made in a private directory under
+ * $TMPDIR (as copy_for_reading's copy, and removed the same way). */
+static hc_err merge_for_reading(hc_store *st, hc_error *err)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = with_suffix(base && *base ? base : "/tmp", "/hkit-read-XXXXXX");
+    char *db = NULL;
+    hc_err code;
+
+    if (!dir)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    if (!mkdtemp(dir)) {
+        code = hc_error_set(err, HC_ERR_IO,
+                            "cannot open '%s': its segments are merged in a temporary "
+                            "directory, and none could be made: %s",
+                            st->path, strerror(errno));
+        free(dir);
+        return code;
+    }
+    db = with_suffix(dir, "/r.db");
+    if (!db) {
+        remove_private_copy(dir);
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    }
+    code = hc__store_merge_segments(st->path, db, err);
+    if (code != HC_OK) {
+        free(db);
+        remove_private_copy(dir);
+        return code;
+    }
+    st->private_dir = dir;
+    st->private_db = db;
+    return HC_OK;
+}
+
 /*
  * Opens a recording for reading without changing a byte beside it or in it, also where nothing
  * may be written (another user's file, a read-only directory or medium):
@@ -392,7 +433,11 @@ static hc_err open_reader(hc_store *st, hc_error *err)
     hc_err code = HC_OK;
     int rc;
 
-    if (wal_size > 0 && shm_size < 0) {
+    if (st->private_db) {
+        /* a merged copy of a segmented recording, closed cleanly: nothing beside it */
+        open_path = st->private_db;
+        uri = file_uri(open_path, "mode=ro&immutable=1");
+    } else if (wal_size > 0 && shm_size < 0) {
         code = copy_for_reading(st, &st->private_dir, &st->private_db, err);
         if (code != HC_OK)
             return code;
@@ -683,7 +728,7 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
 
     switch (mode) {
     case HC_STORE_READ:
-        code = check_file_header(st, err);
+        code = is_directory(path) ? merge_for_reading(st, err) : check_file_header(st, err);
         break;
     case HC_STORE_FORCE:
         code = remove_if_present(path, "", err);

@@ -9,6 +9,7 @@
 #include "hrecord.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,24 @@ struct run {
     bool status;
     int64_t next_status_mono, last_msg_mono, rate_mark_mono, rate_mark_messages;
     double rate;
+    /* rotation (o->output_is_dir) */
+    unsigned segment;             /* number of the segment being written */
+    int64_t next_cut_ns;          /* CLOCK_REALTIME of the next time cut; 0: none */
+    int64_t size_check_mono;      /* CLOCK_MONOTONIC of the last look at the segment's size */
+    int64_t conn_real, conn_mono; /* the connection's start: its session's key in every segment */
+    bool closer_running;
+    pthread_t closer;
+    struct closer_job *job;
+};
+
+/* A segment being closed beside the capture, with what comes after: manifest, --keep. */
+struct closer_job {
+    hc_store *st;
+    const char *dir;
+    unsigned newest;
+    long keep;
+    hc_err rc;
+    hc_error err;
 };
 
 static double next_random01(struct run *r)
@@ -438,8 +457,211 @@ static hc_err write_static_meta(struct run *r, hc_error *err)
     return rc;
 }
 
+/* --- rotation ------------------------------------------------------------------------------ */
+
+#define SIZE_CHECK_NS 100000000LL /* how often the size of the segment being written is looked at */
+#define ROTATED_REASON "continued in the next segment"
+
+static int64_t file_size_or_zero(const char *path, const char *suffix)
+{
+    char name[4200];
+    struct stat sb;
+    snprintf(name, sizeof(name), "%s%s", path, suffix);
+    return stat(name, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* The first wall-clock multiple of period after now: --rotate-time 1h cuts on the hour (UTC). */
+static int64_t next_cut(int64_t now_real, int64_t period)
+{
+    return (now_real / period + 1) * period;
+}
+
+static bool rotation_due(struct run *r, int64_t now_mono)
+{
+    const struct hrecord_opts *o = r->o;
+
+    if (!o->output_is_dir)
+        return false;
+    if (r->next_cut_ns && hc_time_realtime_ns() >= r->next_cut_ns)
+        return true;
+    if (o->rotate_size && now_mono - r->size_check_mono >= SIZE_CHECK_NS) {
+        r->size_check_mono = now_mono;
+        return file_size_or_zero(r->sum->path, "") + file_size_or_zero(r->sum->path, "-wal") >=
+               o->rotate_size;
+    }
+    return false;
+}
+
+/* Removes the oldest segments until keep remain (newest is the one being written). */
+static hc_err prune_segments(const char *dir, long keep, unsigned newest, hc_error *err)
+{
+    unsigned *numbers = NULL;
+    size_t n = 0, kept = 0;
+    hc_err rc = hc_segments_list(dir, &numbers, &n, err);
+
+    for (size_t i = n; rc == HC_OK && i-- > 0;) {
+        if (numbers[i] > newest)
+            continue;
+        if ((long)kept < keep)
+            kept++;
+        else
+            rc = hc_segments_remove(dir, numbers[i], err);
+    }
+    free(numbers);
+    return rc;
+}
+
+static void *closer_main(void *arg)
+{
+    struct closer_job *job = arg;
+
+    job->rc = hc_store_close(job->st, &job->err);
+    if (job->rc == HC_OK && job->keep)
+        job->rc = prune_segments(job->dir, job->keep, job->newest, &job->err);
+    if (job->rc == HC_OK)
+        job->rc = hc_segments_manifest_write(job->dir, &job->err);
+    return NULL;
+}
+
+/* Waits for the previous segment's close; its error, if any. */
+static hc_err closer_join(struct run *r, hc_error *err)
+{
+    hc_err rc = HC_OK;
+
+    if (!r->closer_running)
+        return HC_OK;
+    pthread_join(r->closer, NULL);
+    r->closer_running = false;
+    rc = r->job->rc;
+    if (rc != HC_OK && err)
+        *err = r->job->err;
+    free(r->job);
+    r->job = NULL;
+    return rc;
+}
+
+static hc_err write_static_meta(struct run *r, hc_error *err);
+static hc_err write_subscriptions_meta(struct run *r, hc_error *err);
+
+/* Opens the next segment and begins the connection's session in it (same start, so a reader
+ * of the directory sees one session). */
+static hc_err open_segment(struct run *r, unsigned number, int64_t *session_id, hc_error *err)
+{
+    hc_err rc = hc_segments_path(r->o->output, number, r->sum->path, sizeof(r->sum->path), err);
+
+    if (rc == HC_OK)
+        rc = hc_store_open(r->sum->path, HC_STORE_CREATE, &r->st, err);
+    if (rc != HC_OK)
+        return rc;
+    r->segment = number;
+    r->size_check_mono = hc_time_monotonic_ns();
+    if (r->o->rotate_ns)
+        r->next_cut_ns = next_cut(hc_time_realtime_ns(), r->o->rotate_ns);
+    hc_store_set_flush_interval(r->st, (int64_t)r->o->flush_ms * 1000000LL);
+    rc = hc_store_set_sync_commits(r->st, true, err);
+    if (rc == HC_OK)
+        rc = write_static_meta(r, err);
+    if (rc == HC_OK && session_id) {
+        rc = write_subscriptions_meta(r, err);
+        if (rc == HC_OK)
+            rc = hc_store_session_begin(r->st, r->conn_real, r->conn_mono, session_id, err);
+    }
+    return rc;
+}
+
+/*
+ * Switches to the next segment: it is opened (and the session begun in it) before the current
+ * one is closed, and the close (commit, checkpoint), the manifest and --keep run on a thread of
+ * their own, so the capture goes on at once.
+ */
+static hc_err rotate(struct run *r, int64_t *session_id, hc_error *err)
+{
+    hc_store *old = r->st;
+    int64_t old_session = *session_id, new_session = 0;
+    struct closer_job *job;
+    hc_err rc;
+
+    rc = closer_join(r, err);
+    if (rc != HC_OK)
+        return rc;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    r->st = NULL;
+    rc = open_segment(r, r->segment + 1, &new_session, err);
+    if (rc != HC_OK) {
+        hc_store_close(r->st, NULL);
+        r->st = old;
+        free(job);
+        return rc;
+    }
+    *session_id = new_session;
+    rc = hc_store_session_end(old, old_session, hc_time_realtime_ns(), ROTATED_REASON, err);
+    job->st = old;
+    job->dir = r->o->output;
+    job->newest = r->segment;
+    job->keep = r->o->keep;
+    r->job = job;
+    if (pthread_create(&r->closer, NULL, closer_main, job) == 0) {
+        r->closer_running = true;
+    } else {
+        closer_main(job);
+        r->job = NULL;
+        if (rc == HC_OK && job->rc != HC_OK) {
+            rc = job->rc;
+            *err = job->err;
+        }
+        free(job);
+    }
+    if (tool_verbosity >= 2)
+        tool_info("segment %06u started", r->segment);
+    return rc;
+}
+
+/*
+ * Before the first segment: creates the directory, or continues one (--append: a segment left
+ * unsealed by a killed writer is sealed, numbering continues; --force: the old segments go).
+ * The manifest is rebuilt from what is there, so it is true again after a crash.
+ */
+static hc_err prepare_segment_dir(struct run *r, unsigned *first, hc_error *err)
+{
+    const char *dir = r->o->output;
+    unsigned *numbers = NULL;
+    size_t n = 0;
+    hc_err rc;
+
+    *first = 1;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return hc_error_set(err, HC_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+    rc = hc_segments_list(dir, &numbers, &n, err);
+    if (rc != HC_OK)
+        return rc;
+    if (n && !r->o->append && !r->o->force)
+        rc = hc_error_set(err, HC_ERR_EXISTS,
+                          "'%s' already holds segments; use --append to continue it or "
+                          "--force to replace them",
+                          dir);
+    for (size_t i = 0; rc == HC_OK && r->o->force && i < n; i++)
+        rc = hc_segments_remove(dir, numbers[i], err);
+    if (rc == HC_OK && n && r->o->append) {
+        char path[4096];
+        hc_store *st = NULL;
+        /* opening for writing and closing checkpoints what a killed writer committed */
+        rc = hc_segments_path(dir, numbers[n - 1], path, sizeof(path), err);
+        if (rc == HC_OK)
+            rc = hc_store_open(path, HC_STORE_APPEND, &st, err);
+        if (rc == HC_OK)
+            rc = hc_store_close(st, err);
+        *first = numbers[n - 1] + 1;
+    }
+    if (rc == HC_OK)
+        rc = hc_segments_manifest_write(dir, err);
+    free(numbers);
+    return rc;
+}
+
 /* Receives and stores until the connection drops or a stop condition holds. */
-static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t session_mono,
+static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t session_mono,
                                   hc_error *err)
 {
     const struct hrecord_opts *o = r->o;
@@ -462,7 +684,7 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
             msg.received_at_ns = hc_time_realtime_ns();
             now = hc_time_monotonic_ns();
             msg.mono_ns = now - session_mono;
-            msg.session_id = session_id;
+            msg.session_id = *session_id;
             if (hc_store_append(r->st, &msg, NULL, err) != HC_OK)
                 return END_STORE_FAILED;
             r->sum->messages++;
@@ -480,6 +702,8 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
         }
         if (deadline_passed(r, now))
             return END_DURATION;
+        if (rotation_due(r, now) && rotate(r, session_id, err) != HC_OK)
+            return END_STORE_FAILED;
         if (r->status && now >= r->next_status_mono)
             show_status(r, now, true);
     }
@@ -492,8 +716,8 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     int64_t conn_real = 0, conn_mono = 0;
     unsigned flaps = 0;
     enum hc_store_mode mode;
-    unsigned variant = 1;
-    hc_err rc;
+    unsigned variant = 1, first_segment = 1;
+    hc_err rc = HC_OK;
 
     memset(&r, 0, sizeof(r));
     memset(sum, 0, sizeof(*sum));
@@ -512,7 +736,12 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     /* Check the output before touching the network, and create the file only once the broker
      * took us: a failed start leaves nothing behind (nor deletes anything, --force). */
     mode = o->append ? HC_STORE_APPEND : o->force ? HC_STORE_FORCE : HC_STORE_CREATE;
-    for (;;) {
+    if (o->output_is_dir) {
+        rc = prepare_segment_dir(&r, &first_segment, err);
+        if (rc != HC_OK)
+            return rc;
+    }
+    for (; !o->output_is_dir;) {
         rc = hc_store_check_writable(sum->path, mode, err);
         if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
             break;
@@ -549,7 +778,13 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
     if (rc != HC_OK)
         goto out;
 
-    for (;;) {
+    if (o->output_is_dir) {
+        rc = open_segment(&r, first_segment, NULL, err);
+        if (rc != HC_OK)
+            goto out;
+        sum->opened = true;
+    }
+    for (; !o->output_is_dir;) {
         /* another hrecord may have taken the default name since the check */
         rc = hc_store_open(sum->path, mode, &r.st, err);
         if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
@@ -563,15 +798,17 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
                           sum->path);
     if (rc != HC_OK)
         goto out;
-    sum->opened = true;
-    hc_store_set_flush_interval(r.st, (int64_t)o->flush_ms * 1000000LL);
-    /* a committed batch survives a power loss too (README, "Flush and loss guarantees") */
-    rc = hc_store_set_sync_commits(r.st, true, err);
-    if (rc != HC_OK)
-        goto out;
-    rc = write_static_meta(&r, err);
-    if (rc != HC_OK)
-        goto out;
+    if (!o->output_is_dir) {
+        sum->opened = true;
+        hc_store_set_flush_interval(r.st, (int64_t)o->flush_ms * 1000000LL);
+        /* a committed batch survives a power loss too (README, "Flush and loss guarantees") */
+        rc = hc_store_set_sync_commits(r.st, true, err);
+        if (rc != HC_OK)
+            goto out;
+        rc = write_static_meta(&r, err);
+        if (rc != HC_OK)
+            goto out;
+    }
 
     for (;;) {
         int64_t session_id = 0, ended;
@@ -587,7 +824,9 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
         sum->sessions++;
         if (tool_verbosity >= 2)
             tool_info("session %lld started", (long long)session_id);
-        end = receive_loop(&r, session_id, conn_mono, err);
+        r.conn_real = conn_real;
+        r.conn_mono = conn_mono;
+        end = receive_loop(&r, &session_id, conn_mono, err);
         ended = hc_time_realtime_ns();
         switch (end) {
         case END_SIGNAL:
@@ -661,12 +900,28 @@ out:
             tool_info("disconnected from '%s:%d'", r.url.host, r.url.port);
     }
     hc_mqtt_free(r.m);
+    {
+        hc_error cerr = HC_ERROR_INIT;
+        if (closer_join(&r, &cerr) != HC_OK && rc == HC_OK) {
+            *err = cerr;
+            rc = cerr.code;
+        }
+    }
     if (r.st) {
         hc_error cerr = HC_ERROR_INIT;
         if (hc_store_close(r.st, &cerr) != HC_OK && rc == HC_OK) {
             *err = cerr;
             rc = cerr.code;
         }
+    }
+    if (o->output_is_dir && sum->opened) {
+        hc_error cerr = HC_ERROR_INIT;
+        /* the last segment is sealed now: the manifest gets its hash */
+        if (hc_segments_manifest_write(o->output, &cerr) != HC_OK && rc == HC_OK) {
+            *err = cerr;
+            rc = cerr.code;
+        }
+        snprintf(sum->path, sizeof(sum->path), "%s", o->output);
     }
     free(r.qos);
     free(r.granted);
