@@ -476,13 +476,14 @@ static int64_t next_cut(int64_t now_real, int64_t period)
     return (now_real / period + 1) * period;
 }
 
-static bool rotation_due(struct run *r, int64_t now_mono)
+/* now_real: the arrival of the message about to be written, or the clock when idle */
+static bool rotation_due(struct run *r, int64_t now_mono, int64_t now_real)
 {
     const struct hrecord_opts *o = r->o;
 
     if (!o->output_is_dir)
         return false;
-    if (r->next_cut_ns && hc_time_realtime_ns() >= r->next_cut_ns)
+    if (r->next_cut_ns && now_real >= r->next_cut_ns)
         return true;
     if (o->rotate_size && now_mono - r->size_check_mono >= SIZE_CHECK_NS) {
         r->size_check_mono = now_mono;
@@ -684,6 +685,9 @@ static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t se
             msg.received_at_ns = hc_time_realtime_ns();
             now = hc_time_monotonic_ns();
             msg.mono_ns = now - session_mono;
+            /* a message that arrived after a cut goes into the next segment */
+            if (rotation_due(r, now, msg.received_at_ns) && rotate(r, session_id, err) != HC_OK)
+                return END_STORE_FAILED;
             msg.session_id = *session_id;
             if (hc_store_append(r->st, &msg, NULL, err) != HC_OK)
                 return END_STORE_FAILED;
@@ -702,7 +706,7 @@ static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t se
         }
         if (deadline_passed(r, now))
             return END_DURATION;
-        if (rotation_due(r, now) && rotate(r, session_id, err) != HC_OK)
+        if (rc != HC_OK && rotation_due(r, now, hc_time_realtime_ns()) && rotate(r, session_id, err) != HC_OK)
             return END_STORE_FAILED;
         if (r->status && now >= r->next_status_mono)
             show_status(r, now, true);

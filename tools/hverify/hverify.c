@@ -60,6 +60,17 @@ static bool file_exists(const char *dir, const char *name)
     return ok;
 }
 
+/* input.db may also be a directory of segments (hrecord --rotate-*), read as one recording. */
+static bool recording_exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    struct stat st;
+    bool ok = p && stat(p, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+
+    free(p);
+    return ok;
+}
+
 /* Compact JSON of v cut to EXCERPT characters, or NULL for a missing value. Printed exactly, so
  * two numbers that differ in their last digit never look the same in a report. */
 static char *excerpt_json(const cJSON *v)
@@ -111,7 +122,7 @@ struct case_list {
 
 static bool is_case_dir(const char *dir)
 {
-    return file_exists(dir, "input.jsonl") || file_exists(dir, "input.db") ||
+    return file_exists(dir, "input.jsonl") || recording_exists(dir, "input.db") ||
            file_exists(dir, "expected.jsonl") || file_exists(dir, "case.json");
 }
 
@@ -459,13 +470,12 @@ out:
     return ok;
 }
 
-/* --- input: input.jsonl or input.db ------------------------------------------------------------
- */
+/* --- input: input.jsonl or input.db (a file, or a directory of segments) ------------------ */
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
     hc_err rc;
-    bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = file_exists(dir, "input.db");
+    bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = recording_exists(dir, "input.db");
 
     memset(in, 0, sizeof(*in));
     in->lines.fd = -1;
