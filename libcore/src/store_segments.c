@@ -4,7 +4,8 @@
  * is a complete recording on its own. Reading the directory as one recording merges the segments
  * into a private copy (seq continues, a session that spans segments stays one session), so every
  * reading API of the store works on it unchanged. The manifest is derived from the segments and
- * can always be rebuilt from them: the segments are the truth.
+ * can always be rebuilt from them: the segments are the truth. A segment whose writer was killed
+ * while creating it (no schema committed, hence no message) reads as holding nothing.
  */
 #include "hcore/store.h"
 
@@ -176,6 +177,12 @@ static hc_err manifest_entry(const char *dir, unsigned number, struct hc__buf *b
     if (rc == HC_OK)
         rc = hc_store_summarize(st, &everything, &s, err);
     hc_store_close(st, NULL);
+    if (rc == HC_ERR_NOT_RECORDING) {
+        /* the writer died creating it: no schema was committed, so no message either */
+        hc__buf_addf(b, "    {\"file\": \"%06u.db\", \"messages\": 0, \"unfinished\": true}",
+                     number);
+        return HC_OK;
+    }
     if (rc != HC_OK)
         return rc;
     /* A segment with committed pages still in its -wal (being written, or its writer was
@@ -359,6 +366,8 @@ static hc_err merge_segment(struct merge *m, const char *path, bool first, hc_er
     m->n_local = 0;
     m->failed = HC_OK;
     rc = hc_store_open(path, HC_STORE_READ, &st, err);
+    if (rc == HC_ERR_NOT_RECORDING)
+        return HC_OK; /* unfinished: its writer died creating it, before any message */
     if (rc == HC_OK && first)
         rc = hc_store_meta_each(st, copy_meta, m, err);
     if (rc == HC_OK && m->failed == HC_OK)

@@ -644,16 +644,25 @@ static hc_err prepare_segment_dir(struct run *r, unsigned *first, hc_error *err)
                           dir);
     for (size_t i = 0; rc == HC_OK && r->o->force && i < n; i++)
         rc = hc_segments_remove(dir, numbers[i], err);
-    if (rc == HC_OK && n && r->o->append) {
+    if (rc == HC_OK && n && r->o->append)
+        *first = numbers[n - 1] + 1;
+    /* A killed writer may leave the segment it wrote and the one it was closing with committed
+     * pages in their -wal: opening each for writing and closing it checkpoints them. */
+    for (size_t i = 0; rc == HC_OK && r->o->append && i < n; i++) {
         char path[4096];
         hc_store *st = NULL;
-        /* opening for writing and closing checkpoints what a killed writer committed */
-        rc = hc_segments_path(dir, numbers[n - 1], path, sizeof(path), err);
-        if (rc == HC_OK)
-            rc = hc_store_open(path, HC_STORE_APPEND, &st, err);
-        if (rc == HC_OK)
+
+        rc = hc_segments_path(dir, numbers[i], path, sizeof(path), err);
+        if (rc != HC_OK || file_size_or_zero(path, "-wal") + file_size_or_zero(path, "-shm") == 0)
+            continue;
+        rc = hc_store_open(path, HC_STORE_APPEND, &st, err);
+        if (rc == HC_ERR_NOT_RECORDING && i == n - 1) {
+            /* killed while creating it: no schema, so no message; its number is taken again */
+            rc = hc_segments_remove(dir, numbers[i], err);
+            *first = numbers[i];
+        } else if (rc == HC_OK) {
             rc = hc_store_close(st, err);
-        *first = numbers[n - 1] + 1;
+        }
     }
     if (rc == HC_OK)
         rc = hc_segments_manifest_write(dir, err);

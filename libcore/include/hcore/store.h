@@ -356,7 +356,9 @@ hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_ro
  * hc_store_close removes (nothing in the directory changes); seq continues from one segment to
  * the next, and a session that spans segments (a writer begins the same connection's session,
  * with the same started_at_ns and started_mono_ns, in each new segment) is one session, ended as
- * the last segment holding it says. The merge costs one pass over every message.
+ * the last segment holding it says. A segment that is not a recording because its writer was
+ * killed while creating it (HC_ERR_NOT_RECORDING: no schema, so no message was committed) is
+ * read as empty. The merge costs one pass over every message.
  */
 
 /* "<dir>/<number as 6 digits>.db" into buf. HC_ERR_INVALID when number is 0 or above 999999
@@ -374,7 +376,7 @@ hc_err hc_segments_remove(const char *dir, unsigned number, hc_error *err);
  * always whole): per segment its file, messages, sessions, bytes, first and last
  * received_at_ns (also as RFC 3339), and, once sealed (no committed pages left in a -wal), the
  * sha256 of its file; "sealed": false and "sha256": null for one being written or left by a
- * killed writer. The manifest is derived data: rebuilding it after a crash makes it true again.
+ * killed writer; {"file", "messages": 0, "unfinished": true} for one killed while created. The manifest is derived data: rebuilding it after a crash makes it true again.
  */
 hc_err hc_segments_manifest_write(const char *dir, hc_error *err);
 
