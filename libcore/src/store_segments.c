@@ -41,8 +41,8 @@ hc_err hc_segments_path(const char *dir, unsigned number, char *buf, size_t size
 
     if (number == 0 || number > SEGMENT_MAX)
         return hc_error_set(err, HC_ERR_INVALID, "segment number %u out of range", number);
-    n = snprintf(buf, size, "%s%s%06u.db", dir,
-                 dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", number);
+    n = snprintf(buf, size, "%s%s%06u.db", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/",
+                 number);
     if (n < 0 || (size_t)n >= size)
         return hc_error_set(err, HC_ERR_INVALID, "segment path under '%s' too long", dir);
     return HC_OK;
@@ -223,7 +223,8 @@ hc_err hc_segments_manifest_write(const char *dir, hc_error *err)
     rc = hc_segments_list(dir, &numbers, &n, err);
     if (rc != HC_OK)
         goto out;
-    hc__buf_addstr(&b, "{\n  \"format\": \"hkit-segments\",\n  \"version\": 1,\n  \"segments\": [\n");
+    hc__buf_addstr(&b,
+                   "{\n  \"format\": \"hkit-segments\",\n  \"version\": 1,\n  \"segments\": [\n");
     for (size_t i = 0; i < n && rc == HC_OK; i++) {
         rc = manifest_entry(dir, numbers[i], &b, err);
         hc__buf_addstr(&b, i + 1 < n ? ",\n" : "\n");

@@ -459,7 +459,8 @@ static hc_err write_static_meta(struct run *r, hc_error *err)
 
 /* --- rotation ------------------------------------------------------------------------------ */
 
-#define SIZE_CHECK_NS 100000000LL /* how often the size of the segment being written is looked at */
+#define SIZE_CHECK_NS 100000000LL /* how often the size of the segment being written is looked at  \
+                                   */
 #define ROTATED_REASON "continued in the next segment"
 
 static int64_t file_size_or_zero(const char *path, const char *suffix)
@@ -715,7 +716,8 @@ static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t se
         }
         if (deadline_passed(r, now))
             return END_DURATION;
-        if (rc != HC_OK && rotation_due(r, now, hc_time_realtime_ns()) && rotate(r, session_id, err) != HC_OK)
+        if (rc != HC_OK && rotation_due(r, now, hc_time_realtime_ns()) &&
+            rotate(r, session_id, err) != HC_OK)
             return END_STORE_FAILED;
         if (r->status && now >= r->next_status_mono)
             show_status(r, now, true);

@@ -82,7 +82,8 @@ static const char usage_head[] =
 
 static const char usage_record[] =
     "Subscriptions:\n"
-    "  --api-key-id ID       API key id: MQTT user name and topic level 4 (env HALTIAN_API_KEY_ID)\n"
+    "  --api-key-id ID       API key id: MQTT user name and topic level 4 (env "
+    "HALTIAN_API_KEY_ID)\n"
     "  -t, --topic FILTER    subscribe to FILTER (repeatable; MQTT wildcards + and #)\n"
     "  --kind KIND           Haltian event kind, e.g. measurements (repeatable)\n"
     "  --type TYPE           Haltian event type, e.g. ambientTemperature; aliases such as\n"

@@ -376,7 +376,8 @@ hc_err hc_segments_remove(const char *dir, unsigned number, hc_error *err);
  * always whole): per segment its file, messages, sessions, bytes, first and last
  * received_at_ns (also as RFC 3339), and, once sealed (no committed pages left in a -wal), the
  * sha256 of its file; "sealed": false and "sha256": null for one being written or left by a
- * killed writer; {"file", "messages": 0, "unfinished": true} for one killed while created. The manifest is derived data: rebuilding it after a crash makes it true again.
+ * killed writer; {"file", "messages": 0, "unfinished": true} for one killed while created. The
+ * manifest is derived data: rebuilding it after a crash makes it true again.
  */
 hc_err hc_segments_manifest_write(const char *dir, hc_error *err);
 
