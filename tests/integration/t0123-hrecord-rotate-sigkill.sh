@@ -47,7 +47,8 @@ for f in "$dir"/[0-9]*.db; do
         [ "$f" = "$newest" ] && grep -q "application_id is 0" "$HKIT_TMP/err" ||
             hkit_fail "$(basename "$f") unreadable: $(cat "$HKIT_TMP/err")"
     fi
-done | jq -r '.payload | fromjson | .value' >"$HKIT_TMP/seg.txt"
+done >"$HKIT_TMP/seg.jsonl"
+jq -r '.payload | fromjson | .value' "$HKIT_TMP/seg.jsonl" >"$HKIT_TMP/seg.txt"
 [ -s "$HKIT_TMP/seg.txt" ] || hkit_fail "no message survived"
 sort -n -c "$HKIT_TMP/seg.txt" || hkit_fail "values not ascending across segments"
 hkit_assert_eq "" "$(sort -n "$HKIT_TMP/seg.txt" | uniq -d | head -3)" "no message in two segments"

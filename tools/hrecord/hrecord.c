@@ -459,8 +459,8 @@ static hc_err write_static_meta(struct run *r, hc_error *err)
 
 /* --- rotation ------------------------------------------------------------------------------ */
 
-#define SIZE_CHECK_NS 100000000LL /* how often the size of the segment being written is looked at  \
-                                   */
+/* how often the size of the segment being written is looked at */
+#define SIZE_CHECK_NS 100000000LL
 #define ROTATED_REASON "continued in the next segment"
 
 static int64_t file_size_or_zero(const char *path, const char *suffix)
