@@ -654,7 +654,8 @@ static hc_err prepare_segment_dir(struct run *r, unsigned *first, hc_error *err)
         hc_store *st = NULL;
 
         rc = hc_segments_path(dir, numbers[i], path, sizeof(path), err);
-        if (rc != HC_OK || file_size_or_zero(path, "-wal") + file_size_or_zero(path, "-shm") == 0)
+        if (rc != HC_OK ||
+            (i + 1 < n && file_size_or_zero(path, "-wal") + file_size_or_zero(path, "-shm") == 0))
             continue;
         rc = hc_store_open(path, HC_STORE_APPEND, &st, err);
         if (rc == HC_ERR_NOT_RECORDING && i == n - 1) {
