@@ -318,8 +318,9 @@ static int map_session(const struct hc_session_row *row, void *user)
             return 1;
         m->n_sessions++;
     }
-    /* the last segment holding the session knows how it ended */
-    if (row->ended_at_ns) {
+    /* the last segment holding the session knows how it ended (not at all when its writer was
+     * killed: the earlier segments' "continued in the next segment" no longer holds) */
+    {
         char *reason = strdup(row->end_reason ? row->end_reason : "");
         if (!reason)
             goto nomem;
