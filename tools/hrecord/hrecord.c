@@ -214,6 +214,7 @@ struct run {
 /* A segment being closed beside the capture, with what comes after: manifest, --keep. */
 struct closer_job {
     hc_store *st;
+    int64_t session_id, ended_at_ns; /* the session to end in it (CLOCK_REALTIME) */
     const char *dir;
     unsigned newest;
     long keep;
@@ -517,7 +518,12 @@ static void *closer_main(void *arg)
 {
     struct closer_job *job = arg;
 
-    job->rc = hc_store_close(job->st, &job->err);
+    job->rc =
+        hc_store_session_end(job->st, job->session_id, job->ended_at_ns, ROTATED_REASON, &job->err);
+    if (job->rc == HC_OK)
+        job->rc = hc_store_close(job->st, &job->err);
+    else
+        hc_store_close(job->st, NULL);
     if (job->rc == HC_OK && job->keep)
         job->rc = prune_segments(job->dir, job->keep, job->newest, &job->err);
     if (job->rc == HC_OK)
@@ -573,8 +579,8 @@ static hc_err open_segment(struct run *r, unsigned number, int64_t *session_id, 
 
 /*
  * Switches to the next segment: it is opened (and the session begun in it) before the current
- * one is closed, and the close (commit, checkpoint), the manifest and --keep run on a thread of
- * their own, so the capture goes on at once.
+ * one is closed, and the end of the session there, the close (commit, checkpoint), the manifest
+ * and --keep run on a thread of their own, so the capture goes on at once.
  */
 static hc_err rotate(struct run *r, int64_t *session_id, hc_error *err)
 {
@@ -598,8 +604,9 @@ static hc_err rotate(struct run *r, int64_t *session_id, hc_error *err)
         return rc;
     }
     *session_id = new_session;
-    rc = hc_store_session_end(old, old_session, hc_time_realtime_ns(), ROTATED_REASON, err);
     job->st = old;
+    job->session_id = old_session;
+    job->ended_at_ns = hc_time_realtime_ns();
     job->dir = r->o->output;
     job->newest = r->segment;
     job->keep = r->o->keep;
@@ -609,7 +616,7 @@ static hc_err rotate(struct run *r, int64_t *session_id, hc_error *err)
     } else {
         closer_main(job);
         r->job = NULL;
-        if (rc == HC_OK && job->rc != HC_OK) {
+        if (job->rc != HC_OK) {
             rc = job->rc;
             *err = job->err;
         }
