@@ -47,7 +47,8 @@ hkit_make_certs() {
 # and log in DIR; sets HKIT_BROKER_PORT and HKIT_BROKER_PID. With "tls" it listens with TLS (certs
 # from hkit_make_certs in DIR); with "auth" it requires passwords and applies the ACL; with
 # "stock" it keeps Mosquitto's default queue and in-flight limits. HKIT_BROKER_EXTRA_CONF adds
-# configuration lines.
+# configuration lines. HKIT_BROKER_DIR names DIR; its mosquitto.log also logs each subscription
+# ("<client id> <qos> <filter>"), which hkit_wait_subscribed waits for.
 # Known queue limits so a slow consumer is never silently dropped by the broker's defaults.
 hkit_broker_start() {
     local attempt rc
@@ -74,6 +75,7 @@ hkit__broker_start_once() {
         esac
     done
     mkdir -p "$dir"
+    HKIT_BROKER_DIR=$dir
     HKIT_BROKER_PORT=${HKIT_BROKER_PORT_WANTED:-$(hkit_free_port)}
     {
         echo "listener $HKIT_BROKER_PORT 127.0.0.1"
@@ -91,6 +93,7 @@ hkit__broker_start_once() {
         echo "log_type warning"
         echo "log_type notice"
         echo "log_type information"
+        echo "log_type subscribe"
         [ "$(id -u)" = 0 ] && echo "user root"
         if [ $mode_tls = yes ]; then
             [ -f "$dir/server.crt" ] || hkit_make_certs "$dir" || return 1
@@ -174,6 +177,73 @@ hkit_expect_exit() {
     [ "$got" = "$want" ] || hkit_fail "'$*' exited $got, expected $want; stderr: $ERR"
 }
 
+# hkit_wait_for TRIES DELAY WHAT CONDITION: evaluates the shell CONDITION until it holds, at most
+# TRIES times DELAY seconds apart (redis's wait_for_condition); fails the test naming WHAT when it
+# never does. Tests wait for a condition (a log line, a count, a file), never a fixed time.
+hkit_wait_for() {
+    local tries=$1 delay=$2 what=$3 condition=$4 i
+    for ((i = 1; i <= tries; i++)); do
+        eval "$condition" && return 0
+        [ "$i" = "$tries" ] || sleep "$delay"
+    done
+    hkit_fail "timed out waiting for $what ($tries tries, ${delay}s apart)"
+}
+# hkit_poll TRIES DELAY CONDITION: as hkit_wait_for, but returns 1 instead of failing.
+hkit_poll() {
+    local tries=$1 delay=$2 condition=$3 i
+    for ((i = 1; i <= tries; i++)); do
+        eval "$condition" && return 0
+        [ "$i" = "$tries" ] || sleep "$delay"
+    done
+    return 1
+}
+# hkit_wait_subscribed CLIENT_ID FILTER: until the broker logged that CLIENT_ID subscribed to
+# FILTER (10 s at most).
+hkit_wait_subscribed() {
+    hkit_wait_for 200 0.05 "'$1' to subscribe to '$2'" "$(printf 'hkit__subscribed %q %q' "$1" "$2")"
+}
+hkit__subscribed() { # CLIENT_ID FILTER
+    grep -qF -e ": $1 0 $2" -e ": $1 1 $2" -e ": $1 2 $2" "$HKIT_BROKER_DIR/mosquitto.log"
+}
+
+# hkit_wait_disconnected CLIENT_ID: until the broker logged the end of CLIENT_ID's connection.
+# The broker reads a connection's packets in order, so everything that client published has
+# been routed by then: an end marker published afterwards arrives after it.
+hkit_wait_disconnected() {
+    hkit_wait_for 200 0.05 "'$1' to disconnect" \
+        "$(printf 'grep -qE %q %q' "Client $1 (disconnected|closed its connection)" \
+            "$HKIT_BROKER_DIR/mosquitto.log")"
+}
+
+# hkit_sub_start FILE FORMAT MOSQUITTO_SUB_ARGS...: an independent subscriber (mosquitto_sub at
+# QoS 1 on the broker's port unless the arguments say otherwise: later -q/-p win) printing FORMAT
+# (-F) into FILE, also subscribed to the marker topics hkit-test/#. Returns once it receives;
+# sets HKIT_SUB_PID. Several may run at once.
+hkit_sub_start() {
+    local file=$1 format=$2
+    shift 2
+    mosquitto_sub -h 127.0.0.1 -p "${HKIT_BROKER_PORT:-1883}" -q 1 "$@" -t 'hkit-test/#' -F "$format" \
+        >"$file" 2>"$file.err" &
+    HKIT_SUB_PID=$!
+    hkit_wait_for 100 0.05 "the subscriber writing '$file' to start" \
+        "$(printf 'hkit__sub_probe %q %q' "$file" "$*")"
+}
+hkit__sub_probe() { # FILE ARGS: the port from ARGS' last -p, else the broker's
+    local port=${HKIT_BROKER_PORT:-1883} prev= a
+    for a in $2; do
+        [ "$prev" != -p ] || port=$a
+        prev=$a
+    done
+    mosquitto_pub -h 127.0.0.1 -p "$port" -t hkit-test/ready -m x 2>/dev/null || true
+    grep -q 'hkit-test/ready' "$1"
+}
+# hkit_sub_flush FILE [PORT]: publishes an end marker at QoS 1 and waits (10 s at most) until the
+# subscriber writing FILE has it: what reached the broker before at QoS 1 has arrived too.
+hkit_sub_flush() {
+    mosquitto_pub -h 127.0.0.1 -p "${2:-$HKIT_BROKER_PORT}" -q 1 -t hkit-test/end -m x
+    hkit_wait_for 200 0.05 "the end marker in '$1'" "$(printf 'grep -q hkit-test/end %q' "$1")"
+}
+
 # An independent subscriber for checking what a tool published: mosquitto_sub at QoS 2 with
 # retain flags as published, one line "topic retain qos hexpayload" per message.
 # hkit_capture_start FILE FILTER: captures FILTER (plus marker topics) into FILE.raw; returns once
@@ -188,24 +258,13 @@ HKIT_CAPTURE_PID=
 hkit_capture_start() { # FILE FILTER [mqttv311: no retain-as-published, for many QoS 2 messages]
     local proto=(-V mqttv5 --retain-as-published)
     [ "${3:-}" != mqttv311 ] || proto=(-V mqttv311)
-    mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" "${proto[@]}" -q 2 \
-        -t "$2" -t 'hkit-test/#' -F '%t %r %q %x' >"$1.raw" 2>"$1.err" &
-    HKIT_CAPTURE_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1.raw" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
+    hkit_sub_start "$1.raw" '%t %r %q %x' "${proto[@]}" -q 2 -t "$2"
+    HKIT_CAPTURE_PID=$HKIT_SUB_PID
 }
 hkit_capture_stop() {
     local i before=-1 now
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q '^hkit-test/end ' "$1.raw" && break
-        sleep 0.05
-    done
+    hkit_poll 200 0.05 "grep -q '^hkit-test/end ' '$1.raw'" || true
     for i in $(seq 1 20); do
         now=$(wc -l <"$1.raw")
         [ "$now" = "$before" ] && break

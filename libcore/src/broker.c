@@ -6,6 +6,7 @@
  */
 #include "hcore/broker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -318,7 +319,8 @@ static hc_err write_auth(hc_broker *b, const struct hc_broker_options *o, hc_err
     if (rc != HC_OK)
         return rc;
     snprintf(text, sizeof(text),
-             "user %s\ntopic read haltian-iot/events/%s/%s/#\n%s%s%s\nuser %s\ntopic readwrite #\n",
+             "user %s\ntopic read haltian-iot/events/%s/%s/#\n%s%s%s\nuser %s\ntopic readwrite #\n"
+             "topic read $SYS/#\n",
              b->api_key_id, b->integration_id, b->api_key_id,
              o->consumer_write ? "topic write " : "", o->consumer_write ? o->consumer_write : "",
              o->consumer_write ? "\n" : "", b->info.publisher_user);
@@ -350,6 +352,7 @@ static hc_err write_conf(hc_broker *b, const struct hc_broker_options *o, hc_err
                  "log_type subscribe\n"
                  "log_timestamp false\n"
                  "connection_messages true\n"
+                 "sys_interval 1\n" /* $SYS counters move within a short load step */
                  "%s"
                  "listener %d 127.0.0.1\n"
                  "listener %d 127.0.0.1\n",
@@ -723,14 +726,28 @@ static void remember_client(hc_broker *b, const char *client_id, const char *use
  *   New client connected from 127.0.0.1:36494 as CLIENT (p2, c1, k60, u'USER').
  *   CLIENT 1 FILTER                               (log_type subscribe)
  *   Client CLIENT disconnected.  /  Client CLIENT closed its connection.
+ *   Outgoing messages are being dropped for client CLIENT.
  */
 static void parse_line(hc_broker *b, char *line, hc_broker_event_fn fn, void *ctx)
 {
     static const char connected[] = "New client connected from ";
+    static const char dropping[] = "Outgoing messages are being dropped for client ";
     struct hc_broker_event ev;
     char *p, *q;
 
     memset(&ev, 0, sizeof(ev));
+    if (strncmp(line, dropping, sizeof(dropping) - 1) == 0) {
+        size_t n;
+
+        ev.client_id = line + sizeof(dropping) - 1;
+        n = strlen(ev.client_id);
+        if (n && line[sizeof(dropping) - 1 + n - 1] == '.')
+            line[sizeof(dropping) - 1 + n - 1] = '\0';
+        ev.kind = HC_BROKER_DROPPING;
+        ev.user = user_of(b, ev.client_id);
+        fn(ctx, &ev);
+        return;
+    }
     if (strncmp(line, connected, sizeof(connected) - 1) == 0) {
         char *as = strstr(line, " as "), *paren = strrchr(line, '(');
         char *u = paren ? strstr(paren, " u'") : NULL;
@@ -802,6 +819,85 @@ hc_err hc_broker_poll_events(hc_broker *b, hc_broker_event_fn fn, void *ctx, hc_
     if (n < 0)
         return hc_error_set(err, HC_ERR_IO, "cannot read '%s': %s", b->log_path, strerror(errno));
     return HC_OK;
+}
+
+/* --- what a consumer is given -------------------------------------------------------------- */
+
+void hc_broker_env_init(struct hc_broker_env *env, const struct hc_broker_info *info)
+{
+    char(*t)[700] = env->text;
+
+    snprintf(t[0], sizeof(t[0]), "HALTIAN_MQTT_HOST=%s", info->host);
+    snprintf(t[1], sizeof(t[1]), "HALTIAN_MQTT_PORT=%d", info->consumer_port);
+    snprintf(t[2], sizeof(t[2]), "HALTIAN_MQTT_URL=%s", info->consumer_url);
+    snprintf(t[3], sizeof(t[3]), "HALTIAN_API_KEY_ID=%s", info->api_key_id);
+    snprintf(t[4], sizeof(t[4]), "HALTIAN_API_KEY_TOKEN=%s", info->token);
+    snprintf(t[5], sizeof(t[5]), "HALTIAN_INTEGRATION_ID=%s", info->integration_id);
+    snprintf(t[6], sizeof(t[6]), "HKIT_CAFILE=%s", info->cafile);
+    for (size_t i = 0; i < HC_BROKER_ENV_COUNT; i++)
+        env->vars[i] = t[i];
+    env->vars[HC_BROKER_ENV_COUNT] = NULL;
+}
+
+/* value for sh: as it is when it holds only harmless characters, else in single quotes */
+static void put_shell_quoted(FILE *ms, const char *s)
+{
+    bool plain = *s != '\0' && *s != '-';
+
+    for (const char *c = s; *c && plain; c++)
+        plain = isalnum((unsigned char)*c) || strchr("/._-+:,=@", *c);
+    if (plain) {
+        fputs(s, ms);
+        return;
+    }
+    fputc('\'', ms);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", ms);
+        else
+            fputc(*s, ms);
+    }
+    fputc('\'', ms);
+}
+
+char *hc_broker_expand_command(const struct hc_broker_info *info, const char *cmd)
+{
+    char port[16], *out = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&out, &len);
+    const struct {
+        const char *name, *value;
+    } vars[] = {{"host", info->host},
+                {"port", port},
+                {"url", info->consumer_url},
+                {"cafile", info->cafile},
+                {"api_key_id", info->api_key_id},
+                {"integration_id", info->integration_id},
+                {"token_file", info->token_file}};
+
+    if (!ms)
+        return NULL;
+    snprintf(port, sizeof(port), "%d", info->consumer_port);
+    for (const char *p = cmd; *p; p++) {
+        bool done = false;
+
+        for (size_t i = 0; *p == '{' && i < sizeof(vars) / sizeof(vars[0]) && !done; i++) {
+            size_t n = strlen(vars[i].name);
+
+            if (strncmp(p + 1, vars[i].name, n) == 0 && p[1 + n] == '}') {
+                put_shell_quoted(ms, vars[i].value ? vars[i].value : "");
+                p += n + 1;
+                done = true;
+            }
+        }
+        if (!done)
+            fputc(*p, ms);
+    }
+    if (fclose(ms) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
 /* --- cleanup ------------------------------------------------------------------------------ */

@@ -981,66 +981,103 @@ static void out_base64(struct hc__buf *b, const unsigned char *s, size_t n)
     b->data[b->len++] = '"';
 }
 
+struct hc_jsonl_writer {
+    struct hc__buf line;       /* reused for every line: no allocation per line once warm */
+    struct hc_jsonout printed; /* "decoded", printed with exact numbers */
+};
+
+hc_err hc_jsonl_writer_new(hc_jsonl_writer **out, hc_error *err)
+{
+    hc_jsonl_writer *w = calloc(1, sizeof(*w));
+
+    *out = NULL;
+    if (!w)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    hc__buf_init(&w->line);
+    *out = w;
+    return HC_OK;
+}
+
+void hc_jsonl_writer_free(hc_jsonl_writer *w)
+{
+    if (!w)
+        return;
+    hc__buf_release(&w->line);
+    hc_jsonout_release(&w->printed);
+    free(w);
+}
+
 hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, hc_error *err)
 {
-    /* One buffer per thread would be nicer; tools write from one thread, so one static buffer. */
-    static struct hc__buf b;
+    hc_jsonl_writer w;
+    hc_err rc;
+
+    memset(&w, 0, sizeof(w));
+    hc__buf_init(&w.line);
+    rc = hc_jsonl_writer_write(&w, fp, msg, decoded, err);
+    hc__buf_release(&w.line);
+    hc_jsonout_release(&w.printed);
+    return rc;
+}
+
+hc_err hc_jsonl_writer_write(hc_jsonl_writer *w, FILE *fp, const struct hc_msg *msg,
+                             const cJSON *decoded, hc_error *err)
+{
+    struct hc__buf *b = &w->line;
     char num[96];
     char when[40];
 
-    hc__buf_reset(&b);
-    hc__buf_add(&b, "{", 1);
+    hc__buf_reset(b);
+    hc__buf_add(b, "{", 1);
     if (msg->seq) {
         snprintf(num, sizeof(num), "\"seq\":%" PRId64 ",", msg->seq);
-        hc__buf_addstr(&b, num);
+        hc__buf_addstr(b, num);
     }
     if (msg->session_id) {
         snprintf(num, sizeof(num), "\"session\":%" PRId64 ",", msg->session_id);
-        hc__buf_addstr(&b, num);
+        hc__buf_addstr(b, num);
     }
     if (msg->received_at_ns) {
         hc_time_format_rfc3339(msg->received_at_ns, 9, when, sizeof(when));
-        hc__buf_addstr(&b, "\"received_at\":\"");
-        hc__buf_addstr(&b, when);
-        hc__buf_addstr(&b, "\",");
+        hc__buf_addstr(b, "\"received_at\":\"");
+        hc__buf_addstr(b, when);
+        hc__buf_addstr(b, "\",");
     }
     if (msg->session_id) {
         /* wrapping, not undefined, for times no reader would accept anyway */
         snprintf(num, sizeof(num), "\"session_started_at_ns\":%" PRId64 ",\"mono_ns\":%" PRId64 ",",
                  (int64_t)((uint64_t)msg->timeline_ns - (uint64_t)msg->mono_ns), msg->mono_ns);
-        hc__buf_addstr(&b, num);
+        hc__buf_addstr(b, num);
     }
     /* a topic stored before imports checked UTF-8 is written so the line stays valid JSON */
     if (hc_text_is_json_safe_utf8((const unsigned char *)msg->topic, strlen(msg->topic))) {
-        hc__buf_addstr(&b, "\"topic\":");
-        hc__buf_add_json_string(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+        hc__buf_addstr(b, "\"topic\":");
+        hc__buf_add_json_string(b, (const unsigned char *)msg->topic, strlen(msg->topic));
     } else {
-        hc__buf_addstr(&b, "\"topic_b64\":");
-        out_base64(&b, (const unsigned char *)msg->topic, strlen(msg->topic));
+        hc__buf_addstr(b, "\"topic_b64\":");
+        out_base64(b, (const unsigned char *)msg->topic, strlen(msg->topic));
     }
     snprintf(num, sizeof(num), ",\"qos\":%d,\"retain\":%s,\"dup\":%s,", msg->qos,
              msg->retain ? "true" : "false", msg->dup ? "true" : "false");
-    hc__buf_addstr(&b, num);
+    hc__buf_addstr(b, num);
     if (hc_text_is_json_safe_utf8(msg->payload, msg->payload_len)) {
-        hc__buf_addstr(&b, "\"payload\":");
-        hc__buf_add_json_string(&b, msg->payload, msg->payload_len);
+        hc__buf_addstr(b, "\"payload\":");
+        hc__buf_add_json_string(b, msg->payload, msg->payload_len);
     } else {
-        hc__buf_addstr(&b, "\"payload_b64\":");
-        out_base64(&b, msg->payload, msg->payload_len);
+        hc__buf_addstr(b, "\"payload_b64\":");
+        out_base64(b, msg->payload, msg->payload_len);
     }
     if (decoded) {
-        /* Reused like b: exact numbers, no allocation per line once warm. */
-        static struct hc_jsonout printed;
-        hc_err rc = hc_jsonout_print(&printed, decoded, err);
+        hc_err rc = hc_jsonout_print(&w->printed, decoded, err);
         if (rc != HC_OK)
             return rc;
-        hc__buf_addstr(&b, ",\"decoded\":");
-        hc__buf_add(&b, printed.data, printed.len);
+        hc__buf_addstr(b, ",\"decoded\":");
+        hc__buf_add(b, w->printed.data, w->printed.len);
     }
-    hc__buf_add(&b, "}\n", 2);
-    if (b.failed)
+    hc__buf_add(b, "}\n", 2);
+    if (b->failed)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    if (fwrite(b.data, 1, b.len, fp) != b.len)
+    if (fwrite(b->data, 1, b->len, fp) != b->len)
         return hc_error_set(err, HC_ERR_IO, "cannot write: %s", strerror(errno));
     return HC_OK;
 }

@@ -401,6 +401,11 @@ static void add_device_summary(struct hc_recstats_device *dev,
         dev->first_ns = first;
         dev->last_ns = last;
         dev->latency_max_ms = INT64_MIN;
+    } else if (row->span_only) {
+        if (first < dev->first_ns)
+            dev->first_ns = first;
+        if (last > dev->last_ns)
+            dev->last_ns = last;
     } else {
         /* slots may come in any order: the silence between them is known, not within */
         int64_t gap = first > dev->last_ns ? first - dev->last_ns : dev->first_ns - last;
@@ -412,9 +417,10 @@ static void add_device_summary(struct hc_recstats_device *dev,
             dev->last_ns = last;
     }
     dev->messages += row->messages;
-    dev->per_bucket[col] = (uint32_t)((int64_t)dev->per_bucket[col] + row->messages > UINT32_MAX
-                                          ? UINT32_MAX
-                                          : dev->per_bucket[col] + (uint32_t)row->messages);
+    if (!row->span_only)
+        dev->per_bucket[col] = (uint32_t)((int64_t)dev->per_bucket[col] + row->messages > UINT32_MAX
+                                              ? UINT32_MAX
+                                              : dev->per_bucket[col] + (uint32_t)row->messages);
     dev->decode_errors += row->decode_errors;
     dev->duplicates += row->duplicates;
     dev->backwards += row->backwards;

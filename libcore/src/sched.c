@@ -54,13 +54,10 @@ static void real_sleep_until_ns(void *ctx, int64_t deadline_ns)
 const struct hc_clock *hc_clock_real(void)
 {
     static const struct hc_clock real = {real_now_ns, real_sleep_until_ns, NULL};
-    static int slack_set;
 
-    if (!slack_set) {
-        /* Best effort: without it wake-ups are ~50 µs later, which is still correct. */
-        prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-        slack_set = 1;
-    }
+    /* Best effort, and per thread (as the slack is): without it wake-ups are ~50 µs later,
+     * which is still correct. Cheap enough to repeat on every call; no flag to keep. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     return &real;
 }
 

@@ -919,11 +919,6 @@ hc_err hc_store_close(hc_store *st, hc_error *err)
     return code;
 }
 
-const char *hc_store_path(const hc_store *st)
-{
-    return st ? st->path : NULL;
-}
-
 /* --- checking -------------------------------------------------------------------------------- */
 
 /*

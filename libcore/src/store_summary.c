@@ -1351,6 +1351,32 @@ hc_err hc_summary_minutes_each(const hc_summary *s,
     return HC_OK;
 }
 
+hc_err hc_summary_topics_each(const hc_summary *s,
+                              int (*fn)(const struct hc_summary_topic *t, void *user), void *user,
+                              hc_error *err)
+{
+    if (!s || !fn)
+        return hc_error_set(err, HC_ERR_INVALID, "cannot list topics: missing argument");
+    for (size_t i = 0; i < s->topics.cap; i++) {
+        const struct acc_slot *e = &s->topics.slots[i];
+        const struct topic_info *ti;
+        struct hc_summary_topic t;
+        if (!e->used || !e->v.messages || !(ti = topic_info_of(s, e->a)))
+            continue;
+        t = (struct hc_summary_topic){.topic = ti->name,
+                                      .kind = ti->kind,
+                                      .type = s->types.items[e->b],
+                                      .device_id = ti->device_id,
+                                      .messages = e->v.messages,
+                                      .payload_bytes = e->v.bytes,
+                                      .first_ns = e->v.first,
+                                      .last_ns = e->v.last};
+        if (fn(&t, user))
+            break;
+    }
+    return HC_OK;
+}
+
 bool hc__summary_session(const hc_summary *s, int64_t session_id, int64_t *messages,
                          int64_t *first_ns, int64_t *last_ns)
 {

@@ -25,8 +25,8 @@ with open(path, "w") as f:
                 % (t, dev, (i // 60) % 60, i % 60, v))
 PY
 cp "$work/builtin/input.jsonl" "$work/cat/input.jsonl"
-"$HKIT_BIN/hverify" -q --update --accept --force "$work/builtin" >/dev/null
-"$HKIT_BIN/hverify" -q --update --accept --force --decoder cat "$work/cat" >/dev/null
+"$HKIT_BIN/hverify" --quiet --update --accept --force "$work/builtin" >/dev/null
+"$HKIT_BIN/hverify" --quiet --update --accept --force --decoder cat "$work/cat" >/dev/null
 
 # Each run prints "elapsed cpu" (seconds; cpu = user + system of the command and its children,
 # which tells the cost apart from waiting when the machine is busy; "-" without /usr/bin/time).
@@ -47,12 +47,12 @@ median() { # command... -> "elapsed cpu", each the median of $runs runs
     echo "$(echo "$out" | awk '{print $1}' | sort -g | sed -n "$(((runs + 1) / 2))p")" \
         "$(echo "$out" | awk '{print $2}' | sort -g | sed -n "$(((runs + 1) / 2))p")"
 }
-read -r t_builtin c_builtin < <(median "$HKIT_BIN/hverify" -q "$work/builtin")
-read -r t_cat c_cat < <(median "$HKIT_BIN/hverify" -q --timeout 1h --decoder cat "$work/cat")
+read -r t_builtin c_builtin < <(median "$HKIT_BIN/hverify" --quiet "$work/builtin")
+read -r t_cat c_cat < <(median "$HKIT_BIN/hverify" --quiet --timeout 1h --decoder cat "$work/cat")
 read -r t_pipe c_pipe < <(median sh -c "cat '$work/cat/input.jsonl' | cat | wc -l")
 rss_builtin=
 if [ -x /usr/bin/time ]; then
-    rss_builtin=$(/usr/bin/time -f '%M' "$HKIT_BIN/hverify" -q "$work/builtin" 2>&1 >/dev/null |
+    rss_builtin=$(/usr/bin/time -f '%M' "$HKIT_BIN/hverify" --quiet "$work/builtin" 2>&1 >/dev/null |
         tail -1)
 fi
 rate() { echo "$n / $1" | bc -l | xargs printf '%.0f'; }

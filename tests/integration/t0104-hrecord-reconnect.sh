@@ -9,13 +9,9 @@ hkit_broker_start "$HKIT_TMP/broker"
 port=$HKIT_BROKER_PORT
 db=$HKIT_TMP/rec.db
 q() { sqlite3 "$db" "$1"; }
+is() { [ -f "$db" ] && [ "$(q "$1" 2>/dev/null || true)" = "$2" ]; } # sql expected
 wait_for() { # seconds sql expected
-    local i
-    for i in $(seq 1 $(($1 * 20))); do
-        [ -f "$db" ] && [ "$(q "$2" 2>/dev/null || true)" = "$3" ] && return 0
-        sleep 0.05
-    done
-    hkit_fail "timed out waiting for '$2' = '$3' (got '$(q "$2" 2>&1 || true)')"
+    hkit_wait_for $(($1 * 20)) 0.05 "'$2' = '$3'" "$(printf 'is %q %q' "$2" "$3")"
 }
 
 timeout 60 hrecord --url "mqtt://127.0.0.1:$port" -t 'site/#' -o "$db" \
@@ -28,7 +24,9 @@ wait_for 10 "select count(*) from messages" 3
 kill -9 "$HKIT_BROKER_PID"
 wait "$HKIT_BROKER_PID" 2>/dev/null || true
 HKIT_BROKER_PID=
-sleep 1 # a few failed attempts while the broker is down
+# a few failed attempts while the broker is down
+hkit_wait_for 200 0.05 "failed reconnection attempts" \
+    "grep -q 'connection attempt 2 failed' '$HKIT_TMP/hrecord.err'"
 HKIT_BROKER_PORT_WANTED=$port hkit_broker_start "$HKIT_TMP/broker"
 wait_for 15 "select count(*) from sessions" 2
 for i in 1 2 3 4; do mosquitto_pub -p "$port" -t site/b -m "after-$i" -q 1; done

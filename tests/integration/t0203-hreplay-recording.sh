@@ -3,9 +3,11 @@
 # two sessions, hgen -o, hrecord capturing mosquitto_pub traffic). An independent subscriber
 # (mosquitto_sub -V mqttv5 --retain-as-published -F '%t %r %q %x') must see exactly the selected
 # messages (content, order, binary and empty payloads, retained flags), compared with what the
-# sqlite3 CLI reads from the recording. Selections: --session, --type with an alias, --device,
-# -t with wildcards, --since/--until with +offsets and RFC 3339 times (since inclusive, until
-# exclusive), --limit. The gap between two sessions is kept, and --max-gap caps it.
+# sqlite3 CLI reads from the recording. The gap between two sessions is kept, and --max-gap caps
+# it. Selections (--session, --type with an alias, --device, -t with wildcards, --since/--until
+# with +offsets and RFC 3339 times, since inclusive and until exclusive, --limit) are made by
+# tool_source, which hreplay and hcat share: a few go through the broker, the whole matrix runs
+# through hcat without one (its rules are unit-tested in test_store and test_tool_source).
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
@@ -41,6 +43,22 @@ check() {
 assert r["sent"] == n and r["failed"] == 0 and r["reconnects"] == 0, (r, n)' \
         "$T/$name.json" "$(wc -l <"$T/$name.want")" || hkit_fail "$name: report"
 }
+# hcat_select NAME DB WHERE selection-options...: the same comparison for the messages hcat selects
+# (no broker: the selection is tool_source's, as in hreplay)
+hcat_select() {
+    local name=$1 db=$2 where=$3
+    shift 3
+    hcat "$@" "$db" | python3 -c '
+import base64, json, sys
+for l in sys.stdin:
+    o = json.loads(l)
+    p = base64.b64decode(o["payload_b64"]) if "payload_b64" in o else o.get("payload", "").encode()
+    print(sys.argv[1] + o["topic"], 1 if o.get("retain") else 0, o.get("qos", 0), p.hex())' \
+        "$name/" >"$T/$name" || hkit_fail "hcat $* $db"
+    want "$db" "$name/" "$where" >"$T/$name.want"
+    [ -s "$T/$name.want" ] || hkit_fail "$name: the selection expected by sqlite3 is empty"
+    diff "$T/$name.want" "$T/$name" || hkit_fail "$name: hcat's selection differs (hcat $*)"
+}
 
 # --- a recording with two sessions 3 s apart, imported from JSON lines by hcat ------------------
 # 50 ms between messages inside a session (so QoS 0, 1 and 2 cannot overtake each other at the
@@ -74,7 +92,7 @@ line(2, S2, 150, H + "/measurements/co2/dev-a", 1, False, payload_b64="AP9/Cg0g"
 line(2, S2, 200, H + "/measurements/ambientTemperature/dev-c", 0, True,
      payload='{"measured_at":"2026-02-05T10:30:03.150Z","value":19.75}')
 PY
-hcat -q "$T/two.jsonl" -o "$T/two.db"
+hcat --quiet "$T/two.jsonl" -o "$T/two.db"
 TWO=$T/two.db
 q() { sqlite3 "$TWO" "$1"; }
 # the recording really holds what the checks below rely on
@@ -97,19 +115,11 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["duration_s"]
 assert 0.44 <= d < 2.0, f"duration {d:.3f} s with --max-gap 100ms"' "$T/w2.json" ||
     hkit_fail "--max-gap between sessions"
 
-# selections, at full speed: all at QoS 1, since MQTT orders messages only within one QoS level
-# (the recorded QoS levels are checked above)
+# selections through the broker, at full speed: all at QoS 1, since MQTT orders messages only
+# within one QoS level (the recorded QoS levels are checked above)
 QOS=1
-check s1 "$TWO" "session_id = 2" --session 2 --max -q 1
-check s2 "$TWO" "session_id in (1, 2)" --session 1 --session 2 --max -q 1
-check s3 "$TWO" "type = 'co2'" --type CO2 --max -q 1
 check s4 "$TWO" "type = 'ambientTemperature' and device_id = 'dev-b'" \
     --type ambient_temperature --device dev-b --max -q 1
-check s5 "$TWO" "topic like 'haltian-iot/events/%/measurements/%/dev-a'" \
-    -t 'haltian-iot/events/+/+/measurements/+/dev-a' --max -q 1
-check s6 "$TWO" "topic like 'cloudext/%' or topic like '%/notifications/%'" \
-    -t 'cloudext/#' -t '+/+/+/+/notifications/#' --max -q 1
-check s7 "$TWO" "seq <= 4" --limit 4 --max -q 1
 check s8 "$TWO" "seq in (select seq from messages where device_id = 'dev-a' order by seq limit 2)" \
     --device dev-a --limit 2 --max -q 1
 # offsets count from the first message (10:30:00.100): since is inclusive, until exclusive, and
@@ -120,17 +130,26 @@ hkit_assert_eq "1 1" "$(q "select count(*) from messages where received_at_ns = 
 check t1 "$TWO" "received_at_ns >= $first + 50000000 and received_at_ns < $first + 200000000" \
     --since +50ms --until +200ms --max -q 1
 hkit_assert_eq 3 "$(wc -l <"$T/t1")" "--since +50ms --until +200ms"
-check t2 "$TWO" "received_at_ns >= 1770287403000000000" --since 2026-02-05T10:30:03Z --max -q 1
-check t3 "$TWO" "received_at_ns < $first + 3100000000" --until +3.1s --max -q 1
+QOS=qos
+
+# the whole matrix, selected by hcat
+hcat_select s1 "$TWO" "session_id = 2" --session 2
+hcat_select s2 "$TWO" "session_id in (1, 2)" --session 1 --session 2
+hcat_select s3 "$TWO" "type = 'co2'" --type CO2
+hcat_select s5 "$TWO" "topic like 'haltian-iot/events/%/measurements/%/dev-a'" \
+    -t 'haltian-iot/events/+/+/measurements/+/dev-a'
+hcat_select s6 "$TWO" "topic like 'cloudext/%' or topic like '%/notifications/%'" \
+    -t 'cloudext/#' -t '+/+/+/+/notifications/#'
+hcat_select s7 "$TWO" "seq <= 4" --limit 4
+hcat_select t2 "$TWO" "received_at_ns >= 1770287403000000000" --since 2026-02-05T10:30:03Z
+hcat_select t3 "$TWO" "received_at_ns < $first + 3100000000" --until +3.1s
 hkit_assert_eq 8 "$(wc -l <"$T/t3")" "--until +3.1s (the last message sits on the bound)"
-check t4 "$TWO" "received_at_ns >= $first + 250000000 and session_id = 1" --since +250ms \
-    --session 1 --max -q 1
+hcat_select t4 "$TWO" "received_at_ns >= $first + 250000000 and session_id = 1" --since +250ms \
+    --session 1
 
 # a selection matching nothing replays nothing, successfully
 hkit_expect_exit 0 timeout 30 hreplay --url "$URL" --device nobody "$TWO"
 hkit_assert_contains "$ERR" "sent 0 messages, 0 failed" "empty selection"
-
-QOS=qos
 
 # --- a synthetic recording from hgen: QoS 1 throughout, so --max keeps the order ---------------
 hgen --quiet -o "$T/gen.db" --devices environment=2,air=1,presence=1 --duration 10m --seed 3
@@ -140,16 +159,15 @@ dev=$(sqlite3 "$GEN" "select device_id from messages where type = 'ambientTemper
     group by device_id order by count(*) desc limit 1")
 check g2 "$GEN" "type = 'ambientTemperature' and device_id = '$dev'" --max --type ambient_temperature \
     --device "$dev"
-check g3 "$GEN" "type in ('co2', 'humidity')" --max --type CO2 --type humidity
-check g4 "$GEN" "topic like '%/$dev'" --max -t "haltian-iot/events/+/+/+/+/$dev"
-check g5 "$GEN" "seq <= 7" --max --limit 7
-check g6 "$GEN" "seq in (select seq from messages where kind = 'measurements' and
-    type = 'humidity' order by seq limit 3)" --max --kind measurements --type humidity \
-    --limit 3
+hcat_select g3 "$GEN" "type in ('co2', 'humidity')" --type CO2 --type humidity
+hcat_select g4 "$GEN" "topic like '%/$dev'" -t "haltian-iot/events/+/+/+/+/$dev"
+hcat_select g5 "$GEN" "seq <= 7" --limit 7
+hcat_select g6 "$GEN" "seq in (select seq from messages where kind = 'measurements' and
+    type = 'humidity' order by seq limit 3)" --kind measurements --type humidity --limit 3
 # offsets on a 10-minute recording: the minutes between 2 and 5
 gfirst=$(sqlite3 "$GEN" "select min(received_at_ns) from messages")
-check g7 "$GEN" "received_at_ns >= $gfirst + 120000000000 and received_at_ns < $gfirst + 300000000000" \
-    --max --since +2m --until +5m
+hcat_select g7 "$GEN" "received_at_ns >= $gfirst + 120000000000 and received_at_ns < $gfirst + 300000000000" \
+    --since +2m --until +5m
 
 # --- a recording captured by hrecord from mosquitto_pub traffic --------------------------------
 # a retained message stored before hrecord subscribes arrives with the retain flag set; then
@@ -158,12 +176,9 @@ mosquitto_pub -p "$HKIT_BROKER_PORT" -t src/cfg -q 1 -r -m '{"interval":60}'
 printf '\000\001\377\376binary\r\n\000' >"$T/bin"
 timeout 30 hrecord --url "$URL" -t 'src/#' -q 2 -o "$T/cap.db" --count 6 --quiet &
 REC_PID=$!
-for i in $(seq 1 200); do
-    # (sqlite3 would create the file if it did not exist yet)
-    [ -f "$T/cap.db" ] && [ "$(sqlite3 "$T/cap.db" "select count(*) from messages" 2>/dev/null ||
-        true)" = 1 ] && break
-    sleep 0.05
-done
+# (sqlite3 would create the file if it did not exist yet)
+hkit_wait_for 200 0.05 "hrecord to store the retained message" \
+    "[ -f '$T/cap.db' ] && [ \"\$(sqlite3 '$T/cap.db' 'select count(*) from messages' 2>/dev/null)\" = 1 ]"
 mosquitto_pub -p "$HKIT_BROKER_PORT" -t src/a/text -q 1 -m 'hello world'
 mosquitto_pub -p "$HKIT_BROKER_PORT" -t src/b/bin -q 1 -f "$T/bin"
 mosquitto_pub -p "$HKIT_BROKER_PORT" -t src/c/empty -q 1 -n

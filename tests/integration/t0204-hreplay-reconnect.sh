@@ -23,49 +23,30 @@ for i in $(seq 1 $N); do printf '{"topic":"rc/dev-1","qos":1,"payload":"%d"}\n' 
 
 # sub_start FILE: a subscriber printing payloads of rc/#, ready when this returns; sets SUB_PID.
 sub_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'rc/#' -t 'hkit-test/#' -F '%t %p' >"$1" 2>/dev/null &
-    SUB_PID=$!
+    hkit_sub_start "$1" '%t %p' -t 'rc/#'
+    SUB_PID=$HKIT_SUB_PID
     PIDS+=("$SUB_PID")
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$PORT" -t hkit-test/ready -m x 2>/dev/null || true
-        grep -q '^hkit-test/ready ' "$1" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
-}
-# wait_grep SECONDS PATTERN FILE
-wait_grep() {
-    local i
-    for i in $(seq 1 $(($1 * 20))); do
-        grep -q -- "$2" "$3" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    hkit_fail "timed out waiting for '$2' in $3: $(cat "$3" 2>/dev/null)"
 }
 count() { grep -c '^rc/' "$1" || true; }
 
 # crash QOS: runs one replay with a frozen-then-killed broker; leaves $T/a.$QOS (subscriber
 # before the crash), $T/b.$QOS (subscriber after the restart), $T/err.$QOS, $T/rep.$QOS.json.
 crash() {
-    local qos=$1 i rc
+    local qos=$1 rc
     sub_start "$T/a.$qos"
     A_PID=$SUB_PID
     timeout 40 hreplay --url "mqtt://127.0.0.1:$PORT" -q "$qos" --rate 400 \
         --report-json "$T/rep.$qos.json" "$T/in.jsonl" 2>"$T/err.$qos" &
     REPLAY_PID=$!
     PIDS+=("$REPLAY_PID")
-    for i in $(seq 1 200); do
-        [ "$(count "$T/a.$qos")" -ge 300 ] && break
-        sleep 0.05
-    done
+    hkit_poll 200 0.05 "[ \"\$(count '$T/a.$qos')\" -ge 300 ]" || true
     kill -STOP "$HKIT_BROKER_PID"
     sleep 0.3 # ~120 messages written to a broker that reads nothing
     kill -KILL "$HKIT_BROKER_PID"
     kill -CONT "$HKIT_BROKER_PID" 2>/dev/null || true
     wait "$HKIT_BROKER_PID" 2>/dev/null || true
     HKIT_BROKER_PID=
-    wait_grep 10 "; reconnecting (" "$T/err.$qos"
+    hkit_wait_for 200 0.05 "hreplay to notice the loss" "grep -q '; reconnecting (' '$T/err.$qos'"
     sleep 1.6
     HKIT_BROKER_PORT_WANTED=$PORT hkit_broker_start "$T/broker"
     sub_start "$T/b.$qos"
@@ -75,8 +56,7 @@ crash() {
     wait "$REPLAY_PID" && rc=0 || rc=$?
     hkit_assert_eq 0 "$rc" "hreplay's exit status after a broker restart at QoS $qos: $(cat "$T/err.$qos")"
     # everything hreplay sent has reached the broker; an end marker flushes the subscribers
-    mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t hkit-test/end -m x
-    wait_grep 10 '^hkit-test/end ' "$T/b.$qos"
+    hkit_sub_flush "$T/b.$qos"
     kill "$A_PID" "$B_PID" 2>/dev/null || true
     wait "$A_PID" "$B_PID" 2>/dev/null || true
     hkit_assert_contains "$(cat "$T/err.$qos")" "reconnected to '127.0.0.1:$PORT'" "reconnect logged"

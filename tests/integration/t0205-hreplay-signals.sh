@@ -24,60 +24,37 @@ JSONL
 
 # sub_start FILE: a subscriber printing the payloads of sg/#, ready when this returns.
 sub_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'sg/#' -t 'hkit-test/#' -F '%t %p' >"$1" 2>/dev/null &
-    SUB_PID=$!
+    hkit_sub_start "$1" '%t %p' -t 'sg/#'
+    SUB_PID=$HKIT_SUB_PID
     PIDS+=("$SUB_PID")
-    local i
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$PORT" -t hkit-test/ready -m x
-        grep -q '^hkit-test/ready ' "$1" && return 0
-        sleep 0.05
-    done
-    hkit_fail "subscriber did not start"
 }
 # sub_stop FILE: flushes the subscriber with an end marker, stops it, keeps the payloads.
 sub_stop() {
-    local i
-    mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q '^hkit-test/end ' "$1" && break
-        sleep 0.05
-    done
+    hkit_sub_flush "$1"
     kill "$SUB_PID" 2>/dev/null || true
     wait "$SUB_PID" 2>/dev/null || true
     grep '^sg/' "$1" | cut -d' ' -f2 >"$1.payloads" || true
-}
-# wait_lines FILE N SECONDS: until FILE has N lines starting with sg/.
-wait_lines() {
-    local i
-    for i in $(seq 1 $(($3 * 20))); do
-        [ "$(grep -c '^sg/' "$1" || true)" -ge "$2" ] && return 0
-        sleep 0.05
-    done
-    hkit_fail "timed out waiting for $2 messages in $1"
 }
 # interrupt NAME SIGNAL AFTER_MESSAGES hreplay-args...: starts hreplay (its own pid, no wrapper
 # in between), sends SIGNAL once the subscriber has AFTER_MESSAGES messages, and requires an exit
 # within 3 s. Leaves RC, $T/NAME.err, $T/NAME.json, $T/NAME.sub(.payloads).
 interrupt() {
-    local name=$1 sig=$2 after=$3 i
+    local name=$1 sig=$2 after=$3
     shift 3
     sub_start "$T/$name.sub"
-    hreplay --url "$URL" --report-json "$T/$name.json" "$@" 2>"$T/$name.err" &
+    hreplay --url "$URL" -i "t0205-$name" --report-json "$T/$name.json" "$@" 2>"$T/$name.err" &
     local pid=$!
     PIDS+=("$pid")
-    wait_lines "$T/$name.sub" "$after" 15
+    hkit_wait_for 300 0.05 "$after messages in $T/$name.sub" \
+        "[ \"\$(grep -c '^sg/' '$T/$name.sub' || true)\" -ge $after ]"
     kill "-$sig" "$pid"
-    for i in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill -0 "$pid" 2>/dev/null && hkit_fail "$name: hreplay still running 3 s after SIG$sig"
+    hkit_poll 60 0.05 "! kill -0 $pid 2>/dev/null" ||
+        hkit_fail "$name: hreplay still running 3 s after SIG$sig"
     wait "$pid" && RC=0 || RC=$?
     # nothing of this run is left: no process with its pid or its report path on the command line
     ! kill -0 "$pid" 2>/dev/null || hkit_fail "$name: process left behind"
     ! pgrep -f -- "$T/$name.json" >/dev/null || hkit_fail "$name: a process is left behind"
-    sleep 0.3 # anything still in flight would arrive now
+    hkit_wait_disconnected "t0205-$name" # all it sent is routed: the end marker comes after it
     sub_stop "$T/$name.sub"
 }
 # check_report NAME TOTAL: interrupted report, and the subscriber got exactly what was sent.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# hkit-test: serial (asserts a median lateness: run alone, labelled timing)
 # Messages leave hreplay when they are due, not only when hreplay's publish call returns: a
 # message due 5 ms after a QoS 0 message must not wait for the broker's TCP acknowledgement of
 # that one (Nagle's algorithm holds a small write while earlier data is unacknowledged, and the
@@ -41,11 +42,8 @@ CONF
 [ "$(id -u)" = 0 ] && echo "user root" >>"$T/mosquitto.conf"
 mosquitto -c "$T/mosquitto.conf" >"$T/mosquitto.out" 2>&1 &
 BROKER=$!
-for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break
-    [ "$i" -lt 100 ] || hkit_fail "broker did not start: $(cat "$T/mosquitto.out" "$T/mosquitto.log")"
-    sleep 0.05
-done
+hkit_poll 100 0.05 "(exec 3<>/dev/tcp/127.0.0.1/$TLS_PORT) 2>/dev/null" ||
+    hkit_fail "broker did not start: $(cat "$T/mosquitto.out" "$T/mosquitto.log")"
 
 python3 - >"$T/groups.jsonl" <<'PY'
 import json
@@ -58,23 +56,13 @@ for g in range(8):
 PY
 
 FAILED=()
-# sub_start NAME / sub_stop: an independent subscriber stamping arrivals into $T/NAME.raw
+# sub_start NAME / sub_stop NAME: an independent subscriber stamping arrivals into $T/NAME.raw
 sub_start() {
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 2 -t 'wt/#' -t 'hkit-test/#' -F '%U %t' >"$T/$1.raw" &
-    CAP_PID=$!
-    for i in $(seq 1 100); do
-        mosquitto_pub -h 127.0.0.1 -p "$PORT" -t hkit-test/ready -m x
-        grep -q ' hkit-test/ready$' "$T/$1.raw" && break
-        [ "$i" -lt 100 ] || hkit_fail "subscriber did not start"
-        sleep 0.05
-    done
+    hkit_sub_start "$T/$1.raw" '%U %t' -p "$PORT" -q 2 -t 'wt/#'
+    CAP_PID=$HKIT_SUB_PID
 }
 sub_stop() {
-    mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t hkit-test/end -m x
-    for i in $(seq 1 200); do
-        grep -q ' hkit-test/end$' "$T/$1.raw" && break
-        sleep 0.05
-    done
+    hkit_sub_flush "$T/$1.raw" "$PORT"
     kill "$CAP_PID" 2>/dev/null || true
     wait "$CAP_PID" 2>/dev/null || true
     CAP_PID=

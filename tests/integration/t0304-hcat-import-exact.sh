@@ -80,6 +80,18 @@ hkit_expect_exit 2 hcat exact.db --since ++5s
 hkit_assert_eq "hcat: invalid duration '+5s' for --since: expected e.g. 250ms, 10s, 5m, 2h
 try 'hcat --help'" "$ERR" "++5s"
 hkit_expect_exit 0 hcat exact.db --since +500us
+# -q is --qos wherever it exists (mosquitto's letter); hcat has no QoS, so quiet is --quiet only
+hkit_expect_exit 2 hcat -q exact.db
+hkit_assert_eq "hcat: unknown option '-q'
+try 'hcat --help'" "$ERR" "-q is not --quiet"
+# +offsets count from a first message standard input cannot give twice: a usage error, worded and
+# numbered as hreplay's (t0207), since both read their inputs through tool_source
+hkit_expect_exit 2 hcat --since +10m - </dev/null
+hkit_assert_eq "hcat: --since/--until +DURATION need a file: standard input can be read only once
+try 'hcat --help'" "$ERR" "+offset on stdin"
+hkit_expect_exit 2 hcat --until +1s exact.db - </dev/null
+hkit_assert_eq "hcat: --since/--until +DURATION need a file: standard input can be read only once
+try 'hcat --help'" "$ERR" "+offset with stdin among the inputs"
 
 # --- a topic stored before imports checked UTF-8 prints as valid JSON -------------------------------
 sqlite3 exact.db "update topics set name = cast(x'612fff2f62' as text) where name = 'a/b'"

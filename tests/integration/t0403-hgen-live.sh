@@ -16,15 +16,16 @@ n=$(wc -l <expected.txt)
 [ "$n" -gt 100 ] || hkit_fail "only $n messages"
 
 timeout 60 mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t 'haltian-iot/#' \
-    -F '%t %p' -C "$n" >got.txt &
+    -i t0403-sub -F '%t %p' -C "$n" >got.txt &
 sub=$!
 have_hrecord=no
 if [ -x "$HKIT_BIN/hrecord" ]; then
     have_hrecord=yes
-    timeout 60 hrecord --url "$url" -t 'haltian-iot/#' -o rec.db --count "$n" --quiet &
+    timeout 60 hrecord --url "$url" -i t0403-rec -t 'haltian-iot/#' -o rec.db --count "$n" --quiet &
     rec=$!
+    hkit_wait_subscribed t0403-rec 'haltian-iot/#'
 fi
-sleep 0.5 # both subscribers connected before the first publish
+hkit_wait_subscribed t0403-sub 'haltian-iot/#' # both subscribers in place before the first publish
 timeout 60 hgen --url "$url" "${args[@]}" --max 2>summary.txt
 hkit_assert_contains "$(cat summary.txt)" "hgen: $n messages" "summary"
 wait $sub || hkit_fail "mosquitto_sub did not receive $n messages"
@@ -38,9 +39,10 @@ if [ $have_hrecord = yes ]; then
 fi
 
 # paced publishing: --rate 200 for 100 messages takes about half a second (bounded, not timed)
-timeout 30 mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t 'haltian-iot/#' -F '%t' -C 100 >paced.txt &
+timeout 30 mosquitto_sub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t 'haltian-iot/#' -i t0403-paced \
+    -F '%t' -C 100 >paced.txt &
 sub=$!
-sleep 0.3
+hkit_wait_subscribed t0403-paced 'haltian-iot/#'
 timeout 30 hgen --url "$url" "${args[@]}" --rate 200 --count 100 -q 0 --quiet
 wait $sub || hkit_fail "paced: subscriber did not get 100 messages"
 hkit_assert_eq 100 "$(wc -l <paced.txt)" "paced count"
@@ -48,7 +50,7 @@ hkit_assert_eq 100 "$(wc -l <paced.txt)" "paced count"
 # real time at a high speed, stopped by SIGINT: exits 0 and says it was interrupted
 timeout 30 hgen --url "$url" "${args[@]}" --speed 100 2>int.txt &
 gen=$!
-sleep 1
+hkit_wait_for 200 0.05 "hgen to publish" "grep -q 'connected to .*; publishing' int.txt"
 kill -INT $gen
 wait $gen || hkit_fail "hgen exited $? after SIGINT"
 hkit_assert_contains "$(cat int.txt)" "(interrupted)" "interrupted summary"

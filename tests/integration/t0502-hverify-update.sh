@@ -98,6 +98,8 @@ expect_usage "invalid value '-1' for --abs-tol: must be between 0 and 1e+300" --
 expect_usage "invalid value 'a..b' for --ignore: empty member name" --ignore a..b "$C"
 expect_usage "invalid value 'x[' for --ignore: expected a number, * or \"name\" after '['" --ignore 'x[' "$C"
 expect_usage "unknown option '--bogus'" --bogus "$C"
+# -q is --qos wherever it exists (mosquitto's letter); hverify has no QoS, so quiet is --quiet only
+expect_usage "unknown option '-q'" -q "$C"
 expect_usage "option '--decoder' needs a value" --decoder
 expect_usage "invalid value '' for --decoder: must not be empty" --decoder '' "$C"
 expect_usage "'accept' takes no --update (it only moves pending files)" accept --update "$C"

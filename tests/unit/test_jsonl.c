@@ -296,6 +296,80 @@ static size_t assert_both_paths_agree(void)
     return ok;
 }
 
+/* Writes one line and reads it with the fast path on and off; true when it is a message. */
+static bool one_line_agrees(const char *line)
+{
+    write_text(line);
+    return assert_both_paths_agree() == 1;
+}
+
+/* The lines hverify's own in-place reader was tested on before it gave way to this reader. */
+Test(jsonl, plain_unusual_and_bad_lines_give_the_same_result_on_both_paths)
+{
+    static const char *const plain[] = {
+        "{\"topic\":\"a/b\",\"payload\":\"{\\\"value\\\":20.5}\"}",
+        "{\"topic\":\"a/b\"}",
+        "{\"topic\":\"a/b\",\"payload\":\"\"}",
+        "  {\"payload\" : \"x\\ty\\n\\\\\\/\\b\\f\\r\" ,\t\"topic\":\"t\"}  ",
+        "{\"seq\":12,\"session\":3,\"received_at\":\"2026-02-05T10:30:45.123456789Z\","
+        "\"session_started_at_ns\":1770287400000000000,\"mono_ns\":45123456789,"
+        "\"topic\":\"haltian-iot/events/x\",\"qos\":1,\"retain\":false,\"dup\":true,"
+        "\"payload\":\"{\\\"measured_at\\\":\\\"2026-02-05T10:30:45Z\\\"}\"}",
+        "{\"topic\":\"caf\xc3\xa9\",\"payload\":\"\xe2\x82\xac \xff\"}",
+        "{\"topic\":\"t\",\"seq\":-1.5e3,\"qos\":2,\"payload\":\"\\\"\"}",
+        "{\"topic\":\"t\",\"mono_ns\":-9223372036854775807,\"session_started_at_ns\":0}",
+    };
+    static const char *const other[] = {
+        "{\"topic\":\"t\",\"payload\":\"a\\u0000b\"}", /* NUL cuts the payload */
+        "{\"topic\":\"t\",\"payload\":\"\\u00e9\"}",   /* any \u escape */
+        "{\"topic\":\"t\",\"payload_b64\":\"AAE=\"}",  /* binary */
+        "{\"topic\":\"t\",\"payload\":{\"value\":1}}", /* a JSON value as payload */
+        "{\"topic\":\"t\",\"decoded\":{}}",            /* unknown member */
+        "{\"topic\":\"t\",\"tst\":\"2026-11-25T00:16:12.9Z+0000\",\"payload\":\"x\"}",
+        "{\"topic\":\"t\",\"topic\":\"u\"}", /* duplicate */
+        "{\"topic\":\"\"}",                  /* empty topic: an error */
+        "{\"payload\":\"x\"}",               /* no topic: an error */
+        "{}",
+        "{\"topic\":\"t\",\"qos\":3}", /* an error */
+        "{\"topic\":\"t\",\"qos\":1.0}",
+        "{\"topic\":\"t\",\"received_at\":\"yesterday\"}", /* an error */
+        "{\"topic\":\"t\",\"received_at\":null}",
+        "{\"topic\":\"t\",\"mono_ns\":1.5,\"session_started_at_ns\":1}", /* an error */
+        "{\"topic\":\"t\",\"mono_ns\":9223372036854775808,\"session_started_at_ns\":1}",
+        "{\"topic\":\"t\",\"seq\":01}",
+        "{\"topic\":\"t\",\"retain\":1}",
+        "{\"topic\":\"t\",\"payload\":\"a\tb\"}", /* raw control byte */
+        "{\"topic\":\"t\",\"payload\":\"\\x\"}",  /* bad escape: an error */
+        "{\"topic\":\"t\",\"payload\":\"x\"",     /* not closed: an error */
+        "{\"topic\":\"t\"} trailing",
+        "{\"topic\":\"t\",}",
+        "[\"topic\"]",
+        "\"topic\"",
+        "{\"topic\":\"t\"\r}",
+    };
+
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        cr_assert(one_line_agrees(plain[i]), "refused: %s", plain[i]);
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        (void)one_line_agrees(other[i]);
+}
+
+Test(jsonl, escapes_and_control_bytes_are_found_at_every_offset_of_a_word)
+{
+    static const char *const marks[] = {"\\\"", "\\\\", "\\n", "\xc3\xa9", "\x01", "\x1f"};
+    char line[200], text[64];
+
+    for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]); m++)
+        for (int before = 0; before < 18; before++) {
+            bool control = (unsigned char)marks[m][0] < 0x20;
+
+            snprintf(text, sizeof(text), "%.*s%s%.*s", before, "abcdefghijklmnopqrstuvwxyz",
+                     marks[m], 17 - before, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            snprintf(line, sizeof(line), "{\"topic\":\"%s\",\"payload\":\"%s\"}", text, text);
+            cr_assert_eq(one_line_agrees(line), !control, "%s", line);
+        }
+}
+
 Test(jsonl, fast_path_gives_the_same_records_and_errors_as_cjson_on_varied_lines)
 {
     static const unsigned char binary[] = {0x00, 0xff, 'a'};
@@ -919,4 +993,37 @@ Test(jsonl, valid_times_out_of_range_say_they_are_out_of_range)
         cr_assert_eq(rec.msg.timeline_ns, sums[i].timeline, "%s", sums[i].line);
         hc_jsonl_reader_close(r);
     }
+}
+
+Test(jsonl, a_writer_handle_writes_the_same_lines_as_hc_jsonl_write)
+{
+    hc_error err = HC_ERROR_INIT;
+    struct hc_msg m = {0};
+    hc_jsonl_writer *w;
+    cJSON *decoded = cJSON_Parse("{\"value\":21.50,\"unit\":\"C\"}");
+    char *once = NULL, *reused = NULL;
+    size_t once_len = 0, reused_len = 0;
+    FILE *a = open_memstream(&once, &once_len), *b = open_memstream(&reused, &reused_len);
+
+    cr_assert(a && b && decoded);
+    m.topic = "a/b";
+    cr_assert_eq(hc_jsonl_writer_new(&w, &err), HC_OK);
+    for (int i = 0; i < 3; i++) {
+        unsigned char payload[8] = {'x', (unsigned char)('0' + i), 0xff};
+        m.seq = i + 1;
+        m.payload = payload;
+        m.payload_len = i == 1 ? 3 : 2; /* text, binary, text: the buffers are reused */
+        cr_assert_eq(hc_jsonl_write(a, &m, i ? decoded : NULL, &err), HC_OK);
+        cr_assert_eq(hc_jsonl_writer_write(w, b, &m, i ? decoded : NULL, &err), HC_OK);
+    }
+    hc_jsonl_writer_free(w);
+    hc_jsonl_writer_free(NULL);
+    fclose(a);
+    fclose(b);
+    cr_assert_str_eq(reused, once);
+    cr_assert_not_null(strstr(once, "\"payload_b64\""));
+    cr_assert_not_null(strstr(once, "\"decoded\":{\"value\":21.5,\"unit\":\"C\"}"), "%s", once);
+    free(once);
+    free(reused);
+    cJSON_Delete(decoded);
 }

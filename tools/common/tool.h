@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "hcore/error.h"
+#include "hcore/jsonl.h"
 #include "hcore/mqtt.h"
 #include "hcore/store.h"
 
@@ -180,6 +181,8 @@ void tool_shell_quote(char *out, size_t size, const char *s);
 struct tool_select {
     struct hc_select sel;
     const char *since_text, *until_text; /* RFC 3339, or +DURATION from the first message */
+    bool since_relative, until_relative;  /* +DURATION: offset from the first message */
+    int64_t since_offset_ns, until_offset_ns;
     const char *topics[TOOL_SELECT_MAX];
     const char *kinds[TOOL_SELECT_MAX];
     const char *types[TOOL_SELECT_MAX];
@@ -205,23 +208,99 @@ void tool_select_init(struct tool_select *s);
 /* Handles one selection option; OPTS_UNKNOWN when opt is not one of them. */
 enum opts_result tool_select_option(struct tool_select *s, int opt, const char *arg);
 
+/* dst = src, with dst's list pointers on dst's own arrays (a copy that outlives src). */
+void tool_select_copy(struct tool_select *dst, const struct tool_select *src);
+
+/* True when --since or --until is +DURATION, which needs the inputs' first message. */
+bool tool_select_is_relative(const struct tool_select *s);
+
 /*
- * Resolves --since/--until against the first message's received_at_ns (for "+10m" offsets).
- * Returns OPTS_OK or OPTS_ERROR (message printed).
+ * The usage check every tool with inputs makes: +DURATION counts from a first message that
+ * standard input cannot give twice. Returns OPTS_OK or OPTS_ERROR (usage error printed).
  */
-enum opts_result tool_select_resolve(struct tool_select *s, int64_t first_received_at_ns);
+enum opts_result tool_select_check_inputs(const struct tool_select *s, const char *const *paths,
+                                          size_t n_paths);
+
+/*
+ * Sets --since/--until from their values checked at parse time: an RFC 3339 time as it is, a
+ * +DURATION from first_received_at_ns (CLOCK_REALTIME).
+ */
+void tool_select_resolve(struct tool_select *s, int64_t first_received_at_ns);
 
 /* True when a message read from JSON lines passes the selection (same rules as the store's). */
 bool tool_select_matches(const struct tool_select *s, const struct hc_msg *msg);
 
 
-/* --- input kind (hcat, hreplay) ------------------------------------------------------------- */
+/* --- one message source for the tools (tool_source.c) ---------------------------------------- */
 
 /*
- * Sets *is_db when path is a recording (SQLite header), false for JSON lines (first non-blank
+ * Sets *is_db when path is a recording (SQLite header, or a directory of segments written by
+ * hrecord --rotate-*), false for JSON lines (first non-blank
  * byte '{', an empty file, or "-" for standard input). Anything else: HC_ERR_NOT_RECORDING
  * ("'x' is neither an hkit recording nor JSON lines"); unreadable: HC_ERR_IO.
  */
 hc_err tool_detect_input(const char *path, bool *is_db, hc_error *err);
+
+/*
+ * One input of hcat, hreplay or hverify, recording or JSON lines (a path or "-"), yielding the
+ * selected messages in arrival order: a recording selects in SQL (hc_store_query), JSON lines
+ * through tool_select_matches, both stopping after --limit messages. A source is read in passes
+ * (hreplay --loop): tool_source_rewind starts the next.
+ */
+typedef struct tool_source tool_source;
+
+enum tool_input_kind {
+    TOOL_INPUT_DETECT = 0, /* by content (tool_detect_input) */
+    TOOL_INPUT_JSONL,      /* by name: JSON lines whatever the content (hverify's input.jsonl) */
+    TOOL_INPUT_RECORDING   /* by name: a recording */
+};
+
+struct tool_source_options {
+    const struct tool_select *select; /* NULL: every message; borrowed, resolved */
+    enum tool_input_kind kind;
+    bool skip_bad; /* --skip-bad: JSON lines that are no message are skipped and counted */
+};
+
+/* Opens path for its first pass. *out: tool_source_close. */
+hc_err tool_source_open(const char *path, const struct tool_source_options *opts,
+                        tool_source **out, hc_error *err);
+
+/*
+ * Fills *msg (borrowed until the next call) and returns HC_OK; HC_DONE at the end of the pass
+ * or after --limit messages; HC_ERR_PARSE for a JSON line that is no message (unless
+ * skip_bad: then it is counted and, with -v, shown); HC_ERR_INTERRUPTED when a stop was
+ * requested (tool_stop_requested) during a read; another error for an input that fails.
+ */
+hc_err tool_source_next(tool_source *s, struct hc_msg *msg, hc_error *err);
+
+/* Starts another pass from the first message (a file; standard input cannot be read twice). */
+hc_err tool_source_rewind(tool_source *s, hc_error *err);
+
+/* Accepts NULL. */
+void tool_source_close(tool_source *s);
+
+bool tool_source_is_recording(const tool_source *s);
+/* The recording (meta, sessions), or NULL for JSON lines. Owned by the source. */
+hc_store *tool_source_store(const tool_source *s);
+/* JSON lines: the record of the message tool_source_next gave last (session start, format);
+ * NULL for a recording. Valid until the next call. */
+const struct hc_jsonl_record *tool_source_record(const tool_source *s);
+const char *tool_source_path(const tool_source *s);
+/* JSON lines skipped with skip_bad, on every pass. */
+int64_t tool_source_skipped_bad(const tool_source *s);
+
+/* A recording: the number of messages a pass yields. JSON lines: -1 (unknown before reading). */
+hc_err tool_source_count(tool_source *s, int64_t *n, hc_error *err);
+
+/* JSON lines: hook(ctx) before a read would block (hc_jsonl_reader_set_wait_hook). */
+void tool_source_set_wait_hook(tool_source *s, void (*hook)(void *ctx), void *ctx);
+
+/*
+ * Resolves s's --since/--until against the earliest first message of the inputs (a recording's
+ * first message, a JSON file's first message, bad lines skipped when skip_bad). Inputs must not
+ * include "-" when s is relative (tool_select_check_inputs says so at parse time).
+ */
+hc_err tool_select_resolve_inputs(struct tool_select *s, const char *const *paths, size_t n_paths,
+                                  bool skip_bad, hc_error *err);
 
 #endif

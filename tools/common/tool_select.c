@@ -41,6 +41,9 @@ static enum opts_result add(const char **list, size_t *n, const char *option, co
     return OPTS_OK;
 }
 
+static enum opts_result parse_time(const char *option, const char *text, bool *has, bool *relative,
+                                   int64_t *offset_ns, int64_t *at_ns);
+
 enum opts_result tool_select_option(struct tool_select *s, int opt, const char *arg)
 {
     hc_error err = HC_ERROR_INIT;
@@ -49,10 +52,12 @@ enum opts_result tool_select_option(struct tool_select *s, int opt, const char *
     switch (opt) {
     case TOOL_OPT_SINCE:
         s->since_text = arg;
-        return OPTS_OK;
+        return parse_time("--since", arg, &s->sel.has_since, &s->since_relative,
+                          &s->since_offset_ns, &s->sel.since_ns);
     case TOOL_OPT_UNTIL:
         s->until_text = arg;
-        return OPTS_OK;
+        return parse_time("--until", arg, &s->sel.has_until, &s->until_relative,
+                          &s->until_offset_ns, &s->sel.until_ns);
     case 't':
         if (hc_topic_filter_validate(arg, &err) != HC_OK)
             return tool_usage_error("%s", err.message);
@@ -80,19 +85,17 @@ enum opts_result tool_select_option(struct tool_select *s, int opt, const char *
     }
 }
 
-static enum opts_result resolve_time(const char *option, const char *text, int64_t first_ns,
-                                     int64_t *out)
+/* Checks a --since/--until value now (usage errors are exit 2, decided before any work). */
+static enum opts_result parse_time(const char *option, const char *text, bool *has, bool *relative,
+                                   int64_t *offset_ns, int64_t *at_ns)
 {
     hc_error err = HC_ERROR_INIT;
 
-    if (text[0] == '+') {
-        int64_t offset;
-        if (tool_parse_duration_ns(option, text + 1, &offset) != OPTS_OK)
-            return OPTS_ERROR;
-        *out = first_ns + offset;
-        return OPTS_OK;
-    }
-    if (hc_time_parse_rfc3339(text, strlen(text), out, &err) != HC_OK) {
+    *has = true;
+    *relative = text[0] == '+';
+    if (*relative)
+        return tool_parse_duration_ns(option, text + 1, offset_ns);
+    if (hc_time_parse_rfc3339(text, strlen(text), at_ns, &err) != HC_OK) {
         /* a valid time outside hkit's range says so, rather than "expected a time" */
         if (strncmp(err.message, "time out of range", 17) == 0)
             return tool_usage_error("invalid value '%s' for %s: %s", text, option, err.message);
@@ -103,21 +106,39 @@ static enum opts_result resolve_time(const char *option, const char *text, int64
     return OPTS_OK;
 }
 
-enum opts_result tool_select_resolve(struct tool_select *s, int64_t first_received_at_ns)
+void tool_select_copy(struct tool_select *dst, const struct tool_select *src)
 {
-    if (s->since_text) {
-        if (resolve_time("--since", s->since_text, first_received_at_ns, &s->sel.since_ns) !=
-            OPTS_OK)
-            return OPTS_ERROR;
-        s->sel.has_since = true;
-    }
-    if (s->until_text) {
-        if (resolve_time("--until", s->until_text, first_received_at_ns, &s->sel.until_ns) !=
-            OPTS_OK)
-            return OPTS_ERROR;
-        s->sel.has_until = true;
-    }
+    *dst = *src;
+    dst->sel.topic_filters = dst->topics;
+    dst->sel.kinds = dst->kinds;
+    dst->sel.types = dst->types;
+    dst->sel.devices = dst->devices;
+    dst->sel.sessions = dst->sessions;
+}
+
+bool tool_select_is_relative(const struct tool_select *s)
+{
+    return s->since_relative || s->until_relative;
+}
+
+enum opts_result tool_select_check_inputs(const struct tool_select *s, const char *const *paths,
+                                          size_t n_paths)
+{
+    if (!tool_select_is_relative(s))
+        return OPTS_OK;
+    for (size_t i = 0; i < n_paths; i++)
+        if (strcmp(paths[i], "-") == 0)
+            return tool_usage_error("--since/--until +DURATION need a file: standard input "
+                                    "can be read only once");
     return OPTS_OK;
+}
+
+void tool_select_resolve(struct tool_select *s, int64_t first_received_at_ns)
+{
+    if (s->since_relative)
+        s->sel.since_ns = first_received_at_ns + s->since_offset_ns;
+    if (s->until_relative)
+        s->sel.until_ns = first_received_at_ns + s->until_offset_ns;
 }
 
 static bool in_list(const char *const *list, size_t n, const char *value)

@@ -48,10 +48,7 @@ struct session_map {
 struct source {
     const char *path;
     bool is_db;
-    hc_store *st;
-    hc_cursor *cur;
-    hc_jsonl_reader *rd;
-    struct hc_jsonl_record rec;
+    tool_source *in;
     struct hc_msg msg; /* current message, valid while has_msg */
     bool has_msg;
     struct session_map *sessions;
@@ -68,6 +65,7 @@ struct run {
     hc_store *out_st;
     FILE *out;
     struct hcat_sink *sink; /* --format mcap, --report */
+    hc_jsonl_writer *jsonl; /* printed JSON lines: its buffers serve every line */
 };
 
 static int collect_session(const struct hc_session_row *row, void *user)
@@ -92,31 +90,25 @@ static int collect_session(const struct hc_session_row *row, void *user)
 
 static hc_err source_open(struct run *r, struct source *s, const char *path, hc_error *err)
 {
+    struct tool_source_options opts = {.select = &r->sel, .skip_bad = r->o->skip_bad};
     hc_err rc;
 
     memset(s, 0, sizeof(*s));
     s->path = path;
-    rc = tool_detect_input(path, &s->is_db, err);
+    rc = tool_source_open(path, &opts, &s->in, err);
     if (rc != HC_OK)
         return rc;
-    if (!s->is_db)
-        return hc_jsonl_reader_open(path, &s->rd, err);
-    rc = hc_store_open(path, HC_STORE_READ, &s->st, err);
-    if (rc == HC_OK) {
-        size_t before = s->n_sessions;
-        rc = hc_store_sessions_each(s->st, collect_session, s, err);
-        (void)before;
-    }
-    if (rc == HC_OK)
-        rc = hc_store_query(s->st, &r->sel.sel, &s->cur, err);
+    s->is_db = tool_source_is_recording(s->in);
+    if (s->is_db)
+        rc = hc_store_sessions_each(tool_source_store(s->in), collect_session, s, err);
     return rc;
 }
 
-static void source_close(struct source *s)
+static void source_close(struct run *r, struct source *s)
 {
-    hc_cursor_free(s->cur);
-    hc_store_close(s->st, NULL);
-    hc_jsonl_reader_close(s->rd);
+    if (s->in)
+        r->sum->skipped_bad += tool_source_skipped_bad(s->in);
+    tool_source_close(s->in);
     for (size_t i = 0; i < s->n_sessions; i++)
         free(s->sessions[i].end_reason);
     free(s->sessions);
@@ -124,45 +116,18 @@ static void source_close(struct source *s)
 }
 
 /* Moves a source to its next selected message (has_msg false at the end). */
-static hc_err source_next(struct run *r, struct source *s, hc_error *err)
+static hc_err source_next(struct source *s, hc_error *err)
 {
-    hc_err rc;
+    hc_err rc = tool_source_next(s->in, &s->msg, err);
 
-    s->has_msg = false;
-    if (s->is_db) {
-        rc = hc_cursor_next(s->cur, &s->msg, err);
-        if (rc == HC_DONE)
-            return HC_OK;
-        if (rc == HC_OK)
-            s->has_msg = true;
-        return rc;
-    }
-    for (;;) {
-        rc = hc_jsonl_next(s->rd, &s->rec, err);
-        if (rc == HC_DONE)
-            return HC_OK;
-        if (rc == HC_ERR_PARSE && r->o->skip_bad) {
-            r->sum->skipped_bad++;
-            if (tool_verbosity >= 2)
-                tool_warn("%s", err->message);
-            continue;
-        }
-        if (rc == HC_ERR_IO && tool_stop_requested) /* a read of a pipe cut short by Ctrl-C */
-            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted");
-        if (rc != HC_OK)
-            return rc;
-        if (!tool_select_matches(&r->sel, &s->rec.msg))
-            continue;
-        s->msg = s->rec.msg;
-        s->has_msg = true;
-        return HC_OK;
-    }
+    s->has_msg = rc == HC_OK;
+    return rc == HC_DONE ? HC_OK : rc;
 }
 
 static void close_all(struct run *r)
 {
     for (size_t i = 0; i < r->n_src; i++)
-        source_close(&r->src[i]);
+        source_close(r, &r->src[i]);
 }
 
 static hc_err open_all(struct run *r, hc_error *err)
@@ -170,7 +135,7 @@ static hc_err open_all(struct run *r, hc_error *err)
     for (size_t i = 0; i < r->n_src; i++) {
         hc_err rc = source_open(r, &r->src[i], r->o->inputs[i], err);
         if (rc == HC_OK)
-            rc = source_next(r, &r->src[i], err);
+            rc = source_next(&r->src[i], err);
         if (rc != HC_OK) {
             close_all(r);
             return rc;
@@ -191,83 +156,11 @@ static struct source *earliest(struct run *r)
 
 /* --- resolving --since/--until +DURATION -------------------------------------------------- */
 
-static bool is_relative(const char *text)
-{
-    return text && text[0] == '+';
-}
-
-static hc_err first_received(const struct hcat_opts *o, int64_t *first, hc_error *err)
-{
-    bool found = false;
-
-    *first = 0;
-    for (size_t i = 0; i < o->n_inputs; i++) {
-        const char *path = o->inputs[i];
-        int64_t t = 0;
-        bool is_db, has = false;
-        hc_err rc = tool_detect_input(path, &is_db, err);
-
-        if (rc != HC_OK)
-            return rc;
-        if (strcmp(path, "-") == 0)
-            return hc_error_set(err, HC_ERR_INVALID,
-                                "--since/--until +DURATION cannot be used with standard input");
-        if (is_db) {
-            hc_store *st = NULL;
-            struct hc_select all = {0};
-            int64_t n = 0;
-            rc = hc_store_open(path, HC_STORE_READ, &st, err);
-            if (rc == HC_OK)
-                rc = hc_store_count(st, &all, &n, &t, err);
-            hc_store_close(st, NULL);
-            if (rc != HC_OK)
-                return rc;
-            has = n > 0;
-        } else {
-            hc_jsonl_reader *rd = NULL;
-            struct hc_jsonl_record rec;
-            rc = hc_jsonl_reader_open(path, &rd, err);
-            while (rc == HC_OK) {
-                rc = hc_jsonl_next(rd, &rec, err);
-                if (rc == HC_OK) {
-                    has = true;
-                    t = rec.msg.received_at_ns;
-                    break;
-                }
-                if (rc == HC_ERR_PARSE && o->skip_bad)
-                    rc = HC_OK;
-            }
-            hc_jsonl_reader_close(rd);
-            if (rc != HC_OK && rc != HC_DONE)
-                return rc;
-        }
-        if (has && (!found || t < *first)) {
-            *first = t;
-            found = true;
-        }
-    }
-    return HC_OK;
-}
-
 static hc_err resolve_selection(struct run *r, hc_error *err)
 {
-    int64_t first = 0;
-
-    /* a copy whose list pointers point at its own arrays */
-    r->sel = r->o->select;
-    r->sel.sel.topic_filters = r->sel.topics;
-    r->sel.sel.kinds = r->sel.kinds;
-    r->sel.sel.types = r->sel.types;
-    r->sel.sel.devices = r->sel.devices;
-    r->sel.sel.sessions = r->sel.sessions;
-    if (is_relative(r->sel.since_text) || is_relative(r->sel.until_text)) {
-        hc_err rc = first_received(r->o, &first, err);
-        if (rc != HC_OK)
-            return rc;
-    }
-    if (tool_select_resolve(&r->sel, first) != OPTS_OK)
-        return hc_error_set(err, HC_ERR_INVALID, "invalid selection");
-    return HC_OK;
+    tool_select_copy(&r->sel, &r->o->select);
+    return tool_select_resolve_inputs(&r->sel, (const char *const *)r->o->inputs, r->o->n_inputs,
+                                      r->o->skip_bad, err);
 }
 
 /* --- sinks ----------------------------------------------------------------------------------- */
@@ -340,8 +233,8 @@ static hc_err print_message(struct run *r, const struct hc_msg *m, hc_error *err
     }
     if (r->o->format == HCAT_FORMAT_CSV)
         rc = write_csv(r->out, m, decoded, err);
-    else
-        rc = hc_jsonl_write(r->out, m, decoded, err);
+    else if (r->jsonl || (rc = hc_jsonl_writer_new(&r->jsonl, err)) == HC_OK)
+        rc = hc_jsonl_writer_write(r->jsonl, r->out, m, decoded, err);
     cJSON_Delete(decoded);
     if (rc == HC_ERR_IO)
         return hc_error_set(err, HC_ERR_IO, "cannot write to standard output: %s",
@@ -370,8 +263,9 @@ static hc_err output_session(struct run *r, struct source *s, const struct hc_ms
     } else {
         /* a JSON line carries its session as (id, start); lines without one share the
          * source's default session, which starts at its first message */
-        int64_t id = s->rec.has_session_start ? in->session_id : 0;
-        start_ns = s->rec.has_session_start ? s->rec.session_started_at_ns : in->received_at_ns;
+        const struct hc_jsonl_record *rec = tool_source_record(s->in);
+        int64_t id = rec->has_session_start ? in->session_id : 0;
+        start_ns = rec->has_session_start ? rec->session_started_at_ns : in->received_at_ns;
         for (size_t i = 0; i < s->n_sessions && !map; i++)
             if (s->sessions[i].source_id == id &&
                 (id == 0 || s->sessions[i].started_at_ns == start_ns))
@@ -387,7 +281,7 @@ static hc_err output_session(struct run *r, struct source *s, const struct hc_ms
             map->started_at_ns = start_ns;
         }
         start_ns = map->started_at_ns;
-        if (!s->rec.has_session_start)
+        if (!rec->has_session_start)
             m->mono_ns = in->received_at_ns - start_ns;
     }
     if (!map->new_id) {
@@ -601,14 +495,14 @@ static hc_err learn_ids(struct run *r, hc_error *err)
         struct source *s = &r->src[i];
         struct meta_copy c = {r, err, HC_OK};
         if (s->is_db) {
-            rc = hc_store_meta_each(s->st, meta_learn, &c, err);
+            rc = hc_store_meta_each(tool_source_store(s->in), meta_learn, &c, err);
             if (rc == HC_OK)
                 rc = c.rc;
         }
         while (rc == HC_OK && s->has_msg) {
             rc = hc_redact_learn(r->redact, s->msg.topic, s->msg.payload, s->msg.payload_len, err);
             if (rc == HC_OK)
-                rc = source_next(r, s, err);
+                rc = source_next(s, err);
         }
     }
     close_all(r);
@@ -655,7 +549,7 @@ static hc_err copy_stream(struct run *r, hc_error *err)
         if (rc != HC_OK)
             return rc;
         r->sum->messages++;
-        rc = source_next(r, s, err);
+        rc = source_next(s, err);
         if (rc == HC_ERR_INTERRUPTED) {
             r->sum->interrupted = true;
             return HC_OK;
@@ -796,13 +690,15 @@ static hc_err write_sink(struct run *r, hc_error *err)
     hc_err rc = r->o->report ? hcat_report_sink_new(r->o, &r->sink, err)
                              : hcat_mcap_sink_new(r->o, &r->sink, err);
 
-    if (rc == HC_OK)
+    if (rc == HC_OK && r->sink->add) /* no add: the sink reads the recordings' summaries */
         rc = copy_stream(r, err);
     for (size_t i = 0; i < r->n_src; i++)
         if (r->src[i].is_db)
             recordings[n++] = r->src[i].path;
     if (rc == HC_OK)
         rc = r->sink->finish(r->sink, recordings, n, r->sum->interrupted, err);
+    if (rc == HC_OK && !r->sink->add)
+        r->sum->messages = r->sink->messages;
     if (r->sink)
         r->sink->free(r->sink);
     r->sink = NULL;
@@ -921,6 +817,7 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
         close_all(&r);
     }
 out:
+    hc_jsonl_writer_free(r.jsonl);
     hc_redact_free(r.redact);
     free(r.src);
     return rc;
@@ -1082,130 +979,168 @@ static cJSON *groups_json(const struct groups *g, double span_s)
     return arr;
 }
 
-static hc_err info_one(struct run *r, const char *path, hc_error *err)
-{
-    static const char *const columns[] = {"kind", "type", "device_id", "decode_error"};
-    static const char *const titles[] = {"kinds", "types", "devices", "decode errors by code"};
-    struct groups g[4] = {{0}};
+/* What --info shows of one recording. */
+struct info {
+    const char *path;
+    hc_store *st;
     struct hc_store_summary sm;
-    hc_summary *summary = NULL;
-    hc_store *st = NULL;
-    cJSON *json = NULL;
-    char first[40], last[40], dur[40];
+    hc_summary *summary; /* read once: the stored summaries, or one pass over a selection */
+    struct groups g[4];  /* kinds, types, devices, decode errors by code */
     double span_s;
+    char first[40], last[40], dur[40];
+};
+
+static const char *const info_columns[4] = {"kind", "type", "device_id", "decode_error"};
+
+/* --info reads recordings only: JSON lines (or an empty file) say how to get one. */
+static hc_err info_open(const char *path, hc_store **st, hc_error *err)
+{
     struct stat sb;
     bool is_db;
-    hc_err rc;
-    FILE *out = r->out;
+    hc_err rc = tool_detect_input(path, &is_db, err);
 
-    rc = tool_detect_input(path, &is_db, err);
     if (rc == HC_OK && !is_db && strcmp(path, "-") != 0 && stat(path, &sb) == 0 && !sb.st_size)
-        rc = hc_error_set(err, HC_ERR_NOT_RECORDING,
-                          "'%s' is empty: not an hkit recording (nothing was ever written to it)",
-                          path);
-    else if (rc == HC_OK && !is_db)
-        rc = hc_error_set(err, HC_ERR_INVALID,
-                          "--info needs a recording: '%s' is JSON lines (import it first with "
-                          "hcat '%s' -o FILE.db)",
-                          path, path);
-    if (rc == HC_OK)
-        rc = hc_store_open(path, HC_STORE_READ, &st, err);
+        return hc_error_set(err, HC_ERR_NOT_RECORDING,
+                            "'%s' is empty: not an hkit recording (nothing was ever written to it)",
+                            path);
+    if (rc == HC_OK && !is_db)
+        return hc_error_set(err, HC_ERR_INVALID,
+                            "--info needs a recording: '%s' is JSON lines (import it first with "
+                            "hcat '%s' -o FILE.db)",
+                            path, path);
+    return rc == HC_OK ? hc_store_open(path, HC_STORE_READ, st, err) : rc;
+}
+
+/* The summary and the groups of the selection, and the times they span. */
+static hc_err info_gather(struct run *r, struct info *in, hc_error *err)
+{
+    int64_t span;
     /* the summaries once (stored, or one pass over a selection), then every table from them */
+    hc_err rc =
+        hc_store_summary_load(in->st, &r->sel.sel, HC_SUMMARY_NO_MINUTES, &in->summary, err);
+
     if (rc == HC_OK)
-        rc = hc_store_summary_load(st, &r->sel.sel, HC_SUMMARY_NO_MINUTES, &summary, err);
-    if (rc == HC_OK)
-        hc_summary_totals(summary, &sm);
+        hc_summary_totals(in->summary, &in->sm);
     for (size_t i = 0; i < 4 && rc == HC_OK; i++) {
-        g[i].top = r->o->top;
-        rc = hc_summary_count_by(summary, columns[i], collect_group, &g[i], err);
+        in->g[i].top = r->o->top;
+        rc = hc_summary_count_by(in->summary, info_columns[i], collect_group, &in->g[i], err);
     }
     if (rc != HC_OK)
-        goto out;
-    span_s = (double)span_ns(sm.first_received_at_ns, sm.last_received_at_ns) / 1e9;
-    hc_time_format_rfc3339(sm.first_received_at_ns, 9, first, sizeof(first));
-    hc_time_format_rfc3339(sm.last_received_at_ns, 9, last, sizeof(last));
-    format_duration(span_ns(sm.first_received_at_ns, sm.last_received_at_ns), dur, sizeof(dur));
-    if (r->o->json) {
-        struct info_sessions is = {out, cJSON_CreateArray(), 0};
-        void *ctx[2] = {out, cJSON_CreateObject()};
-        cJSON *p;
-        char *text;
-        json = cJSON_CreateObject();
-        cJSON_AddStringToObject(json, "file", path);
-        cJSON_AddNumberToObject(json, "messages", (double)sm.messages);
-        cJSON_AddNumberToObject(json, "payload_bytes", (double)sm.payload_bytes);
-        if (sm.messages) {
-            cJSON_AddStringToObject(json, "first_received_at", first);
-            cJSON_AddStringToObject(json, "last_received_at", last);
-        } else {
-            cJSON_AddNullToObject(json, "first_received_at");
-            cJSON_AddNullToObject(json, "last_received_at");
-        }
-        cJSON_AddNumberToObject(json, "duration_s", span_s);
-        cJSON_AddNumberToObject(json, "rate_per_s", span_s > 0 ? (double)sm.messages / span_s : 0);
-        p = cJSON_AddObjectToObject(json, "payload_size");
-        cJSON_AddNumberToObject(p, "min", (double)sm.payload_min);
-        cJSON_AddNumberToObject(p, "mean", sm.payload_mean);
-        cJSON_AddNumberToObject(p, "p50", (double)sm.payload_p50);
-        cJSON_AddNumberToObject(p, "p99", (double)sm.payload_p99);
-        cJSON_AddNumberToObject(p, "max", (double)sm.payload_max);
-        cJSON_AddNumberToObject(json, "decode_errors", (double)sm.decode_errors);
-        for (size_t i = 0; i < 4; i++) {
-            char key[40];
-            static const char *const names[] = {"kinds", "types", "devices",
-                                                "decode_errors_by_code"};
-            cJSON_AddItemToObject(json, names[i], groups_json(&g[i], span_s));
-            snprintf(key, sizeof(key), "%s_total", names[i]);
-            cJSON_AddNumberToObject(json, key, (double)g[i].total);
-        }
-        rc = hc_store_sessions_each(st, info_session, &is, err);
-        cJSON_AddItemToObject(json, "sessions", is.json);
-        if (rc == HC_OK)
-            rc = hc_store_meta_each(st, info_meta, ctx, err);
-        cJSON_AddItemToObject(json, "meta", ctx[1]);
-        text = cJSON_PrintUnformatted(json);
-        if (text) {
-            fprintf(out, "%s\n", text);
-            cJSON_free(text);
-        } else if (rc == HC_OK) {
-            rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-        }
-        goto out;
+        return rc;
+    span = span_ns(in->sm.first_received_at_ns, in->sm.last_received_at_ns);
+    in->span_s = (double)span / 1e9;
+    hc_time_format_rfc3339(in->sm.first_received_at_ns, 9, in->first, sizeof(in->first));
+    hc_time_format_rfc3339(in->sm.last_received_at_ns, 9, in->last, sizeof(in->last));
+    format_duration(span, in->dur, sizeof(in->dur));
+    return HC_OK;
+}
+
+/* --info --json: one object per recording, on one line. */
+static hc_err info_print_json(FILE *out, const struct info *in, hc_error *err)
+{
+    static const char *const names[] = {"kinds", "types", "devices", "decode_errors_by_code"};
+    const struct hc_store_summary *sm = &in->sm;
+    struct info_sessions is = {out, cJSON_CreateArray(), 0};
+    void *ctx[2] = {out, cJSON_CreateObject()};
+    cJSON *json = cJSON_CreateObject(), *p;
+    char *text;
+    hc_err rc;
+
+    cJSON_AddStringToObject(json, "file", in->path);
+    cJSON_AddNumberToObject(json, "messages", (double)sm->messages);
+    cJSON_AddNumberToObject(json, "payload_bytes", (double)sm->payload_bytes);
+    if (sm->messages) {
+        cJSON_AddStringToObject(json, "first_received_at", in->first);
+        cJSON_AddStringToObject(json, "last_received_at", in->last);
+    } else {
+        cJSON_AddNullToObject(json, "first_received_at");
+        cJSON_AddNullToObject(json, "last_received_at");
     }
-    fprintf(out, "%s\n", path);
-    fprintf(out, "messages:   %" PRId64 " (%" PRId64 " payload bytes)\n", sm.messages,
-            sm.payload_bytes);
-    if (sm.messages) {
-        fprintf(out, "time span:  %s .. %s (%s)\n", first, last, dur);
-        if (span_s > 0)
-            fprintf(out, "rate:       %.3f msg/s\n", (double)sm.messages / span_s);
+    cJSON_AddNumberToObject(json, "duration_s", in->span_s);
+    cJSON_AddNumberToObject(json, "rate_per_s",
+                            in->span_s > 0 ? (double)sm->messages / in->span_s : 0);
+    p = cJSON_AddObjectToObject(json, "payload_size");
+    cJSON_AddNumberToObject(p, "min", (double)sm->payload_min);
+    cJSON_AddNumberToObject(p, "mean", sm->payload_mean);
+    cJSON_AddNumberToObject(p, "p50", (double)sm->payload_p50);
+    cJSON_AddNumberToObject(p, "p99", (double)sm->payload_p99);
+    cJSON_AddNumberToObject(p, "max", (double)sm->payload_max);
+    cJSON_AddNumberToObject(json, "decode_errors", (double)sm->decode_errors);
+    for (size_t i = 0; i < 4; i++) {
+        char key[40];
+        cJSON_AddItemToObject(json, names[i], groups_json(&in->g[i], in->span_s));
+        snprintf(key, sizeof(key), "%s_total", names[i]);
+        cJSON_AddNumberToObject(json, key, (double)in->g[i].total);
+    }
+    rc = hc_store_sessions_each(in->st, info_session, &is, err);
+    cJSON_AddItemToObject(json, "sessions", is.json);
+    if (rc == HC_OK)
+        rc = hc_store_meta_each(in->st, info_meta, ctx, err);
+    cJSON_AddItemToObject(json, "meta", ctx[1]);
+    text = cJSON_PrintUnformatted(json);
+    if (text) {
+        fprintf(out, "%s\n", text);
+        cJSON_free(text);
+    } else if (rc == HC_OK) {
+        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    }
+    cJSON_Delete(json);
+    return rc;
+}
+
+/* --info: a few aligned lines per recording. */
+static hc_err info_print_text(FILE *out, const struct info *in, hc_error *err)
+{
+    static const char *const titles[] = {"kinds", "types", "devices", "decode errors by code"};
+    const struct hc_store_summary *sm = &in->sm;
+    struct info_sessions is = {out, NULL, 0};
+    void *ctx[2] = {out, NULL};
+    hc_err rc;
+
+    fprintf(out, "%s\n", in->path);
+    fprintf(out, "messages:   %" PRId64 " (%" PRId64 " payload bytes)\n", sm->messages,
+            sm->payload_bytes);
+    if (sm->messages) {
+        fprintf(out, "time span:  %s .. %s (%s)\n", in->first, in->last, in->dur);
+        if (in->span_s > 0)
+            fprintf(out, "rate:       %.3f msg/s\n", (double)sm->messages / in->span_s);
         fprintf(out,
                 "payload:    min %" PRId64 " B, mean %.1f B, p50 %" PRId64 " B, p99 %" PRId64
                 " B, max %" PRId64 " B\n",
-                sm.payload_min, sm.payload_mean, sm.payload_p50, sm.payload_p99, sm.payload_max);
+                sm->payload_min, sm->payload_mean, sm->payload_p50, sm->payload_p99,
+                sm->payload_max);
     }
-    fprintf(out, "decode errors: %" PRId64 "\n", sm.decode_errors);
+    fprintf(out, "decode errors: %" PRId64 "\n", sm->decode_errors);
     for (size_t i = 0; i < 4; i++) {
-        if (i == 3 && !g[i].total)
+        if (i == 3 && !in->g[i].total)
             continue;
-        print_groups(out, titles[i], &g[i], i == 3 ? 0 : span_s);
+        print_groups(out, titles[i], &in->g[i], i == 3 ? 0 : in->span_s);
     }
-    fprintf(out, "sessions (%" PRId64 "):\n", sm.sessions);
-    {
-        struct info_sessions is = {out, NULL, 0};
-        void *ctx[2] = {out, NULL};
-        rc = hc_store_sessions_each(st, info_session, &is, err);
-        if (rc == HC_OK) {
-            fprintf(out, "meta:\n");
-            rc = hc_store_meta_each(st, info_meta, ctx, err);
-        }
+    fprintf(out, "sessions (%" PRId64 "):\n", sm->sessions);
+    rc = hc_store_sessions_each(in->st, info_session, &is, err);
+    if (rc == HC_OK) {
+        fprintf(out, "meta:\n");
+        rc = hc_store_meta_each(in->st, info_meta, ctx, err);
     }
-out:
-    cJSON_Delete(json);
+    return rc;
+}
+
+static hc_err info_one(struct run *r, const char *path, hc_error *err)
+{
+    struct info in;
+    hc_err rc;
+
+    memset(&in, 0, sizeof(in));
+    in.path = path;
+    rc = info_open(path, &in.st, err);
+    if (rc == HC_OK)
+        rc = info_gather(r, &in, err);
+    if (rc == HC_OK)
+        rc = r->o->json ? info_print_json(r->out, &in, err) : info_print_text(r->out, &in, err);
     for (size_t i = 0; i < 4; i++)
-        groups_release(&g[i]);
-    hc_summary_free(summary);
-    hc_store_close(st, NULL);
+        groups_release(&in.g[i]);
+    hc_summary_free(in.summary);
+    hc_store_close(in.st, NULL);
     return rc;
 }
 

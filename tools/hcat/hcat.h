@@ -68,13 +68,15 @@ hc_err hcat_run(const struct hcat_opts *o, FILE *out, struct hcat_summary *sum, 
  * -o) or the HTML report (--report). add takes each selected message in arrival order; finish
  * writes the file (under a temporary name, renamed into place when complete), given the
  * recordings among the inputs for their meta and sessions; free releases it (and removes an
- * unfinished temporary file). Made by hcat_mcap_sink_new / hcat_report_sink_new.
+ * unfinished temporary file). Made by hcat_mcap_sink_new / hcat_report_sink_new. A sink whose
+ * add is NULL reads no messages: finish takes what it needs from the recordings themselves.
  */
 struct hcat_sink {
     hc_err (*add)(struct hcat_sink *s, const struct hc_msg *m, hc_error *err);
     hc_err (*finish)(struct hcat_sink *s, const char *const *recordings, size_t n_recordings,
                      bool interrupted, hc_error *err);
     void (*free)(struct hcat_sink *s);
+    int64_t messages; /* without add: the messages finish covered, for the summary line */
 };
 
 /* hcat_mcap.c: the MCAP sink for o->output. */

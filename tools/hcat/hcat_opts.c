@@ -22,7 +22,8 @@ enum {
     OPT_CHECK,
     OPT_REPORT,
     OPT_UPGRADE,
-    OPT_HELP
+    OPT_HELP,
+    OPT_QUIET
 };
 
 static const char usage[] =
@@ -75,7 +76,7 @@ static const char usage[] =
     "%s"
     "\n"
     "General:\n"
-    "  -q, --quiet           only errors on stderr\n"
+    "  --quiet               only errors on stderr\n"
     "  -v, --verbose         more detail on stderr\n"
     "  --help                show this help and exit\n"
     "\n" TOOL_EXIT_CODES_HELP;
@@ -143,7 +144,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         {"check", no_argument, NULL, OPT_CHECK},
         {"report", required_argument, NULL, OPT_REPORT},
         {"upgrade", no_argument, NULL, OPT_UPGRADE},
-        {"quiet", no_argument, NULL, 'q'},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
@@ -154,7 +155,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
     o->top = HCAT_DEFAULT_TOP;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:qv", longopts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:v", longopts, NULL)) !=
            -1) {
         enum opts_result r = tool_select_option(&o->select, opt, optarg);
         if (r == OPTS_ERROR)
@@ -228,7 +229,7 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         case OPT_UPGRADE:
             o->upgrade = true;
             break;
-        case 'q':
+        case OPT_QUIET:
             tool_verbosity = 0;
             break;
         case 'v':
@@ -274,8 +275,9 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
         return tool_usage_error("--force only applies to -o and --report");
     if (o->note && !o->output)
         return tool_usage_error("--note only applies to -o");
-    /* values are checked now (exit 2); +DURATION is resolved against the inputs later */
-    if (tool_select_resolve(&o->select, 0) != OPTS_OK)
+    /* values were checked as parsed (exit 2); +DURATION is resolved against the inputs later */
+    if (tool_select_check_inputs(&o->select, (const char *const *)o->inputs, o->n_inputs) !=
+        OPTS_OK)
         return OPTS_ERROR;
     for (size_t i = 0; i < o->n_inputs; i++)
         if ((o->output && strcmp(o->inputs[i], o->output) == 0) ||

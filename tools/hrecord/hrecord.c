@@ -201,6 +201,10 @@ struct run {
     bool status;
     int64_t next_status_mono, last_msg_mono, rate_mark_mono, rate_mark_messages;
     double rate;
+    /* the output and reconnection policy */
+    enum hc_store_mode mode;
+    unsigned variant; /* of the default name, from 1 */
+    unsigned flaps;   /* connections lost right after they were made, in a row */
     /* rotation (o->output_is_dir) */
     unsigned segment;             /* number of the segment being written */
     int64_t next_cut_ns;          /* CLOCK_REALTIME of the next time cut; 0: none */
@@ -209,6 +213,7 @@ struct run {
     bool closer_running;
     pthread_t closer;
     struct closer_job *job;
+    unsigned first_segment; /* the first this run writes (--append continues the numbering) */
 };
 
 /* A segment being closed beside the capture, with what comes after: manifest, --keep. */
@@ -732,223 +737,259 @@ static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t se
     }
 }
 
-hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc_error *err)
+static void run_init(struct run *r, const struct hrecord_opts *o, struct hrecord_summary *sum)
 {
-    struct run r;
-    hc_error lerr = HC_ERROR_INIT;
-    int64_t conn_real = 0, conn_mono = 0;
-    unsigned flaps = 0;
-    enum hc_store_mode mode;
-    unsigned variant = 1, first_segment = 1;
-    hc_err rc = HC_OK;
-
-    memset(&r, 0, sizeof(r));
+    memset(r, 0, sizeof(*r));
     memset(sum, 0, sizeof(*sum));
-    r.o = o;
-    r.sum = sum;
-    r.start_mono = hc_time_monotonic_ns();
-    r.deadline_mono = o->duration_ns ? r.start_mono + o->duration_ns : 0;
-    r.rng = (uint64_t)hc_time_realtime_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
-    if (!r.rng)
-        r.rng = 1;
-    r.status = tool_status_enabled();
-    r.rate_mark_mono = r.start_mono;
+    r->o = o;
+    r->sum = sum;
+    r->start_mono = hc_time_monotonic_ns();
+    r->deadline_mono = o->duration_ns ? r->start_mono + o->duration_ns : 0;
+    r->rng = (uint64_t)hc_time_realtime_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    if (!r->rng)
+        r->rng = 1;
+    r->status = tool_status_enabled();
+    r->rate_mark_mono = r->start_mono;
+    r->mode = o->append ? HC_STORE_APPEND : o->force ? HC_STORE_FORCE : HC_STORE_CREATE;
+    r->variant = 1;
     snprintf(sum->stop_reason, sizeof(sum->stop_reason), "error");
     snprintf(sum->path, sizeof(sum->path), "%s", o->output);
+}
 
-    /* Check the output before touching the network, and create the file only once the broker
-     * took us: a failed start leaves nothing behind (nor deletes anything, --force). */
-    mode = o->append ? HC_STORE_APPEND : o->force ? HC_STORE_FORCE : HC_STORE_CREATE;
-    if (o->output_is_dir) {
-        rc = prepare_segment_dir(&r, &first_segment, err);
-        if (rc != HC_OK)
-            return rc;
-    }
-    for (; !o->output_is_dir;) {
-        rc = hc_store_check_writable(sum->path, mode, err);
-        if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
+/* The file policy: an existing output is refused unless --append or --force; the default name
+ * moves on to the next free variant. try is hc_store_check_writable's check, or the opening. */
+static hc_err output_try(struct run *r, bool open, hc_error *err)
+{
+    const struct hrecord_opts *o = r->o;
+    hc_err rc;
+
+    for (;;) {
+        rc = open ? hc_store_open(r->sum->path, r->mode, &r->st, err)
+                  : hc_store_check_writable(r->sum->path, r->mode, err);
+        if (rc != HC_ERR_EXISTS || !o->output_is_default || r->variant >= OUTPUT_VARIANTS_MAX)
             break;
-        hrecord_output_variant(o->output, ++variant, sum->path, sizeof(sum->path));
+        hrecord_output_variant(o->output, ++r->variant, r->sum->path, sizeof(r->sum->path));
     }
     if (rc == HC_ERR_EXISTS)
         return hc_error_set(err, HC_ERR_EXISTS,
                             "'%s' already exists; use --append to add a session to it or "
                             "--force to replace it",
-                            sum->path);
-    if (rc != HC_OK)
-        return rc;
-    rc = hc_mqtt_parse_url(o->conn.url, &r.url, err);
-    if (rc != HC_OK)
-        return rc;
-    r.qos = calloc(o->n_filters ? o->n_filters : 1, sizeof(int));
-    r.granted = calloc(o->n_filters ? o->n_filters : 1, sizeof(int));
-    if (!r.qos || !r.granted) {
-        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < o->n_filters; i++)
-        r.qos[i] = (int)o->qos;
-    rc = hc_mqtt_new(&o->conn, HC_MQTT_SUBSCRIBER, &r.m, err);
-    if (rc != HC_OK)
-        goto out;
-    tool_info("connecting to '%s:%d'%s", r.url.host, r.url.port, r.url.tls ? " (TLS)" : "");
-    rc = connect_and_subscribe(&r, true, 0, &conn_real, &conn_mono, err);
-    if (rc == HC_ERR_INTERRUPTED) {
-        snprintf(sum->stop_reason, sizeof(sum->stop_reason), "interrupted before connecting");
-        rc = HC_OK;
-        goto out;
-    }
-    if (rc != HC_OK)
-        goto out;
+                            r->sum->path);
+    return rc;
+}
 
-    if (o->output_is_dir) {
-        rc = open_segment(&r, first_segment, NULL, err);
-        if (rc != HC_OK)
-            goto out;
-        sum->opened = true;
+/* Opens the recording once the broker took us (another hrecord may have taken the default
+ * name since the check), with its flush policy and static meta; with rotation, the first
+ * segment of the directory prepare_segment_dir made ready. */
+static hc_err output_open(struct run *r, hc_error *err)
+{
+    hc_err rc;
+
+    if (r->o->output_is_dir) {
+        /* the first segment; the session begins in it as in a single file */
+        rc = open_segment(r, r->first_segment, NULL, err);
+        if (rc == HC_OK)
+            r->sum->opened = true;
+        return rc;
     }
-    for (; !o->output_is_dir;) {
-        /* another hrecord may have taken the default name since the check */
-        rc = hc_store_open(sum->path, mode, &r.st, err);
-        if (rc != HC_ERR_EXISTS || !o->output_is_default || variant >= OUTPUT_VARIANTS_MAX)
-            break;
-        hrecord_output_variant(o->output, ++variant, sum->path, sizeof(sum->path));
-    }
-    if (rc == HC_ERR_EXISTS)
-        rc = hc_error_set(err, rc,
-                          "'%s' already exists; use --append to add a session to it or "
-                          "--force to replace it",
-                          sum->path);
+    rc = output_try(r, true, err);
     if (rc != HC_OK)
-        goto out;
-    if (!o->output_is_dir) {
-        sum->opened = true;
-        hc_store_set_flush_interval(r.st, (int64_t)o->flush_ms * 1000000LL);
-        /* a committed batch survives a power loss too (README, "Flush and loss guarantees") */
-        rc = hc_store_set_sync_commits(r.st, true, err);
-        if (rc != HC_OK)
-            goto out;
-        rc = write_static_meta(&r, err);
-        if (rc != HC_OK)
-            goto out;
+        return rc;
+    r->sum->opened = true;
+    hc_store_set_flush_interval(r->st, (int64_t)r->o->flush_ms * 1000000LL);
+    /* a committed batch survives a power loss too (README, "Flush and loss guarantees") */
+    rc = hc_store_set_sync_commits(r->st, true, err);
+    if (rc == HC_OK)
+        rc = write_static_meta(r, err);
+    return rc;
+}
+
+/* The connection's state: URL, per-filter QoS, the client, the first connection. */
+static hc_err connect_first(struct run *r, int64_t *conn_real, int64_t *conn_mono, hc_error *err)
+{
+    const struct hrecord_opts *o = r->o;
+    hc_err rc = hc_mqtt_parse_url(o->conn.url, &r->url, err);
+
+    if (rc != HC_OK)
+        return rc;
+    r->qos = calloc(o->n_filters ? o->n_filters : 1, sizeof(int));
+    r->granted = calloc(o->n_filters ? o->n_filters : 1, sizeof(int));
+    if (!r->qos || !r->granted)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < o->n_filters; i++)
+        r->qos[i] = (int)o->qos;
+    rc = hc_mqtt_new(&o->conn, HC_MQTT_SUBSCRIBER, &r->m, err);
+    if (rc != HC_OK)
+        return rc;
+    tool_info("connecting to '%s:%d'%s", r->url.host, r->url.port, r->url.tls ? " (TLS)" : "");
+    return connect_and_subscribe(r, true, 0, conn_real, conn_mono, err);
+}
+
+/* The session's end reason, as stored and shown; lost names the cause (err). */
+static const char *end_reason(enum loop_end end, const hc_error *err, char *buf, size_t size)
+{
+    switch (end) {
+    case END_SIGNAL:
+        return "interrupted";
+    case END_COUNT:
+        return "count reached";
+    case END_DURATION:
+        return "duration reached";
+    case END_LOST:
+        snprintf(buf, size, "connection lost: %s", err->message);
+        return buf;
+    default:
+        return "write failed";
     }
+}
+
+/* A stop while waiting to reconnect: interrupted, or the duration reached. */
+static hc_err stopped_while_away(struct run *r)
+{
+    snprintf(r->sum->stop_reason, sizeof(r->sum->stop_reason), "%s",
+             tool_stop_requested ? "interrupted" : "duration reached");
+    return HC_OK;
+}
+
+/*
+ * After a lost connection: waits the backoff (a connection that keeps dropping right after it
+ * is made backs off too) and reconnects. HC_DONE when a stop came first.
+ */
+static hc_err reconnect(struct run *r, int64_t session_id, int64_t *conn_real, int64_t *conn_mono,
+                        hc_error *err)
+{
+    hc_error lerr = HC_ERROR_INIT;
+    int64_t delay;
+    hc_err rc;
+
+    r->flaps = hc_time_monotonic_ns() - *conn_mono < BACKOFF_RESET_NS ? r->flaps + 1 : 0;
+    delay = hrecord_backoff_ns(r->o->reconnect_min_ns, r->o->reconnect_max_ns,
+                               r->flaps ? r->flaps - 1 : 0, next_random01(r));
+    tool_info("%s; session %lld ended; reconnecting in %.1f s", err->message, (long long)session_id,
+              (double)delay / 1e9);
+    memset(err, 0, sizeof(*err));
+    if (!sleep_interruptible(r, delay))
+        return HC_DONE;
+    rc = connect_and_subscribe(r, false, r->flaps, conn_real, conn_mono, &lerr);
+    if (rc == HC_ERR_INTERRUPTED)
+        return HC_DONE;
+    if (rc != HC_OK)
+        *err = lerr;
+    return rc;
+}
+
+/* One session per connection, until a stop reason or an error. */
+static hc_err record_sessions(struct run *r, int64_t conn_real, int64_t conn_mono, hc_error *err)
+{
+    struct hrecord_summary *sum = r->sum;
 
     for (;;) {
         int64_t session_id = 0, ended;
         enum loop_end end;
         const char *reason;
         char lost_reason[HC_ERROR_MESSAGE_MAX + 32];
+        hc_err rc = write_subscriptions_meta(r, err);
 
-        rc = write_subscriptions_meta(&r, err);
         if (rc == HC_OK)
-            rc = hc_store_session_begin(r.st, conn_real, conn_mono, &session_id, err);
+            rc = hc_store_session_begin(r->st, conn_real, conn_mono, &session_id, err);
         if (rc != HC_OK)
-            goto out;
+            return rc;
         sum->sessions++;
         if (tool_verbosity >= 2)
             tool_info("session %lld started", (long long)session_id);
-        r.conn_real = conn_real;
-        r.conn_mono = conn_mono;
-        end = receive_loop(&r, &session_id, conn_mono, err);
+        r->conn_real = conn_real;
+        r->conn_mono = conn_mono;
+        /* rotation may move the session to the next segment: session_id follows it */
+        end = receive_loop(r, &session_id, conn_mono, err);
         ended = hc_time_realtime_ns();
-        switch (end) {
-        case END_SIGNAL:
-            reason = "interrupted";
-            break;
-        case END_COUNT:
-            reason = "count reached";
-            break;
-        case END_DURATION:
-            reason = "duration reached";
-            break;
-        case END_LOST:
-            snprintf(lost_reason, sizeof(lost_reason), "connection lost: %s", err->message);
-            reason = lost_reason;
-            break;
-        default:
-            reason = "write failed";
-            break;
-        }
+        reason = end_reason(end, err, lost_reason, sizeof(lost_reason));
         if (end == END_STORE_FAILED) {
             /* best effort: the disk may refuse this too; what was committed stays readable */
-            hc_store_session_end(r.st, session_id, ended, reason, NULL);
-            rc = err->code != HC_OK ? err->code : HC_ERR_IO;
-            goto out;
+            hc_store_session_end(r->st, session_id, ended, reason, NULL);
+            return err->code != HC_OK ? err->code : HC_ERR_IO;
         }
-        rc = hc_store_session_end(r.st, session_id, ended, reason, err);
+        rc = hc_store_session_end(r->st, session_id, ended, reason, err);
         if (rc != HC_OK)
-            goto out;
+            return rc;
         if (end != END_LOST) {
             snprintf(sum->stop_reason, sizeof(sum->stop_reason), "%.*s",
                      (int)sizeof(sum->stop_reason) - 1, reason);
             tool_info("stopping (%s); session %lld ended", reason, (long long)session_id);
-            break;
+            return HC_OK;
         }
         sum->disconnects++;
-        {
-            /* A connection that keeps dropping right after it is made backs off too. */
-            int64_t delay;
-            flaps = hc_time_monotonic_ns() - conn_mono < BACKOFF_RESET_NS ? flaps + 1 : 0;
-            delay = hrecord_backoff_ns(o->reconnect_min_ns, o->reconnect_max_ns,
-                                       flaps ? flaps - 1 : 0, next_random01(&r));
-            tool_info("%s; session %lld ended; reconnecting in %.1f s", err->message,
-                      (long long)session_id, (double)delay / 1e9);
-            memset(err, 0, sizeof(*err));
-            if (!sleep_interruptible(&r, delay)) {
-                snprintf(sum->stop_reason, sizeof(sum->stop_reason), "%s",
-                         tool_stop_requested ? "interrupted" : "duration reached");
-                rc = HC_OK;
-                goto out;
-            }
-        }
-        rc = connect_and_subscribe(&r, false, flaps, &conn_real, &conn_mono, &lerr);
-        if (rc == HC_ERR_INTERRUPTED) {
-            snprintf(sum->stop_reason, sizeof(sum->stop_reason), "%s",
-                     tool_stop_requested ? "interrupted" : "duration reached");
-            rc = HC_OK;
-            goto out;
-        }
-        if (rc != HC_OK) {
-            *err = lerr;
-            goto out;
-        }
+        rc = reconnect(r, session_id, &conn_real, &conn_mono, err);
+        if (rc == HC_DONE)
+            return stopped_while_away(r);
+        if (rc != HC_OK)
+            return rc;
     }
+}
 
-out:
-    sum->duration_ns = hc_time_monotonic_ns() - r.start_mono;
+/* Disconnects, waits for a segment still being closed, closes the recording (its close error
+ * counts when nothing failed before) and, with rotation, writes the final manifest. */
+static hc_err run_release(struct run *r, hc_err rc, hc_error *err)
+{
+    r->sum->duration_ns = hc_time_monotonic_ns() - r->start_mono;
     tool_status_clear();
-    if (r.m) {
-        hc_mqtt_disconnect(r.m, 1000);
-        if (rc == HC_OK && sum->opened)
-            tool_info("disconnected from '%s:%d'", r.url.host, r.url.port);
+    if (r->m) {
+        hc_mqtt_disconnect(r->m, 1000);
+        if (rc == HC_OK && r->sum->opened)
+            tool_info("disconnected from '%s:%d'", r->url.host, r->url.port);
     }
-    hc_mqtt_free(r.m);
+    hc_mqtt_free(r->m);
     {
         hc_error cerr = HC_ERROR_INIT;
-        if (closer_join(&r, &cerr) != HC_OK && rc == HC_OK) {
+        if (closer_join(r, &cerr) != HC_OK && rc == HC_OK) {
             *err = cerr;
             rc = cerr.code;
         }
     }
-    if (r.st) {
+    if (r->st) {
         hc_error cerr = HC_ERROR_INIT;
-        if (hc_store_close(r.st, &cerr) != HC_OK && rc == HC_OK) {
+        if (hc_store_close(r->st, &cerr) != HC_OK && rc == HC_OK) {
             *err = cerr;
             rc = cerr.code;
         }
     }
-    if (o->output_is_dir && sum->opened) {
+    if (r->o->output_is_dir && r->sum->opened) {
         hc_error cerr = HC_ERROR_INIT;
         /* the last segment is sealed now: the manifest gets its hash */
-        if (hc_segments_manifest_write(o->output, &cerr) != HC_OK && rc == HC_OK) {
+        if (hc_segments_manifest_write(r->o->output, &cerr) != HC_OK && rc == HC_OK) {
             *err = cerr;
             rc = cerr.code;
         }
-        snprintf(sum->path, sizeof(sum->path), "%s", o->output);
+        snprintf(r->sum->path, sizeof(r->sum->path), "%s", r->o->output);
     }
-    free(r.qos);
-    free(r.granted);
+    free(r->qos);
+    free(r->granted);
     return rc;
+}
+
+hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc_error *err)
+{
+    struct run r;
+    int64_t conn_real = 0, conn_mono = 0;
+    hc_err rc;
+
+    run_init(&r, o, sum);
+    /* Check the output before touching the network, and create the file only once the broker
+     * took us: a failed start leaves nothing behind (nor deletes anything, --force). A directory
+     * of segments is made ready here (created, or continued with --append). */
+    rc = o->output_is_dir ? prepare_segment_dir(&r, &r.first_segment, err)
+                          : output_try(&r, false, err);
+    if (rc != HC_OK)
+        return rc;
+    rc = connect_first(&r, &conn_real, &conn_mono, err);
+    if (rc == HC_ERR_INTERRUPTED) {
+        snprintf(sum->stop_reason, sizeof(sum->stop_reason), "interrupted before connecting");
+        rc = HC_OK;
+    } else if (rc == HC_OK) {
+        rc = output_open(&r, err);
+        if (rc == HC_OK)
+            rc = record_sessions(&r, conn_real, conn_mono, err);
+    }
+    return run_release(&r, rc, err);
 }
 
 void hrecord_report(const struct hrecord_opts *o, const struct hrecord_summary *sum,

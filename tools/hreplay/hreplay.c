@@ -1,6 +1,6 @@
 /*
- * hreplay's work: open the selection (a recording through hc_store_query, or JSON lines through
- * hc_jsonl_reader and tool_select_matches) as a message source, hand it to libcore's replay
+ * hreplay's work: open the selection (tool_source: a recording or JSON lines, selected and
+ * limited as hcat does) as a message source, hand it to libcore's replay
  * engine (hcore/replay.h) with the options, show progress, and report what was sent and how
  * late, on stderr and as JSON.
  */
@@ -14,128 +14,58 @@
 
 #include <cjson/cJSON.h>
 
-#include "hcore/jsonl.h"
 #include "hcore/replay.h"
-#include "hcore/store.h"
 #include "hcore/timefmt.h"
 
 #define KEPT_P99_LIMIT_NS 1000000LL /* the schedule counts as kept when p99 lateness < 1 ms */
 
-/* --- input ----------------------------------------------------------------------------------- */
+/* --- input: tool_source, one pass per --loop, fed to the engine ------------------------------ */
 
 struct source {
-    const struct hreplay_opts *o;
-    bool is_db;
-    hc_store *st;
-    hc_cursor *cur;
-    hc_jsonl_reader *jr;
-    int64_t taken;              /* JSON lines: messages passed on this pass (for --limit) */
-    void (*on_wait)(void *ctx); /* JSON lines: called before the input blocks (a pipe) */
-    void *wait_ctx;
+    tool_source *in;
+    bool first_pass; /* opened by source_prepare: the engine's first open takes it as it is */
 };
 
 static hc_err source_open(void *ctx, hc_error *err)
 {
     struct source *src = ctx;
-    hc_err rc;
 
-    if (src->is_db)
-        return hc_store_query(src->st, &src->o->select.sel, &src->cur, err);
-    src->taken = 0;
-    rc = hc_jsonl_reader_open(src->o->input, &src->jr, err);
-    if (rc == HC_OK)
-        hc_jsonl_reader_set_wait_hook(src->jr, src->on_wait, src->wait_ctx);
-    return rc;
+    if (src->first_pass) {
+        src->first_pass = false;
+        return HC_OK;
+    }
+    return tool_source_rewind(src->in, err);
 }
 
 static void source_close(void *ctx)
 {
-    struct source *src = ctx;
-    hc_cursor_free(src->cur);
-    src->cur = NULL;
-    hc_jsonl_reader_close(src->jr);
-    src->jr = NULL;
+    (void)ctx; /* the pass ends with the next rewind, the source in hreplay_run */
 }
 
 static hc_err source_next(void *ctx, struct hc_msg *msg, hc_error *err)
 {
     struct source *src = ctx;
-    struct hc_jsonl_record rec;
-    hc_err rc;
+    hc_err rc = tool_source_next(src->in, msg, err);
 
-    if (src->is_db)
-        return hc_cursor_next(src->cur, msg, err);
-    for (;;) {
-        if (src->o->select.sel.limit && src->taken >= src->o->select.sel.limit)
-            return HC_DONE;
-        rc = hc_jsonl_next(src->jr, &rec, err);
-        if (rc != HC_OK)
-            return rc;
-        if (!tool_select_matches(&src->o->select, &rec.msg))
-            continue;
-        src->taken++;
-        *msg = rec.msg;
-        return HC_OK;
-    }
+    /* Ctrl-C while standard input waited: the engine sees tool_stop_requested and stops */
+    return rc == HC_ERR_INTERRUPTED ? HC_DONE : rc;
 }
 
-/* Resolves --since/--until offsets against the first message, and counts the selection. */
+/* Resolves --since/--until offsets against the first message, opens the input, counts it. */
 static hc_err source_prepare(struct source *src, struct hreplay_opts *o, int64_t *total,
                              hc_error *err)
 {
-    struct hc_select all;
+    struct tool_source_options opts = {.select = &o->select};
     hc_err rc;
 
     *total = -1;
-    if (src->is_db) {
-        rc = hc_store_open(o->input, HC_STORE_READ, &src->st, err);
-        if (rc != HC_OK)
-            return rc;
-        if (o->select.since_text || o->select.until_text) {
-            int64_t n, first;
-            memset(&all, 0, sizeof(all));
-            rc = hc_store_count(src->st, &all, &n, &first, err);
-            if (rc != HC_OK)
-                return rc;
-            if (tool_select_resolve(&o->select, first) != OPTS_OK)
-                return HC_ERR_INVALID;
-        }
-        rc = hc_store_count(src->st, &o->select.sel, total, NULL, err);
-        if (rc != HC_OK)
-            return rc;
-        if (o->select.sel.limit && *total > o->select.sel.limit)
-            *total = o->select.sel.limit;
-        return HC_OK;
-    }
-    if (o->select.since_text || o->select.until_text) {
-        struct hc_jsonl_record rec;
-        hc_jsonl_reader *jr;
-        int64_t first = 0;
-
-        if (strcmp(o->input, "-") == 0) {
-            /* RFC 3339 times need no look-ahead; +offsets count from a first message that
-             * standard input cannot give twice (a usage error: exit 2, as for --loop) */
-            if ((o->select.since_text && o->select.since_text[0] == '+') ||
-                (o->select.until_text && o->select.until_text[0] == '+')) {
-                (void)tool_usage_error("--since/--until +DURATION need a file: standard input "
-                                       "can be read only once");
-                return HC_ERR_INVALID;
-            }
-            return tool_select_resolve(&o->select, 0) == OPTS_OK ? HC_OK : HC_ERR_INVALID;
-        }
-        rc = hc_jsonl_reader_open(o->input, &jr, err);
-        if (rc != HC_OK)
-            return rc;
-        rc = hc_jsonl_next(jr, &rec, err);
-        if (rc == HC_OK)
-            first = rec.msg.received_at_ns;
-        hc_jsonl_reader_close(jr);
-        if (rc != HC_OK && rc != HC_DONE)
-            return rc;
-        if (tool_select_resolve(&o->select, first) != OPTS_OK)
-            return HC_ERR_INVALID;
-    }
-    return HC_OK;
+    rc = tool_select_resolve_inputs(&o->select, &o->input, 1, false, err);
+    if (rc == HC_OK)
+        rc = tool_source_open(o->input, &opts, &src->in, err);
+    if (rc == HC_OK)
+        rc = tool_source_count(src->in, total, err);
+    src->first_pass = rc == HC_OK;
+    return rc;
 }
 
 /* --- progress and report --------------------------------------------------------------------- */
@@ -490,7 +420,7 @@ static void engine_options(struct hreplay_opts *o, struct tool_run *t,
 
 int hreplay_run(struct hreplay_opts *o)
 {
-    struct source src = {.o = o};
+    struct source src = {0};
     struct tool_run t = {.o = o, .total = -1};
     struct hc_replay_source source = {source_open, source_next, source_close, &src};
     struct hc_replay_options ro;
@@ -524,15 +454,9 @@ int hreplay_run(struct hreplay_opts *o)
         }
     }
     t.url = mo.url;
-    src.on_wait = flush_on_wait;
-    src.wait_ctx = &t;
-    rc = tool_detect_input(o->input, &src.is_db, &err);
+    rc = source_prepare(&src, o, &t.total, &err);
     if (rc == HC_OK)
-        rc = source_prepare(&src, o, &t.total, &err);
-    if (rc == HC_ERR_INVALID && !err.message[0]) {
-        code = TOOL_EXIT_USAGE; /* tool_select_resolve printed it */
-        goto out;
-    }
+        tool_source_set_wait_hook(src.in, flush_on_wait, &t);
     if (rc != HC_OK) {
         tool_error("%s", err.message);
         goto out;
@@ -593,7 +517,6 @@ out:
     if (t.html_fp)
         fclose(t.html_fp);
     hreplay_timeline_free(t.timeline);
-    source_close(&src);
-    hc_store_close(src.st, NULL);
+    tool_source_close(src.in);
     return code;
 }

@@ -22,7 +22,12 @@
 #define HREPLAY_DEFAULT_FAULT_SEED 1
 
 /* --observe: where the consumer's outputs are seen. */
-enum hreplay_observe { HREPLAY_OBSERVE_NONE, HREPLAY_OBSERVE_MQTT, HREPLAY_OBSERVE_FILE };
+enum hreplay_observe {
+    HREPLAY_OBSERVE_NONE,
+    HREPLAY_OBSERVE_MQTT,
+    HREPLAY_OBSERVE_FILE,
+    HREPLAY_OBSERVE_STDOUT /* --consumer's stdout lines (its default) */
+};
 
 /* --ramp START:STEP:HOLD[:MAX] and what goes with it (hreplay_ramp.c). */
 struct hreplay_ramp_opts {
@@ -34,6 +39,9 @@ struct hreplay_ramp_opts {
     const char *observe_target; /* the topic filter or the file path */
     int64_t slo_ns;             /* --slo: p99 latency objective; 0: none */
     const char *report_svg;     /* --report-svg FILE */
+    const char *consumer;       /* --consumer CMD: started against a private broker */
+    bool broker_plain;          /* --broker plain: that broker offers the consumer plain MQTT */
+    int64_t ready_timeout_ns;   /* --ready-timeout: until the consumer has subscribed */
 };
 
 struct hreplay_opts {
@@ -69,7 +77,7 @@ struct hreplay_opts {
     bool fault_scoped;               /* a --fault-* selection option was given */
     struct tool_select fault_select; /* --fault-type/--fault-device/--fault-kind/--fault-topic */
     const char *fault_log;           /* --fault-log FILE: one JSON line per fault applied */
-    bool spin_given;          /* --spin on the command line (a ramp sleeps unless asked) */
+    bool spin_given;                 /* --spin on the command line (a ramp sleeps unless asked) */
     struct hreplay_ramp_opts ramp;
 };
 

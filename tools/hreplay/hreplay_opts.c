@@ -43,6 +43,9 @@ enum {
     OPT_RAMP,
     OPT_OBSERVE,
     OPT_SLO,
+    OPT_CONSUMER,
+    OPT_BROKER,
+    OPT_READY_TIMEOUT,
     OPT_REPORT_SVG,
     OPT_QUIET,
     OPT_HELP
@@ -115,6 +118,16 @@ static const char usage_faults[] =
     "                        until a step fails), looping over INPUT with fresh timestamps\n"
     "  --observe mqtt:FILTER the consumer's outputs: a topic filter on the same broker,\n"
     "  --observe file:PATH   or a file it appends lines to (read as it grows)\n"
+    "  --consumer CMD        start the consumer (/bin/sh -c CMD) against a private broker\n"
+    "                        (Mosquitto, TLS, the consumer's credentials in HALTIAN_MQTT_HOST,\n"
+    "                        HALTIAN_MQTT_PORT, HALTIAN_MQTT_URL, HALTIAN_API_KEY_ID,\n"
+    "                        HALTIAN_API_KEY_TOKEN, HALTIAN_INTEGRATION_ID, HKIT_CAFILE and\n"
+    "                        the placeholders {host} {port} {url} {cafile} {api_key_id}\n"
+    "                        {integration_id} {token_file}); the ramp starts once it has\n"
+    "                        subscribed; its stdout lines are its outputs unless --observe\n"
+    "  --broker plain        that broker offers the consumer plain MQTT instead of TLS\n"
+    "  --ready-timeout DURATION\n"
+    "                        how long the consumer may take to subscribe (default 10s)\n"
     "  --slo DURATION        a step also fails when p99 latency through the consumer exceeds\n"
     "                        DURATION (e.g. 50ms)\n"
     "  --report-svg FILE     draw rate in vs rate out, backlog and latency per step\n"
@@ -151,8 +164,7 @@ static const char usage_tail[] =
     "them every sys_interval seconds: 10 by default; set 1 for short steps). A step kept up,\n"
     "fell behind, dropped, or its rate was not reached (hreplay or the broker, never the\n"
     "consumer, is then blamed). The table goes to stdout, with the maximum sustainable rate\n"
-    "and what limited the run: consumer, broker, generator or none.\n"
-    TOOL_EXIT_CODES_HELP;
+    "and what limited the run: consumer, broker, generator or none.\n" TOOL_EXIT_CODES_HELP;
 
 static void print_usage(void)
 {
@@ -289,6 +301,45 @@ static enum opts_result parse_fault_option(int opt, const char *arg, struct hrep
     return OPTS_UNKNOWN;
 }
 
+static void set_defaults(struct hreplay_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    tool_select_init(&o->select);
+    tool_select_init(&o->fault_select);
+    o->fault_seed = HREPLAY_DEFAULT_FAULT_SEED;
+    o->qos = -1;
+    o->fanout = 1;
+    o->connections = 1;
+    o->loops = 1;
+    o->inflight = 1000;
+    o->give_up_ns = HREPLAY_DEFAULT_GIVE_UP_NS;
+    o->spin_ns = HREPLAY_DEFAULT_SPIN_NS;
+    o->sched.mode = HC_SCHED_ORIGINAL;
+}
+
+/* The shared MQTT and selection options; the ids are also topic levels (checked as such).
+ * OPTS_UNKNOWN for hreplay's own options. */
+static enum opts_result parse_shared(struct hreplay_opts *o, int opt, const char *arg,
+                                     const char **username)
+{
+    hc_error err = HC_ERROR_INIT;
+    enum opts_result r;
+
+    if (opt == 'u')
+        *username = arg;
+    else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
+             hc_topic_level_validate(arg, &err) != HC_OK)
+        return tool_usage_error("invalid value for %s: %s",
+                                opt == TOOL_OPT_API_KEY_ID ? "--api-key-id" : "--integration-id",
+                                err.message);
+    else if (opt == TOOL_OPT_API_KEY_ID)
+        o->topic_api_key_id = arg;
+    else if (opt == TOOL_OPT_INTEGRATION_ID)
+        o->topic_integration_id = arg;
+    r = tool_mqtt_option(&o->mqtt, opt, arg);
+    return r == OPTS_UNKNOWN ? tool_select_option(&o->select, opt, arg) : r;
+}
+
 /*
  * --ramp START:STEP:HOLD[:MAX]: rates in msg/s (STEP > 0, MAX >= START), HOLD a duration of at
  * least 500 ms (the backlog needs samples to have a slope).
@@ -332,8 +383,7 @@ static enum opts_result parse_ramp(const char *arg, struct hreplay_ramp_opts *r)
     if (tool_parse_duration_ns("--ramp", field[2], &r->hold_ns) != OPTS_OK)
         return OPTS_ERROR;
     if (r->hold_ns < 500000000LL)
-        return tool_usage_error("invalid value '%s' for --ramp: HOLD must be at least 500ms",
-                                arg);
+        return tool_usage_error("invalid value '%s' for --ramp: HOLD must be at least 500ms", arg);
     r->on = true;
     return OPTS_OK;
 bad:
@@ -374,9 +424,22 @@ static enum opts_result check_ramp(const struct hreplay_opts *o, bool loop_given
             return tool_usage_error("--slo needs --ramp");
         if (r->report_svg)
             return tool_usage_error("--report-svg needs --ramp");
+        if (r->consumer || r->broker_plain || r->ready_timeout_ns)
+            return tool_usage_error("%s needs --ramp", r->consumer       ? "--consumer"
+                                                       : r->broker_plain ? "--broker"
+                                                                         : "--ready-timeout");
         return OPTS_OK;
     }
-    if (r->observe == HREPLAY_OBSERVE_NONE)
+    if (!r->consumer && (r->broker_plain || r->ready_timeout_ns))
+        return tool_usage_error("%s needs --consumer",
+                                r->broker_plain ? "--broker" : "--ready-timeout");
+    if (r->consumer && (o->mqtt.url || o->mqtt.host || o->mqtt.port))
+        return tool_usage_error("--consumer starts its own broker: it cannot be combined with "
+                                "%s",
+                                o->mqtt.url    ? "--url"
+                                : o->mqtt.host ? "-h/--host"
+                                               : "-p/--port");
+    if (!r->consumer && r->observe == HREPLAY_OBSERVE_NONE) /* --consumer: its stdout */
         return tool_usage_error("--ramp needs --observe mqtt:FILTER or --observe file:PATH (where "
                                 "the consumer's outputs appear)");
     if (strcmp(o->input, "-") == 0)
@@ -426,6 +489,9 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"fault-topic", required_argument, NULL, OPT_FAULT_TOPIC},
         {"ramp", required_argument, NULL, OPT_RAMP},
         {"observe", required_argument, NULL, OPT_OBSERVE},
+        {"consumer", required_argument, NULL, OPT_CONSUMER},
+        {"broker", required_argument, NULL, OPT_BROKER},
+        {"ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT},
         {"slo", required_argument, NULL, OPT_SLO},
         {"report-svg", required_argument, NULL, OPT_REPORT_SVG},
         {"verbose", no_argument, NULL, 'v'},
@@ -434,46 +500,20 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {NULL, 0, NULL, 0}};
     const char *username = NULL;
     bool merge = false, loop_given = false;
-    hc_error err = HC_ERROR_INIT;
     const char *mode_option = NULL;
     bool seed_given = false;
     long v;
     int opt;
 
-    memset(o, 0, sizeof(*o));
-    tool_select_init(&o->select);
-    tool_select_init(&o->fault_select);
-    o->fault_seed = HREPLAY_DEFAULT_FAULT_SEED;
-    o->qos = -1;
-    o->fanout = 1;
-    o->connections = 1;
-    o->loops = 1;
-    o->inflight = 1000;
-    o->give_up_ns = HREPLAY_DEFAULT_GIVE_UP_NS;
-    o->spin_ns = HREPLAY_DEFAULT_SPIN_NS;
-    o->sched.mode = HC_SCHED_ORIGINAL;
+    set_defaults(o);
     opterr = 0;
     optind = 1;
 
     while (
         (opt = getopt_long(argc, argv, ":" TOOL_MQTT_SHORT_OPTIONS TOOL_SELECT_SHORT_OPTIONS "q:v",
                            longopts, NULL)) != -1) {
-        enum opts_result r;
+        enum opts_result r = parse_shared(o, opt, optarg, &username);
 
-        if (opt == 'u')
-            username = optarg;
-        else if ((opt == TOOL_OPT_API_KEY_ID || opt == TOOL_OPT_INTEGRATION_ID) &&
-                 hc_topic_level_validate(optarg, &err) != HC_OK)
-            return tool_usage_error(
-                "invalid value for %s: %s",
-                opt == TOOL_OPT_API_KEY_ID ? "--api-key-id" : "--integration-id", err.message);
-        else if (opt == TOOL_OPT_API_KEY_ID)
-            o->topic_api_key_id = optarg;
-        else if (opt == TOOL_OPT_INTEGRATION_ID)
-            o->topic_integration_id = optarg;
-        r = tool_mqtt_option(&o->mqtt, opt, optarg);
-        if (r == OPTS_UNKNOWN)
-            r = tool_select_option(&o->select, opt, optarg);
         if (r == OPTS_ERROR)
             return OPTS_ERROR;
         if (r == OPTS_OK)
@@ -583,6 +623,25 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
             if (parse_observe(optarg, &o->ramp) != OPTS_OK)
                 return OPTS_ERROR;
             break;
+        case OPT_CONSUMER:
+            if (!*optarg)
+                return tool_usage_error("invalid value '' for --consumer: an empty command");
+            o->ramp.consumer = optarg;
+            break;
+        case OPT_BROKER:
+            if (strcmp(optarg, "plain") != 0 && strcmp(optarg, "tls") != 0)
+                return tool_usage_error("invalid value '%s' for --broker: expected plain or tls",
+                                        optarg);
+            o->ramp.broker_plain = strcmp(optarg, "plain") == 0;
+            break;
+        case OPT_READY_TIMEOUT:
+            if (tool_parse_duration_ns("--ready-timeout", optarg, &o->ramp.ready_timeout_ns) !=
+                OPTS_OK)
+                return OPTS_ERROR;
+            if (o->ramp.ready_timeout_ns <= 0)
+                return tool_usage_error("invalid value '%s' for --ready-timeout: must be above 0",
+                                        optarg);
+            break;
         case OPT_SLO:
             if (tool_parse_duration_ns("--slo", optarg, &o->ramp.slo_ns) != OPTS_OK)
                 return OPTS_ERROR;
@@ -642,8 +701,14 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     o->input = argv[optind];
     if (o->loops != 1 && strcmp(o->input, "-") == 0)
         return tool_usage_error("--loop needs a file: standard input can be read only once");
+    if (tool_select_check_inputs(&o->select, &o->input, 1) != OPTS_OK)
+        return OPTS_ERROR;
     if (check_ramp(o, loop_given) != OPTS_OK)
         return OPTS_ERROR;
+    if (o->ramp.consumer && o->ramp.observe == HREPLAY_OBSERVE_NONE) {
+        o->ramp.observe = HREPLAY_OBSERVE_STDOUT;
+        o->ramp.observe_target = o->ramp.consumer;
+    }
     if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
         return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
                                 "%s",

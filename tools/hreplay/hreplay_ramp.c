@@ -14,11 +14,13 @@
  * on the engine's thread, judges the step (hcore/ramp.h) and ends the ramp at the first that
  * failed or at MAX.
  *
- * Adding --consumer CMD later: start the consumer with libcore's process runner against the
- * stand-in broker, point the engine (ro->mqtt.url) and the observer at that broker, and add an
- * observer kind reading the consumer's stdout lines; broker evidence then also comes from the
- * stand-in broker's "Outgoing messages are being dropped" lines. Steps and reports stay as they
- * are: they only see outputs, inputs and broker counters.
+ * With --consumer CMD hreplay owns the consumer: libcore's stand-in broker (hc_broker) and
+ * process runner (hc_proc), as hverify --consumer uses them. The consumer gets the same
+ * environment and placeholders, the ramp starts once the broker's log shows it subscribed to a
+ * filter matching the run's topics (a readiness barrier, no sleeps), its stdout lines are its
+ * outputs unless --observe says otherwise, and the broker's "Outgoing messages are being dropped
+ * for client" lines for it count as drops beside the $SYS counters. It is stopped (SIGINT,
+ * SIGTERM, SIGKILL) and reaped with everything under it at the end.
  */
 #include "hreplay_ramp.h"
 
@@ -26,6 +28,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +36,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hcore/broker.h"
 #include "hcore/mqtt.h"
+#include "hcore/proc.h"
 #include "hcore/sched.h"
 #include "hcore/timefmt.h"
+#include "hcore/topic.h"
 
 #define SAMPLE_EVERY_NS 50000000LL /* backlog samples */
 #define RECEIVE_WAIT_MS 10         /* the observer's longest wait for a message */
 #define MAX_OUTPUT_LINE 65536      /* file outputs: longer lines are skipped and counted */
 #define SYS_DROPPED "$SYS/broker/publish/messages/dropped"
 #define SYS_STORED "$SYS/broker/store/messages/count"
-#define POSITION_MIN_RATIO 0.8 /* first step: outputs/inputs at least this for position matching   \
-                                */
+#define READY_TIMEOUT_NS 10000000000LL           /* --ready-timeout default */
+#define CONSUMER_INTERRUPT_GRACE_NS 2000000000LL /* stop: SIGINT, then SIGTERM after this */
+#define POSITION_MIN_RATIO                                                                         \
+    0.8 /* first step: outputs/inputs at least this for position matching                          \
+         */
 
 struct samples {
     double *t, *backlog;
@@ -88,6 +97,7 @@ struct ramp {
     hc_err observer_rc;
     char observer_error[600];
     uint64_t long_lines;
+    uint64_t other_lines; /* stdout lines that are no JSON object */
 
     /* the observer */
     pthread_t thread;
@@ -104,7 +114,24 @@ struct ramp {
     bool line_too_long;
     enum ramp_matching matching; /* decided after the first step */
     bool matching_decided;
+
+    /* --consumer: the broker and the consumer (main thread before and after the ramp, the
+     * observer thread during it) */
+    hc_broker *broker;
+    const struct hc_broker_info *info;
+    hc_proc *consumer;
+    bool consumer_ended;  /* it exited during the ramp */
+    int64_t drop_notices; /* the broker's "being dropped" lines for the consumer (under mu) */
+    int64_t drop_notices_at_start;
+    int64_t next_log_poll_ns;
 };
+
+static const char *observe_name(const struct hreplay_opts *o)
+{
+    return o->ramp.observe == HREPLAY_OBSERVE_MQTT     ? "mqtt"
+           : o->ramp.observe == HREPLAY_OBSERVE_STDOUT ? "stdout"
+                                                       : "file";
+}
 
 static int64_t mono(void)
 {
@@ -273,6 +300,32 @@ static void sys_value(struct ramp *rp, const struct hc_msg *msg)
     rp->sys_seen = rp->dropped_seen && rp->stored_seen;
 }
 
+/* Bytes of output (file or stdout): each complete line is an output. Under mu. */
+static void take_output(struct ramp *rp, const char *buf, size_t n, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r')
+            continue; /* a pseudo-terminal's line end */
+        if (buf[i] != '\n') {
+            if (rp->line_len < MAX_OUTPUT_LINE)
+                rp->line[rp->line_len++] = buf[i];
+            else
+                rp->line_too_long = true;
+            continue;
+        }
+        rp->file_lines++;
+        if (rp->line_too_long)
+            rp->long_lines++;
+        else if (rp->line_len && rp->o->ramp.observe == HREPLAY_OBSERVE_STDOUT &&
+                 rp->line[0] != '{')
+            rp->other_lines++; /* a consumer's word for people ("subscribed"), not an output */
+        else if (rp->line_len)
+            output_seen(rp, rp->line, rp->line_len, now);
+        rp->line_len = 0;
+        rp->line_too_long = false;
+    }
+}
+
 /* Reads what the output file gained; each complete line is an output. */
 static void read_file(struct ramp *rp)
 {
@@ -291,22 +344,7 @@ static void read_file(struct ramp *rp)
         struct stat sb;
         pthread_mutex_lock(&rp->mu);
         rp->file_pos += (uint64_t)n;
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != '\n') {
-                if (rp->line_len < MAX_OUTPUT_LINE)
-                    rp->line[rp->line_len++] = buf[i];
-                else
-                    rp->line_too_long = true;
-                continue;
-            }
-            rp->file_lines++;
-            if (rp->line_too_long)
-                rp->long_lines++;
-            else if (rp->line_len)
-                output_seen(rp, rp->line, rp->line_len, now);
-            rp->line_len = 0;
-            rp->line_too_long = false;
-        }
+        take_output(rp, buf, (size_t)n, now);
         /* what the consumer wrote that is still to be read: hreplay's own lag */
         if (fstat(rp->fd, &sb) == 0 && rp->file_lines) {
             double unread = (double)sb.st_size - (double)rp->file_start - (double)rp->file_pos;
@@ -317,6 +355,45 @@ static void read_file(struct ramp *rp)
             rp->observer_lag = 0; /* caught up with the writer */
         pthread_mutex_unlock(&rp->mu);
     }
+}
+
+/* --consumer: its stdout (outputs unless --observe), its stderr (kept tail), whether it ended. */
+static void read_consumer(struct ramp *rp)
+{
+    char buf[65536];
+    long n;
+    int status;
+
+    while ((n = hc_proc_read_stdout(rp->consumer, buf, sizeof(buf))) > 0) {
+        if (rp->o->ramp.observe != HREPLAY_OBSERVE_STDOUT)
+            continue;
+        pthread_mutex_lock(&rp->mu);
+        take_output(rp, buf, (size_t)n, mono());
+        pthread_mutex_unlock(&rp->mu);
+    }
+    hc_proc_read_stderr(rp->consumer);
+    if (!rp->consumer_ended && hc_proc_exited(rp->consumer, &status)) {
+        char what[160], tail[600];
+
+        rp->consumer_ended = true;
+        hc_proc_describe_status(status, what, sizeof(what));
+        hc_proc_stderr_tail(rp->consumer, 3, tail, sizeof(tail));
+        pthread_mutex_lock(&rp->mu);
+        rp->observer_rc = HC_ERR_IO;
+        snprintf(rp->observer_error, sizeof(rp->observer_error),
+                 "the consumer %.150s during the ramp%s%.350s", what,
+                 tail[0] ? "; its stderr: " : "", tail);
+        pthread_mutex_unlock(&rp->mu);
+    }
+}
+
+/* The stand-in broker's log: drops announced for the consumer's user. Under mu. */
+static void on_drop_line(void *ctx, const struct hc_broker_event *ev)
+{
+    struct ramp *rp = ctx;
+
+    if (ev->kind == HC_BROKER_DROPPING && strcmp(ev->user, rp->info->api_key_id) == 0)
+        rp->drop_notices++;
 }
 
 static void sample(struct ramp *rp, int64_t now)
@@ -349,8 +426,24 @@ static void *observe(void *arg)
     while (!rp->stop_observer) {
         struct hc_msg msg;
         hc_error err = HC_ERROR_INIT;
-        hc_err rc = hc_mqtt_receive(rp->sub, RECEIVE_WAIT_MS, &msg, &err);
-        int64_t now = mono();
+        hc_err rc;
+        int64_t now;
+
+        /*
+         * A consumer's stdout is waited on, not the subscriber: a pseudo-terminal holds a few
+         * KiB, and a consumer that finds it full blocks on its write, so a 10 ms wait on $SYS
+         * messages would throttle a fast consumer to what fits in its buffer.
+         */
+        if (rp->consumer && rp->o->ramp.observe == HREPLAY_OBSERVE_STDOUT &&
+            hc_proc_stdout(rp->consumer) >= 0) {
+            struct pollfd pfd = {hc_proc_stdout(rp->consumer), POLLIN, 0};
+            poll(&pfd, 1, RECEIVE_WAIT_MS);
+            read_consumer(rp);
+            rc = hc_mqtt_receive(rp->sub, 0, &msg, &err);
+        } else {
+            rc = hc_mqtt_receive(rp->sub, RECEIVE_WAIT_MS, &msg, &err);
+        }
+        now = mono();
 
         if (rc == HC_OK) {
             pthread_mutex_lock(&rp->mu);
@@ -369,8 +462,14 @@ static void *observe(void *arg)
         }
         if (rp->o->ramp.observe == HREPLAY_OBSERVE_FILE)
             read_file(rp);
+        if (rp->consumer)
+            read_consumer(rp);
+        if (rp->consumer_ended)
+            break;
         if (now >= next_sample) {
             pthread_mutex_lock(&rp->mu);
+            if (rp->broker)
+                (void)hc_broker_poll_events(rp->broker, on_drop_line, rp, NULL);
             sample(rp, now);
             pthread_mutex_unlock(&rp->mu);
             next_sample = now + SAMPLE_EVERY_NS;
@@ -467,6 +566,7 @@ static void step_begin(struct ramp *rp, size_t k, int64_t now)
     rp->sys_known_at_start = rp->sys_seen;
     rp->sys_dropped_at_start = rp->sys_dropped;
     rp->sys_stored_at_start = rp->sys_stored;
+    rp->drop_notices_at_start = rp->drop_notices;
     pthread_mutex_unlock(&rp->mu);
 }
 
@@ -528,6 +628,13 @@ static bool step_end(struct ramp *rp, int64_t now)
     st.broker_known = rp->sys_known_at_start && rp->sys_seen;
     st.dropped_delta = rp->sys_dropped - rp->sys_dropped_at_start;
     st.stored_delta = rp->sys_stored - rp->sys_stored_at_start;
+    st.drop_notices = rp->drop_notices - rp->drop_notices_at_start;
+    if (st.drop_notices > 0) {
+        /* the broker's own word that it dropped for the consumer counts even without $SYS */
+        st.broker_known = true;
+        if (st.dropped_delta < st.drop_notices)
+            st.dropped_delta = st.drop_notices;
+    }
     pthread_mutex_unlock(&rp->mu);
 
     memset(&f, 0, sizeof(f));
@@ -616,6 +723,13 @@ static hc_err ramp_next(void *ctx, struct hc_msg *msg, hc_error *err)
 
     if (rp->done)
         return HC_DONE;
+    pthread_mutex_lock(&rp->mu);
+    rc = rp->observer_rc; /* the observer failed, or the consumer ended: the ramp ends */
+    pthread_mutex_unlock(&rp->mu);
+    if (rc != HC_OK) {
+        rp->done = true;
+        return HC_DONE;
+    }
     if (rp->in_step == rp->per_step) {
         int64_t next_timeline =
             rp->step_timeline_ns + (int64_t)llround((double)rp->per_step * 1e9 / rp->rate);
@@ -639,6 +753,201 @@ static hc_err ramp_next(void *ctx, struct hc_msg *msg, hc_error *err)
     return HC_OK;
 }
 
+/* --- --consumer: the broker, the consumer, readiness -------------------------------------------
+ */
+
+/* topic with levels 3 and 4 of a haltian-iot/events/ topic set to the run's ids, as the engine
+ * rewrites them (other topics as they are). NULL when out of memory. */
+static char *run_topic(const struct hc_broker_info *info, const char *topic)
+{
+    static const char prefix[] = "haltian-iot/events/";
+    const char *rest = topic + sizeof(prefix) - 1, *slash;
+    char *out;
+    size_t size;
+
+    if (strncmp(topic, prefix, sizeof(prefix) - 1) != 0 || !(slash = strchr(rest, '/')) ||
+        !(slash = strchr(slash + 1, '/')))
+        return strdup(topic);
+    size = sizeof(prefix) + strlen(info->integration_id) + strlen(info->api_key_id) +
+           strlen(slash) + 1;
+    out = malloc(size);
+    if (out)
+        snprintf(out, size, "%s%s/%s%s", prefix, info->integration_id, info->api_key_id, slash);
+    return out;
+}
+
+/* The first input's topic as the consumer will receive it: what its subscription must match. */
+static hc_err first_topic(struct ramp *rp, char **topic, hc_error *err)
+{
+    struct hc_msg msg;
+    hc_err rc = ramp_open(rp, err);
+
+    *topic = NULL;
+    if (rc != HC_OK)
+        return rc;
+    rc = rp->inner->next(rp->inner->ctx, &msg, err);
+    if (rc == HC_DONE)
+        rc = hc_error_set(err, HC_ERR_INVALID, "nothing to replay: the selection is empty");
+    if (rc == HC_OK && !(*topic = run_topic(rp->info, msg.topic)))
+        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    ramp_close(rp);
+    return rc;
+}
+
+struct readiness {
+    const struct ramp *rp;
+    const char *topic;
+    bool connected, matched;
+    char nonmatching[400];
+};
+
+static void on_ready_event(void *ctx, const struct hc_broker_event *ev)
+{
+    struct readiness *r = ctx;
+    size_t len = strlen(r->nonmatching);
+
+    if (strcmp(ev->user, r->rp->info->api_key_id) != 0)
+        return;
+    if (ev->kind == HC_BROKER_CONNECTED)
+        r->connected = true;
+    if (ev->kind != HC_BROKER_SUBSCRIBED)
+        return;
+    if (hc_topic_matches(ev->filter, r->topic))
+        r->matched = true;
+    else
+        snprintf(r->nonmatching + len, sizeof(r->nonmatching) - len, "%s'%s'", len ? ", " : "",
+                 ev->filter);
+}
+
+/* Waits until the consumer has subscribed to a filter matching topic (bounded). What it printed
+ * meanwhile is no output of the ramp. */
+static hc_err wait_ready(struct ramp *rp, const char *topic, hc_error *err)
+{
+    struct readiness r = {rp, topic, false, false, {0}};
+    int64_t timeout =
+        rp->o->ramp.ready_timeout_ns ? rp->o->ramp.ready_timeout_ns : READY_TIMEOUT_NS;
+    int64_t deadline = mono() + timeout;
+    char buf[4096], tail[600], what[160];
+    int status;
+
+    for (;;) {
+        struct pollfd fds[2];
+        nfds_t n = 0;
+        hc_err rc = hc_broker_poll_events(rp->broker, on_ready_event, &r, err);
+
+        if (rc != HC_OK)
+            return rc;
+        if (r.matched)
+            return HC_OK;
+        while (hc_proc_read_stdout(rp->consumer, buf, sizeof(buf)) > 0)
+            ;
+        hc_proc_read_stderr(rp->consumer);
+        hc_proc_stderr_tail(rp->consumer, 3, tail, sizeof(tail));
+        if (hc_proc_exited(rp->consumer, &status)) {
+            hc_proc_describe_status(status, what, sizeof(what));
+            return hc_error_set(err, HC_ERR_IO, "the consumer %s before it subscribed%s%s", what,
+                                tail[0] ? "; its stderr: " : "", tail);
+        }
+        if (tool_stop_requested)
+            return hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the consumer");
+        if (mono() >= deadline)
+            return hc_error_set(
+                err, HC_ERR_TIMEOUT, "the consumer was not ready after %.3gs: %s%s%s%s",
+                (double)timeout / 1e9,
+                r.nonmatching[0] ? "it subscribed only to filters matching none of the "
+                                   "input's topics: "
+                : r.connected    ? "it connected but never subscribed"
+                                 : "it never connected to the broker",
+                r.nonmatching, tail[0] ? "; its stderr: " : "", tail);
+        if (hc_proc_stdout(rp->consumer) >= 0)
+            fds[n++] = (struct pollfd){hc_proc_stdout(rp->consumer), POLLIN, 0};
+        if (hc_proc_stderr(rp->consumer) >= 0)
+            fds[n++] = (struct pollfd){hc_proc_stderr(rp->consumer), POLLIN, 0};
+        poll(fds, n, 10);
+    }
+}
+
+/*
+ * Starts the stand-in broker and the consumer, points the engine (ro) at the broker's publisher
+ * listener with the run's ids in the topics, and waits until the consumer has subscribed.
+ */
+static hc_err consumer_start(struct ramp *rp, struct hc_replay_options *ro, hc_error *err)
+{
+    const struct hreplay_ramp_opts *o = &rp->o->ramp;
+    struct hc_broker_options bo;
+    struct hc_proc_options po;
+    struct hc_broker_env env;
+    char *cmd = NULL, *topic = NULL;
+    hc_err rc;
+
+    memset(&bo, 0, sizeof(bo));
+    bo.plain = o->broker_plain;
+    bo.integration_id = rp->o->topic_integration_id;
+    bo.api_key_id = rp->o->topic_api_key_id;
+    bo.consumer_write = o->observe == HREPLAY_OBSERVE_MQTT ? o->observe_target : NULL;
+    rc = hc_broker_start(&bo, &rp->broker, err);
+    if (rc != HC_OK) {
+        hc_error_prefix(err, "cannot start the private broker");
+        return rc;
+    }
+    rp->info = hc_broker_get_info(rp->broker);
+    ro->mqtt.url = rp->info->publisher_url;
+    ro->mqtt.username = rp->info->publisher_user;
+    ro->mqtt.password = rp->info->publisher_password;
+    ro->mqtt.cafile = NULL;
+    ro->mqtt.insecure = false;
+    ro->integration_id = rp->info->integration_id;
+    ro->api_key_id = rp->info->api_key_id;
+
+    rc = first_topic(rp, &topic, err);
+    if (rc != HC_OK)
+        goto out;
+    hc_broker_env_init(&env, rp->info);
+    cmd = hc_broker_expand_command(rp->info, o->consumer);
+    if (!cmd) {
+        rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    memset(&po, 0, sizeof(po));
+    po.command = cmd;
+    po.env = env.vars;
+    po.stdout_pty = true; /* stdio and Python write each line as they print it */
+    po.interrupt_grace_ns = CONSUMER_INTERRUPT_GRACE_NS;
+    rc = hc_proc_start(&po, &rp->consumer, err);
+    if (rc != HC_OK) {
+        hc_error_prefix(err, "cannot start the consumer");
+        goto out;
+    }
+    tool_info("consumer started against the private broker (%s, integration %s, api key %s); "
+              "waiting for its subscription",
+              rp->info->consumer_url, rp->info->integration_id, rp->info->api_key_id);
+    rc = wait_ready(rp, topic, err);
+out:
+    free(cmd);
+    free(topic);
+    return rc;
+}
+
+/* Stops the consumer (SIGINT, SIGTERM, SIGKILL) and reaps everything under it. */
+static void consumer_stop(struct ramp *rp)
+{
+    char what[160];
+    int how = 0, status;
+
+    if (!rp->consumer)
+        return;
+    status = hc_proc_stop(rp->consumer, &how);
+    hc_proc_describe_status(status, what, sizeof(what));
+    if (!rp->consumer_ended && tool_verbosity >= 2)
+        tool_info("consumer %s%s", what,
+                  how == 1   ? " on SIGINT"
+                  : how == 2 ? " on SIGTERM"
+                  : how == 3 ? " (killed)"
+                             : "");
+    hc_proc_free(rp->consumer);
+    rp->consumer = NULL;
+}
+
 /* --- the run ------------------------------------------------------------------------------------
  */
 
@@ -652,6 +961,8 @@ static void ramp_release(struct ramp *rp)
     if (rp->sub)
         hc_mqtt_disconnect(rp->sub, 100);
     hc_mqtt_free(rp->sub);
+    consumer_stop(rp);
+    hc_broker_free(rp->broker);
     if (rp->fd >= 0)
         close(rp->fd);
     hc_ramp_match_free(rp->match);
@@ -735,6 +1046,11 @@ int hreplay_ramp_run(const struct hreplay_opts *o, struct hc_replay_options *ro,
     ro->hooks.published = on_published;
     ro->hooks.ctx = &rp;
 
+    if (o->ramp.consumer) {
+        rc = consumer_start(&rp, ro, &err);
+        if (rc != HC_OK)
+            goto fail;
+    }
     rc = observer_open(&rp, &ro->mqtt, &err);
     if (rc != HC_OK)
         goto fail;
@@ -749,13 +1065,14 @@ int hreplay_ramp_run(const struct hreplay_opts *o, struct hc_replay_options *ro,
     wait_for_sys(&rp);
     tool_info("ramp from %.0f msg/s by %.0f every %.1f s%s, observing %s:%s", o->ramp.start_rate,
               o->ramp.step_rate, (double)o->ramp.hold_ns / 1e9,
-              o->ramp.max_rate > 0 ? "" : " until a step fails",
-              o->ramp.observe == HREPLAY_OBSERVE_MQTT ? "mqtt" : "file", o->ramp.observe_target);
+              o->ramp.max_rate > 0 ? "" : " until a step fails", observe_name(o),
+              o->ramp.observe_target);
     step_begin(&rp, 0, mono());
     rc = hc_replay_run(rp.engine, &source, &err);
     rp.stop_observer = 1;
     pthread_join(rp.thread, NULL);
     rp.thread_started = false;
+    consumer_stop(&rp);
     tool_status_clear();
     if (rc != HC_OK)
         tool_error("%s", err.message);
@@ -767,9 +1084,9 @@ int hreplay_ramp_run(const struct hreplay_opts *o, struct hc_replay_options *ro,
         tool_warn("%" PRIu64 " output lines over %d bytes were skipped", rp.long_lines,
                   MAX_OUTPUT_LINE);
     if (rp.seen == 0)
-        tool_warn("no output of the consumer was seen on %s:%s",
-                  o->ramp.observe == HREPLAY_OBSERVE_MQTT ? "mqtt" : "file",
-                  o->ramp.observe_target);
+        tool_warn("no output of the consumer was seen on %s:%s%s", observe_name(o),
+                  o->ramp.observe_target,
+                  rp.other_lines ? " (its stdout lines were no JSON objects)" : "");
     fill_result(&rp, &res);
     ok = ramp_report_text(&res, stdout);
     ok = ramp_report_json(&res, report_fp) && ok;

@@ -36,6 +36,7 @@ struct ramp_step {
     int64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
     bool broker_known; /* $SYS figures seen */
     int64_t dropped_delta, stored_delta;
+    int64_t drop_notices;  /* --consumer: the broker's "being dropped" lines for it */
     double generator_busy; /* 0..1, < 0 unknown */
     double duration_s;     /* the step's measuring window */
     enum hc_ramp_verdict verdict;

@@ -30,7 +30,9 @@ double ramp_max_sustainable(const struct ramp_result *r, enum hc_ramp_limit *lim
 
 static const char *observe_kind(const struct hreplay_opts *o)
 {
-    return o->ramp.observe == HREPLAY_OBSERVE_MQTT ? "mqtt" : "file";
+    return o->ramp.observe == HREPLAY_OBSERVE_MQTT     ? "mqtt"
+           : o->ramp.observe == HREPLAY_OBSERVE_STDOUT ? "stdout"
+                                                       : "file";
 }
 
 static double ms(int64_t ns)
@@ -123,6 +125,7 @@ static cJSON *step_json(const struct ramp_step *s)
     cJSON_AddNumberToObject(j, "backlog_end", s->backlog_end);
     cJSON_AddNumberToObject(j, "backlog_slope", s->backlog_slope);
     cJSON_AddNumberToObject(j, "observer_lag", s->observer_lag);
+    cJSON_AddNumberToObject(j, "broker_drop_notices", (double)s->drop_notices);
     if (s->latency_count) {
         lat = cJSON_AddObjectToObject(j, "latency_ms");
         cJSON_AddNumberToObject(lat, "count", (double)s->latency_count);
@@ -172,6 +175,8 @@ bool ramp_report_json(const struct ramp_result *r, FILE *fp)
         cJSON_AddNullToObject(ramp, "max");
     snprintf(observed, sizeof(observed), "%s:%s", observe_kind(o), o->ramp.observe_target);
     cJSON_AddStringToObject(j, "observe", observed);
+    if (o->ramp.consumer)
+        cJSON_AddStringToObject(j, "consumer", o->ramp.consumer);
     if (r->qos >= 0)
         cJSON_AddNumberToObject(j, "qos", r->qos);
     else

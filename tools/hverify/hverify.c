@@ -8,11 +8,12 @@
  * Updates never overwrite a reviewed file silently: --update writes expected.jsonl.pending
  * (lines that still match keep their old text, so only real changes show in a diff), and
  * accepting moves it into place. With CI set, nothing is written unless --force.
+ *
+ * Finding cases, case.json and accepting pending files live in cases.c; the consumer mode's
+ * process and capture in consumer.c; comparison in compare.c; the reports in report.c.
  */
 #include "hverify.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <regex.h>
 #include <signal.h>
@@ -29,47 +30,10 @@
 #include "hcore/store.h"
 #include "hcore/timefmt.h"
 
-#define MAX_DEPTH 32
 #define EXCERPT 120
 
 /* --- small helpers -----------------------------------------------------------------------------
  */
-
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static bool file_exists(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    bool ok = p && stat(p, &st) == 0 && S_ISREG(st.st_mode);
-
-    free(p);
-    return ok;
-}
-
-/* input.db may also be a directory of segments (hrecord --rotate-*), read as one recording. */
-static bool recording_exists(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    bool ok = p && stat(p, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
-
-    free(p);
-    return ok;
-}
 
 /* Compact JSON of v cut to EXCERPT characters, or NULL for a missing value. Printed exactly, so
  * two numbers that differ in their last digit never look the same in a report. */
@@ -105,479 +69,44 @@ static char *excerpt_text(const char *t, size_t n)
     return s;
 }
 
-static bool ci_mode(void)
-{
-    const char *ci = getenv("CI");
-
-    return ci && *ci && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
-}
-
-/* --- case discovery ----------------------------------------------------------------------------
+/* --- input: input.jsonl or input.db ------------------------------------------------------------
  */
-
-struct case_list {
-    char **dirs;
-    size_t n, cap;
-};
-
-static bool is_case_dir(const char *dir)
-{
-    return file_exists(dir, "input.jsonl") || recording_exists(dir, "input.db") ||
-           file_exists(dir, "expected.jsonl") || file_exists(dir, "case.json");
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool list_add(struct case_list *l, const char *dir)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        char **d = realloc(l->dirs, cap * sizeof(*d));
-
-        if (!d)
-            return false;
-        l->dirs = d;
-        l->cap = cap;
-    }
-    l->dirs[l->n] = strdup(dir);
-    return l->dirs[l->n++] != NULL;
-}
-
-/* Sorted names in dir (bytewise, so the order does not depend on the locale). */
-static char **sorted_entries(const char *dir, size_t *count)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-
-    *count = 0;
-    if (!d)
-        return NULL;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof(*nn));
-            if (!nn)
-                break;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            break;
-        n++;
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof(*names), name_cmp);
-    *count = n;
-    return names;
-}
-
-static void find_cases(const char *dir, int depth, struct case_list *l)
-{
-    size_t n;
-    char **names;
-
-    if (is_case_dir(dir)) {
-        list_add(l, dir);
-        return;
-    }
-    /* a folder of cases for another mode (fixtures/consumers/): only when named as PATH */
-    if (depth > MAX_DEPTH || (depth > 0 && file_exists(dir, ".hverify-skip")))
-        return;
-    names = sorted_entries(dir, &n);
-    for (size_t i = 0; i < n; i++) {
-        char *sub = path_join(dir, names[i]);
-        struct stat st;
-
-        if (sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            find_cases(sub, depth + 1, l);
-        free(sub);
-        free(names[i]);
-    }
-    free(names);
-}
-
-/* Files in a case directory that hverify does not read: reported so nothing is left behind. */
-static void report_leftovers(const char *dir, bool updating)
-{
-    static const char *const known[] = {
-        "input.jsonl",         "input.db",  "input.db-wal",           "input.db-shm",
-        "expected.jsonl",      "case.json", "expected.jsonl.pending", "expected.txt",
-        "expected.txt.pending"};
-    size_t n;
-    char **names = sorted_entries(dir, &n);
-
-    for (size_t i = 0; i < n; i++) {
-        bool ok = false;
-        size_t len = strlen(names[i]);
-
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            if (strcmp(names[i], known[k]) == 0)
-                ok = true;
-        if (strncmp(names[i], "README", 6) == 0 || (len > 3 && !strcmp(names[i] + len - 3, ".md")))
-            ok = true;
-        if (!ok)
-            tool_warn("unreferenced file '%s/%s' (hverify reads input.jsonl or input.db, "
-                      "expected.jsonl, case.json)",
-                      dir, names[i]);
-        else if (!updating && strcmp(names[i], "expected.jsonl.pending") == 0) {
-            char quoted[4 * 4096 + 3];
-
-            tool_shell_quote(quoted, sizeof(quoted), dir);
-            tool_warn("'%s/expected.jsonl.pending' is an update not yet accepted "
-                      "(review it, then: hverify accept %s)",
-                      dir, quoted);
-        }
-        free(names[i]);
-    }
-    free(names);
-}
-
-/* --- case.json ----------------------------------------------------------------------------- */
-
-static bool add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size)
-{
-    struct hv_path *p = realloc(cfg->ignore, (cfg->n_ignore + 1) * sizeof(*p));
-    char reason[160];
-
-    if (!p) {
-        snprintf(why, size, "out of memory");
-        return false;
-    }
-    cfg->ignore = p;
-    if (!hv_path_compile(text, &cfg->ignore[cfg->n_ignore], reason, sizeof(reason))) {
-        snprintf(why, size, "bad path '%s': %s", text, reason);
-        return false;
-    }
-    cfg->n_ignore++;
-    return true;
-}
-
-static bool parse_order(const char *s, enum hv_order *out)
-{
-    if (strcmp(s, "strict") == 0)
-        *out = HV_ORDER_STRICT;
-    else if (strcmp(s, "per-device") == 0)
-        *out = HV_ORDER_PER_DEVICE;
-    else if (strcmp(s, "any") == 0)
-        *out = HV_ORDER_ANY;
-    else
-        return false;
-    return true;
-}
-
-static bool number_member(const cJSON *v, const char *what, double *out, char *why, size_t size)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
-        snprintf(why, size, "\"%s\" must be a number >= 0", what);
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
-/* Reads dir/case.json (optional) into cfg and *order. false with a reason in why. */
-/* case.json members of the consumer mode */
-struct case_extra {
-    char *timing;
-    char *faults;  /* "faults": a spec */
-    uint64_t seed; /* "seed" */
-    bool has_seed;
-    bool expect_same; /* "expect": "same": the expected output is the clean run's */
-    regex_t ign[HV_MAX_IGNORE];
-    size_t n_ign;
-};
-
-static bool load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
-                               struct case_extra *extra, char *why, size_t size)
-{
-    char *path = path_join(dir, "case.json");
-    FILE *fp = path ? fopen(path, "rb") : NULL;
-    char *text = NULL;
-    size_t len = 0;
-    cJSON *doc = NULL;
-    bool ok = false;
-
-    if (!fp) {
-        free(path);
-        return true; /* optional */
-    }
-    {
-        FILE *ms = open_memstream(&text, &len);
-        char chunk[4096];
-        size_t k;
-
-        if (!ms) {
-            snprintf(why, size, "out of memory");
-            goto out;
-        }
-        while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-            fwrite(chunk, 1, k, ms);
-        fclose(ms);
-    }
-    doc = cJSON_Parse(text);
-    if (!cJSON_IsObject(doc)) {
-        snprintf(why, size, "'%s' is not a JSON object", path);
-        goto out;
-    }
-    for (const cJSON *m = doc->child; m; m = m->next) {
-        char reason[300];
-
-        reason[0] = '\0';
-        if (strcmp(m->string, "description") == 0 || strcmp(m->string, "source") == 0 ||
-            strcmp(m->string, "notes") == 0) {
-            continue;
-        } else if (strcmp(m->string, "abs_tol") == 0) {
-            if (!number_member(m, "abs_tol", &cfg->abs_tol, reason, sizeof(reason)))
-                goto bad;
-        } else if (strcmp(m->string, "rel_tol") == 0) {
-            if (!number_member(m, "rel_tol", &cfg->rel_tol, reason, sizeof(reason)))
-                goto bad;
-        } else if (strcmp(m->string, "order") == 0) {
-            if (!cJSON_IsString(m) || !parse_order(m->valuestring, order)) {
-                snprintf(reason, sizeof(reason), "\"order\" must be strict, per-device or any");
-                goto bad;
-            }
-        } else if (strcmp(m->string, "ignore") == 0) {
-            const cJSON *p;
-
-            if (!cJSON_IsArray(m)) {
-                snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
-                goto bad;
-            }
-            cJSON_ArrayForEach(p, m)
-            {
-                if (!cJSON_IsString(p)) {
-                    snprintf(reason, sizeof(reason), "\"ignore\" must be an array of paths");
-                    goto bad;
-                }
-                if (!add_ignore(cfg, p->valuestring, reason, sizeof(reason)))
-                    goto bad;
-            }
-        } else if (strcmp(m->string, "timing") == 0) {
-            if (!cJSON_IsString(m)) {
-                snprintf(reason, sizeof(reason), "\"timing\" must be max, recorded or speed:X");
-                goto bad;
-            }
-            free(extra->timing);
-            extra->timing = xstrdup(m->valuestring);
-        } else if (strcmp(m->string, "faults") == 0) {
-            hc_error ferr = HC_ERROR_INIT;
-
-            if (!cJSON_IsString(m) || hv_faults_check(m->valuestring, &ferr) != HC_OK) {
-                snprintf(reason, sizeof(reason), "\"faults\": %.200s",
-                         cJSON_IsString(m) ? ferr.message : "must be a spec (see docs/faults.md)");
-                goto bad;
-            }
-            free(extra->faults);
-            extra->faults = xstrdup(m->valuestring);
-        } else if (strcmp(m->string, "seed") == 0) {
-            if (!cJSON_IsNumber(m) || m->valuedouble < 0 || m->valuedouble > 9007199254740992.0 ||
-                m->valuedouble != (double)(uint64_t)m->valuedouble) {
-                snprintf(reason, sizeof(reason), "\"seed\" must be a whole number >= 0");
-                goto bad;
-            }
-            extra->seed = (uint64_t)m->valuedouble;
-            extra->has_seed = true;
-        } else if (strcmp(m->string, "expect") == 0) {
-            if (!cJSON_IsString(m) || strcmp(m->valuestring, "same") != 0) {
-                snprintf(reason, sizeof(reason),
-                         "\"expect\" must be \"same\" (or absent: the expected output is the "
-                         "faulty run's own)");
-                goto bad;
-            }
-            extra->expect_same = true;
-        } else if (strcmp(m->string, "ignore_lines") == 0) {
-            const cJSON *p;
-
-            cJSON_ArrayForEach(p, m)
-            {
-                if (!cJSON_IsString(p) || extra->n_ign >= HV_MAX_IGNORE ||
-                    regcomp(&extra->ign[extra->n_ign], p->valuestring, REG_EXTENDED | REG_NOSUB) !=
-                        0) {
-                    snprintf(reason, sizeof(reason),
-                             "\"ignore_lines\" must be an array of regexes (at most %d)",
-                             HV_MAX_IGNORE);
-                    goto bad;
-                }
-                extra->n_ign++;
-            }
-            if (!cJSON_IsArray(m)) {
-                snprintf(reason, sizeof(reason), "\"ignore_lines\" must be an array of regexes");
-                goto bad;
-            }
-        } else if (strcmp(m->string, "tolerances") == 0) {
-            const cJSON *t;
-
-            if (!cJSON_IsObject(m)) {
-                snprintf(reason, sizeof(reason),
-                         "\"tolerances\" must map paths to {\"abs\": x, \"rel\": y}");
-                goto bad;
-            }
-            cJSON_ArrayForEach(t, m)
-            {
-                struct hv_tol_rule *r = realloc(cfg->tols, (cfg->n_tols + 1) * sizeof(*r));
-                const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "abs");
-                const cJSON *rl = cJSON_GetObjectItemCaseSensitive(t, "rel");
-                char preason[160];
-
-                if (!r) {
-                    snprintf(reason, sizeof(reason), "out of memory");
-                    goto bad;
-                }
-                cfg->tols = r;
-                r = &cfg->tols[cfg->n_tols];
-                memset(r, 0, sizeof(*r));
-                if (!cJSON_IsObject(t) || (!a && !rl) ||
-                    cJSON_GetArraySize(t) != (a != NULL) + (rl != NULL)) {
-                    snprintf(reason, sizeof(reason),
-                             "tolerance for '%s' must be {\"abs\": x, \"rel\": y}", t->string);
-                    goto bad;
-                }
-                if ((a && !number_member(a, "abs", &r->abs_tol, reason, sizeof(reason))) ||
-                    (rl && !number_member(rl, "rel", &r->rel_tol, reason, sizeof(reason))))
-                    goto bad;
-                if (!hv_path_compile(t->string, &r->path, preason, sizeof(preason))) {
-                    snprintf(reason, sizeof(reason), "bad path '%s': %s", t->string, preason);
-                    goto bad;
-                }
-                cfg->n_tols++;
-            }
-        } else {
-            snprintf(reason, sizeof(reason),
-                     "unknown member \"%s\" (known: description, notes, source, abs_tol, "
-                     "rel_tol, tolerances, ignore, order, timing, ignore_lines, faults, seed, "
-                     "expect)",
-                     m->string);
-            goto bad;
-        }
-        continue;
-    bad:
-        snprintf(why, size, "'%s': %s", path, reason);
-        goto out;
-    }
-    ok = true;
-out:
-    cJSON_Delete(doc);
-    free(text);
-    fclose(fp);
-    free(path);
-    return ok;
-}
-
-/* --- input: input.jsonl or input.db (a file, or a directory of segments) ------------------ */
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
-    hc_err rc;
-    bool has_jsonl = file_exists(dir, "input.jsonl"), has_db = recording_exists(dir, "input.db");
+    bool has_jsonl = hv_file_exists(dir, "input.jsonl"),
+         has_db = hv_recording_exists(dir, "input.db");
+    struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL : TOOL_INPUT_RECORDING};
 
+    (void)fast;
     memset(in, 0, sizeof(*in));
-    in->lines.fd = -1;
     if (has_jsonl && has_db)
         return hc_error_set(err, HC_ERR_INVALID,
                             "both input.jsonl and input.db are present; keep one");
     if (!has_jsonl && !has_db)
         return hc_error_set(err, HC_ERR_IO, "no input.jsonl or input.db");
-    in->path = path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
+    in->path = hv_path_join(dir, has_jsonl ? "input.jsonl" : "input.db");
     if (!in->path)
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    if (has_jsonl && fast) {
-        rc = hv_lines_open(&in->lines, in->path, err);
-        in->fast = rc == HC_OK;
-    } else if (has_jsonl) {
-        rc = hc_jsonl_reader_open(in->path, &in->jr, err);
-    } else {
-        struct hc_select sel;
-
-        memset(&sel, 0, sizeof(sel));
-        rc = hc_store_open(in->path, HC_STORE_READ, &in->st, err);
-        if (rc == HC_OK)
-            rc = hc_store_query(in->st, &sel, &in->cur, err);
-    }
-    return rc;
-}
-
-/* Hands reading over to hc_jsonl_next at the line hv_jsonl_simple declined: a new reader skips
- * the messages already handed out (they are plain, so it reads them without error), once. */
-static hc_err input_fallback(struct hv_input *in, hc_error *err)
-{
-    struct hc_jsonl_record rec;
-    hc_err rc;
-
-    hv_lines_close(&in->lines);
-    in->fast = false;
-    rc = hc_jsonl_reader_open(in->path, &in->jr, err);
-    for (long i = 0; rc == HC_OK && i < in->records; i++)
-        rc = hc_jsonl_next(in->jr, &rec, err);
-    if (rc == HC_DONE)
-        rc = hc_error_set(err, HC_ERR_IO, "'%s' changed while it was read", in->path);
-    return rc;
+    return tool_source_open(in->path, &opts, &in->src, err);
 }
 
 hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err)
 {
-    hc_err rc;
-
-    if (in->fast) {
-        char *line;
-        size_t len;
-        struct hv_simple_line sl;
-
-        /* Blank lines are skipped as hc_jsonl_next skips them: after trailing '\r's. */
-        while ((rc = hv_lines_next(&in->lines, &line, &len, err)) == HC_OK) {
-            while (len > 0 && line[len - 1] == '\r')
-                line[--len] = '\0';
-            if (len > 0)
-                break;
-        }
-        if (rc == HC_DONE)
-            return rc;
-        if (rc != HC_OK)
-            return hc_error_prefix(err, "'%s'", in->path), rc;
-        if (hv_jsonl_simple(line, len, &sl)) {
-            memset(msg, 0, sizeof(*msg));
-            msg->topic = sl.topic;
-            msg->payload = sl.payload;
-            msg->payload_len = sl.payload_len;
-            in->records++;
-            return HC_OK;
-        }
-        rc = input_fallback(in, err);
-        if (rc != HC_OK)
-            return rc;
-    }
-    if (in->jr) {
-        struct hc_jsonl_record rec;
-
-        rc = hc_jsonl_next(in->jr, &rec, err);
-        if (rc == HC_OK) {
-            *msg = rec.msg;
-            in->records++;
-        }
-        return rc;
-    }
-    return hc_cursor_next(in->cur, msg, err);
+    return tool_source_next(in->src, msg, err);
 }
 
 void hv_input_close(struct hv_input *in)
 {
-    hc_jsonl_reader_close(in->jr);
-    hc_cursor_free(in->cur);
-    hc_store_close(in->st, NULL);
-    hv_lines_close(&in->lines);
+    tool_source_close(in->src);
     free(in->path);
     memset(in, 0, sizeof(*in));
-    in->lines.fd = -1;
 }
 
 /* --- one case's run ----------------------------------------------------------------------------
  */
+
+#define EXPECTED_BUFFER_SIZE ((size_t)1 << 18)
 
 struct item { /* a value kept for the non-strict orders */
     cJSON *value;
@@ -603,8 +132,11 @@ struct run {
     bool input_done;
 
     bool has_exp; /* false when there is no expected.jsonl (update creates it) */
-    struct hv_lines exp;
-    char *exp_line;  /* the current value line, in exp's buffer */
+    FILE *exp;
+    char *exp_io;  /* exp's stdio buffer */
+    char *exp_buf; /* getline's buffer */
+    size_t exp_cap;
+    char *exp_line;  /* the current value line, in exp_buf */
     long exp_lineno; /* physical line in expected.jsonl */
     long n_expected; /* values read */
 
@@ -618,6 +150,7 @@ struct run {
     char **fifo;
     size_t fifo_head, fifo_len, fifo_cap;
     FILE *feed_ms;
+    hc_jsonl_writer *feed_writer;
     char *feed_buf;
     size_t feed_len;
 
@@ -627,7 +160,7 @@ struct run {
     struct hv_capture cap;
     long *kept; /* output lines compared (not blank, not ignored): kept[ordinal - 1] */
     size_t n_kept;
-    struct case_extra extra;
+    struct hv_case_extra extra;
     bool text; /* compare plain lines against expected.txt */
 };
 
@@ -643,7 +176,7 @@ static bool items_add(struct items *l, cJSON *value, const char *topic, long ind
         l->cap = cap;
     }
     l->v[l->n].value = value;
-    l->v[l->n].topic = xstrdup(topic);
+    l->v[l->n].topic = hv_xstrdup(topic);
     l->v[l->n].index = index;
     l->n++;
     return true;
@@ -671,12 +204,12 @@ static char *describe_input_of(const struct run *r, const char *line)
     in = &r->cap.inputs[i];
     snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", i + 1, in->type ? in->type : "?",
              in->device, in->measured_at);
-    return xstrdup(buf);
+    return hv_xstrdup(buf);
 }
 
 static char *describe_expected(const struct run *r, const cJSON *expected)
 {
-    char *text = cJSON_IsString(expected) ? xstrdup(expected->valuestring)
+    char *text = cJSON_IsString(expected) ? hv_xstrdup(expected->valuestring)
                                           : cJSON_PrintUnformatted(expected);
     char *d = describe_input_of(r, text);
 
@@ -700,7 +233,7 @@ static void mark_failing(struct run *r, long message, const char *topic, const s
         input = hv_capture_attribute(&r->cap, r->cap.lines[line]);
     }
     if (d && d->expected) {
-        char *text = cJSON_IsString(d->expected) ? xstrdup(d->expected->valuestring)
+        char *text = cJSON_IsString(d->expected) ? hv_xstrdup(d->expected->valuestring)
                                                  : cJSON_PrintUnformatted(d->expected);
         long k = text ? hv_capture_attribute(&r->cap, text) : -1;
 
@@ -730,7 +263,7 @@ static long attribute_diff(const struct run *r, const char *where, const struct 
 
         if (!v)
             continue;
-        text = cJSON_IsString(v) ? xstrdup(v->valuestring) : cJSON_PrintUnformatted(v);
+        text = cJSON_IsString(v) ? hv_xstrdup(v->valuestring) : cJSON_PrintUnformatted(v);
         k = hv_capture_attribute(&r->cap, text);
         free(text);
     }
@@ -746,10 +279,10 @@ static char *fault_note(const struct run *r, const char *where, const struct hv_
 
     hv_capture_faults_of(&r->cap, attribute_diff(r, where, d), faults, sizeof(faults));
     if (!faults[0])
-        return xstrdup(note);
+        return hv_xstrdup(note);
     snprintf(buf, sizeof(buf), "%s%sfaults on this device: %s", note ? note : "", note ? "; " : "",
              faults);
-    return xstrdup(buf);
+    return hv_xstrdup(buf);
 }
 
 static void add_mismatch(struct run *r, long message, const char *topic, const struct hv_diff *d,
@@ -770,27 +303,30 @@ static void add_mismatch(struct run *r, long message, const char *topic, const s
     res->mm = m;
     m = &res->mm[res->n_mm++];
     m->message = message;
-    m->topic = xstrdup(topic);
+    m->topic = hv_xstrdup(topic);
     if (!topic && r->consumer && d && d->expected)
         m->topic = describe_expected(r, d->expected);
-    m->path = xstrdup(d ? d->path : "$");
+    m->path = hv_xstrdup(d ? d->path : "$");
     m->expected = d ? excerpt_json(d->expected) : NULL;
     m->actual = d ? excerpt_json(d->actual) : NULL;
-    m->note = r->consumer && r->cap.n_faults ? fault_note(r, m->topic, d, note) : xstrdup(note);
+    m->note = r->consumer && r->cap.n_faults ? fault_note(r, m->topic, d, note) : hv_xstrdup(note);
 }
 
 /* Next value line of expected.jsonl (blank lines skipped). 1 with the text in r->exp_line,
  * 0 at the end, -1 when it cannot be read (r->err set). */
 static int expected_next(struct run *r, size_t *len)
 {
-    char *line;
-    size_t k;
-    hc_err rc;
+    ssize_t n;
 
     if (!r->has_exp)
         return 0;
-    while ((rc = hv_lines_next(&r->exp, &line, &k, &r->err)) == HC_OK) {
+    while ((n = getline(&r->exp_buf, &r->exp_cap, r->exp)) >= 0) {
+        char *line = r->exp_buf;
+        size_t k = (size_t)n;
+
         r->exp_lineno++;
+        if (k > 0 && line[k - 1] == '\n')
+            k--;
         while (k > 0 && (line[k - 1] == '\r' || line[k - 1] == ' ' || line[k - 1] == '\t'))
             k--;
         line[k] = '\0';
@@ -801,9 +337,10 @@ static int expected_next(struct run *r, size_t *len)
         *len = k;
         return 1;
     }
-    if (rc == HC_DONE)
+    if (!ferror(r->exp))
         return 0;
-    hc_error_prefix(&r->err, "'%s/expected.jsonl'", r->dir);
+    hc_error_set(&r->err, errno == ENOMEM ? HC_ERR_NOMEM : HC_ERR_IO,
+                 "'%s/expected.jsonl': cannot read: %s", r->dir, strerror(errno));
     return -1;
 }
 
@@ -1100,7 +637,7 @@ static int feed(void *user, char **buf, size_t *len, size_t *cap, hc_error *err)
         r->n_input++;
         if (!fifo_push(r, msg.topic))
             return hc_error_set(err, HC_ERR_NOMEM, "out of memory"), -1;
-        if (hc_jsonl_write(r->feed_ms, &msg, NULL, err) != HC_OK)
+        if (hc_jsonl_writer_write(r->feed_writer, r->feed_ms, &msg, NULL, err) != HC_OK)
             return -1;
     }
     if (rc == HC_DONE)
@@ -1173,7 +710,7 @@ static bool run_external(struct run *r)
     hc_error err = HC_ERROR_INIT;
 
     r->feed_ms = open_memstream(&r->feed_buf, &r->feed_len);
-    if (!r->feed_ms) {
+    if (!r->feed_ms || hc_jsonl_writer_new(&r->feed_writer, &r->err) != HC_OK) {
         hc_error_set(&r->err, HC_ERR_NOMEM, "out of memory");
         return false;
     }
@@ -1277,7 +814,7 @@ static bool compare_text(struct run *r, const long *kept, size_t n_kept)
 
             snprintf(buf, sizeof(buf), "input %ld: %s, device %s, %s", attributed + 1,
                      in->type ? in->type : "?", in->device, in->measured_at);
-            where = xstrdup(buf);
+            where = hv_xstrdup(buf);
         }
         add_mismatch(r, act ? (long)i + 1 : 0, where ? where : "", &d,
                      !act       ? "no output line for this expected line"
@@ -1343,7 +880,8 @@ static void timeline_figures(struct run *r)
         return;
     for (size_t i = 0; i < ni; i++)
         tl->input_ns[i] = r->cap.inputs[i].sent_ns;
-    memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
+    if (no)
+        memcpy(tl->output_ns, r->cap.line_ns, no * sizeof(*tl->output_ns));
     tl->n_inputs = ni;
     tl->n_outputs = no;
 }
@@ -1365,9 +903,9 @@ static void consumer_figures(struct run *r, hc_err rc)
     snprintf(buf, sizeof(buf), "%s %s%s", what,
              how[r->cap.stop_how >= 0 && r->cap.stop_how <= 3 ? r->cap.stop_how : 3],
              r->cap.exited_early && rc == HC_OK ? " before the case ended" : "");
-    r->res->consumer_exit = xstrdup(buf);
+    r->res->consumer_exit = hv_xstrdup(buf);
     if (r->cap.stderr_tail[0])
-        r->res->stderr_tail = xstrdup(r->cap.stderr_tail);
+        r->res->stderr_tail = hv_xstrdup(r->cap.stderr_tail);
     r->res->faults_applied = (long)r->cap.n_faults;
     r->res->broker_restarted = r->cap.broker_restarted;
     latency_figures(r);
@@ -1396,7 +934,7 @@ static bool run_consumer(struct run *r)
     bool ok = true;
 
     case_faults(r, &cs);
-    r->res->faults = cs.faults ? xstrdup(cs.faults) : NULL;
+    r->res->faults = cs.faults ? hv_xstrdup(cs.faults) : NULL;
     rc = hv_consumer_run_case(r->consumer, r->dir, &cs, &r->cap, &r->err);
     consumer_figures(r, rc);
     r->n_input = (long)r->cap.n_inputs;
@@ -1445,13 +983,17 @@ static void run_release(struct run *r)
 {
     free(r->kept);
     hv_input_close(&r->in);
-    hv_lines_close(&r->exp);
+    if (r->exp)
+        fclose(r->exp);
+    free(r->exp_io);
+    free(r->exp_buf);
     hc_jsonout_release(&r->print);
     while (r->fifo_len)
         free(fifo_pop(r));
     free(r->fifo);
     if (r->feed_ms)
         fclose(r->feed_ms);
+    hc_jsonl_writer_free(r->feed_writer);
     free(r->feed_buf);
     items_free(&r->exp_items);
     items_free(&r->act_items);
@@ -1472,7 +1014,7 @@ static bool case_settings(struct run *r)
 
     r->cfg.abs_tol = 0;
     r->cfg.rel_tol = 0;
-    if (!load_case_settings(r->dir, &r->cfg, &case_order, &r->extra, why, sizeof(why))) {
+    if (!hv_load_case_settings(r->dir, &r->cfg, &case_order, &r->extra, why, sizeof(why))) {
         hc_error_set(&r->err, HC_ERR_PARSE, "%s", why);
         return false;
     }
@@ -1481,7 +1023,7 @@ static bool case_settings(struct run *r)
     if (o->rel_tol > r->cfg.rel_tol)
         r->cfg.rel_tol = o->rel_tol;
     for (size_t i = 0; i < o->n_ignore; i++)
-        if (!add_ignore(&r->cfg, o->ignore[i], why, sizeof(why))) {
+        if (!hv_add_ignore(&r->cfg, o->ignore[i], why, sizeof(why))) {
             hc_error_set(&r->err, HC_ERR_INVALID, "--ignore: %s", why);
             return false;
         }
@@ -1491,17 +1033,89 @@ static bool case_settings(struct run *r)
     return true;
 }
 
-static void accept_command(const struct hverify_opts *o, const char *dir, char *out, size_t size)
+/* Opens the expected file; missing is fine with --update (the case is new). */
+static bool open_expected(struct run *r, const char *exp_path)
 {
-    char qdir[4 * 1024 + 3], qdec[4 * 1024 + 3];
+    int e;
 
-    tool_shell_quote(qdir, sizeof(qdir), dir);
-    if (o->decoder || o->consumer) {
-        tool_shell_quote(qdec, sizeof(qdec), o->decoder ? o->decoder : o->consumer);
-        snprintf(out, size, "hverify --update --accept %s %s %s",
-                 o->decoder ? "--decoder" : "--consumer", qdec, qdir);
+    r->exp = fopen(exp_path, "rbe"); /* close-on-exec: decoders and consumers do not inherit it */
+    r->has_exp = r->exp != NULL;
+    /* large reads, as the input's reader makes: a case may hold a million lines (glibc ignores
+     * the size without a buffer of ours) */
+    if (r->exp && (r->exp_io = malloc(EXPECTED_BUFFER_SIZE)) != NULL)
+        setvbuf(r->exp, r->exp_io, _IOFBF, EXPECTED_BUFFER_SIZE);
+    if (r->exp)
+        return true;
+    e = errno;
+    if (e == ENOENT && r->o->update)
+        return true;
+    hc_error_set(&r->err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
+                 e == ENOENT ? " (create it with: hverify --update)" : "");
+    return false;
+}
+
+/* --update: the pending file the new output goes to (unless CI forbids writing). */
+static bool open_pending(struct run *r, const char *pend_path, bool writes_allowed)
+{
+    if (!r->o->update || !writes_allowed)
+        return true;
+    r->pending = fopen(pend_path, "wb");
+    if (!r->pending)
+        hc_error_set(&r->err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+    return r->pending != NULL;
+}
+
+/* Closes the pending file: kept when the output changed, moved into place with --accept,
+ * removed otherwise. Returns ok, false when that failed. */
+static bool settle_pending(struct run *r, bool ok, const char *exp_path, const char *pend_path)
+{
+    if (!r->pending)
+        return ok;
+    if (fclose(r->pending) != 0 && ok) {
+        hc_error_set(&r->err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
+        ok = false;
+    }
+    r->pending = NULL;
+    if (!ok || !r->changed) {
+        unlink(pend_path);
+    } else if (r->o->accept && rename(pend_path, exp_path) != 0) {
+        hc_error_set(&r->err, HC_ERR_IO, "cannot rename '%s': %s", pend_path, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+static void set_status(struct run *r, bool ok)
+{
+    struct hv_case_result *res = r->res;
+
+    if (!ok) {
+        res->status = HV_ERROR;
+        res->error = hv_xstrdup(r->err.message[0] ? r->err.message : hc_strerror(r->err.code));
+        return;
+    }
+    res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
+    if (!r->has_exp && !res->mismatch_count) {
+        res->mismatch_count = 1; /* a new case is a change until accepted */
+        res->status = HV_FAILED;
+    }
+}
+
+/* --update with a changed output: what was written and how to accept it. */
+static void announce_update(const struct run *r, bool writes_allowed, const char *exp_path,
+                            const char *pend_path)
+{
+    FILE *out = r->o->json ? stderr : stdout;
+    char quoted[4 * 4096 + 3];
+
+    if (!writes_allowed) {
+        tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", r->dir);
+    } else if (r->o->accept) {
+        fprintf(out, "updated %s (%ld messages)\n", exp_path, r->n_input);
     } else {
-        snprintf(out, size, "hverify --update --accept %s", qdir);
+        tool_shell_quote(quoted, sizeof(quoted), r->dir);
+        fprintf(out, "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
+                pend_path, r->res->mismatch_count, r->n_input, quoted);
     }
 }
 
@@ -1510,8 +1124,8 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
                      struct hv_case_result *res, bool writes_allowed)
 {
     struct run r;
-    char *exp_path = path_join(dir, "expected.jsonl");
-    char *pend_path = path_join(dir, "expected.jsonl.pending");
+    char *exp_path = hv_path_join(dir, "expected.jsonl");
+    char *pend_path = hv_path_join(dir, "expected.jsonl.pending");
     int64_t t0 = hc_time_monotonic_ns();
     bool ok = false;
 
@@ -1520,14 +1134,14 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
     r.dir = dir;
     r.res = res;
     r.consumer = consumer;
-    res->name = xstrdup(dir);
+    res->name = hv_xstrdup(dir);
     res->consumer = consumer != NULL;
-    if (consumer && (o->text || file_exists(dir, "expected.txt"))) {
+    if (consumer && (o->text || hv_file_exists(dir, "expected.txt"))) {
         r.text = true;
         free(exp_path);
         free(pend_path);
-        exp_path = path_join(dir, "expected.txt");
-        pend_path = path_join(dir, "expected.txt.pending");
+        exp_path = hv_path_join(dir, "expected.txt");
+        pend_path = hv_path_join(dir, "expected.txt.pending");
     }
     if (!exp_path || !pend_path) {
         hc_error_set(&r.err, HC_ERR_NOMEM, "out of memory");
@@ -1537,28 +1151,8 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
         goto done;
     if (!consumer && hv_input_open(&r.in, dir, o->decoder == NULL, &r.err) != HC_OK)
         goto done;
-    if (hv_lines_open(&r.exp, exp_path, &r.err) == HC_OK) {
-        r.has_exp = true;
-    } else {
-        int e = errno;
-
-        if (r.err.code != HC_ERR_IO)
-            goto done;
-        if (e == ENOENT && o->update) {
-            r.err = (hc_error)HC_ERROR_INIT;
-        } else {
-            hc_error_set(&r.err, HC_ERR_IO, "cannot open '%s': %s%s", exp_path, strerror(e),
-                         e == ENOENT ? " (create it with: hverify --update)" : "");
-            goto done;
-        }
-    }
-    if (o->update && writes_allowed) {
-        r.pending = fopen(pend_path, "wb");
-        if (!r.pending) {
-            hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
-            goto done;
-        }
-    }
+    if (!open_expected(&r, exp_path) || !open_pending(&r, pend_path, writes_allowed))
+        goto done;
     if (!(consumer ? run_consumer(&r) : o->decoder ? run_external(&r) : run_builtin(&r)))
         goto done;
     if (!r.text && !(r.order == HV_ORDER_STRICT ? finish_strict(&r) : finish_unordered(&r)))
@@ -1569,145 +1163,16 @@ static void run_case(const struct hverify_opts *o, struct hv_consumer *consumer,
 done:
     res->messages = r.n_input;
     res->expected_lines = r.n_expected;
-    if (r.pending && fclose(r.pending) != 0 && ok) {
-        hc_error_set(&r.err, HC_ERR_IO, "cannot write '%s': %s", pend_path, strerror(errno));
-        ok = false;
-    }
-    if (r.pending) {
-        if (!ok || !r.changed) {
-            unlink(pend_path);
-        } else if (o->accept) {
-            if (rename(pend_path, exp_path) != 0) {
-                hc_error_set(&r.err, HC_ERR_IO, "cannot rename '%s': %s", pend_path,
-                             strerror(errno));
-                ok = false;
-            }
-        }
-    }
-    if (!ok) {
-        res->status = HV_ERROR;
-        res->error = xstrdup(r.err.message[0] ? r.err.message : hc_strerror(r.err.code));
-    } else {
-        res->status = res->mismatch_count ? HV_FAILED : HV_PASSED;
-        if (!r.has_exp && !res->mismatch_count) {
-            res->mismatch_count = 1; /* a new case is a change until accepted */
-            res->status = HV_FAILED;
-        }
-    }
+    ok = settle_pending(&r, ok, exp_path, pend_path);
+    set_status(&r, ok);
     res->seconds = (double)(hc_time_monotonic_ns() - t0) / 1e9;
     if (ok && o->update && o->accept && writes_allowed)
         res->status = HV_PASSED; /* the fixture now holds this output */
-    if (ok && o->update && r.changed) {
-        if (!writes_allowed)
-            tool_warn("%s: CI is set: not writing expected.jsonl.pending (use --force)", dir);
-        else if (o->accept)
-            fprintf(o->json ? stderr : stdout, "updated %s (%ld messages)\n", exp_path, r.n_input);
-        else {
-            char quoted[4 * 4096 + 3];
-
-            tool_shell_quote(quoted, sizeof(quoted), dir);
-            fprintf(o->json ? stderr : stdout,
-                    "wrote %s (%ld of %ld values changed); review, then: hverify accept %s\n",
-                    pend_path, res->mismatch_count, r.n_input, quoted);
-        }
-    }
+    if (ok && o->update && r.changed)
+        announce_update(&r, writes_allowed, exp_path, pend_path);
     run_release(&r);
     free(exp_path);
     free(pend_path);
-}
-
-/* --- text report ---------------------------------------------------------------------------- */
-
-static void print_figures(FILE *fp, const struct hv_case_result *c)
-{
-    if (!c->consumer)
-        return;
-    fprintf(fp, "  %ld inputs sent, %ld output lines", c->inputs_sent, c->outputs);
-    if (c->latency_n)
-        fprintf(fp, ", latency p50 %.1f ms, p99 %.1f ms, max %.1f ms (%ld inputs matched)",
-                c->latency_p50_ms, c->latency_p99_ms, c->latency_max_ms, c->latency_n);
-    if (c->consumer_exit)
-        fprintf(fp, "; consumer %s", c->consumer_exit);
-    if (c->faults)
-        fprintf(fp, "; faults '%s': %ld applied%s", c->faults, c->faults_applied,
-                c->broker_restarted ? ", broker restarted" : "");
-    fputc('\n', fp);
-    if (c->status != HV_PASSED && c->stderr_tail)
-        fprintf(fp, "  its stderr: %s\n", c->stderr_tail);
-}
-
-static void print_case(const struct hverify_opts *o, const struct hv_case_result *c)
-{
-    FILE *fp = stdout;
-    char cmd[2 * (4 * 1024 + 3) + 64], summary[200];
-
-    if (o->json || o->verbosity < 1)
-        return;
-    if (c->status == HV_PASSED) {
-        if (o->verbosity >= 2) {
-            fprintf(fp, "ok    %s (%ld messages)\n", c->name, c->messages);
-            print_figures(fp, c);
-        }
-        return;
-    }
-    if (c->status == HV_ERROR) {
-        fprintf(fp, "ERROR %s: %s\n", c->name, c->error);
-        print_figures(fp, c);
-        return;
-    }
-    hv_case_summary(c, summary, sizeof(summary));
-    fprintf(fp, "FAIL  %s: %s\n", c->name, summary);
-    for (size_t i = 0; i < c->n_mm; i++) {
-        const struct hv_mismatch *m = &c->mm[i];
-
-        if (m->message)
-            fprintf(fp, c->consumer ? "  output line %ld" : "  message %ld", m->message);
-        else
-            fprintf(fp, c->consumer ? "  missing output" : "  expected.jsonl");
-        if (m->topic && *m->topic)
-            fprintf(fp, " (%s)", m->topic);
-        fprintf(fp, ": at %s: expected %s, got %s\n", m->path,
-                m->expected ? m->expected : "(missing)", m->actual ? m->actual : "(missing)");
-        if (m->note)
-            fprintf(fp, "    %s\n", m->note);
-    }
-    if ((long)c->n_mm < c->mismatch_count)
-        fprintf(fp, "  ... and %ld more (--max-report 0 shows all)\n",
-                c->mismatch_count - (long)c->n_mm);
-    print_figures(fp, c);
-    accept_command(o, c->name, cmd, sizeof(cmd));
-    fprintf(fp, "  accept the new output: %s\n", cmd);
-}
-
-/* --- accepting pending files ----------------------------------------------------------------- */
-
-static int accept_pending(const struct hverify_opts *o, const struct case_list *cases)
-{
-    int code = TOOL_EXIT_OK;
-    long accepted = 0;
-
-    for (size_t i = 0; i < cases->n; i++) {
-        char *pend = path_join(cases->dirs[i], "expected.jsonl.pending");
-        char *exp = path_join(cases->dirs[i], "expected.jsonl");
-        struct stat st;
-
-        if (pend && exp && stat(pend, &st) == 0) {
-            if (ci_mode() && !o->force) {
-                tool_error("CI is set: not accepting '%s' (use --force)", pend);
-                code = TOOL_EXIT_FAILURE;
-            } else if (rename(pend, exp) != 0) {
-                tool_error("cannot rename '%s' to '%s': %s", pend, exp, strerror(errno));
-                code = TOOL_EXIT_FAILURE;
-            } else {
-                printf("accepted %s\n", exp);
-                accepted++;
-            }
-        }
-        free(pend);
-        free(exp);
-    }
-    printf("%ld accepted\n", accepted);
-    return code;
 }
 
 /* --- the run --------------------------------------------------------------------------------- */
@@ -1738,59 +1203,24 @@ void hverify_free_results(struct hv_case_result *r, size_t n)
     free(r);
 }
 
-static bool collect_cases(const struct hverify_opts *o, struct case_list *cases)
-{
-    for (size_t i = 0; i < o->n_paths; i++) {
-        char *p = strdup(o->paths[i]);
-        struct stat st;
-        size_t before = cases->n, len;
-
-        if (!p)
-            return false;
-        len = strlen(p);
-        while (len > 1 && p[len - 1] == '/')
-            p[--len] = '\0';
-        if (stat(p, &st) != 0) {
-            tool_error("cannot open '%s': %s", p, strerror(errno));
-            free(p);
-            return false;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            tool_error("'%s' is not a directory (give a case directory or a folder of cases)", p);
-            free(p);
-            return false;
-        }
-        find_cases(p, 0, cases);
-        if (cases->n == before) {
-            tool_error("no cases under '%s' (a case directory holds input.jsonl or input.db "
-                       "and expected.jsonl)",
-                       p);
-            free(p);
-            return false;
-        }
-        free(p);
-    }
-    return true;
-}
-
 int hverify_run(const struct hverify_opts *o)
 {
-    struct case_list cases = {NULL, 0, 0};
+    struct hv_case_list cases = {NULL, 0, 0};
     struct hv_case_result *results = NULL;
     long passed = 0, failed = 0, errors = 0;
     int code = TOOL_EXIT_OK;
-    bool writes_allowed = !ci_mode() || o->force, interrupted = false;
+    bool writes_allowed = !hv_ci_mode() || o->force, interrupted = false;
     size_t cases_run;
     struct hv_consumer *consumer = NULL;
 
     tool_signals_install();   /* Ctrl-C stops the running decoder, then hverify */
     signal(SIGPIPE, SIG_IGN); /* a decoder that stops reading must not kill us */
-    if (!collect_cases(o, &cases)) {
+    if (!hv_collect_cases(o, &cases)) {
         code = TOOL_EXIT_FAILURE;
         goto out;
     }
     if (o->accept && !o->update) {
-        code = accept_pending(o, &cases);
+        code = hv_accept_pending(o, &cases);
         goto out;
     }
     if (o->consumer) {
@@ -1815,9 +1245,9 @@ int hverify_run(const struct hverify_opts *o)
             interrupted = true;
             break;
         }
-        report_leftovers(cases.dirs[i], o->update);
+        hv_report_leftovers(cases.dirs[i], o->update);
         run_case(o, consumer, cases.dirs[i], &results[i], writes_allowed);
-        print_case(o, &results[i]);
+        hv_print_case(o, &results[i]);
         if (results[i].status == HV_PASSED)
             passed++;
         else if (results[i].status == HV_FAILED)

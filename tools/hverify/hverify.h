@@ -7,6 +7,7 @@
 #ifndef HVERIFY_H
 #define HVERIFY_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,55 +153,62 @@ typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_e
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
-/* --- fast input (lines.c) ------------------------------------------------------------------- */
-
-/* A file read in large blocks; lines are handed out in place. */
-struct hv_lines {
-    int fd;
-    char *buf;
-    size_t cap, start, end; /* unread bytes: buf[start, end) */
-    bool eof;
-    long lineno; /* physical lines handed out */
-};
-
-/* Opens path for reading. On HC_OK release with hv_lines_close. */
-hc_err hv_lines_open(struct hv_lines *l, const char *path, hc_error *err);
-/* Next physical line without its '\n' (a last line may lack one), NUL-terminated in place,
- * valid until the next call. HC_OK, HC_DONE at the end, HC_ERR_IO or HC_ERR_NOMEM. */
-hc_err hv_lines_next(struct hv_lines *l, char **line, size_t *len, hc_error *err);
-/* Accepts a zeroed or closed l. */
-void hv_lines_close(struct hv_lines *l);
-
-/* A case's input: input.jsonl or input.db. */
+/* A case's input: input.jsonl or input.db (a file, or a directory of segments), read through
+ * tool_source (libcore's JSON-lines reader, whose fast path reads hkit's plain lines in one
+ * pass). */
 struct hv_input {
-    hc_jsonl_reader *jr;
-    hc_store *st;
-    hc_cursor *cur;
-    /* Built-in decoder on input.jsonl: plain lines are read by hv_jsonl_simple until the first
-     * line it declines; from there on hc_jsonl_next reads (see input_fallback). */
-    bool fast;
-    struct hv_lines lines;
+    tool_source *src;
     char *path;
-    long records; /* messages handed out so far */
 };
 
-/* Opens the case's input (fast: the built-in decoder's line reader for plain lines). */
+/* Opens the case's input. fast is no longer used: every reader takes libcore's fast path. */
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err);
 /* Next message, borrowed until the next call: HC_OK, HC_DONE, or an error naming the file. */
 hc_err hv_input_next(struct hv_input *in, struct hc_msg *msg, hc_error *err);
 void hv_input_close(struct hv_input *in);
 
-/* What the built-in decoder needs of an input line. Pointers borrow from the line. */
-struct hv_simple_line {
-    const char *topic;            /* NUL-terminated, not empty */
-    const unsigned char *payload; /* NUL-terminated; "" when the line has none */
-    size_t payload_len;
+/* --- cases on disk (cases.c) ------------------------------------------------------------------ */
+
+char *hv_xstrdup(const char *s);                        /* NULL for NULL or out of memory */
+char *hv_path_join(const char *dir, const char *name);  /* "dir/name", malloc'd */
+bool hv_file_exists(const char *dir, const char *name); /* a regular file dir/name */
+/* input.db may also be a directory of segments (hrecord --rotate-*), read as one recording:
+ * true for a regular file or a directory dir/name. */
+bool hv_recording_exists(const char *dir, const char *name);
+
+/* Case folders found, in name order. */
+struct hv_case_list {
+    char **dirs;
+    size_t n, cap;
 };
 
-/* Recognises line (len bytes, a NUL after them; modified in place) when it is an hkit JSON line
- * of the common plain shape that hc_jsonl_next accepts with exactly this topic and payload;
- * false (line clobbered) for anything else, which the caller then reads with hc_jsonl_next. */
-bool hv_jsonl_simple(char *line, size_t len, struct hv_simple_line *out);
+/* Adds dir, or the cases below it (depth-first, by name, at most 32 levels), to l. */
+void hv_find_cases(const char *dir, int depth, struct hv_case_list *l);
+/* Warns about *.pending files left in dir's cases (not while updating, which rewrites them). */
+void hv_report_leftovers(const char *dir, bool updating);
+
+/* case.json members of the consumer mode */
+struct hv_case_extra {
+    char *timing;
+    char *faults;  /* "faults": a spec */
+    uint64_t seed; /* "seed" */
+    bool has_seed;
+    bool expect_same; /* "expect": "same": the expected output is the clean run's */
+    regex_t ign[HV_MAX_IGNORE];
+    size_t n_ign;
+};
+
+/* Adds one ignored path to cfg; false with a reason in why. */
+bool hv_add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size);
+/* CI set (and not 0 or false): nothing is written or accepted without --force. */
+bool hv_ci_mode(void);
+/* The cases under every path of o (each must hold one); false after an error message. */
+bool hv_collect_cases(const struct hverify_opts *o, struct hv_case_list *cases);
+/* Moves each case's expected.jsonl.pending into place; returns the exit code. */
+int hv_accept_pending(const struct hverify_opts *o, const struct hv_case_list *cases);
+/* Reads dir/case.json (optional) into cfg, *order and extra. false with a reason in why. */
+bool hv_load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
+                           struct hv_case_extra *extra, char *why, size_t size);
 
 /* --- the consumer mode (consumer.c) ----------------------------------------------------------- */
 
@@ -322,6 +330,9 @@ struct hv_case_result {
 /* One line on what failed: "2 of 5 messages differ", or, when expected.jsonl has more lines
  * than the input has messages, says that ("expected.jsonl has 1 line, the input 0 messages"). */
 void hv_case_summary(const struct hv_case_result *c, char *buf, size_t size);
+
+/* The text report of one case (print.c); nothing with --json or --quiet. */
+void hv_print_case(const struct hverify_opts *o, const struct hv_case_result *c);
 
 /* Writes a JUnit XML report; false on I/O error (reason in err). */
 bool hv_report_junit(const char *path, const struct hv_case_result *r, size_t n, hc_error *err);

@@ -39,7 +39,8 @@ enum {
     OPT_PROBE,
     OPT_FAULTS,
     OPT_SEED,
-    OPT_HELP
+    OPT_HELP,
+    OPT_QUIET
 };
 
 static const char usage[] =
@@ -120,7 +121,7 @@ static const char usage_rest[] =
     "                        with its first differing path, and for --consumer cases a\n"
     "                        timeline of inputs and outputs with the failing ones marked\n"
     "  --max-report N        mismatching messages detailed per case (default 10, 0 = all)\n"
-    "  -q, --quiet           only the summary line\n"
+    "  --quiet               only the summary line\n"
     "  -v, --verbose         also list the cases that passed\n"
     "  --help                this help\n"
     "\n"
@@ -156,7 +157,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"report-html", required_argument, NULL, OPT_REPORT_HTML},
         {"max-report", required_argument, NULL, OPT_MAX_REPORT},
-        {"quiet", no_argument, NULL, 'q'},
+        {"quiet", no_argument, NULL, OPT_QUIET},
         {"verbose", no_argument, NULL, 'v'},
         {"consumer", required_argument, NULL, OPT_CONSUMER},
         {"broker", required_argument, NULL, OPT_BROKER},
@@ -185,7 +186,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
     }
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":qv" TOOL_MQTT_SHORT_OPTIONS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":v" TOOL_MQTT_SHORT_OPTIONS, longopts, NULL)) != -1) {
         enum opts_result r = OPTS_OK;
 
         if (opt == TOOL_OPT_INTEGRATION_ID || opt == TOOL_OPT_API_KEY_ID || opt == 'u') {
@@ -271,7 +272,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         case OPT_MAX_REPORT:
             r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);
             break;
-        case 'q':
+        case OPT_QUIET:
             o->verbosity = 0;
             break;
         case 'v':

@@ -80,7 +80,14 @@ bool hc_broker_alive(hc_broker *b);
  */
 hc_err hc_broker_restart(hc_broker *b, int64_t timeout_ns, hc_error *err);
 
-enum hc_broker_event_kind { HC_BROKER_CONNECTED, HC_BROKER_SUBSCRIBED, HC_BROKER_DISCONNECTED };
+enum hc_broker_event_kind {
+    HC_BROKER_CONNECTED,
+    HC_BROKER_SUBSCRIBED,
+    HC_BROKER_DISCONNECTED,
+    /* "Outgoing messages are being dropped for client ...": its queue is full (logged once each
+     * time the client starts losing messages, not once per message) */
+    HC_BROKER_DROPPING
+};
 
 /* One thing Mosquitto logged. Strings borrowed for the duration of the callback. */
 struct hc_broker_event {
@@ -98,6 +105,28 @@ typedef void (*hc_broker_event_fn)(void *ctx, const struct hc_broker_event *ev);
  * connection, subscription and disconnection to fn in order. Non-blocking. HC_OK or HC_ERR_IO.
  */
 hc_err hc_broker_poll_events(hc_broker *b, hc_broker_event_fn fn, void *ctx, hc_error *err);
+
+/* The consumer's environment: HALTIAN_MQTT_HOST, HALTIAN_MQTT_PORT, HALTIAN_MQTT_URL,
+ * HALTIAN_API_KEY_ID, HALTIAN_API_KEY_TOKEN, HALTIAN_INTEGRATION_ID and HKIT_CAFILE. */
+#define HC_BROKER_ENV_COUNT 7
+
+/* Caller-owned storage for that environment; vars is NULL-terminated "NAME=value" strings, as
+ * struct hc_proc_options.env takes them (a caller may copy them into a longer list). */
+struct hc_broker_env {
+    char text[HC_BROKER_ENV_COUNT][700];
+    const char *vars[HC_BROKER_ENV_COUNT + 1];
+};
+
+/* Fills env from info (any broker: the stand-in's, or one a caller describes itself). */
+void hc_broker_env_init(struct hc_broker_env *env, const struct hc_broker_info *info);
+
+/*
+ * CMD with {host} {port} {url} {cafile} {api_key_id} {integration_id} {token_file} replaced by
+ * info's values, each shell-quoted when it needs it; unknown {words} stay as they are. The token
+ * itself has no placeholder: it never goes into argv. Returns a string the caller frees, or
+ * NULL when out of memory.
+ */
+char *hc_broker_expand_command(const struct hc_broker_info *info, const char *cmd);
 
 /*
  * Writes the Mosquitto password file line "user:$7$iterations$salt$hash" (PBKDF2-HMAC-SHA512,

@@ -84,9 +84,22 @@ void hc_jsonl_reader_close(hc_jsonl_reader *r);
 /*
  * Writes msg as one line (with '\n') to fp. Fields that are 0 (seq, session) are omitted; when
  * msg->session_id is set, session_started_at_ns = timeline_ns - mono_ns is written so replay
- * timing survives. decoded (may be NULL) is added as "decoded". HC_ERR_IO when fp fails.
+ * timing survives. decoded (may be NULL) is added as "decoded". HC_ERR_IO when fp fails,
+ * HC_ERR_NOMEM. Builds the line in buffers of its own, freed before it returns: a caller
+ * writing many lines keeps them in an hc_jsonl_writer instead.
  */
 hc_err hc_jsonl_write(FILE *fp, const struct hc_msg *msg, const cJSON *decoded, hc_error *err);
+
+/* Buffers reused from line to line (no allocation per line once warm). One per thread. */
+typedef struct hc_jsonl_writer hc_jsonl_writer;
+
+/* *out: hc_jsonl_writer_free. HC_ERR_NOMEM. */
+hc_err hc_jsonl_writer_new(hc_jsonl_writer **out, hc_error *err);
+/* As hc_jsonl_write, with w's buffers. */
+hc_err hc_jsonl_writer_write(hc_jsonl_writer *w, FILE *fp, const struct hc_msg *msg,
+                             const cJSON *decoded, hc_error *err);
+/* Accepts NULL. */
+void hc_jsonl_writer_free(hc_jsonl_writer *w);
 
 #ifdef __cplusplus
 }

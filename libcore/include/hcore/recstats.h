@@ -72,7 +72,9 @@ struct hc_recstats {
     int64_t messages, payload_bytes;
     int64_t first_ns, last_ns; /* received_at span; 0 when empty */
     int64_t origin_ns;         /* start of column 0 */
-    int64_t bucket_ns;         /* column width */
+    int64_t bucket_ns;         /* column width: 1 s doubled as needed; set it before the first
+                                * add to start wider, e.g. at a summary's slot, so that every
+                                * slot lies inside one column (widths stay multiples of it) */
     int64_t per_bucket[HC_RECSTATS_BUCKETS];
 
     struct hc_recstats_type *types; /* in order of first appearance */
@@ -135,6 +137,10 @@ struct hc_recstats_summary_row {
     int64_t without_measured_at;
     const int64_t *latency_bins; /* HC_RECSTATS_LATENCY_BINS counts, or NULL */
     int64_t latency_max_ms;      /* valid when latency_bins is given */
+    /* device rows: the messages lie somewhere in [first_ns, last_ns] (a per-topic summary that
+     * has no time slots): messages, first and last seen are filled, per-column counts and
+     * silences are not */
+    bool span_only;
 };
 hc_err hc_recstats_add_summary(struct hc_recstats *s, const struct hc_recstats_summary_row *row,
                                hc_error *err);

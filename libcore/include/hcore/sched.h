@@ -46,9 +46,10 @@ struct hc_clock {
 };
 
 /*
- * The real clock: clock_gettime / clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME). The first
- * call also sets this thread's timer slack to 1 ns (prctl PR_SET_TIMERSLACK; the default 50 µs
- * slack makes wake-ups ~90 µs late instead of ~40 µs). Returns a static struct.
+ * The real clock: clock_gettime / clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME). Each call
+ * also sets the calling thread's timer slack to 1 ns (prctl PR_SET_TIMERSLACK; the default 50 µs
+ * slack makes wake-ups ~90 µs late instead of ~40 µs): call it on the thread that sleeps.
+ * Returns a static, constant struct.
  */
 const struct hc_clock *hc_clock_real(void);
 

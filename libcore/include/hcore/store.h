@@ -127,9 +127,6 @@ int hc_store_schema_version(const hc_store *st);
 /* Commits pending writes and closes. Accepts NULL. Returns the commit's error, if any. */
 hc_err hc_store_close(hc_store *st, hc_error *err);
 
-/* Path the store was opened with (borrowed). */
-const char *hc_store_path(const hc_store *st);
-
 /* --- meta ------------------------------------------------------------------------------------ */
 
 /* Sets (replaces) one meta value. Callers never store credentials here. */
@@ -328,6 +325,19 @@ hc_err hc_summary_minutes_each(const hc_summary *s,
                                int (*fn)(int64_t minute_start_ns, const char *type, int64_t count,
                                          void *user),
                                void *user, hc_error *err);
+
+/* One (topic, type) of a summary: type is "" when neither the topic nor the payload names one. */
+struct hc_summary_topic {
+    const char *topic, *kind, *type, *device_id; /* owned by the summary; device_id "" if none */
+    int64_t messages, payload_bytes;
+    int64_t first_ns, last_ns; /* earliest and latest received_at_ns, CLOCK_REALTIME */
+};
+
+/* Calls fn for each (topic, type) with messages, in no particular order; a non-zero return
+ * stops. Topics the recording no longer names are left out. */
+hc_err hc_summary_topics_each(const hc_summary *s,
+                              int (*fn)(const struct hc_summary_topic *t, void *user), void *user,
+                              hc_error *err);
 
 /* Accepts NULL. */
 void hc_summary_free(hc_summary *s);
