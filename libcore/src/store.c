@@ -372,6 +372,47 @@ fail:
     return code;
 }
 
+static bool is_directory(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A directory of segments is read through their merge, made in a private directory under
+ * $TMPDIR (as copy_for_reading's copy, and removed the same way). */
+static hc_err merge_for_reading(hc_store *st, hc_error *err)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = with_suffix(base && *base ? base : "/tmp", "/hkit-read-XXXXXX");
+    char *db = NULL;
+    hc_err code;
+
+    if (!dir)
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    if (!mkdtemp(dir)) {
+        code = hc_error_set(err, HC_ERR_IO,
+                            "cannot open '%s': its segments are merged in a temporary "
+                            "directory, and none could be made: %s",
+                            st->path, strerror(errno));
+        free(dir);
+        return code;
+    }
+    db = with_suffix(dir, "/r.db");
+    if (!db) {
+        remove_private_copy(dir);
+        return hc_error_set(err, HC_ERR_NOMEM, "cannot open '%s': out of memory", st->path);
+    }
+    code = hc__store_merge_segments(st->path, db, err);
+    if (code != HC_OK) {
+        free(db);
+        remove_private_copy(dir);
+        return code;
+    }
+    st->private_dir = dir;
+    st->private_db = db;
+    return HC_OK;
+}
+
 /*
  * Opens a recording for reading without changing a byte beside it or in it, also where nothing
  * may be written (another user's file, a read-only directory or medium):
@@ -383,7 +424,7 @@ fail:
  *  - a -wal with pages but no -shm (a crashed writer's pair, copied): read from a private copy.
  * Checkpoint-on-close is off, so even the last connection leaves the -wal as it was.
  */
-static hc_err open_reader(hc_store *st, hc_error *err)
+static hc_err open_reader(hc_store *st, bool private_copy, hc_error *err)
 {
     int64_t wal_size = side_file_size(st->path, "-wal");
     int64_t shm_size = side_file_size(st->path, "-shm");
@@ -392,7 +433,11 @@ static hc_err open_reader(hc_store *st, hc_error *err)
     hc_err code = HC_OK;
     int rc;
 
-    if (wal_size > 0 && shm_size < 0) {
+    if (st->private_db && !private_copy) {
+        /* a merged copy of a segmented recording, closed cleanly: nothing beside it */
+        open_path = st->private_db;
+        uri = file_uri(open_path, "mode=ro&immutable=1");
+    } else if (private_copy || (wal_size > 0 && shm_size < 0)) {
         code = copy_for_reading(st, &st->private_dir, &st->private_db, err);
         if (code != HC_OK)
             return code;
@@ -654,6 +699,21 @@ static hc_err create_exclusive(const char *path, bool *existed, hc_error *err)
     return HC_OK;
 }
 
+static hc_err connection_setup(hc_store *st, hc_error *err)
+{
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    return register_functions(st, err);
+}
+
+/* The last error says the -wal's index in the -shm could not be used read-only. */
+static bool wal_index_unusable(hc_store *st)
+{
+    int rc = st->db ? sqlite3_extended_errcode(st->db) : SQLITE_OK;
+    return (rc & 0xff) == SQLITE_PROTOCOL || rc == SQLITE_READONLY_CANTINIT ||
+           rc == SQLITE_READONLY_RECOVERY;
+}
+
 hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err)
 {
     hc_store *st = NULL;
@@ -683,7 +743,7 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
 
     switch (mode) {
     case HC_STORE_READ:
-        code = check_file_header(st, err);
+        code = is_directory(path) ? merge_for_reading(st, err) : check_file_header(st, err);
         break;
     case HC_STORE_FORCE:
         code = remove_if_present(path, "", err);
@@ -718,19 +778,28 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
         if (rc != SQLITE_OK)
             code = hc__store_fail(st, rc, err, "open");
     } else {
-        code = open_reader(st, err);
+        code = open_reader(st, false, err);
     }
-    if (code != HC_OK)
-        goto out;
-    sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-    code = register_functions(st, err);
+    if (code == HC_OK)
+        code = connection_setup(st, err);
     if (code != HC_OK)
         goto out;
 
     if (!created) {
         /* Validate before any pragma that writes, so a stranger's file stays untouched. */
         code = validate_schema(st, err);
+        if (code != HC_OK && !st->writable && !st->private_db && wal_index_unusable(st)) {
+            /* A -shm left in a state a read-only connection cannot recover from (its writer
+             * was killed mid-update): read a private copy of the file and its -wal instead,
+             * where SQLite rebuilds the index from the -wal. */
+            sqlite3_close_v2(st->db);
+            st->db = NULL;
+            code = open_reader(st, true, err);
+            if (code == HC_OK)
+                code = connection_setup(st, err);
+            if (code == HC_OK)
+                code = validate_schema(st, err);
+        }
         if (code != HC_OK)
             goto out;
     }

@@ -191,4 +191,9 @@ void hc__summary_error_code(const char *topic, const unsigned char *payload, siz
 /* Drops every cached topic. */
 void hc__store_topic_cache_clear(struct topic_cache *c);
 
+/* --- segments (store_segments.c) --- */
+
+/* Merges the segments of dir into a new recording at merged_path (which must not exist). */
+hc_err hc__store_merge_segments(const char *dir, const char *merged_path, hc_error *err);
+
 #endif

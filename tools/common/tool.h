@@ -234,7 +234,8 @@ bool tool_select_matches(const struct tool_select *s, const struct hc_msg *msg);
 /* --- one message source for the tools (tool_source.c) ---------------------------------------- */
 
 /*
- * Sets *is_db when path is a recording (SQLite header), false for JSON lines (first non-blank
+ * Sets *is_db when path is a recording (SQLite header, or a directory of segments written by
+ * hrecord --rotate-*), false for JSON lines (first non-blank
  * byte '{', an empty file, or "-" for standard input). Anything else: HC_ERR_NOT_RECORDING
  * ("'x' is neither an hkit recording nor JSON lines"); unreadable: HC_ERR_IO.
  */

@@ -1,7 +1,8 @@
 /*
  * The one message source of the tools: hcat, hreplay and hverify read their inputs here, so
  * they agree on what an input is (decided by content: a recording starts with SQLite's header,
- * JSON lines with '{' after blank space), on selection (in SQL for a recording, by
+ * JSON lines with '{' after blank space, and a directory holds the segments of a rotated
+ * recording), on selection (in SQL for a recording, by
  * tool_select_matches for JSON lines), on --limit, on +DURATION offsets (from the earliest first
  * message of the inputs) and on --skip-bad.
  */
@@ -10,18 +11,25 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hcore/jsonl.h"
 
 hc_err tool_detect_input(const char *path, bool *is_db, hc_error *err)
 {
     unsigned char head[64];
+    struct stat sb;
     size_t n;
     FILE *fp;
 
     *is_db = false;
     if (strcmp(path, "-") == 0)
         return HC_OK;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        /* a directory of segments (hrecord --rotate-*): the store reads it as one recording */
+        *is_db = true;
+        return HC_OK;
+    }
     fp = fopen(path, "rb");
     if (!fp)
         return hc_error_set(err, HC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));

@@ -9,6 +9,7 @@
 #include "hrecord.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,26 @@ struct run {
     enum hc_store_mode mode;
     unsigned variant; /* of the default name, from 1 */
     unsigned flaps;   /* connections lost right after they were made, in a row */
+    /* rotation (o->output_is_dir) */
+    unsigned segment;             /* number of the segment being written */
+    int64_t next_cut_ns;          /* CLOCK_REALTIME of the next time cut; 0: none */
+    int64_t size_check_mono;      /* CLOCK_MONOTONIC of the last look at the segment's size */
+    int64_t conn_real, conn_mono; /* the connection's start: its session's key in every segment */
+    bool closer_running;
+    pthread_t closer;
+    struct closer_job *job;
+    unsigned first_segment; /* the first this run writes (--append continues the numbering) */
+};
+
+/* A segment being closed beside the capture, with what comes after: manifest, --keep. */
+struct closer_job {
+    hc_store *st;
+    int64_t session_id, ended_at_ns; /* the session to end in it (CLOCK_REALTIME) */
+    const char *dir;
+    unsigned newest;
+    long keep;
+    hc_err rc;
+    hc_error err;
 };
 
 static double next_random01(struct run *r)
@@ -442,8 +463,229 @@ static hc_err write_static_meta(struct run *r, hc_error *err)
     return rc;
 }
 
+/* --- rotation ------------------------------------------------------------------------------ */
+
+/* how often the size of the segment being written is looked at */
+#define SIZE_CHECK_NS 100000000LL
+#define ROTATED_REASON "continued in the next segment"
+
+static int64_t file_size_or_zero(const char *path, const char *suffix)
+{
+    char name[4200];
+    struct stat sb;
+    snprintf(name, sizeof(name), "%s%s", path, suffix);
+    return stat(name, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* The first wall-clock multiple of period after now: --rotate-time 1h cuts on the hour (UTC). */
+static int64_t next_cut(int64_t now_real, int64_t period)
+{
+    return (now_real / period + 1) * period;
+}
+
+/* now_real: the arrival of the message about to be written, or the clock when idle */
+static bool rotation_due(struct run *r, int64_t now_mono, int64_t now_real)
+{
+    const struct hrecord_opts *o = r->o;
+
+    if (!o->output_is_dir)
+        return false;
+    if (r->next_cut_ns && now_real >= r->next_cut_ns)
+        return true;
+    if (o->rotate_size && now_mono - r->size_check_mono >= SIZE_CHECK_NS) {
+        r->size_check_mono = now_mono;
+        return file_size_or_zero(r->sum->path, "") + file_size_or_zero(r->sum->path, "-wal") >=
+               o->rotate_size;
+    }
+    return false;
+}
+
+/* Removes the oldest segments until keep remain (newest is the one being written). */
+static hc_err prune_segments(const char *dir, long keep, unsigned newest, hc_error *err)
+{
+    unsigned *numbers = NULL;
+    size_t n = 0, kept = 0;
+    hc_err rc = hc_segments_list(dir, &numbers, &n, err);
+
+    for (size_t i = n; rc == HC_OK && i-- > 0;) {
+        if (numbers[i] > newest)
+            continue;
+        if ((long)kept < keep)
+            kept++;
+        else
+            rc = hc_segments_remove(dir, numbers[i], err);
+    }
+    free(numbers);
+    return rc;
+}
+
+static void *closer_main(void *arg)
+{
+    struct closer_job *job = arg;
+
+    job->rc =
+        hc_store_session_end(job->st, job->session_id, job->ended_at_ns, ROTATED_REASON, &job->err);
+    if (job->rc == HC_OK)
+        job->rc = hc_store_close(job->st, &job->err);
+    else
+        hc_store_close(job->st, NULL);
+    if (job->rc == HC_OK && job->keep)
+        job->rc = prune_segments(job->dir, job->keep, job->newest, &job->err);
+    if (job->rc == HC_OK)
+        job->rc = hc_segments_manifest_write(job->dir, &job->err);
+    return NULL;
+}
+
+/* Waits for the previous segment's close; its error, if any. */
+static hc_err closer_join(struct run *r, hc_error *err)
+{
+    hc_err rc = HC_OK;
+
+    if (!r->closer_running)
+        return HC_OK;
+    pthread_join(r->closer, NULL);
+    r->closer_running = false;
+    rc = r->job->rc;
+    if (rc != HC_OK && err)
+        *err = r->job->err;
+    free(r->job);
+    r->job = NULL;
+    return rc;
+}
+
+static hc_err write_static_meta(struct run *r, hc_error *err);
+static hc_err write_subscriptions_meta(struct run *r, hc_error *err);
+
+/* Opens the next segment and begins the connection's session in it (same start, so a reader
+ * of the directory sees one session). */
+static hc_err open_segment(struct run *r, unsigned number, int64_t *session_id, hc_error *err)
+{
+    hc_err rc = hc_segments_path(r->o->output, number, r->sum->path, sizeof(r->sum->path), err);
+
+    if (rc == HC_OK)
+        rc = hc_store_open(r->sum->path, HC_STORE_CREATE, &r->st, err);
+    if (rc != HC_OK)
+        return rc;
+    r->segment = number;
+    r->size_check_mono = hc_time_monotonic_ns();
+    if (r->o->rotate_ns)
+        r->next_cut_ns = next_cut(hc_time_realtime_ns(), r->o->rotate_ns);
+    hc_store_set_flush_interval(r->st, (int64_t)r->o->flush_ms * 1000000LL);
+    rc = hc_store_set_sync_commits(r->st, true, err);
+    if (rc == HC_OK)
+        rc = write_static_meta(r, err);
+    if (rc == HC_OK && session_id) {
+        rc = write_subscriptions_meta(r, err);
+        if (rc == HC_OK)
+            rc = hc_store_session_begin(r->st, r->conn_real, r->conn_mono, session_id, err);
+    }
+    return rc;
+}
+
+/*
+ * Switches to the next segment: it is opened (and the session begun in it) before the current
+ * one is closed, and the end of the session there, the close (commit, checkpoint), the manifest
+ * and --keep run on a thread of their own, so the capture goes on at once.
+ */
+static hc_err rotate(struct run *r, int64_t *session_id, hc_error *err)
+{
+    hc_store *old = r->st;
+    int64_t old_session = *session_id, new_session = 0;
+    struct closer_job *job;
+    hc_err rc;
+
+    rc = closer_join(r, err);
+    if (rc != HC_OK)
+        return rc;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    r->st = NULL;
+    rc = open_segment(r, r->segment + 1, &new_session, err);
+    if (rc != HC_OK) {
+        hc_store_close(r->st, NULL);
+        r->st = old;
+        free(job);
+        return rc;
+    }
+    *session_id = new_session;
+    job->st = old;
+    job->session_id = old_session;
+    job->ended_at_ns = hc_time_realtime_ns();
+    job->dir = r->o->output;
+    job->newest = r->segment;
+    job->keep = r->o->keep;
+    r->job = job;
+    if (pthread_create(&r->closer, NULL, closer_main, job) == 0) {
+        r->closer_running = true;
+    } else {
+        closer_main(job);
+        r->job = NULL;
+        if (job->rc != HC_OK) {
+            rc = job->rc;
+            *err = job->err;
+        }
+        free(job);
+    }
+    if (tool_verbosity >= 2)
+        tool_info("segment %06u started", r->segment);
+    return rc;
+}
+
+/*
+ * Before the first segment: creates the directory, or continues one (--append: a segment left
+ * unsealed by a killed writer is sealed, numbering continues; --force: the old segments go).
+ * The manifest is rebuilt from what is there, so it is true again after a crash.
+ */
+static hc_err prepare_segment_dir(struct run *r, unsigned *first, hc_error *err)
+{
+    const char *dir = r->o->output;
+    unsigned *numbers = NULL;
+    size_t n = 0;
+    hc_err rc;
+
+    *first = 1;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return hc_error_set(err, HC_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+    rc = hc_segments_list(dir, &numbers, &n, err);
+    if (rc != HC_OK)
+        return rc;
+    if (n && !r->o->append && !r->o->force)
+        rc = hc_error_set(err, HC_ERR_EXISTS,
+                          "'%s' already holds segments; use --append to continue it or "
+                          "--force to replace them",
+                          dir);
+    for (size_t i = 0; rc == HC_OK && r->o->force && i < n; i++)
+        rc = hc_segments_remove(dir, numbers[i], err);
+    if (rc == HC_OK && n && r->o->append)
+        *first = numbers[n - 1] + 1;
+    /* A killed writer may leave the segment it wrote and the one it was closing with committed
+     * pages in their -wal: opening each for writing and closing it checkpoints them. */
+    for (size_t i = 0; rc == HC_OK && r->o->append && i < n; i++) {
+        char path[4096];
+        hc_store *st = NULL;
+
+        rc = hc_segments_path(dir, numbers[i], path, sizeof(path), err);
+        if (rc != HC_OK ||
+            (i + 1 < n && file_size_or_zero(path, "-wal") + file_size_or_zero(path, "-shm") == 0))
+            continue;
+        rc = hc_store_open(path, HC_STORE_APPEND, &st, err);
+        if (rc == HC_ERR_NOT_RECORDING && i == n - 1) {
+            /* killed while creating it: no schema, so no message; its number is taken again */
+            rc = hc_segments_remove(dir, numbers[i], err);
+            *first = numbers[i];
+        } else if (rc == HC_OK) {
+            rc = hc_store_close(st, err);
+        }
+    }
+    if (rc == HC_OK)
+        rc = hc_segments_manifest_write(dir, err);
+    free(numbers);
+    return rc;
+}
+
 /* Receives and stores until the connection drops or a stop condition holds. */
-static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t session_mono,
+static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t session_mono,
                                   hc_error *err)
 {
     const struct hrecord_opts *o = r->o;
@@ -466,7 +708,10 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
             msg.received_at_ns = hc_time_realtime_ns();
             now = hc_time_monotonic_ns();
             msg.mono_ns = now - session_mono;
-            msg.session_id = session_id;
+            /* a message that arrived after a cut goes into the next segment */
+            if (rotation_due(r, now, msg.received_at_ns) && rotate(r, session_id, err) != HC_OK)
+                return END_STORE_FAILED;
+            msg.session_id = *session_id;
             if (hc_store_append(r->st, &msg, NULL, err) != HC_OK)
                 return END_STORE_FAILED;
             r->sum->messages++;
@@ -484,6 +729,9 @@ static enum loop_end receive_loop(struct run *r, int64_t session_id, int64_t ses
         }
         if (deadline_passed(r, now))
             return END_DURATION;
+        if (rc != HC_OK && rotation_due(r, now, hc_time_realtime_ns()) &&
+            rotate(r, session_id, err) != HC_OK)
+            return END_STORE_FAILED;
         if (r->status && now >= r->next_status_mono)
             show_status(r, now, true);
     }
@@ -531,11 +779,20 @@ static hc_err output_try(struct run *r, bool open, hc_error *err)
 }
 
 /* Opens the recording once the broker took us (another hrecord may have taken the default
- * name since the check), with its flush policy and static meta. */
+ * name since the check), with its flush policy and static meta; with rotation, the first
+ * segment of the directory prepare_segment_dir made ready. */
 static hc_err output_open(struct run *r, hc_error *err)
 {
-    hc_err rc = output_try(r, true, err);
+    hc_err rc;
 
+    if (r->o->output_is_dir) {
+        /* the first segment; the session begins in it as in a single file */
+        rc = open_segment(r, r->first_segment, NULL, err);
+        if (rc == HC_OK)
+            r->sum->opened = true;
+        return rc;
+    }
+    rc = output_try(r, true, err);
     if (rc != HC_OK)
         return rc;
     r->sum->opened = true;
@@ -640,7 +897,10 @@ static hc_err record_sessions(struct run *r, int64_t conn_real, int64_t conn_mon
         sum->sessions++;
         if (tool_verbosity >= 2)
             tool_info("session %lld started", (long long)session_id);
-        end = receive_loop(r, session_id, conn_mono, err);
+        r->conn_real = conn_real;
+        r->conn_mono = conn_mono;
+        /* rotation may move the session to the next segment: session_id follows it */
+        end = receive_loop(r, &session_id, conn_mono, err);
         ended = hc_time_realtime_ns();
         reason = end_reason(end, err, lost_reason, sizeof(lost_reason));
         if (end == END_STORE_FAILED) {
@@ -666,7 +926,8 @@ static hc_err record_sessions(struct run *r, int64_t conn_real, int64_t conn_mon
     }
 }
 
-/* Disconnects, closes the recording (its close error counts when nothing failed before). */
+/* Disconnects, waits for a segment still being closed, closes the recording (its close error
+ * counts when nothing failed before) and, with rotation, writes the final manifest. */
 static hc_err run_release(struct run *r, hc_err rc, hc_error *err)
 {
     r->sum->duration_ns = hc_time_monotonic_ns() - r->start_mono;
@@ -677,12 +938,28 @@ static hc_err run_release(struct run *r, hc_err rc, hc_error *err)
             tool_info("disconnected from '%s:%d'", r->url.host, r->url.port);
     }
     hc_mqtt_free(r->m);
+    {
+        hc_error cerr = HC_ERROR_INIT;
+        if (closer_join(r, &cerr) != HC_OK && rc == HC_OK) {
+            *err = cerr;
+            rc = cerr.code;
+        }
+    }
     if (r->st) {
         hc_error cerr = HC_ERROR_INIT;
         if (hc_store_close(r->st, &cerr) != HC_OK && rc == HC_OK) {
             *err = cerr;
             rc = cerr.code;
         }
+    }
+    if (r->o->output_is_dir && r->sum->opened) {
+        hc_error cerr = HC_ERROR_INIT;
+        /* the last segment is sealed now: the manifest gets its hash */
+        if (hc_segments_manifest_write(r->o->output, &cerr) != HC_OK && rc == HC_OK) {
+            *err = cerr;
+            rc = cerr.code;
+        }
+        snprintf(r->sum->path, sizeof(r->sum->path), "%s", r->o->output);
     }
     free(r->qos);
     free(r->granted);
@@ -697,8 +974,10 @@ hc_err hrecord_run(const struct hrecord_opts *o, struct hrecord_summary *sum, hc
 
     run_init(&r, o, sum);
     /* Check the output before touching the network, and create the file only once the broker
-     * took us: a failed start leaves nothing behind (nor deletes anything, --force). */
-    rc = output_try(&r, false, err);
+     * took us: a failed start leaves nothing behind (nor deletes anything, --force). A directory
+     * of segments is made ready here (created, or continued with --append). */
+    rc = o->output_is_dir ? prepare_segment_dir(&r, &r.first_segment, err)
+                          : output_try(&r, false, err);
     if (rc != HC_OK)
         return rc;
     rc = connect_first(&r, &conn_real, &conn_mono, err);

@@ -40,6 +40,11 @@ struct hrecord_opts {
     int64_t reconnect_min_ns, reconnect_max_ns;
     bool retry_connect; /* also retry when the first connection fails */
     bool json_summary;
+    /* rotation: -o DIR/ with --rotate-size and/or --rotate-time */
+    bool output_is_dir;
+    int64_t rotate_size; /* bytes of a segment (file and -wal) before the next; 0: none */
+    int64_t rotate_ns;   /* period of the wall-clock-aligned cuts; 0: none */
+    long keep;           /* segments kept (the oldest are removed); 0: all */
 
     /* resolved by hrecord_parse */
     struct hc_mqtt_options conn;

@@ -4,6 +4,7 @@
  */
 #include "hrecord.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,8 +27,16 @@ enum {
     OPT_RETRY_CONNECT,
     OPT_JSON_SUMMARY,
     OPT_QUIET,
+    OPT_ROTATE_SIZE,
+    OPT_ROTATE_TIME,
+    OPT_KEEP,
     OPT_HELP
 };
+
+/* A segment starts at several hundred KiB (schema pages of 32 KiB, its -wal): smaller limits
+ * would rotate at every message. */
+#define ROTATE_SIZE_MIN (1024LL * 1024)
+#define ROTATE_TIME_MIN_NS 1000000000LL
 
 static const struct option long_options[] = {
     TOOL_MQTT_LONG_OPTIONS,
@@ -46,6 +55,9 @@ static const struct option long_options[] = {
     {"reconnect-min", required_argument, NULL, OPT_RECONNECT_MIN},
     {"reconnect-max", required_argument, NULL, OPT_RECONNECT_MAX},
     {"retry-connect", no_argument, NULL, OPT_RETRY_CONNECT},
+    {"rotate-size", required_argument, NULL, OPT_ROTATE_SIZE},
+    {"rotate-time", required_argument, NULL, OPT_ROTATE_TIME},
+    {"keep", required_argument, NULL, OPT_KEEP},
     {"json-summary", no_argument, NULL, OPT_JSON_SUMMARY},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"verbose", no_argument, NULL, 'v'},
@@ -70,7 +82,8 @@ static const char usage_head[] =
 
 static const char usage_record[] =
     "Subscriptions:\n"
-    "  --api-key-id ID       API key id: MQTT user name and topic level 4 (env HALTIAN_API_KEY_ID)\n"
+    "  --api-key-id ID       API key id: MQTT user name and topic level 4 (env "
+    "HALTIAN_API_KEY_ID)\n"
     "  -t, --topic FILTER    subscribe to FILTER (repeatable; MQTT wildcards + and #)\n"
     "  --kind KIND           Haltian event kind, e.g. measurements (repeatable)\n"
     "  --type TYPE           Haltian event type, e.g. ambientTemperature; aliases such as\n"
@@ -93,6 +106,15 @@ static const char usage_record[] =
     "                        message): the most a crash or power loss can lose\n"
     "  --duration D          stop after D (e.g. 90s, 30m, 2h)\n"
     "  -C, --count N         stop after N messages\n"
+    "\n"
+    "Rotation (segments 000001.db, 000002.db... and manifest.json in -o DIR/):\n"
+    "  --rotate-size SIZE    start the next segment once one (file and -wal) reaches SIZE\n"
+    "                        bytes (suffixes K, M, G: powers of 1024; at least 1M)\n"
+    "  --rotate-time D       start the next segment on each multiple of D of the UTC clock\n"
+    "                        (1h cuts on the hour; at least 1s)\n"
+    "  --keep N              keep only the newest N segments (default: all)\n"
+    "                        hcat, hreplay and hverify read DIR as one recording; --append\n"
+    "                        continues a directory after a crash, --force replaces its segments\n"
     "\n"
     "Connection:\n"
     "  --reconnect-min D     first delay before reconnecting after a lost connection (default 1s)\n"
@@ -118,6 +140,31 @@ static enum opts_result add_arg(const char **list, size_t *n, const char *option
     if (*n >= HRECORD_MAX_ARGS)
         return tool_usage_error("too many %s options (at most %d)", option, HRECORD_MAX_ARGS);
     list[(*n)++] = arg;
+    return OPTS_OK;
+}
+
+/* SIZE: a whole number of bytes with an optional K, M or G (powers of 1024). */
+static enum opts_result parse_size(const char *option, const char *text, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+    int64_t unit = 1;
+
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (end == text || errno || v <= 0)
+        return tool_usage_error("invalid value '%s' for %s: expected a size such as 64M", text,
+                                option);
+    if (*end == 'K' || *end == 'k')
+        unit = 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        unit = 1024 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        unit = 1024 * 1024 * 1024, end++;
+    if (*end || v > INT64_MAX / unit)
+        return tool_usage_error("invalid value '%s' for %s: expected a size such as 64M", text,
+                                option);
+    *out = (int64_t)v * unit;
     return OPTS_OK;
 }
 
@@ -182,6 +229,22 @@ static enum opts_result parse_one(struct hrecord_opts *o, int opt, const char *a
     case OPT_QUIET:
         tool_verbosity = 0;
         return OPTS_OK;
+    case OPT_ROTATE_SIZE:
+        if (parse_size("--rotate-size", arg, &o->rotate_size) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->rotate_size < ROTATE_SIZE_MIN)
+            return tool_usage_error("invalid value '%s' for --rotate-size: must be at least 1M",
+                                    arg);
+        return OPTS_OK;
+    case OPT_ROTATE_TIME:
+        if (tool_parse_duration_ns("--rotate-time", arg, &o->rotate_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->rotate_ns < ROTATE_TIME_MIN_NS)
+            return tool_usage_error("invalid value '%s' for --rotate-time: must be at least 1s",
+                                    arg);
+        return OPTS_OK;
+    case OPT_KEEP:
+        return tool_parse_long("--keep", arg, 1, 999999, &o->keep);
     case 'v':
         tool_verbosity = 2;
         return OPTS_OK;
@@ -261,8 +324,15 @@ static enum opts_result resolve_output(struct hrecord_opts *o)
         o->output = o->output_buf;
         o->output_is_default = true;
     }
-    if (stat(o->output, &st) == 0 && S_ISDIR(st.st_mode))
+    o->output_is_dir = o->output[strlen(o->output) - 1] == '/' ||
+                       (stat(o->output, &st) == 0 && S_ISDIR(st.st_mode));
+    if (o->output_is_dir && !o->rotate_size && !o->rotate_ns)
         return tool_usage_error("invalid value '%s' for --output: is a directory", o->output);
+    if ((o->rotate_size || o->rotate_ns) && !o->output_is_dir)
+        return tool_usage_error("--rotate-size and --rotate-time write segments into a directory: "
+                                "give -o DIR/");
+    if (o->keep && !o->output_is_dir)
+        return tool_usage_error("--keep needs --rotate-size or --rotate-time");
     return OPTS_OK;
 }
 

@@ -41,12 +41,22 @@ bool hv_file_exists(const char *dir, const char *name)
     return ok;
 }
 
+bool hv_recording_exists(const char *dir, const char *name)
+{
+    char *p = hv_path_join(dir, name);
+    struct stat st;
+    bool ok = p && stat(p, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+
+    free(p);
+    return ok;
+}
+
 /* --- case discovery ----------------------------------------------------------------------------
  */
 
 static bool is_case_dir(const char *dir)
 {
-    return hv_file_exists(dir, "input.jsonl") || hv_file_exists(dir, "input.db") ||
+    return hv_file_exists(dir, "input.jsonl") || hv_recording_exists(dir, "input.db") ||
            hv_file_exists(dir, "expected.jsonl") || hv_file_exists(dir, "case.json");
 }
 

@@ -74,7 +74,8 @@ static char *excerpt_text(const char *t, size_t n)
 
 hc_err hv_input_open(struct hv_input *in, const char *dir, bool fast, hc_error *err)
 {
-    bool has_jsonl = hv_file_exists(dir, "input.jsonl"), has_db = hv_file_exists(dir, "input.db");
+    bool has_jsonl = hv_file_exists(dir, "input.jsonl"),
+         has_db = hv_recording_exists(dir, "input.db");
     struct tool_source_options opts = {.kind = has_jsonl ? TOOL_INPUT_JSONL : TOOL_INPUT_RECORDING};
 
     (void)fast;

@@ -153,8 +153,9 @@ typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_e
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
-/* A case's input: input.jsonl or input.db, read through tool_source (libcore's JSON-lines
- * reader, whose fast path reads hkit's plain lines in one pass). */
+/* A case's input: input.jsonl or input.db (a file, or a directory of segments), read through
+ * tool_source (libcore's JSON-lines reader, whose fast path reads hkit's plain lines in one
+ * pass). */
 struct hv_input {
     tool_source *src;
     char *path;
@@ -171,6 +172,9 @@ void hv_input_close(struct hv_input *in);
 char *hv_xstrdup(const char *s);                        /* NULL for NULL or out of memory */
 char *hv_path_join(const char *dir, const char *name);  /* "dir/name", malloc'd */
 bool hv_file_exists(const char *dir, const char *name); /* a regular file dir/name */
+/* input.db may also be a directory of segments (hrecord --rotate-*), read as one recording:
+ * true for a regular file or a directory dir/name. */
+bool hv_recording_exists(const char *dir, const char *name);
 
 /* Case folders found, in name order. */
 struct hv_case_list {

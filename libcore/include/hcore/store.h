@@ -356,6 +356,41 @@ struct hc_session_row {
 hc_err hc_store_sessions_each(hc_store *st, int (*fn)(const struct hc_session_row *row, void *user),
                               void *user, hc_error *err);
 
+/* --- segmented recordings (hrecord --rotate-size/--rotate-time) ------------------------------ */
+
+/*
+ * A segmented recording is a directory of recordings named 000001.db, 000002.db, ... (six
+ * digits, ascending in the order written) and a manifest.json describing them. Each segment is a
+ * complete recording on its own. hc_store_open(dir, HC_STORE_READ) reads the directory as one
+ * recording: the segments are merged, in number order, into a private copy under $TMPDIR that
+ * hc_store_close removes (nothing in the directory changes); seq continues from one segment to
+ * the next, and a session that spans segments (a writer begins the same connection's session,
+ * with the same started_at_ns and started_mono_ns, in each new segment) is one session, ended as
+ * the last segment holding it says. A segment that is not a recording because its writer was
+ * killed while creating it (HC_ERR_NOT_RECORDING: no schema, so no message was committed) is
+ * read as empty. The merge costs one pass over every message.
+ */
+
+/* "<dir>/<number as 6 digits>.db" into buf. HC_ERR_INVALID when number is 0 or above 999999
+ * or buf is too small. */
+hc_err hc_segments_path(const char *dir, unsigned number, char *buf, size_t size, hc_error *err);
+
+/* The segment numbers found in dir, ascending. *numbers: free(); NULL when none. */
+hc_err hc_segments_list(const char *dir, unsigned **numbers, size_t *n_numbers, hc_error *err);
+
+/* Removes one segment with its -wal, -shm and -journal (missing files are fine). */
+hc_err hc_segments_remove(const char *dir, unsigned number, hc_error *err);
+
+/*
+ * Rebuilds dir/manifest.json from the segments (written beside and renamed over it, so it is
+ * always whole): per segment its file, messages, sessions, bytes, first and last
+ * received_at_ns (also as RFC 3339), and, once sealed (no committed pages left in a -wal), the
+ * sha256 of its file; "sealed": false and "sha256": null for one being written or left by a
+ * killed writer; {"file", "messages": 0, "unfinished": true} for one killed while created. The
+ * manifest is derived data: rebuilding it after a crash makes it true again.
+ */
+hc_err hc_segments_manifest_write(const char *dir, hc_error *err);
+
 #ifdef __cplusplus
 }
 #endif
