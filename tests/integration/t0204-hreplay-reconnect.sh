@@ -62,8 +62,19 @@ crash() {
     hkit_assert_contains "$(cat "$T/err.$qos")" "reconnected to '127.0.0.1:$PORT'" "reconnect logged"
 }
 
+# crash_ready QOS: crash, repeated (at most 3 times) while a loaded machine made the new
+# subscriber ready only after hreplay had already reconnected: the check needs it ready first.
+crash_ready() {
+    local attempt
+    for attempt in 1 2 3; do
+        crash "$1"
+        [ "$B_READY_BEFORE_RECONNECT" = yes ] && return 0
+        echo "t0204: subscriber not ready before hreplay reconnected (attempt $attempt)" >&2
+    done
+}
+
 # --- QoS 1: nothing lost -----------------------------------------------------------------------
-crash 1
+crash_ready 1
 python3 - "$T/rep.1.json" "$N" <<'PY' || hkit_fail "QoS 1 report: $(cat "$T/rep.1.json")"
 import json, sys
 r, n = json.load(open(sys.argv[1])), int(sys.argv[2])
@@ -92,7 +103,7 @@ PY
 hkit_assert_contains "$(cat "$T/err.1")" "connection lost 1 times" "report on stderr"
 
 # --- QoS 0: possible losses are counted, the rest arrives ---------------------------------------
-crash 0
+crash_ready 0
 python3 - "$T/rep.0.json" "$N" <<'PY' || hkit_fail "QoS 0 report: $(cat "$T/rep.0.json")"
 import json, sys
 r, n = json.load(open(sys.argv[1])), int(sys.argv[2])
