@@ -70,10 +70,16 @@ for n in $sizes; do
     first=()
     for _ in 1 2 3; do
         rm -f "$dir/first.txt"
-        (timeout 60 mosquitto_sub -p "$HKIT_BROKER_PORT" -t 'haltian-iot/#' -C 1 >/dev/null &&
-            now >"$dir/first.txt") &
+        rm -f "$dir/sub.txt"
+        # -C 2: the ready marker, then the window's first message
+        (timeout 60 mosquitto_sub -p "$HKIT_BROKER_PORT" -t 'haltian-iot/#' -t 'hkit-bench/ready' \
+            -C 2 >"$dir/sub.txt" && now >"$dir/first.txt") &
         sub=$!
-        sleep 0.5 # a benchmark, not a test: the subscriber has long connected by then
+        for _ in $(seq 1 100); do # until the subscriber receives
+            mosquitto_pub -p "$HKIT_BROKER_PORT" -t hkit-bench/ready -m 1
+            [ -s "$dir/sub.txt" ] && break
+            sleep 0.05
+        done
         t0=$(now)
         "$HKIT_BIN/hreplay" "$db" --url "mqtt://127.0.0.1:$HKIT_BROKER_PORT" --max --limit 1000 \
             --since "$since" --quiet >/dev/null 2>&1 || true
