@@ -159,11 +159,18 @@ hkit_assert_eq "$N 0 3" "$(jq -r '"\(.sent) \(.failed) \(.shards)"' "$T/merged.j
 
 # Every shard's messages were acknowledged (routed to every queue) before these end markers
 # were published, so a subscriber that has all three markers has every message.
+# The bound is generous: once, on a loaded machine, one node delivered the last markers to its
+# subscriber more than 60 s after they were acknowledged (all of them did arrive). A timeout
+# still fails the test, and on_exit shows how far each subscriber got.
 for k in 0 1 2; do "${pub[@]}" -p "${PORT[$k]}" -q 1 -t "hkit-test/end/$k" -m x; done
+ends_at() { # K: the subscriber on node K+1 has all three end markers
+    [ "$(grep -c '^hkit-test/end/' "$T/sub$1.raw")" -ge 3 ]
+}
+start=$SECONDS
 for k in 0 1 2; do
-    wait_for 60 "end markers at subscriber $((k + 1))" \
-        test "$(grep -c '^hkit-test/end/' "$T/sub$k.raw")" -ge 3
+    wait_for 240 "end markers at subscriber $((k + 1))" ends_at $k
 done
+echo "end markers seen by all subscribers in $((SECONDS - start))s" >&2
 # hrecord's end: an "end" marker on its own ready topic; recorded and committed once it is there
 end_recorded() { # K
     local n
