@@ -57,7 +57,8 @@ function startChromium() {
       "--disable-sync", "--metrics-recording-only", "--hide-scrollbars",
       `--user-data-dir=${profile}`, "--remote-debugging-port=0", "about:blank",
     ],
-    { detached: true, stdio: ["ignore", "ignore", "pipe"] },
+    // its singleton socket goes to $TMPDIR: inside the profile, so the cleanup removes it too
+    { detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, TMPDIR: profile } },
   );
   return new Promise((resolvePort, reject) => {
     let seen = "";
