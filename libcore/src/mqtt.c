@@ -473,8 +473,13 @@ hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err)
             break;
         }
         if (m->inflight == 0) {
-            if (!m->raw || (ping && m->pongs_seen >= ping))
+            /* only QoS 0 messages need the ping: the others were each acknowledged */
+            if (!m->raw || m->qos0_unproven == 0)
                 break;
+            if (ping && m->pongs_seen >= ping) {
+                m->qos0_unproven = 0;
+                break;
+            }
             if (!ping) {
                 /* behind everything we wrote: its answer proves the broker read all of it */
                 pthread_mutex_unlock(&m->lock);
@@ -500,8 +505,15 @@ hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err)
             break;
         }
         if (hc__mqtt_now_ns() >= deadline) {
-            rc = hc_error_set(err, HC_ERR_TIMEOUT, "%zu messages still unacknowledged after %d ms",
-                              m->inflight, timeout_ms);
+            if (m->inflight)
+                rc = hc_error_set(err, HC_ERR_TIMEOUT,
+                                  "%zu messages still unacknowledged after %d ms", m->inflight,
+                                  timeout_ms);
+            else
+                rc = hc_error_set(err, HC_ERR_TIMEOUT,
+                                  "the broker did not answer a ping within %d ms, so %llu QoS 0 "
+                                  "messages are not known to have been read",
+                                  timeout_ms, (unsigned long long)m->qos0_unproven);
             break;
         }
         wait_slice_locked(m);
@@ -551,6 +563,7 @@ void hc_mqtt_reset_inflight(hc_mqtt *m)
     if (m->slots)
         memset(m->slots, 0, SLOT_COUNT * sizeof(struct slot));
     m->inflight = m->inflight_qos2 = 0;
+    m->qos0_unproven = 0; /* the caller counted them as possibly lost */
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -55,6 +55,8 @@ struct hc_mqtt {
     int64_t progress_ns;   /* CLOCK_MONOTONIC: last acknowledgement, or the window's first entry */
     uint64_t pings_sent;   /* PINGREQs queued (under lock, then ctl_lock), in the order they leave */
     uint64_t pongs_seen;   /* PINGRESPs received (under lock) */
+    uint64_t qos0_unproven; /* QoS 0 messages written since a ping answer last proved the broker
+                               read everything (raw; publisher thread only) */
     char lost_reason[160]; /* under lock */
     atomic_bool lost; /* written under lock (waiters use the condvar), read without it */
 

@@ -877,6 +877,7 @@ hc_err hc__wire_connect(hc_mqtt *m, hc_error *err)
     m->lost = false;
     m->lost_reason[0] = '\0';
     m->pings_sent = m->pongs_seen = 0;
+    m->qos0_unproven = 0;
     pthread_mutex_unlock(&m->lock);
     atomic_store(&m->last_write_ns, hc__mqtt_now_ns());
     m->reader_stop = false;
@@ -957,6 +958,8 @@ hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size
             ok = raw_flush_locked(m);
     }
     ok = raw_unlock(m, ok);
+    if (ok && qos == 0)
+        m->qos0_unproven++;
     if (!ok) {
         /* not sent: the caller resends it under the same ticket after reconnecting */
         pthread_mutex_lock(&m->lock);

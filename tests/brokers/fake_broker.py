@@ -10,8 +10,10 @@ connection (one at a time, as many as come) in MODE until killed:
   ack-zero     answers each QoS 1 PUBLISH with a PUBACK for packet id 0
   ack-short    answers each QoS 1 PUBLISH with a 1-byte PUBACK
   noread       CONNACK 0, then never reads again and sends unasked PINGRESPs, once a second
+  silent       reads the CONNECT and never answers it
 
-Each accepted connection is logged to PORTFILE.log, one line each.
+Each accepted connection is logged to PORTFILE.log, one line each, and each PUBLISH received
+to PORTFILE.pub.
 """
 import os
 import socket
@@ -47,6 +49,10 @@ def serve(conn):
     if got is None or got[0] >> 4 != 1:
         return
     buf = got[2]
+    if MODE == "silent":
+        while conn.recv(65536):
+            pass
+        return
     conn.sendall(b"\x20\x02\x00\x00")
     if MODE == "noread":
         while True:
@@ -58,6 +64,9 @@ def serve(conn):
             return
         first, body, buf = got
         kind, qos = first >> 4, (first >> 1) & 3
+        if kind == 3:
+            with open(PORTFILE + ".pub", "a") as log:
+                log.write("publish\n")
         if kind == 12:  # PINGREQ
             conn.sendall(b"\xd0\x00")
         elif kind == 3 and qos == 1 and MODE != "noack":

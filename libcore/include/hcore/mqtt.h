@@ -148,10 +148,11 @@ void hc_mqtt_set_cancel(hc_mqtt *m, const volatile sig_atomic_t *cancel);
 bool hc_mqtt_flush(hc_mqtt *m);
 
 /*
- * Waits until every QoS 1/2 message is acknowledged. A plain-TCP publisher then also waits for
- * the answer to a PINGREQ sent behind everything written so far: a broker answers packets in
- * order, so HC_OK means it read every message of this connection, QoS 0 included, without
- * closing it. HC_ERR_TIMEOUT, HC_ERR_CONNECTION_LOST or HC_ERR_INTERRUPTED otherwise.
+ * Waits until every QoS 1/2 message is acknowledged. A plain-TCP publisher that wrote QoS 0
+ * messages since the last such proof then also waits for the answer to a PINGREQ sent behind
+ * everything written so far: a broker answers packets in order, so HC_OK means it read every
+ * message of this connection, QoS 0 included, without closing it. HC_ERR_TIMEOUT,
+ * HC_ERR_CONNECTION_LOST or HC_ERR_INTERRUPTED otherwise.
  */
 hc_err hc_mqtt_wait_all(hc_mqtt *m, int timeout_ms, hc_error *err);
 
@@ -171,7 +172,8 @@ uint64_t hc_mqtt_acked_total(hc_mqtt *m);
  * call on m. */
 const char *hc_mqtt_lost_reason(hc_mqtt *m);
 
-/* Forgets in-flight state (after a lost connection, before resuming from oldest_unacked). */
+/* Forgets in-flight state, and QoS 0 messages not yet proven read (after a lost connection,
+ * before resuming from oldest_unacked; or once the caller counted them as failed). */
 void hc_mqtt_reset_inflight(hc_mqtt *m);
 
 /* Writes "<prefix>-<hostname>-<pid>-<8 random hex>" (unique per run) into buf. */
