@@ -1,7 +1,8 @@
 /*
  * hverify's cases on disk: finding them under the paths given (a folder holding input.jsonl,
- * input.db, expected.jsonl or case.json), the files left over from updates, each case's
- * settings in case.json, and the fixtures' life: CI mode and accepting pending files.
+ * input.db, expected.jsonl or case.json), the files left over from updates and each case's
+ * settings in case.json. The fixtures' life (CI mode, pending files, accepting them) is
+ * fixture.c's.
  */
 #include "hverify.h"
 
@@ -439,15 +440,7 @@ out:
     return ok;
 }
 
-/* --- fixtures: CI, collecting cases, accepting pending files ------------------------------- */
-
-/* CI set (and not 0 or false): nothing is written or accepted without --force. */
-bool hv_ci_mode(void)
-{
-    const char *ci = getenv("CI");
-
-    return ci && *ci && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
-}
+/* --- collecting cases ----------------------------------------------------------------------- */
 
 bool hv_collect_cases(const struct hverify_opts *o, struct hv_case_list *cases)
 {
@@ -482,33 +475,4 @@ bool hv_collect_cases(const struct hverify_opts *o, struct hv_case_list *cases)
         free(p);
     }
     return true;
-}
-
-int hv_accept_pending(const struct hverify_opts *o, const struct hv_case_list *cases)
-{
-    int code = TOOL_EXIT_OK;
-    long accepted = 0;
-
-    for (size_t i = 0; i < cases->n; i++) {
-        char *pend = hv_path_join(cases->dirs[i], "expected.jsonl.pending");
-        char *exp = hv_path_join(cases->dirs[i], "expected.jsonl");
-        struct stat st;
-
-        if (pend && exp && stat(pend, &st) == 0) {
-            if (hv_ci_mode() && !o->force) {
-                tool_error("CI is set: not accepting '%s' (use --force)", pend);
-                code = TOOL_EXIT_FAILURE;
-            } else if (rename(pend, exp) != 0) {
-                tool_error("cannot rename '%s' to '%s': %s", pend, exp, strerror(errno));
-                code = TOOL_EXIT_FAILURE;
-            } else {
-                printf("accepted %s\n", exp);
-                accepted++;
-            }
-        }
-        free(pend);
-        free(exp);
-    }
-    printf("%ld accepted\n", accepted);
-    return code;
 }

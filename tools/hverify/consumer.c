@@ -6,7 +6,7 @@
  * engine (hc_replay) in a thread while this thread reads the consumer's output, and once every
  * input is acknowledged and the output has been still for --settle the consumer is stopped as
  * a person would (SIGINT, SIGTERM, SIGKILL), its output up to its exit still counting. The
- * comparison is hverify.c's.
+ * comparison is consumer_case.c's.
  */
 #include "hverify.h"
 
@@ -780,79 +780,80 @@ hc_err hv_faults_check(const char *spec, hc_error *err)
     return rc;
 }
 
-static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, struct reader *rd,
-                         struct hv_capture *cap, const struct hv_case_settings *cs, hc_error *err)
+/* The replay's connection: the private broker's publisher account, or --url's options. */
+static void replay_connection(const struct hv_consumer *c, struct hc_replay_options *ro,
+                              char *client_id, size_t size)
 {
-    const char *timing = cs->timing;
-    hc_faults *plan = NULL;
+    hc_mqtt_client_id("hverify", client_id, size);
+    if (c->broker) {
+        ro->mqtt.url = c->info->publisher_url;
+        ro->mqtt.username = c->info->publisher_user;
+        ro->mqtt.password = c->info->publisher_password;
+    } else {
+        ro->mqtt = c->o->mqtt_opts;
+    }
+    ro->mqtt.client_id = client_id;
+    ro->mqtt.cancel = &tool_stop_requested;
+}
+
+/* The case's timing (ro->sched) and faults: the engine's plan (*plan, NULL when none; the
+ * caller frees it, also on error) and where broker-restart happens (s->restart_at). */
+static hc_err plan_replay(const struct hv_consumer *c, struct source *s,
+                          const struct hv_case_settings *cs, struct hc_replay_options *ro,
+                          hc_faults **plan, hc_error *err)
+{
     char *engine_spec = NULL;
     long restart_at = -2;
-    struct hc_replay_options ro;
-    struct replay_job job;
-    struct hc_replay_stats st;
-    pthread_t th;
-    char client_id[128];
-    int64_t deadline = hc_time_monotonic_ns() + c->o->timeout_ns, done_ns = 0;
-    hc_err rc;
+    hc_err rc = parse_timing(cs->timing, &ro->sched, err);
 
-    memset(&ro, 0, sizeof(ro));
-    memset(&job, 0, sizeof(job));
-    hc_mqtt_client_id("hverify", client_id, sizeof(client_id));
-    if (c->broker) {
-        ro.mqtt.url = c->info->publisher_url;
-        ro.mqtt.username = c->info->publisher_user;
-        ro.mqtt.password = c->info->publisher_password;
-    } else {
-        ro.mqtt = c->o->mqtt_opts;
-    }
-    ro.mqtt.client_id = client_id;
-    ro.mqtt.cancel = &tool_stop_requested;
-    rc = parse_timing(timing, &ro.sched, err);
     if (rc == HC_OK && cs->faults)
         rc = split_faults(cs->faults, &engine_spec, &restart_at, err);
     if (rc == HC_OK && engine_spec)
-        rc = hc_faults_parse(engine_spec, &plan, err);
+        rc = hc_faults_parse(engine_spec, plan, err);
     free(engine_spec);
-    if (rc != HC_OK) {
-        hc_faults_free(plan);
+    if (rc != HC_OK)
         return rc;
-    }
-    if (restart_at != -2 && !c->broker) {
-        hc_faults_free(plan);
+    if (restart_at != -2 && !c->broker)
         return hc_error_set(err, HC_ERR_INVALID,
                             "broker-restart needs hverify's private broker (no --url)");
-    }
     s->restart_at = restart_at == -2 ? -1 : restart_at == -1 ? (long)s->n / 2 : restart_at - 1;
+    return HC_OK;
+}
+
+/* The rest of the engine's settings: its hooks into s, the run's ids, one connection, one pass,
+ * each message's own QoS. */
+static void replay_settings(const struct hv_consumer *c, struct source *s, struct hv_capture *cap,
+                            const struct hv_case_settings *cs, hc_faults *plan,
+                            struct hc_replay_options *ro)
+{
     s->stop = &replay_stop;
     s->cap = cap;
-    ro.faults = plan;
-    ro.fault_seed = cs->seed;
-    ro.hooks.sent = on_sent;
-    ro.hooks.fault = on_fault;
-    ro.hooks.ctx = s;
+    ro->faults = plan;
+    ro->fault_seed = cs->seed;
+    ro->hooks.sent = on_sent;
+    ro->hooks.fault = on_fault;
+    ro->hooks.ctx = s;
     replay_stop = 0;
-    ro.stop = &replay_stop;
-    ro.qos = -1;
-    ro.integration_id = c->info->integration_id;
-    ro.api_key_id = c->info->api_key_id;
-    ro.fanout = 1;
-    ro.connections = 1;
-    ro.shard_k = ro.shard_n = 1;
-    ro.loops = 1;
-    rc = hc_replay_new(&ro, &job.engine, err);
-    if (rc != HC_OK) {
-        hc_faults_free(plan);
-        return hc_error_prefix(err, c->broker ? "cannot replay into the private broker"
-                                              : "cannot replay into the broker");
-    }
-    job.src = (struct hc_replay_source){src_open, src_next, src_close, s};
-    job.err = (hc_error)HC_ERROR_INIT;
-    if (pthread_create(&th, NULL, replay_thread, &job) != 0) {
-        hc_replay_free(job.engine);
-        hc_faults_free(plan);
-        return hc_error_set(err, HC_ERR_IO, "cannot start the replay thread");
-    }
-    /* Read while the replay runs; then until the output has been still for --settle. */
+    ro->stop = &replay_stop;
+    ro->qos = -1;
+    ro->integration_id = c->info->integration_id;
+    ro->api_key_id = c->info->api_key_id;
+    ro->fanout = 1;
+    ro->connections = 1;
+    ro->shard_k = ro->shard_n = 1;
+    ro->loops = 1;
+}
+
+/* Reads the consumer's output while the replay runs, then until the output has been still for
+ * --settle (or the consumer is gone), restarting the broker when the replay thread asks; an
+ * interruption or deadline_ns (CLOCK_MONOTONIC) ends the case with an error. */
+static hc_err follow_replay(struct hv_consumer *c, struct source *s, hc_proc *p, struct reader *rd,
+                            struct hv_capture *cap, struct replay_job *job, int64_t deadline_ns,
+                            hc_error *err)
+{
+    int64_t done_ns = 0;
+    hc_err rc = HC_OK;
+
     for (;;) {
         int64_t now;
 
@@ -867,7 +868,7 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
                 break;
         }
         now = hc_time_monotonic_ns();
-        if (!done_ns && atomic_load(&job.done))
+        if (!done_ns && atomic_load(&job->done))
             done_ns = now;
         if (done_ns && now - done_ns >= c->o->settle_ns && now - rd->last_ns >= c->o->settle_ns)
             break;
@@ -877,7 +878,7 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
             rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the consumer");
             break;
         }
-        if (now >= deadline) {
+        if (now >= deadline_ns) {
             rc = hc_error_set(err, HC_ERR_TIMEOUT,
                               "case timed out after %.3gs (%s); raise --timeout",
                               (double)c->o->timeout_ns / 1e9,
@@ -887,17 +888,65 @@ static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, st
         }
         wait_output(p, 10);
     }
+    return rc;
+}
+
+/* Stops the replay thread and takes its figures; rc (the reading's outcome) unless the replay
+ * itself failed. */
+static hc_err end_replay(struct source *s, struct hv_capture *cap, struct replay_job *job,
+                         pthread_t th, hc_err rc, hc_error *err)
+{
+    struct hc_replay_stats st;
+
     replay_stop = 1;
     pthread_join(th, NULL);
-    hc_replay_get_stats(job.engine, &st);
+    hc_replay_get_stats(job->engine, &st);
     cap->sent = (long)st.sent;
     cap->failed = (long)st.failed;
-    if (rc == HC_OK && job.rc != HC_OK) {
-        *err = job.err;
+    if (rc == HC_OK && job->rc != HC_OK) {
+        *err = job->err;
         rc = hc_error_prefix(err, "replay");
     }
     if (rc == HC_OK && s->out_of_memory)
         rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+static hc_err run_replay(struct hv_consumer *c, struct source *s, hc_proc *p, struct reader *rd,
+                         struct hv_capture *cap, const struct hv_case_settings *cs, hc_error *err)
+{
+    hc_faults *plan = NULL;
+    struct hc_replay_options ro;
+    struct replay_job job;
+    pthread_t th;
+    char client_id[128];
+    int64_t deadline = hc_time_monotonic_ns() + c->o->timeout_ns;
+    hc_err rc;
+
+    memset(&ro, 0, sizeof(ro));
+    memset(&job, 0, sizeof(job));
+    replay_connection(c, &ro, client_id, sizeof(client_id));
+    rc = plan_replay(c, s, cs, &ro, &plan, err);
+    if (rc != HC_OK) {
+        hc_faults_free(plan);
+        return rc;
+    }
+    replay_settings(c, s, cap, cs, plan, &ro);
+    rc = hc_replay_new(&ro, &job.engine, err);
+    if (rc != HC_OK) {
+        hc_faults_free(plan);
+        return hc_error_prefix(err, c->broker ? "cannot replay into the private broker"
+                                              : "cannot replay into the broker");
+    }
+    job.src = (struct hc_replay_source){src_open, src_next, src_close, s};
+    job.err = (hc_error)HC_ERROR_INIT;
+    if (pthread_create(&th, NULL, replay_thread, &job) != 0) {
+        hc_replay_free(job.engine);
+        hc_faults_free(plan);
+        return hc_error_set(err, HC_ERR_IO, "cannot start the replay thread");
+    }
+    rc = follow_replay(c, s, p, rd, cap, &job, deadline, err);
+    rc = end_replay(s, cap, &job, th, rc, err);
     hc_replay_free(job.engine);
     hc_faults_free(plan);
     return rc;
@@ -1070,88 +1119,4 @@ out:
     close_sink(&rd);
     free_source(&s);
     return rc;
-}
-
-/* Appends the faults of k's device to buf: pass 0 those on input k (or swapped with it), pass
- * 1 the others. */
-void hv_capture_faults_of(const struct hv_capture *cap, long k, char *buf, size_t size)
-{
-    const char *device = k >= 0 && (size_t)k < cap->n_inputs ? cap->inputs[k].device : NULL;
-    size_t len = 0, shown = 0, more = 0;
-
-    buf[0] = '\0';
-    for (int pass = device ? 0 : 1; pass < 2; pass++) {
-        for (size_t i = 0; i < cap->n_faults; i++) {
-            const struct hv_fault_note *f = &cap->faults[i];
-            const char *d = f->input >= 0 && (size_t)f->input < cap->n_inputs
-                                ? cap->inputs[f->input].device
-                                : NULL;
-            bool own = f->input == k || f->partner == k;
-            int n;
-
-            if ((device && (!d || strcmp(d, device) != 0)) || (device && own != (pass == 0)))
-                continue;
-            if (shown == 4) {
-                more++;
-                continue;
-            }
-            if (f->partner >= 0)
-                n = snprintf(buf + len, size - len, "%sinput %ld %s (with input %ld)",
-                             shown ? ", " : "", f->input + 1, f->kind, f->partner + 1);
-            else
-                n = snprintf(buf + len, size - len, "%sinput %ld %s", shown ? ", " : "",
-                             f->input + 1, f->kind);
-            if (n < 0 || (size_t)n >= size - len)
-                return;
-            len += (size_t)n;
-            shown++;
-        }
-    }
-    if (more && len < size)
-        snprintf(buf + len, size - len, " and %zu more", more);
-}
-
-long hv_capture_attribute(const struct hv_capture *cap, const char *line)
-{
-    long best = -1;
-
-    if (!line)
-        return -1;
-    for (size_t i = 0; i < cap->n_inputs; i++) {
-        const struct hv_input_info *in = &cap->inputs[i];
-
-        if (!in->device || !in->measured_at || !strstr(line, in->device) ||
-            !strstr(line, in->measured_at))
-            continue;
-        if (in->type && strstr(line, in->type))
-            return (long)i; /* the type named too: no better match */
-        if (best < 0)
-            best = (long)i;
-    }
-    for (size_t i = 0; i < cap->n_faults && best < 0; i++) { /* a timestamp a fault moved */
-        const struct hv_fault_note *f = &cap->faults[i];
-        const struct hv_input_info *in = &cap->inputs[f->input];
-
-        if (f->time_after[0] && in->device && strstr(line, f->time_after) &&
-            strstr(line, in->device))
-            best = f->input;
-    }
-    return best;
-}
-
-void hv_capture_release(struct hv_capture *cap)
-{
-    for (size_t i = 0; i < cap->n_lines; i++)
-        free(cap->lines[i]);
-    free(cap->lines);
-    free(cap->line_ns);
-    for (size_t i = 0; i < cap->n_inputs; i++) {
-        free(cap->inputs[i].topic);
-        free(cap->inputs[i].type);
-        free(cap->inputs[i].device);
-        free(cap->inputs[i].measured_at);
-    }
-    free(cap->inputs);
-    free(cap->faults);
-    memset(cap, 0, sizeof(*cap));
 }

@@ -50,21 +50,40 @@ static int reap(hc_proc *p, int64_t deadline_ns, bool *timed_out)
     return status;
 }
 
-hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
-                     hv_line_fn line, void *user, hc_error *err)
+/* One decoder's run: the process, its input (fed in chunks) and its output (split in lines). */
+struct extdec {
+    hc_proc *p;
+    hv_feed_fn feed;
+    hv_line_fn line;
+    void *user;
+    hc_error *err;
+    int64_t timeout_ns, deadline_ns; /* deadline: CLOCK_MONOTONIC, 0 none */
+
+    char *wbuf; /* input not yet written: wbuf[woff..wlen) */
+    size_t wlen, wcap, woff;
+    bool more_input; /* feed has more to give */
+
+    char *rbuf; /* output not yet split into lines: rbuf[0..rlen) */
+    size_t rlen, rcap;
+    long lines_seen;
+
+    bool timed_out; /* the deadline passed */
+    bool stopped;   /* the line callback asked to stop (it filled err) */
+};
+
+/* The poll slots of the decoder's pipes still open; -1 for a closed one. */
+struct slots {
+    struct pollfd fds[3];
+    nfds_t n;
+    int in, out, err;
+};
+
+/* Starts `sh -c command` with HVERIFY_CASE exported and a pipe on its stdin. */
+static hc_err start_decoder(const char *command, const char *case_dir, hc_proc **p, hc_error *err)
 {
     struct hc_proc_options po;
-    hc_proc *p = NULL;
     char case_env[1100];
     const char *env[2] = {case_env, NULL};
-    char *wbuf = NULL, *rbuf = NULL;
-    size_t wlen = 0, wcap = 0, woff = 0, rlen = 0, rcap = 0;
-    int64_t deadline = timeout_ns > 0 ? hc_time_monotonic_ns() + timeout_ns : 0;
-    bool more_input = true, timed_out = false, stopped = false;
-    hc_err rc = HC_OK;
-    char tail[300];
-    int status;
-    long lines_seen = 0;
 
     snprintf(case_env, sizeof(case_env), "HVERIFY_CASE=%s", case_dir);
     memset(&po, 0, sizeof(po));
@@ -72,174 +91,274 @@ hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_
     po.env = env;
     po.stdin_pipe = true;
     po.interrupt_grace_ns = 0; /* a decoder is killed at once, with everything it started */
-    rc = hc_proc_start(&po, &p, err);
-    if (rc != HC_OK)
-        goto out;
-    while (hc_proc_stdout(p) >= 0 || hc_proc_stderr(p) >= 0) {
-        struct pollfd fds[3];
-        nfds_t n = 0;
-        int wait_ms = -1, in_slot = -1, out_slot = -1, err_slot = -1;
+    return hc_proc_start(&po, p, err);
+}
 
-        /* Keep the write buffer topped up (bounded: feed adds roughly one chunk). */
-        if (hc_proc_stdin(p) >= 0 && woff == wlen && more_input) {
-            int f;
+/* Keeps the write buffer topped up (bounded: feed adds roughly one chunk), and closes the
+ * decoder's stdin once everything is written: EOF tells it the case is complete. false when
+ * feed failed (*rc set). */
+static bool top_up_input(struct extdec *x, hc_err *rc)
+{
+    if (hc_proc_stdin(x->p) >= 0 && x->woff == x->wlen && x->more_input) {
+        int f;
 
-            wlen = woff = 0;
-            f = feed(user, &wbuf, &wlen, &wcap, err);
-            if (f < 0) {
-                rc = err ? err->code : HC_ERR_IO;
-                goto kill_out;
-            }
-            more_input = f > 0;
+        x->wlen = x->woff = 0;
+        f = x->feed(x->user, &x->wbuf, &x->wlen, &x->wcap, x->err);
+        if (f < 0) {
+            *rc = x->err ? x->err->code : HC_ERR_IO;
+            return false;
         }
-        if (hc_proc_stdin(p) >= 0 && woff == wlen && !more_input)
-            hc_proc_close_stdin(p); /* EOF tells the decoder the case is complete */
-        if (hc_proc_stdin(p) >= 0) {
-            fds[n] = (struct pollfd){hc_proc_stdin(p), POLLOUT, 0};
-            in_slot = (int)n++;
-        }
-        if (hc_proc_stdout(p) >= 0) {
-            fds[n] = (struct pollfd){hc_proc_stdout(p), POLLIN, 0};
-            out_slot = (int)n++;
-        }
-        if (hc_proc_stderr(p) >= 0) {
-            fds[n] = (struct pollfd){hc_proc_stderr(p), POLLIN, 0};
-            err_slot = (int)n++;
-        }
-        if (tool_stop_requested) {
-            rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
-            goto kill_out;
-        }
-        if (deadline) {
-            int64_t left = deadline - hc_time_monotonic_ns();
+        x->more_input = f > 0;
+    }
+    if (hc_proc_stdin(x->p) >= 0 && x->woff == x->wlen && !x->more_input)
+        hc_proc_close_stdin(x->p);
+    return true;
+}
 
-            if (left <= 0) {
-                timed_out = true;
-                goto kill_out;
-            }
-            wait_ms = (int)(left / 1000000 + 1);
+static void poll_slots(const struct extdec *x, struct slots *s)
+{
+    s->n = 0;
+    s->in = s->out = s->err = -1;
+    if (hc_proc_stdin(x->p) >= 0) {
+        s->fds[s->n] = (struct pollfd){hc_proc_stdin(x->p), POLLOUT, 0};
+        s->in = (int)s->n++;
+    }
+    if (hc_proc_stdout(x->p) >= 0) {
+        s->fds[s->n] = (struct pollfd){hc_proc_stdout(x->p), POLLIN, 0};
+        s->out = (int)s->n++;
+    }
+    if (hc_proc_stderr(x->p) >= 0) {
+        s->fds[s->n] = (struct pollfd){hc_proc_stderr(x->p), POLLIN, 0};
+        s->err = (int)s->n++;
+    }
+}
+
+/* How long poll may wait, in ms; false when the run must end now: interrupted (*rc set) or past
+ * the deadline (x->timed_out). */
+static bool poll_wait_ms(struct extdec *x, int *wait_ms, hc_err *rc)
+{
+    *wait_ms = -1;
+    if (tool_stop_requested) {
+        *rc = hc_error_set(x->err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
+        return false;
+    }
+    if (x->deadline_ns) {
+        int64_t left = x->deadline_ns - hc_time_monotonic_ns();
+
+        if (left <= 0) {
+            x->timed_out = true;
+            return false;
         }
-        /* a signal interrupts poll (no SA_RESTART); the cap covers one arriving just before it */
-        if (wait_ms < 0 || wait_ms > 200)
-            wait_ms = 200;
-        if (poll(fds, n, wait_ms) < 0) {
+        *wait_ms = (int)(left / 1000000 + 1);
+    }
+    /* a signal interrupts poll (no SA_RESTART); the cap covers one arriving just before it */
+    if (*wait_ms < 0 || *wait_ms > 200)
+        *wait_ms = 200;
+    return true;
+}
+
+static void write_input(struct extdec *x)
+{
+    ssize_t k = write(hc_proc_stdin(x->p), x->wbuf + x->woff, x->wlen - x->woff);
+
+    if (k > 0) {
+        x->woff += (size_t)k;
+    } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+        /* EPIPE: the decoder stopped reading; what it printed decides the outcome. */
+        hc_proc_close_stdin(x->p);
+        x->more_input = false;
+    }
+}
+
+/* Room for at least 64 KiB more output; false when a line is too long or memory is short. */
+static bool make_room(struct extdec *x, hc_err *rc)
+{
+    char *nb;
+
+    if (x->rlen > HV_MAX_LINE_BYTES) {
+        *rc = hc_error_set(x->err, HC_ERR_PARSE,
+                           "decoder output line %ld is longer than %d MiB (does the "
+                           "decoder end each value with a newline?)",
+                           x->lines_seen + 1, HV_MAX_LINE_BYTES >> 20);
+        return false;
+    }
+    if (x->rcap - x->rlen >= 65536)
+        return true;
+    nb = realloc(x->rbuf, x->rcap ? x->rcap * 2 : 131072);
+    if (!nb) {
+        *rc = hc_error_set(x->err, HC_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    x->rbuf = nb;
+    x->rcap = x->rcap ? x->rcap * 2 : 131072;
+    return true;
+}
+
+/* Hands the complete lines among the k bytes just read to the line callback; false when it
+ * asked to stop (x->stopped). */
+static bool deliver_lines(struct extdec *x, size_t k)
+{
+    size_t start = 0;
+
+    x->rlen += k;
+    for (size_t i = x->rlen - k; i < x->rlen; i++) {
+        if (x->rbuf[i] != '\n')
+            continue;
+        x->rbuf[i] = '\0';
+        x->lines_seen++;
+        if (x->line(x->user, x->rbuf + start, i - start)) {
+            x->stopped = true;
+            return false;
+        }
+        start = i + 1;
+    }
+    if (start) { /* never move a long partial line again and again */
+        memmove(x->rbuf, x->rbuf + start, x->rlen - start);
+        x->rlen -= start;
+    }
+    return true;
+}
+
+/* At the end of the output: a last line without '\n'. false when memory is short (*rc set) or
+ * the line callback asked to stop (x->stopped). */
+static bool deliver_last_line(struct extdec *x, hc_err *rc)
+{
+    if (!x->rlen)
+        return true;
+    if (x->rlen == x->rcap) {
+        char *nb = realloc(x->rbuf, x->rcap + 1);
+        if (!nb) {
+            *rc = hc_error_set(x->err, HC_ERR_NOMEM, "out of memory");
+            return false;
+        }
+        x->rbuf = nb;
+        x->rcap++;
+    }
+    x->rbuf[x->rlen] = '\0';
+    if (x->line(x->user, x->rbuf, x->rlen)) {
+        x->stopped = true;
+        return false;
+    }
+    x->rlen = 0;
+    return true;
+}
+
+/* Reads what the decoder printed and passes on its lines; false when the run must end. */
+static bool read_output(struct extdec *x, hc_err *rc)
+{
+    long k;
+
+    if (!make_room(x, rc))
+        return false;
+    k = hc_proc_read_stdout(x->p, x->rbuf + x->rlen, x->rcap - x->rlen);
+    if (k > 0)
+        return deliver_lines(x, (size_t)k);
+    if (k == 0) /* hc_proc_read_stdout closed it */
+        return deliver_last_line(x, rc);
+    if (errno != EAGAIN && errno != EINTR) {
+        *rc = hc_error_set(x->err, HC_ERR_IO, "cannot read decoder output: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Feeds the input and reads the output, concurrently, until the decoder closes its output.
+ * true then; false when the decoder must be stopped (*rc, x->timed_out or x->stopped says
+ * why). */
+static bool pump(struct extdec *x, hc_err *rc)
+{
+    while (hc_proc_stdout(x->p) >= 0 || hc_proc_stderr(x->p) >= 0) {
+        struct slots s;
+        int wait_ms;
+
+        if (!top_up_input(x, rc))
+            return false;
+        poll_slots(x, &s);
+        if (!poll_wait_ms(x, &wait_ms, rc))
+            return false;
+        if (poll(s.fds, s.n, wait_ms) < 0) {
             if (errno == EINTR)
                 continue;
-            rc = hc_error_set(err, HC_ERR_IO, "poll: %s", strerror(errno));
-            goto kill_out;
+            *rc = hc_error_set(x->err, HC_ERR_IO, "poll: %s", strerror(errno));
+            return false;
         }
-        if (in_slot >= 0 && fds[in_slot].revents) {
-            ssize_t k = write(hc_proc_stdin(p), wbuf + woff, wlen - woff);
-
-            if (k > 0) {
-                woff += (size_t)k;
-            } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
-                /* EPIPE: the decoder stopped reading; what it printed decides the outcome. */
-                hc_proc_close_stdin(p);
-                more_input = false;
-            }
-        }
-        if (err_slot >= 0 && fds[err_slot].revents)
-            hc_proc_read_stderr(p);
-        if (out_slot >= 0 && fds[out_slot].revents) {
-            long k;
-
-            if (rlen > HV_MAX_LINE_BYTES) {
-                rc = hc_error_set(err, HC_ERR_PARSE,
-                                  "decoder output line %ld is longer than %d MiB (does the "
-                                  "decoder end each value with a newline?)",
-                                  lines_seen + 1, HV_MAX_LINE_BYTES >> 20);
-                goto kill_out;
-            }
-            if (rcap - rlen < 65536) {
-                char *nb = realloc(rbuf, rcap ? rcap * 2 : 131072);
-
-                if (!nb) {
-                    rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-                    goto kill_out;
-                }
-                rbuf = nb;
-                rcap = rcap ? rcap * 2 : 131072;
-            }
-            k = hc_proc_read_stdout(p, rbuf + rlen, rcap - rlen);
-            if (k > 0) {
-                size_t start = 0;
-
-                rlen += (size_t)k;
-                for (size_t i = rlen - (size_t)k; i < rlen; i++) {
-                    if (rbuf[i] != '\n')
-                        continue;
-                    rbuf[i] = '\0';
-                    lines_seen++;
-                    if (line(user, rbuf + start, i - start)) {
-                        stopped = true;
-                        goto kill_out;
-                    }
-                    start = i + 1;
-                }
-                if (start) { /* never move a long partial line again and again */
-                    memmove(rbuf, rbuf + start, rlen - start);
-                    rlen -= start;
-                }
-            } else if (k == 0) { /* hc_proc_read_stdout closed it */
-                if (rlen) {      /* a last line without '\n' */
-                    if (rlen == rcap) {
-                        char *nb = realloc(rbuf, rcap + 1);
-                        if (!nb) {
-                            rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-                            goto kill_out;
-                        }
-                        rbuf = nb;
-                        rcap++;
-                    }
-                    rbuf[rlen] = '\0';
-                    if (line(user, rbuf, rlen)) {
-                        stopped = true;
-                        goto kill_out;
-                    }
-                    rlen = 0;
-                }
-            } else if (errno != EAGAIN && errno != EINTR) {
-                rc =
-                    hc_error_set(err, HC_ERR_IO, "cannot read decoder output: %s", strerror(errno));
-                goto kill_out;
-            }
-        }
+        if (s.in >= 0 && s.fds[s.in].revents)
+            write_input(x);
+        if (s.err >= 0 && s.fds[s.err].revents)
+            hc_proc_read_stderr(x->p);
+        if (s.out >= 0 && s.fds[s.out].revents && !read_output(x, rc))
+            return false;
     }
-    /* Output is closed: the decoder should exit now (it may still be finishing). */
-    hc_proc_close_stdin(p);
-    status = reap(p, deadline, &timed_out);
-    if (timed_out)
-        goto timeout;
-    if (status == -1 && tool_stop_requested) {
-        rc = hc_error_set(err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
-        goto out;
-    }
-    if (status != 0) {
-        char what[160];
-        const char *last = last_stderr_line(p, tail, sizeof(tail));
+    return true;
+}
 
-        hc_proc_describe_status(status, what, sizeof(what));
-        rc = hc_error_set(err, HC_ERR_IO, "decoder %s%s%s", what, last ? "; its stderr: " : "",
-                          last ? last : "");
-    }
-    goto out;
+static hc_err timeout_error(struct extdec *x)
+{
+    char tail[300];
+    const char *last = last_stderr_line(x->p, tail, sizeof(tail));
 
-kill_out:
-    hc_proc_stop(p, NULL);
-    if (stopped) /* the line callback filled err */
-        rc = err && err->code != HC_OK ? err->code : HC_ERR_PARSE;
-timeout:
-    if (timed_out) {
-        const char *last = last_stderr_line(p, tail, sizeof(tail));
+    return hc_error_set(
+        x->err, HC_ERR_TIMEOUT, "decoder timed out after %.3gs (killed it and its children)%s%s",
+        (double)x->timeout_ns / 1e9, last ? "; its stderr: " : "", last ? last : "");
+}
 
-        rc = hc_error_set(err, HC_ERR_TIMEOUT,
-                          "decoder timed out after %.3gs (killed it and its children)%s%s",
-                          (double)timeout_ns / 1e9, last ? "; its stderr: " : "", last ? last : "");
+/* The output is closed: waits for the decoder to exit (it may still be finishing) and judges
+ * how it ended. */
+static hc_err collect_exit(struct extdec *x)
+{
+    char tail[300], what[160];
+    const char *last;
+    int status;
+
+    hc_proc_close_stdin(x->p);
+    status = reap(x->p, x->deadline_ns, &x->timed_out);
+    if (x->timed_out)
+        return timeout_error(x);
+    if (status == -1 && tool_stop_requested)
+        return hc_error_set(x->err, HC_ERR_INTERRUPTED, "interrupted; stopped the decoder");
+    if (status == 0)
+        return HC_OK;
+    last = last_stderr_line(x->p, tail, sizeof(tail));
+    hc_proc_describe_status(status, what, sizeof(what));
+    return hc_error_set(x->err, HC_ERR_IO, "decoder %s%s%s", what, last ? "; its stderr: " : "",
+                        last ? last : "");
+}
+
+/* Stops the decoder (and everything under it) before its end; rc is why, unless the line
+ * callback stopped it or the deadline passed. */
+static hc_err kill_decoder(struct extdec *x, hc_err rc)
+{
+    hc_proc_stop(x->p, NULL);
+    if (x->stopped) /* the line callback filled err */
+        rc = x->err && x->err->code != HC_OK ? x->err->code : HC_ERR_PARSE;
+    if (x->timed_out)
+        rc = timeout_error(x);
+    return rc;
+}
+
+hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
+                     hv_line_fn line, void *user, hc_error *err)
+{
+    struct extdec x;
+    hc_err rc;
+
+    memset(&x, 0, sizeof(x));
+    x.feed = feed;
+    x.line = line;
+    x.user = user;
+    x.err = err;
+    x.timeout_ns = timeout_ns;
+    x.deadline_ns = timeout_ns > 0 ? hc_time_monotonic_ns() + timeout_ns : 0;
+    x.more_input = true;
+    rc = start_decoder(command, case_dir, &x.p, err);
+    if (rc == HC_OK) {
+        if (pump(&x, &rc))
+            rc = collect_exit(&x);
+        else
+            rc = kill_decoder(&x, rc);
     }
-out:
-    hc_proc_free(p);
-    free(wbuf);
-    free(rbuf);
+    hc_proc_free(x.p);
+    free(x.wbuf);
+    free(x.rbuf);
     return rc;
 }

@@ -2,7 +2,9 @@
  * hverify: runs a decoder (hkit's built-in one or the user's program) over fixture cases and
  * compares its output with the expected output, structurally. This header is shared by the
  * tool's files and its unit tests: options, the comparison (compare.c), the external decoder
- * process (extdec.c), reports (report.c) and the run itself (hverify.c).
+ * process (extdec.c), the case's input (decoder.c), cases on disk (cases.c), fixtures
+ * (fixture.c), the consumer mode (consumer.c), reports (report.c) and the run itself
+ * (hverify.c; one case's run and its stages share case_run.h).
  */
 #ifndef HVERIFY_H
 #define HVERIFY_H
@@ -153,6 +155,8 @@ typedef int (*hv_feed_fn)(void *user, char **buf, size_t *len, size_t *cap, hc_e
 hc_err hv_extdec_run(const char *command, const char *case_dir, int64_t timeout_ns, hv_feed_fn feed,
                      hv_line_fn line, void *user, hc_error *err);
 
+/* --- a case's input (decoder.c) -------------------------------------------------------------- */
+
 /* A case's input: input.jsonl or input.db (a file, or a directory of segments), read through
  * tool_source (libcore's JSON-lines reader, whose fast path reads hkit's plain lines in one
  * pass). */
@@ -200,17 +204,20 @@ struct hv_case_extra {
 
 /* Adds one ignored path to cfg; false with a reason in why. */
 bool hv_add_ignore(struct hv_cfg *cfg, const char *text, char *why, size_t size);
-/* CI set (and not 0 or false): nothing is written or accepted without --force. */
-bool hv_ci_mode(void);
 /* The cases under every path of o (each must hold one); false after an error message. */
 bool hv_collect_cases(const struct hverify_opts *o, struct hv_case_list *cases);
-/* Moves each case's expected.jsonl.pending into place; returns the exit code. */
-int hv_accept_pending(const struct hverify_opts *o, const struct hv_case_list *cases);
 /* Reads dir/case.json (optional) into cfg, *order and extra. false with a reason in why. */
 bool hv_load_case_settings(const char *dir, struct hv_cfg *cfg, enum hv_order *order,
                            struct hv_case_extra *extra, char *why, size_t size);
 
-/* --- the consumer mode (consumer.c) ----------------------------------------------------------- */
+/* --- fixtures: CI and accepting (fixture.c) -------------------------------------------------- */
+
+/* CI set (and not 0 or false): nothing is written or accepted without --force. */
+bool hv_ci_mode(void);
+/* Moves each case's expected.jsonl.pending into place; returns the exit code. */
+int hv_accept_pending(const struct hverify_opts *o, const struct hv_case_list *cases);
+
+/* --- the consumer mode (consumer.c; what it captured: capture.c) ------------------------------ */
 
 /* One input message of a case as the consumer saw it. */
 struct hv_input_info {

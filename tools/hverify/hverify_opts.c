@@ -141,6 +141,286 @@ void hverify_opts_init(struct hverify_opts *o)
     o->verbosity = 1;
 }
 
+/* --- one option's value ------------------------------------------------------------------- */
+
+/* A value that must not be empty (a command or a file name). */
+static enum opts_result non_empty(const char *name, const char *arg, const char **dst)
+{
+    if (!*arg)
+        return tool_usage_error("invalid value '' for %s: must not be empty", name);
+    *dst = arg;
+    return OPTS_OK;
+}
+
+/* A duration that must be > 0. */
+static enum opts_result positive_duration(const char *name, const char *arg, int64_t *dst)
+{
+    enum opts_result r = tool_parse_duration_ns(name, arg, dst);
+
+    if (r == OPTS_OK && *dst <= 0)
+        return tool_usage_error("invalid value '%s' for %s: must be > 0", arg, name);
+    return r;
+}
+
+/* A regex as --ready and --ignore-line take it (extended); compiled once here to check it. */
+static enum opts_result check_regex(const char *name, const char *arg)
+{
+    regex_t re;
+
+    if (regcomp(&re, arg, REG_EXTENDED | REG_NOSUB) != 0)
+        return tool_usage_error("invalid value '%s' for %s: not a regex", arg, name);
+    regfree(&re);
+    return OPTS_OK;
+}
+
+static enum opts_result parse_ignore(struct hverify_opts *o, const char *arg)
+{
+    struct hv_path p;
+    char why[160];
+
+    if (o->n_ignore >= HV_MAX_IGNORE)
+        return tool_usage_error("too many --ignore options (at most %d)", HV_MAX_IGNORE);
+    if (!hv_path_compile(arg, &p, why, sizeof(why)))
+        return tool_usage_error("invalid value '%s' for --ignore: %s", arg, why);
+    hv_path_release(&p);
+    o->ignore[o->n_ignore++] = arg;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_order(struct hverify_opts *o, const char *arg)
+{
+    if (strcmp(arg, "strict") == 0)
+        o->order = HV_ORDER_STRICT;
+    else if (strcmp(arg, "per-device") == 0)
+        o->order = HV_ORDER_PER_DEVICE;
+    else if (strcmp(arg, "any") == 0)
+        o->order = HV_ORDER_ANY;
+    else
+        return tool_usage_error(
+            "invalid value '%s' for --order: expected strict, per-device or any", arg);
+    return OPTS_OK;
+}
+
+static enum opts_result parse_broker(struct hverify_opts *o, const char *arg)
+{
+    if (strcmp(arg, "tls") != 0 && strcmp(arg, "plain") != 0)
+        return tool_usage_error("invalid value '%s' for --broker: expected tls or plain", arg);
+    o->broker_plain = strcmp(arg, "plain") == 0;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_timing(struct hverify_opts *o, const char *arg)
+{
+    char *end;
+    double x;
+
+    if (strncmp(arg, "speed:", 6) == 0) {
+        x = strtod(arg + 6, &end);
+        if (end == arg + 6 || *end || !(x > 0) || x > 1e9)
+            return tool_usage_error("invalid value '%s' for --timing: speed:X needs a number X > 0",
+                                    arg);
+    } else if (strcmp(arg, "max") != 0 && strcmp(arg, "recorded") != 0) {
+        return tool_usage_error(
+            "invalid value '%s' for --timing: expected max, recorded or speed:X", arg);
+    }
+    o->timing = arg;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_ignore_line(struct hverify_opts *o, const char *arg)
+{
+    if (o->n_ignore_line >= HV_MAX_IGNORE)
+        return tool_usage_error("too many --ignore-line options (at most %d)", HV_MAX_IGNORE);
+    if (check_regex("--ignore-line", arg) != OPTS_OK)
+        return OPTS_ERROR;
+    o->ignore_line[o->n_ignore_line++] = arg;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_capture(struct hverify_opts *o, const char *arg)
+{
+    if ((strncmp(arg, "mqtt:", 5) != 0 && strncmp(arg, "file:", 5) != 0) || !arg[5])
+        return tool_usage_error(
+            "invalid value '%s' for --capture: expected mqtt:FILTER or file:PATH", arg);
+    if (strncmp(arg, "mqtt:", 5) == 0) {
+        hc_error err = HC_ERROR_INIT;
+
+        if (hc_topic_filter_validate(arg + 5, &err) != HC_OK)
+            return tool_usage_error("invalid value '%s' for --capture: %s", arg, err.message);
+    }
+    if (o->capture)
+        return tool_usage_error("--capture is given twice (one sink per run)");
+    o->capture = arg;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_faults(struct hverify_opts *o, const char *arg)
+{
+    hc_error err = HC_ERROR_INIT;
+
+    if (hv_faults_check(arg, &err) != HC_OK)
+        return tool_usage_error("invalid value for --faults: %s", err.message);
+    o->faults = arg;
+    return OPTS_OK;
+}
+
+static enum opts_result parse_seed(struct hverify_opts *o, const char *arg)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-')
+        return tool_usage_error("invalid value '%s' for --seed: expected a whole number >= 0", arg);
+    o->fault_seed = (uint64_t)v;
+    o->seed_given = true;
+    return OPTS_OK;
+}
+
+/* The shared connection options (tool_mqtt_option), and what hverify reads from them: the run's
+ * ids must be one topic level each, and --url or -h means an existing broker. */
+static enum opts_result parse_mqtt(struct hverify_opts *o, int opt, const char *arg)
+{
+    if (opt == TOOL_OPT_INTEGRATION_ID || opt == TOOL_OPT_API_KEY_ID || opt == 'u') {
+        const char *name = opt == TOOL_OPT_INTEGRATION_ID ? "--integration-id"
+                           : opt == 'u'                   ? "--username"
+                                                          : "--api-key-id";
+
+        if (!*arg || strchr(arg, '/') || strchr(arg, '+') || strchr(arg, '#'))
+            return tool_usage_error("invalid value '%s' for %s: must be one topic level", arg,
+                                    name);
+        *(opt == TOOL_OPT_INTEGRATION_ID ? &o->integration_id : &o->api_key_id) = arg;
+    }
+    if (opt == TOOL_OPT_URL || opt == 'h')
+        o->use_url = true;
+    return tool_mqtt_option(&o->mqtt, opt, arg);
+}
+
+/* One option and its value: OPTS_OK, OPTS_ERROR (message printed) or OPTS_UNKNOWN. */
+static enum opts_result parse_one(struct hverify_opts *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_DECODER:
+        return non_empty("--decoder", arg, &o->decoder);
+    case OPT_TIMEOUT:
+        return positive_duration("--timeout", arg, &o->timeout_ns);
+    case OPT_ABS_TOL:
+        return tool_parse_double("--abs-tol", arg, 0, 1e300, &o->abs_tol);
+    case OPT_REL_TOL:
+        return tool_parse_double("--rel-tol", arg, 0, 1e300, &o->rel_tol);
+    case OPT_IGNORE:
+        return parse_ignore(o, arg);
+    case OPT_ORDER:
+        return parse_order(o, arg);
+    case OPT_UPDATE:
+        o->update = true;
+        return OPTS_OK;
+    case OPT_ACCEPT:
+        o->accept = true;
+        return OPTS_OK;
+    case OPT_FORCE:
+        o->force = true;
+        return OPTS_OK;
+    case OPT_JSON:
+        o->json = true;
+        return OPTS_OK;
+    case OPT_JUNIT:
+        return non_empty("--junit", arg, &o->junit);
+    case OPT_REPORT_HTML:
+        return non_empty("--report-html", arg, &o->report_html);
+    case OPT_MAX_REPORT:
+        return tool_parse_long("--max-report", arg, 0, 1000000000L, &o->max_report);
+    case OPT_QUIET:
+        o->verbosity = 0;
+        return OPTS_OK;
+    case 'v':
+        o->verbosity = 2;
+        return OPTS_OK;
+    case OPT_CONSUMER:
+        return non_empty("--consumer", arg, &o->consumer);
+    case OPT_BROKER:
+        return parse_broker(o, arg);
+    case OPT_READY:
+        if (check_regex("--ready", arg) != OPTS_OK)
+            return OPTS_ERROR;
+        o->ready = arg;
+        return OPTS_OK;
+    case OPT_READY_TIMEOUT:
+        return positive_duration("--ready-timeout", arg, &o->ready_timeout_ns);
+    case OPT_SETTLE:
+        return positive_duration("--settle", arg, &o->settle_ns);
+    case OPT_STOP_GRACE:
+        return positive_duration("--stop-grace", arg, &o->stop_grace_ns);
+    case OPT_TIMING:
+        return parse_timing(o, arg);
+    case OPT_TEXT:
+        o->text = true;
+        return OPTS_OK;
+    case OPT_IGNORE_LINE:
+        return parse_ignore_line(o, arg);
+    case OPT_CAPTURE:
+        return parse_capture(o, arg);
+    case OPT_PROBE:
+        return non_empty("--probe", arg, &o->probe);
+    case OPT_FAULTS:
+        return parse_faults(o, arg);
+    case OPT_SEED:
+        return parse_seed(o, arg);
+    default:
+        return parse_mqtt(o, opt, arg);
+    }
+}
+
+/* --- rules between options ----------------------------------------------------------------- */
+
+/* Which options go together, checked once all are read. */
+static enum opts_result check_combinations(struct hverify_opts *o, bool accept_cmd)
+{
+    if (accept_cmd) {
+        if (o->update)
+            return tool_usage_error("'accept' takes no --update (it only moves pending files)");
+        o->accept = true;
+    }
+    if (o->consumer && o->decoder)
+        return tool_usage_error("--consumer and --decoder cannot be combined");
+    if (!o->consumer && (o->ready || o->timing || o->text || o->n_ignore_line ||
+                         o->integration_id || o->api_key_id || o->broker_plain || o->use_url ||
+                         o->capture || o->probe || o->faults || o->seed_given))
+        return tool_usage_error("--broker, --ready, --timing, --text, --ignore-line, "
+                                "--integration-id, --api-key-id, --url, --capture, --probe, "
+                                "--faults and --seed need --consumer");
+    if (o->capture && o->probe)
+        return tool_usage_error("--capture and --probe cannot be combined (one sink per run)");
+    if (!o->use_url &&
+        (o->mqtt.port || o->mqtt.client_id || o->mqtt.cafile || o->mqtt.capath ||
+         o->mqtt.insecure || o->mqtt.token_file || o->mqtt.token_arg || o->mqtt.keepalive_s))
+        return tool_usage_error("-p, -i, --cafile, --capath, --insecure, --token-file, --token "
+                                "and --keepalive need --url (or -h): hverify's private broker "
+                                "sets them itself");
+    return OPTS_OK;
+}
+
+/* --url or -h: an existing broker instead of the private one; its connection and credentials
+ * are resolved here (o->mqtt_opts). */
+static enum opts_result resolve_broker(struct hverify_opts *o)
+{
+    if (!o->use_url)
+        return OPTS_OK;
+    if (o->broker_plain)
+        return tool_usage_error("--broker and --url cannot be combined");
+    if (!o->ready)
+        return tool_usage_error("--url needs --ready REGEX: an existing broker does not "
+                                "show hverify when the consumer has subscribed");
+    if (o->faults && strstr(o->faults, "broker-restart"))
+        return tool_usage_error("broker-restart needs hverify's private broker (no --url)");
+    if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &o->mqtt_opts) != OPTS_OK)
+        return OPTS_ERROR;
+    return OPTS_OK;
+}
+
+/* --- the command line ---------------------------------------------------------------------- */
+
 enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
 {
     static const struct option longopts[] = {
@@ -175,6 +455,7 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
         TOOL_MQTT_LONG_OPTIONS,
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
+    enum opts_result r;
     int opt;
     bool accept_cmd = false;
 
@@ -187,252 +468,26 @@ enum opts_result hverify_parse(int argc, char **argv, struct hverify_opts *o)
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":v" TOOL_MQTT_SHORT_OPTIONS, longopts, NULL)) != -1) {
-        enum opts_result r = OPTS_OK;
-
-        if (opt == TOOL_OPT_INTEGRATION_ID || opt == TOOL_OPT_API_KEY_ID || opt == 'u') {
-            const char *name = opt == TOOL_OPT_INTEGRATION_ID ? "--integration-id"
-                               : opt == 'u'                   ? "--username"
-                                                              : "--api-key-id";
-
-            if (!*optarg || strchr(optarg, '/') || strchr(optarg, '+') || strchr(optarg, '#'))
-                return tool_usage_error("invalid value '%s' for %s: must be one topic level",
-                                        optarg, name);
-            *(opt == TOOL_OPT_INTEGRATION_ID ? &o->integration_id : &o->api_key_id) = optarg;
-        }
-        if (opt == TOOL_OPT_URL || opt == 'h')
-            o->use_url = true;
-        r = tool_mqtt_option(&o->mqtt, opt, optarg);
-        if (r == OPTS_ERROR)
-            return OPTS_ERROR;
-        if (r == OPTS_OK)
-            continue;
-        r = OPTS_OK;
-        switch (opt) {
-        case OPT_DECODER:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --decoder: must not be empty");
-            o->decoder = optarg;
-            break;
-        case OPT_TIMEOUT:
-            r = tool_parse_duration_ns("--timeout", optarg, &o->timeout_ns);
-            if (r == OPTS_OK && o->timeout_ns <= 0)
-                return tool_usage_error("invalid value '%s' for --timeout: must be > 0", optarg);
-            break;
-        case OPT_ABS_TOL:
-            r = tool_parse_double("--abs-tol", optarg, 0, 1e300, &o->abs_tol);
-            break;
-        case OPT_REL_TOL:
-            r = tool_parse_double("--rel-tol", optarg, 0, 1e300, &o->rel_tol);
-            break;
-        case OPT_IGNORE: {
-            struct hv_path p;
-            char why[160];
-
-            if (o->n_ignore >= HV_MAX_IGNORE)
-                return tool_usage_error("too many --ignore options (at most %d)", HV_MAX_IGNORE);
-            if (!hv_path_compile(optarg, &p, why, sizeof(why)))
-                return tool_usage_error("invalid value '%s' for --ignore: %s", optarg, why);
-            hv_path_release(&p);
-            o->ignore[o->n_ignore++] = optarg;
-            break;
-        }
-        case OPT_ORDER:
-            if (strcmp(optarg, "strict") == 0)
-                o->order = HV_ORDER_STRICT;
-            else if (strcmp(optarg, "per-device") == 0)
-                o->order = HV_ORDER_PER_DEVICE;
-            else if (strcmp(optarg, "any") == 0)
-                o->order = HV_ORDER_ANY;
-            else
-                return tool_usage_error(
-                    "invalid value '%s' for --order: expected strict, per-device or any", optarg);
-            break;
-        case OPT_UPDATE:
-            o->update = true;
-            break;
-        case OPT_ACCEPT:
-            o->accept = true;
-            break;
-        case OPT_FORCE:
-            o->force = true;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_JUNIT:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --junit: must not be empty");
-            o->junit = optarg;
-            break;
-        case OPT_REPORT_HTML:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --report-html: must not be empty");
-            o->report_html = optarg;
-            break;
-        case OPT_MAX_REPORT:
-            r = tool_parse_long("--max-report", optarg, 0, 1000000000L, &o->max_report);
-            break;
-        case OPT_QUIET:
-            o->verbosity = 0;
-            break;
-        case 'v':
-            o->verbosity = 2;
-            break;
-        case OPT_CONSUMER:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --consumer: must not be empty");
-            o->consumer = optarg;
-            break;
-        case OPT_BROKER:
-            if (strcmp(optarg, "tls") != 0 && strcmp(optarg, "plain") != 0)
-                return tool_usage_error("invalid value '%s' for --broker: expected tls or plain",
-                                        optarg);
-            o->broker_plain = strcmp(optarg, "plain") == 0;
-            break;
-        case OPT_READY: {
-            regex_t re;
-
-            if (regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB) != 0)
-                return tool_usage_error("invalid value '%s' for --ready: not a regex", optarg);
-            regfree(&re);
-            o->ready = optarg;
-            break;
-        }
-        case OPT_READY_TIMEOUT:
-        case OPT_SETTLE:
-        case OPT_STOP_GRACE: {
-            const char *name = opt == OPT_READY_TIMEOUT ? "--ready-timeout"
-                               : opt == OPT_SETTLE      ? "--settle"
-                                                        : "--stop-grace";
-            int64_t *dst = opt == OPT_READY_TIMEOUT ? &o->ready_timeout_ns
-                           : opt == OPT_SETTLE      ? &o->settle_ns
-                                                    : &o->stop_grace_ns;
-
-            r = tool_parse_duration_ns(name, optarg, dst);
-            if (r == OPTS_OK && *dst <= 0)
-                return tool_usage_error("invalid value '%s' for %s: must be > 0", optarg, name);
-            break;
-        }
-        case OPT_TIMING: {
-            char *end;
-            double x;
-
-            if (strncmp(optarg, "speed:", 6) == 0) {
-                x = strtod(optarg + 6, &end);
-                if (end == optarg + 6 || *end || !(x > 0) || x > 1e9)
-                    return tool_usage_error(
-                        "invalid value '%s' for --timing: speed:X needs a number X > 0", optarg);
-            } else if (strcmp(optarg, "max") != 0 && strcmp(optarg, "recorded") != 0) {
-                return tool_usage_error(
-                    "invalid value '%s' for --timing: expected max, recorded or speed:X", optarg);
-            }
-            o->timing = optarg;
-            break;
-        }
-        case OPT_TEXT:
-            o->text = true;
-            break;
-        case OPT_IGNORE_LINE: {
-            regex_t re;
-
-            if (o->n_ignore_line >= HV_MAX_IGNORE)
-                return tool_usage_error("too many --ignore-line options (at most %d)",
-                                        HV_MAX_IGNORE);
-            if (regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB) != 0)
-                return tool_usage_error("invalid value '%s' for --ignore-line: not a regex",
-                                        optarg);
-            regfree(&re);
-            o->ignore_line[o->n_ignore_line++] = optarg;
-            break;
-        }
-        case OPT_CAPTURE:
-            if ((strncmp(optarg, "mqtt:", 5) != 0 && strncmp(optarg, "file:", 5) != 0) ||
-                !optarg[5])
-                return tool_usage_error(
-                    "invalid value '%s' for --capture: expected mqtt:FILTER or file:PATH", optarg);
-            if (strncmp(optarg, "mqtt:", 5) == 0) {
-                hc_error err = HC_ERROR_INIT;
-
-                if (hc_topic_filter_validate(optarg + 5, &err) != HC_OK)
-                    return tool_usage_error("invalid value '%s' for --capture: %s", optarg,
-                                            err.message);
-            }
-            if (o->capture)
-                return tool_usage_error("--capture is given twice (one sink per run)");
-            o->capture = optarg;
-            break;
-        case OPT_PROBE:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --probe: must not be empty");
-            o->probe = optarg;
-            break;
-        case OPT_FAULTS: {
-            hc_error err = HC_ERROR_INIT;
-
-            if (hv_faults_check(optarg, &err) != HC_OK)
-                return tool_usage_error("invalid value for --faults: %s", err.message);
-            o->faults = optarg;
-            break;
-        }
-        case OPT_SEED: {
-            char *end;
-            unsigned long long v;
-
-            errno = 0;
-            v = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
-                return tool_usage_error(
-                    "invalid value '%s' for --seed: expected a whole number >= 0", optarg);
-            o->fault_seed = (uint64_t)v;
-            o->seed_given = true;
-            break;
-        }
-        case OPT_HELP:
+        if (opt == OPT_HELP) {
             fputs(usage, stdout);
             fputs(usage_consumer, stdout);
             fputs(tool_mqtt_usage, stdout);
             fputs(usage_rest, stdout);
             return OPTS_HELP;
-        case ':':
-            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }
+        if (opt == ':')
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        r = parse_one(o, opt, optarg);
+        if (r == OPTS_UNKNOWN)
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         if (r != OPTS_OK)
             return r;
     }
-    if (accept_cmd) {
-        if (o->update)
-            return tool_usage_error("'accept' takes no --update (it only moves pending files)");
-        o->accept = true;
-    }
-    if (o->consumer && o->decoder)
-        return tool_usage_error("--consumer and --decoder cannot be combined");
-    if (!o->consumer && (o->ready || o->timing || o->text || o->n_ignore_line ||
-                         o->integration_id || o->api_key_id || o->broker_plain || o->use_url ||
-                         o->capture || o->probe || o->faults || o->seed_given))
-        return tool_usage_error("--broker, --ready, --timing, --text, --ignore-line, "
-                                "--integration-id, --api-key-id, --url, --capture, --probe, "
-                                "--faults and --seed need --consumer");
-    if (o->capture && o->probe)
-        return tool_usage_error("--capture and --probe cannot be combined (one sink per run)");
-    if (!o->use_url &&
-        (o->mqtt.port || o->mqtt.client_id || o->mqtt.cafile || o->mqtt.capath ||
-         o->mqtt.insecure || o->mqtt.token_file || o->mqtt.token_arg || o->mqtt.keepalive_s))
-        return tool_usage_error("-p, -i, --cafile, --capath, --insecure, --token-file, --token "
-                                "and --keepalive need --url (or -h): hverify's private broker "
-                                "sets them itself");
-    if (o->use_url) {
-        if (o->broker_plain)
-            return tool_usage_error("--broker and --url cannot be combined");
-        if (!o->ready)
-            return tool_usage_error("--url needs --ready REGEX: an existing broker does not "
-                                    "show hverify when the consumer has subscribed");
-        if (o->faults && strstr(o->faults, "broker-restart"))
-            return tool_usage_error("broker-restart needs hverify's private broker (no --url)");
-        if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &o->mqtt_opts) != OPTS_OK)
-            return OPTS_ERROR;
-    }
+    r = check_combinations(o, accept_cmd);
+    if (r == OPTS_OK)
+        r = resolve_broker(o);
+    if (r != OPTS_OK)
+        return r;
     if (optind >= argc)
         return tool_usage_error("no case or folder given");
     o->paths = (const char **)(argv + optind);

@@ -3,9 +3,9 @@
  * pieces: the run's figures, a table of every case, then for each case that failed its
  * mismatches (the input concerned, the first differing path, expected and actual), and for
  * each --consumer case a timeline of inputs sent and output lines received with the failing
- * ones marked (from struct hv_timeline, which hverify.c fills as it compares). Sizes are
- * bounded: the mismatches are the first --max-report per case, a timeline has TIMELINE_COLUMNS
- * columns whatever the number of lines.
+ * ones marked (from struct hv_timeline, which consumer_case.c and mismatch.c fill as the case
+ * is compared). Sizes are bounded: the mismatches are the first --max-report per case, a
+ * timeline has TIMELINE_COLUMNS columns whatever the number of lines.
  */
 #include "hverify.h"
 
