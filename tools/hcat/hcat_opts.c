@@ -125,6 +125,146 @@ static enum opts_result pictures_check(const struct hcat_opts *o)
     return OPTS_OK;
 }
 
+/*
+ * One of hcat's own options (the selection ones are tool_select_option's): its value checked and
+ * stored. OPTS_HELP after printing the usage, OPTS_UNKNOWN when opt is none of them.
+ */
+static enum opts_result parse_one(struct hcat_opts *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'o':
+        o->output = arg;
+        return OPTS_OK;
+    case OPT_FORCE:
+        o->force = true;
+        return OPTS_OK;
+    case OPT_INFO:
+        o->info = true;
+        return OPTS_OK;
+    case OPT_JSON:
+        o->json = true;
+        return OPTS_OK;
+    case OPT_TOP:
+        if (tool_parse_long("--top", arg, 0, 1000000, &o->top) != OPTS_OK)
+            return OPTS_ERROR;
+        o->top_given = true;
+        return OPTS_OK;
+    case OPT_DECODE:
+        o->decode = true;
+        return OPTS_OK;
+    case OPT_FORMAT:
+        if (strcmp(arg, "jsonl") == 0)
+            o->format = HCAT_FORMAT_JSONL;
+        else if (strcmp(arg, "csv") == 0)
+            o->format = HCAT_FORMAT_CSV;
+        else if (strcmp(arg, "mcap") == 0)
+            o->format = HCAT_FORMAT_MCAP;
+        else
+            return tool_usage_error("invalid value '%s' for --format: expected jsonl, csv or mcap",
+                                    arg);
+        return OPTS_OK;
+    case OPT_REDACT:
+        o->redact = true;
+        return OPTS_OK;
+    case OPT_REDACT_KEY:
+        o->redact = true;
+        o->redact_key_file = arg;
+        return OPTS_OK;
+    case OPT_MASK:
+        if (o->n_masks >= HCAT_MAX_MASKS)
+            return tool_usage_error("too many --mask options (at most %d)", HCAT_MAX_MASKS);
+        if (!*arg || arg[0] == '.' || arg[strlen(arg) - 1] == '.' || strstr(arg, ".."))
+            return tool_usage_error("invalid value '%s' for --mask: expected member names "
+                                    "joined by dots (value.space_id)",
+                                    arg);
+        o->redact = true;
+        o->masks[o->n_masks++] = arg;
+        return OPTS_OK;
+    case OPT_SKIP_BAD:
+        o->skip_bad = true;
+        return OPTS_OK;
+    case OPT_NOTE:
+        o->note = arg;
+        return OPTS_OK;
+    case OPT_CHECK:
+        o->check = true;
+        return OPTS_OK;
+    case OPT_REPORT:
+        o->report = arg;
+        return OPTS_OK;
+    case OPT_UPGRADE:
+        o->upgrade = true;
+        return OPTS_OK;
+    case OPT_QUIET:
+        tool_verbosity = 0;
+        return OPTS_OK;
+    case 'v':
+        tool_verbosity = 2;
+        return OPTS_OK;
+    case OPT_HELP:
+        printf(usage, tool_select_usage);
+        return OPTS_HELP;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/* The arguments: the input files, at least one. */
+static enum opts_result validate_inputs(struct hcat_opts *o, int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        if (o->n_inputs >= HCAT_MAX_INPUTS)
+            return tool_usage_error("too many input files (at most %d)", HCAT_MAX_INPUTS);
+        o->inputs[o->n_inputs++] = argv[i];
+    }
+    if (!o->n_inputs)
+        return tool_usage_error("no input file given");
+    return OPTS_OK;
+}
+
+/* What each mode (print, -o, --info, --check, --upgrade) accepts beside it. */
+static enum opts_result validate_modes(const struct hcat_opts *o)
+{
+    if (o->json && !o->info)
+        return tool_usage_error("--json only applies to --info");
+    if (o->check && (o->info || o->output || o->redact || o->decode ||
+                     o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
+        return tool_usage_error("--check cannot be combined with --info, -o, --redact, --mask, "
+                                "--decode, --format or selection options");
+    if (o->upgrade && (o->check || o->info || o->output || o->redact || o->decode ||
+                       o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
+        return tool_usage_error("--upgrade cannot be combined with --check, --info, -o, --redact, "
+                                "--mask, --decode, --format or selection options");
+    if (o->top_given && !o->info)
+        return tool_usage_error("--top only applies to --info");
+    if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))
+        return tool_usage_error("--info cannot be combined with -o, --redact, --mask, --decode "
+                                "or --format");
+    if (o->output &&
+        (o->decode || (o->format != HCAT_FORMAT_JSONL && o->format != HCAT_FORMAT_MCAP)))
+        return tool_usage_error("--decode and --format apply to printed output, not to -o");
+    if (o->force && !o->output && !o->report)
+        return tool_usage_error("--force only applies to -o and --report");
+    if (o->note && !o->output)
+        return tool_usage_error("--note only applies to -o");
+    return OPTS_OK;
+}
+
+/* The selection against the inputs, and no file written over one of them. */
+static enum opts_result validate_files(const struct hcat_opts *o)
+{
+    /* values were checked as parsed (exit 2); +DURATION is resolved against the inputs later */
+    if (tool_select_check_inputs(&o->select, (const char *const *)o->inputs, o->n_inputs) !=
+        OPTS_OK)
+        return OPTS_ERROR;
+    for (size_t i = 0; i < o->n_inputs; i++)
+        if ((o->output && strcmp(o->inputs[i], o->output) == 0) ||
+            (o->report && strcmp(o->inputs[i], o->report) == 0))
+            return tool_usage_error("output '%s' is also an input",
+                                    o->output ? o->output : o->report);
+    return OPTS_OK;
+}
+
 enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
 {
     static const struct option longopts[] = {
@@ -158,131 +298,20 @@ enum opts_result hcat_parse(int argc, char **argv, struct hcat_opts *o)
     while ((opt = getopt_long(argc, argv, ":" TOOL_SELECT_SHORT_OPTIONS "o:v", longopts, NULL)) !=
            -1) {
         enum opts_result r = tool_select_option(&o->select, opt, optarg);
-        if (r == OPTS_ERROR)
-            return r;
-        if (r == OPTS_OK) {
+
+        if (r == OPTS_OK)
             append_selection(o, select_option_name(opt), optarg);
-            continue;
-        }
-        switch (opt) {
-        case 'o':
-            o->output = optarg;
-            break;
-        case OPT_FORCE:
-            o->force = true;
-            break;
-        case OPT_INFO:
-            o->info = true;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_TOP:
-            if (tool_parse_long("--top", optarg, 0, 1000000, &o->top) != OPTS_OK)
-                return OPTS_ERROR;
-            o->top_given = true;
-            break;
-        case OPT_DECODE:
-            o->decode = true;
-            break;
-        case OPT_FORMAT:
-            if (strcmp(optarg, "jsonl") == 0)
-                o->format = HCAT_FORMAT_JSONL;
-            else if (strcmp(optarg, "csv") == 0)
-                o->format = HCAT_FORMAT_CSV;
-            else if (strcmp(optarg, "mcap") == 0)
-                o->format = HCAT_FORMAT_MCAP;
-            else
-                return tool_usage_error(
-                    "invalid value '%s' for --format: expected jsonl, csv or mcap", optarg);
-            break;
-        case OPT_REDACT:
-            o->redact = true;
-            break;
-        case OPT_REDACT_KEY:
-            o->redact = true;
-            o->redact_key_file = optarg;
-            break;
-        case OPT_MASK:
-            if (o->n_masks >= HCAT_MAX_MASKS)
-                return tool_usage_error("too many --mask options (at most %d)", HCAT_MAX_MASKS);
-            if (!*optarg || optarg[0] == '.' || optarg[strlen(optarg) - 1] == '.' ||
-                strstr(optarg, ".."))
-                return tool_usage_error("invalid value '%s' for --mask: expected member names "
-                                        "joined by dots (value.space_id)",
-                                        optarg);
-            o->redact = true;
-            o->masks[o->n_masks++] = optarg;
-            break;
-        case OPT_SKIP_BAD:
-            o->skip_bad = true;
-            break;
-        case OPT_NOTE:
-            o->note = optarg;
-            break;
-        case OPT_CHECK:
-            o->check = true;
-            break;
-        case OPT_REPORT:
-            o->report = optarg;
-            break;
-        case OPT_UPGRADE:
-            o->upgrade = true;
-            break;
-        case OPT_QUIET:
-            tool_verbosity = 0;
-            break;
-        case 'v':
-            tool_verbosity = 2;
-            break;
-        case OPT_HELP:
-            printf(usage, tool_select_usage);
-            return OPTS_HELP;
-        case ':':
+        if (r == OPTS_UNKNOWN)
+            r = parse_one(o, opt, optarg);
+        if (r == OPTS_UNKNOWN && opt == ':')
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
+        if (r == OPTS_UNKNOWN)
             return tool_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
+        if (r != OPTS_OK)
+            return r;
     }
-    for (int i = optind; i < argc; i++) {
-        if (o->n_inputs >= HCAT_MAX_INPUTS)
-            return tool_usage_error("too many input files (at most %d)", HCAT_MAX_INPUTS);
-        o->inputs[o->n_inputs++] = argv[i];
-    }
-    if (!o->n_inputs)
-        return tool_usage_error("no input file given");
-    if (pictures_check(o) != OPTS_OK)
+    if (validate_inputs(o, argc, argv, optind) != OPTS_OK || pictures_check(o) != OPTS_OK ||
+        validate_modes(o) != OPTS_OK || validate_files(o) != OPTS_OK)
         return OPTS_ERROR;
-    if (o->json && !o->info)
-        return tool_usage_error("--json only applies to --info");
-    if (o->check && (o->info || o->output || o->redact || o->decode ||
-                     o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
-        return tool_usage_error("--check cannot be combined with --info, -o, --redact, --mask, "
-                                "--decode, --format or selection options");
-    if (o->upgrade && (o->check || o->info || o->output || o->redact || o->decode ||
-                       o->format != HCAT_FORMAT_JSONL || o->selection_text[0]))
-        return tool_usage_error("--upgrade cannot be combined with --check, --info, -o, --redact, "
-                                "--mask, --decode, --format or selection options");
-    if (o->top_given && !o->info)
-        return tool_usage_error("--top only applies to --info");
-    if (o->info && (o->output || o->redact || o->decode || o->format != HCAT_FORMAT_JSONL))
-        return tool_usage_error("--info cannot be combined with -o, --redact, --mask, --decode "
-                                "or --format");
-    if (o->output &&
-        (o->decode || (o->format != HCAT_FORMAT_JSONL && o->format != HCAT_FORMAT_MCAP)))
-        return tool_usage_error("--decode and --format apply to printed output, not to -o");
-    if (o->force && !o->output && !o->report)
-        return tool_usage_error("--force only applies to -o and --report");
-    if (o->note && !o->output)
-        return tool_usage_error("--note only applies to -o");
-    /* values were checked as parsed (exit 2); +DURATION is resolved against the inputs later */
-    if (tool_select_check_inputs(&o->select, (const char *const *)o->inputs, o->n_inputs) !=
-        OPTS_OK)
-        return OPTS_ERROR;
-    for (size_t i = 0; i < o->n_inputs; i++)
-        if ((o->output && strcmp(o->inputs[i], o->output) == 0) ||
-            (o->report && strcmp(o->inputs[i], o->report) == 0))
-            return tool_usage_error("output '%s' is also an input",
-                                    o->output ? o->output : o->report);
     return OPTS_OK;
 }

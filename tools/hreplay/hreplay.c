@@ -266,109 +266,138 @@ static bool report_html(struct tool_run *t, const struct hc_replay_stats *s, boo
     return ok;
 }
 
+/* The final figures both reports share. */
+struct report_figures {
+    struct hc_replay_stats stats;
+    double duration_s; /* end_mono_ns - start_mono_ns of the stats, in s */
+    double rate_msg_s; /* sent / duration_s */
+    bool timed;        /* a schedule to be late for: not --max */
+    bool kept;         /* timed, something sent, p99 lateness under KEPT_P99_LIMIT_NS */
+};
+
+/* The summary on stderr (not with --quiet). */
+static void report_text(const struct hreplay_opts *o, const struct report_figures *f)
+{
+    const struct hc_replay_stats *s = &f->stats;
+    const struct hc_sched_stats *st = &s->lateness;
+
+    fprintf(stderr,
+            "%s: sent %" PRIu64 " messages, %" PRIu64 " failed, in %.3f s: %.0f msg/s "
+            "(%s timing%s)\n",
+            tool_name, s->sent, s->failed, f->duration_s, f->rate_msg_s, mode_name(o->sched.mode),
+            s->interrupted ? ", interrupted" : "");
+    if (s->invalid_topics)
+        fprintf(stderr, "%s: %" PRIu64 " messages not sent: invalid topic\n", tool_name,
+                s->invalid_topics);
+    if (s->invalid_input)
+        fprintf(stderr, "%s: %" PRIu64 " input lines not sent: not a valid message\n", tool_name,
+                s->invalid_input);
+    if (f->timed && st->count)
+        fprintf(stderr,
+                "%s: lateness p50 %.0f us, p99 %.0f us, max %.0f us over %" PRIu64
+                " messages; schedule kept: %s (p99 under 1000 us)\n",
+                tool_name, us(st->p50_ns), us(st->p99_ns), us(st->max_ns), st->count,
+                f->kept ? "yes" : "no");
+    else if (!f->timed)
+        fprintf(stderr, "%s: lateness not measured (--max has no schedule)\n", tool_name);
+    if (s->other_shards)
+        fprintf(stderr, "%s: %" PRIu64 " messages belong to other shards\n", tool_name,
+                s->other_shards);
+    if (o->faults)
+        report_faults(o, &s->faults);
+    if (s->reconnects)
+        fprintf(stderr,
+                "%s: connection lost %" PRIu64 " times: %" PRIu64 " messages resent, up to %" PRIu64
+                " QoS 0 messages may have been lost\n",
+                tool_name, s->reconnects, s->resent, s->qos0_maybe_lost);
+}
+
+/* The --report-json object: totals, lateness, what --merge-reports needs, faults. */
+static cJSON *report_json_object(const struct tool_run *t, const struct report_figures *f)
+{
+    const struct hreplay_opts *o = t->o;
+    const struct hc_replay_stats *s = &f->stats;
+    const struct hc_sched_stats *st = &s->lateness;
+    cJSON *j = cJSON_CreateObject();
+    cJSON *lat;
+
+    cJSON_AddStringToObject(j, "input", o->input);
+    cJSON_AddStringToObject(j, "mode", mode_name(o->sched.mode));
+    if (o->sched.mode == HC_SCHED_SPEED)
+        cJSON_AddNumberToObject(j, "speed", o->sched.speed);
+    if (o->sched.mode == HC_SCHED_RATE)
+        cJSON_AddNumberToObject(j, "rate", o->sched.rate);
+    cJSON_AddNumberToObject(j, "sent", (double)s->sent);
+    cJSON_AddNumberToObject(j, "failed", (double)s->failed);
+    cJSON_AddNumberToObject(j, "resent", (double)s->resent);
+    cJSON_AddNumberToObject(j, "reconnects", (double)s->reconnects);
+    cJSON_AddNumberToObject(j, "qos0_maybe_lost", (double)s->qos0_maybe_lost);
+    cJSON_AddNumberToObject(j, "invalid_topics", (double)s->invalid_topics);
+    cJSON_AddNumberToObject(j, "invalid_input", (double)s->invalid_input);
+    cJSON_AddNumberToObject(j, "other_shards", (double)s->other_shards);
+    cJSON_AddNumberToObject(j, "passes", (double)s->passes);
+    cJSON_AddBoolToObject(j, "interrupted", s->interrupted);
+    cJSON_AddNumberToObject(j, "duration_s", f->duration_s);
+    cJSON_AddNumberToObject(j, "rate_msg_s", f->rate_msg_s);
+    if (f->timed && st->count > 0) {
+        lat = cJSON_AddObjectToObject(j, "lateness_us");
+        cJSON_AddNumberToObject(lat, "count", (double)st->count);
+        cJSON_AddNumberToObject(lat, "p50", us(st->p50_ns));
+        cJSON_AddNumberToObject(lat, "p90", us(st->p90_ns));
+        cJSON_AddNumberToObject(lat, "p99", us(st->p99_ns));
+        cJSON_AddNumberToObject(lat, "p999", us(st->p999_ns));
+        cJSON_AddNumberToObject(lat, "max", us(st->max_ns));
+        cJSON_AddNumberToObject(lat, "mean", st->mean_ns / 1000.0);
+        cJSON_AddBoolToObject(j, "schedule_kept", f->kept);
+    } else {
+        /* --max has no schedule, and nothing sent has no lateness: unknown, not "0" */
+        cJSON_AddNullToObject(j, "lateness_us");
+        cJSON_AddNullToObject(j, "schedule_kept");
+    }
+    cJSON_AddStringToObject(j, "schedule_kept_rule", "p99 lateness under 1000 us");
+    add_times_and_histogram(j, s, hc_replay_lateness(t->engine));
+    if (o->faults)
+        report_faults_json(o, &s->faults, j);
+    return j;
+}
+
+/* --report-json: the object into the file opened at the start, which is closed here. */
+static bool report_json(struct tool_run *t, const struct report_figures *f)
+{
+    cJSON *j = report_json_object(t, f);
+    char *text = cJSON_Print(j);
+    FILE *fp = t->report_fp;
+    bool ok = true;
+
+    t->report_fp = NULL;
+    if (!fp || !text || fprintf(fp, "%s\n", text) < 0 || fclose(fp) != 0) {
+        tool_error("cannot write report '%s': %s", t->o->report_json, strerror(errno));
+        ok = false;
+    }
+    free(text);
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* The reports the options ask for: stderr, --report-html, --report-json. */
 static bool report(struct tool_run *t)
 {
     const struct hreplay_opts *o = t->o;
-    struct hc_replay_stats s;
-    struct hc_sched_stats st;
+    struct report_figures f;
     bool ok = true;
-    double duration;
-    double rate;
-    bool timed = o->sched.mode != HC_SCHED_MAX;
-    bool kept;
 
-    hc_replay_get_stats(t->engine, &s);
-    st = s.lateness;
-    duration = (double)(s.end_mono_ns - s.start_mono_ns) / 1e9;
-    rate = duration > 0 ? (double)s.sent / duration : 0;
-    kept = timed && st.count > 0 && st.p99_ns < KEPT_P99_LIMIT_NS;
+    hc_replay_get_stats(t->engine, &f.stats);
+    f.duration_s = (double)(f.stats.end_mono_ns - f.stats.start_mono_ns) / 1e9;
+    f.rate_msg_s = f.duration_s > 0 ? (double)f.stats.sent / f.duration_s : 0;
+    f.timed = o->sched.mode != HC_SCHED_MAX;
+    f.kept = f.timed && f.stats.lateness.count > 0 && f.stats.lateness.p99_ns < KEPT_P99_LIMIT_NS;
     tool_status_clear();
-    if (tool_verbosity >= 1) {
-        fprintf(stderr,
-                "%s: sent %" PRIu64 " messages, %" PRIu64 " failed, in %.3f s: %.0f msg/s "
-                "(%s timing%s)\n",
-                tool_name, s.sent, s.failed, duration, rate, mode_name(o->sched.mode),
-                s.interrupted ? ", interrupted" : "");
-        if (s.invalid_topics)
-            fprintf(stderr, "%s: %" PRIu64 " messages not sent: invalid topic\n", tool_name,
-                    s.invalid_topics);
-        if (s.invalid_input)
-            fprintf(stderr, "%s: %" PRIu64 " input lines not sent: not a valid message\n",
-                    tool_name, s.invalid_input);
-        if (timed && st.count)
-            fprintf(stderr,
-                    "%s: lateness p50 %.0f us, p99 %.0f us, max %.0f us over %" PRIu64
-                    " messages; schedule kept: %s (p99 under 1000 us)\n",
-                    tool_name, us(st.p50_ns), us(st.p99_ns), us(st.max_ns), st.count,
-                    kept ? "yes" : "no");
-        else if (!timed)
-            fprintf(stderr, "%s: lateness not measured (--max has no schedule)\n", tool_name);
-        if (s.other_shards)
-            fprintf(stderr, "%s: %" PRIu64 " messages belong to other shards\n", tool_name,
-                    s.other_shards);
-        if (o->faults)
-            report_faults(o, &s.faults);
-        if (s.reconnects)
-            fprintf(stderr,
-                    "%s: connection lost %" PRIu64 " times: %" PRIu64
-                    " messages resent, up to %" PRIu64 " QoS 0 messages may have been lost\n",
-                    tool_name, s.reconnects, s.resent, s.qos0_maybe_lost);
-    }
-    if (t->html_fp && !report_html(t, &s, kept))
+    if (tool_verbosity >= 1)
+        report_text(o, &f);
+    if (t->html_fp && !report_html(t, &f.stats, f.kept))
         ok = false;
-    if (o->report_json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON *lat;
-        char *text;
-        FILE *fp;
-
-        cJSON_AddStringToObject(j, "input", o->input);
-        cJSON_AddStringToObject(j, "mode", mode_name(o->sched.mode));
-        if (o->sched.mode == HC_SCHED_SPEED)
-            cJSON_AddNumberToObject(j, "speed", o->sched.speed);
-        if (o->sched.mode == HC_SCHED_RATE)
-            cJSON_AddNumberToObject(j, "rate", o->sched.rate);
-        cJSON_AddNumberToObject(j, "sent", (double)s.sent);
-        cJSON_AddNumberToObject(j, "failed", (double)s.failed);
-        cJSON_AddNumberToObject(j, "resent", (double)s.resent);
-        cJSON_AddNumberToObject(j, "reconnects", (double)s.reconnects);
-        cJSON_AddNumberToObject(j, "qos0_maybe_lost", (double)s.qos0_maybe_lost);
-        cJSON_AddNumberToObject(j, "invalid_topics", (double)s.invalid_topics);
-        cJSON_AddNumberToObject(j, "invalid_input", (double)s.invalid_input);
-        cJSON_AddNumberToObject(j, "other_shards", (double)s.other_shards);
-        cJSON_AddNumberToObject(j, "passes", (double)s.passes);
-        cJSON_AddBoolToObject(j, "interrupted", s.interrupted);
-        cJSON_AddNumberToObject(j, "duration_s", duration);
-        cJSON_AddNumberToObject(j, "rate_msg_s", rate);
-        if (timed && st.count > 0) {
-            lat = cJSON_AddObjectToObject(j, "lateness_us");
-            cJSON_AddNumberToObject(lat, "count", (double)st.count);
-            cJSON_AddNumberToObject(lat, "p50", us(st.p50_ns));
-            cJSON_AddNumberToObject(lat, "p90", us(st.p90_ns));
-            cJSON_AddNumberToObject(lat, "p99", us(st.p99_ns));
-            cJSON_AddNumberToObject(lat, "p999", us(st.p999_ns));
-            cJSON_AddNumberToObject(lat, "max", us(st.max_ns));
-            cJSON_AddNumberToObject(lat, "mean", st.mean_ns / 1000.0);
-            cJSON_AddBoolToObject(j, "schedule_kept", kept);
-        } else {
-            /* --max has no schedule, and nothing sent has no lateness: unknown, not "0" */
-            cJSON_AddNullToObject(j, "lateness_us");
-            cJSON_AddNullToObject(j, "schedule_kept");
-        }
-        cJSON_AddStringToObject(j, "schedule_kept_rule", "p99 lateness under 1000 us");
-        add_times_and_histogram(j, &s, hc_replay_lateness(t->engine));
-        if (o->faults)
-            report_faults_json(o, &s.faults, j);
-        text = cJSON_Print(j);
-        fp = t->report_fp;
-        t->report_fp = NULL;
-        if (!fp || !text || fprintf(fp, "%s\n", text) < 0 || fclose(fp) != 0) {
-            tool_error("cannot write report '%s': %s", o->report_json, strerror(errno));
-            ok = false;
-        }
-        free(text);
-        cJSON_Delete(j);
-    }
+    if (o->report_json && !report_json(t, &f))
+        ok = false;
     return ok;
 }
 
@@ -418,105 +447,142 @@ static void engine_options(struct hreplay_opts *o, struct tool_run *t,
     }
 }
 
+/* Opens an output file named on the command line now, not after the whole replay. */
+static bool open_output(const char *path, FILE **fp)
+{
+    *fp = fopen(path, "w");
+    if (!*fp)
+        tool_error("cannot write '%s': %s", path, strerror(errno));
+    return *fp != NULL;
+}
+
+/* --report-json and --report-html (with its timeline), before the input is read. */
+static bool open_reports(struct tool_run *t)
+{
+    const struct hreplay_opts *o = t->o;
+    hc_error err = HC_ERROR_INIT;
+
+    if (o->report_json && !open_output(o->report_json, &t->report_fp))
+        return false;
+    if (o->report_html) {
+        if (!open_output(o->report_html, &t->html_fp))
+            return false;
+        if (hreplay_timeline_new(&t->timeline, &err) != HC_OK) {
+            tool_error("%s", err.message);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* --lateness-log and --fault-log, once the input is open. */
+static bool open_logs(struct tool_run *t)
+{
+    const struct hreplay_opts *o = t->o;
+
+    if (o->lateness_log && !open_output(o->lateness_log, &t->lateness_log))
+        return false;
+    if (o->fault_log && !open_output(o->fault_log, &t->fault_log))
+        return false;
+    return true;
+}
+
+/* Flushes the logs written during the replay; HC_ERR_IO (message printed) when one failed. */
+static hc_err flush_logs(struct tool_run *t)
+{
+    const struct hreplay_opts *o = t->o;
+    hc_err rc = HC_OK;
+
+    if (t->lateness_log && fflush(t->lateness_log) != 0) {
+        tool_error("cannot write '%s': %s", o->lateness_log, strerror(errno));
+        rc = HC_ERR_IO;
+    }
+    if (t->fault_log &&
+        (fflush(t->fault_log) != 0 || ferror(t->fault_log) || t->fault_log_failed)) {
+        tool_error("cannot write '%s': %s", o->fault_log,
+                   t->fault_log_failed ? "out of memory" : strerror(errno));
+        rc = HC_ERR_IO;
+    }
+    return rc;
+}
+
+/* A replay on the schedule (not a ramp): run it, report it; the exit code. */
+static int replay(struct tool_run *t, const struct hc_replay_source *source,
+                  const struct hc_replay_options *ro)
+{
+    const struct hreplay_opts *o = t->o;
+    struct hc_replay_stats s;
+    hc_error err = HC_ERROR_INIT;
+    hc_err rc;
+
+    rc = hc_replay_new(ro, &t->engine, &err);
+    if (rc != HC_OK) {
+        tool_error("%s", err.message);
+        return TOOL_EXIT_FAILURE;
+    }
+    tool_info("replaying '%s' to %s (%s timing, %ld connection%s)", o->input, t->url,
+              mode_name(o->sched.mode), o->connections, o->connections == 1 ? "" : "s");
+    rc = hc_replay_run(t->engine, source, &err);
+    if (rc != HC_OK) {
+        tool_status_clear();
+        tool_error("%s", err.message);
+    }
+    if (flush_logs(t) != HC_OK)
+        rc = HC_ERR_IO;
+    if (!report(t))
+        rc = HC_ERR_IO;
+    hc_replay_get_stats(t->engine, &s);
+    return rc == HC_OK && !s.gave_up && s.failed == 0 ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
+}
+
+/* Closes what hreplay_run opened, on every path; accepts what was never opened. */
+static void run_release(struct tool_run *t, struct source *src)
+{
+    hc_replay_free(t->engine);
+    if (t->lateness_log)
+        fclose(t->lateness_log);
+    if (t->fault_log)
+        fclose(t->fault_log);
+    if (t->report_fp)
+        fclose(t->report_fp);
+    if (t->html_fp)
+        fclose(t->html_fp);
+    hreplay_timeline_free(t->timeline);
+    tool_source_close(src->in);
+}
+
 int hreplay_run(struct hreplay_opts *o)
 {
     struct source src = {0};
     struct tool_run t = {.o = o, .total = -1};
     struct hc_replay_source source = {source_open, source_next, source_close, &src};
     struct hc_replay_options ro;
-    struct hc_replay_stats s;
     struct hc_mqtt_options mo;
     hc_error err = HC_ERROR_INIT;
-    hc_err rc;
     int code = TOOL_EXIT_FAILURE;
 
     if (o->n_merge_reports)
         return hreplay_merge(o);
     if (tool_mqtt_resolve(&o->mqtt, "mqtt://localhost:1883", &mo) != OPTS_OK)
         return TOOL_EXIT_USAGE;
-    if (o->report_json) {
-        /* found now, not after the whole replay */
-        t.report_fp = fopen(o->report_json, "w");
-        if (!t.report_fp) {
-            tool_error("cannot write '%s': %s", o->report_json, strerror(errno));
-            return TOOL_EXIT_FAILURE;
-        }
-    }
-    if (o->report_html) {
-        t.html_fp = fopen(o->report_html, "w");
-        if (!t.html_fp) {
-            tool_error("cannot write '%s': %s", o->report_html, strerror(errno));
-            goto out;
-        }
-        if (hreplay_timeline_new(&t.timeline, &err) != HC_OK) {
-            tool_error("%s", err.message);
-            goto out;
-        }
-    }
+    if (!open_reports(&t))
+        goto out;
     t.url = mo.url;
-    rc = source_prepare(&src, o, &t.total, &err);
-    if (rc == HC_OK)
-        tool_source_set_wait_hook(src.in, flush_on_wait, &t);
-    if (rc != HC_OK) {
+    if (source_prepare(&src, o, &t.total, &err) != HC_OK) {
         tool_error("%s", err.message);
         goto out;
     }
-    if (o->lateness_log) {
-        t.lateness_log = fopen(o->lateness_log, "w");
-        if (!t.lateness_log) {
-            tool_error("cannot write '%s': %s", o->lateness_log, strerror(errno));
-            goto out;
-        }
-    }
-    if (o->fault_log) {
-        t.fault_log = fopen(o->fault_log, "w");
-        if (!t.fault_log) {
-            tool_error("cannot write '%s': %s", o->fault_log, strerror(errno));
-            goto out;
-        }
-    }
+    tool_source_set_wait_hook(src.in, flush_on_wait, &t);
+    if (!open_logs(&t))
+        goto out;
     engine_options(o, &t, &mo, &ro);
     if (o->ramp.on) {
         code = hreplay_ramp_run(o, &ro, &source, t.report_fp);
         t.report_fp = NULL; /* closed by the ramp */
-        goto out;
+    } else {
+        code = replay(&t, &source, &ro);
     }
-    rc = hc_replay_new(&ro, &t.engine, &err);
-    if (rc != HC_OK) {
-        tool_error("%s", err.message);
-        goto out;
-    }
-    tool_info("replaying '%s' to %s (%s timing, %ld connection%s)", o->input, mo.url,
-              mode_name(o->sched.mode), o->connections, o->connections == 1 ? "" : "s");
-    rc = hc_replay_run(t.engine, &source, &err);
-    if (rc != HC_OK) {
-        tool_status_clear();
-        tool_error("%s", err.message);
-    }
-    if (t.lateness_log && fflush(t.lateness_log) != 0) {
-        tool_error("cannot write '%s': %s", o->lateness_log, strerror(errno));
-        rc = HC_ERR_IO;
-    }
-    if (t.fault_log && (fflush(t.fault_log) != 0 || ferror(t.fault_log) || t.fault_log_failed)) {
-        tool_error("cannot write '%s': %s", o->fault_log,
-                   t.fault_log_failed ? "out of memory" : strerror(errno));
-        rc = HC_ERR_IO;
-    }
-    if (!report(&t))
-        rc = HC_ERR_IO;
-    hc_replay_get_stats(t.engine, &s);
-    code = rc == HC_OK && !s.gave_up && s.failed == 0 ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
 out:
-    hc_replay_free(t.engine);
-    if (t.lateness_log)
-        fclose(t.lateness_log);
-    if (t.fault_log)
-        fclose(t.fault_log);
-    if (t.report_fp)
-        fclose(t.report_fp);
-    if (t.html_fp)
-        fclose(t.html_fp);
-    hreplay_timeline_free(t.timeline);
-    tool_source_close(src.in);
+    run_release(&t, &src);
     return code;
 }

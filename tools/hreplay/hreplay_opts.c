@@ -412,10 +412,255 @@ static enum opts_result parse_observe(const char *arg, struct hreplay_ramp_opts 
     return OPTS_OK;
 }
 
-/* What --ramp needs and what it cannot be combined with. */
-static enum opts_result check_ramp(const struct hreplay_opts *o, bool loop_given)
+/* What the loop notes beyond the options themselves, for the checks after it. */
+struct parse_state {
+    const char *username;    /* -u, else --api-key-id is the MQTT user name */
+    const char *mode_option; /* --speed, --rate, --max or --ramp: the one schedule chosen */
+    bool merge;              /* --merge-reports: the arguments are reports */
+    bool loop_given;         /* --loop, even --loop 1 (--ramp refuses it) */
+    bool seed_given;         /* --seed (or --faults, which makes the check moot) */
+};
+
+/* --speed, --rate and --max pick the schedule; one of them, given any number of times. */
+static enum opts_result parse_mode(int opt, const char *arg, struct hreplay_opts *o,
+                                   struct parse_state *st)
 {
-    const struct hreplay_ramp_opts *r = &o->ramp;
+    const char *name = opt == OPT_SPEED ? "--speed" : opt == OPT_RATE ? "--rate" : "--max";
+
+    if (st->mode_option && strcmp(st->mode_option, name) != 0)
+        return tool_usage_error("%s and %s cannot be combined", st->mode_option, name);
+    st->mode_option = name;
+    if (opt == OPT_SPEED) {
+        if (tool_parse_double("--speed", arg, 1e-9, 1e9, &o->sched.speed) != OPTS_OK)
+            return OPTS_ERROR;
+        o->sched.mode = HC_SCHED_SPEED;
+    } else if (opt == OPT_RATE) {
+        if (tool_parse_double("--rate", arg, 1e-6, 1e9, &o->sched.rate) != OPTS_OK)
+            return OPTS_ERROR;
+        o->sched.mode = HC_SCHED_RATE;
+    } else {
+        o->sched.mode = HC_SCHED_MAX;
+    }
+    return OPTS_OK;
+}
+
+/* The "Timing" options of the help; OPTS_UNKNOWN for the others. */
+static enum opts_result parse_timing_option(int opt, const char *arg, struct hreplay_opts *o,
+                                            struct parse_state *st)
+{
+    switch (opt) {
+    case OPT_SPEED:
+    case OPT_RATE:
+    case OPT_MAX:
+        return parse_mode(opt, arg, o, st);
+    case OPT_MAX_GAP:
+        if (tool_parse_duration_ns("--max-gap", arg, &o->sched.max_gap_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->sched.max_gap_ns <= 0)
+            return tool_usage_error("invalid value '%s' for --max-gap: must be above 0", arg);
+        return OPTS_OK;
+    case OPT_LOOP:
+        if (tool_parse_long("--loop", arg, 0, 1000000000L, &o->loops) != OPTS_OK)
+            return OPTS_ERROR;
+        st->loop_given = true;
+        return OPTS_OK;
+    case OPT_INFLIGHT:
+        return tool_parse_long("--inflight", arg, 1, 65535, &o->inflight);
+    case OPT_SPIN:
+        if (tool_parse_duration_ns("--spin", arg, &o->spin_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->spin_ns > HREPLAY_MAX_SPIN_NS)
+            return tool_usage_error("invalid value '%s' for --spin: at most 10ms", arg);
+        o->spin_given = true;
+        return OPTS_OK;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/* The "Output" options of the help (-q, --retain, --remap, --rebase-time); OPTS_UNKNOWN else. */
+static enum opts_result parse_output_option(int opt, char *arg, struct hreplay_opts *o)
+{
+    long v;
+
+    switch (opt) {
+    case 'q':
+        if (tool_parse_long("--qos", arg, 0, 2, &v) != OPTS_OK)
+            return OPTS_ERROR;
+        o->qos = (int)v;
+        return OPTS_OK;
+    case OPT_RETAIN:
+        if (strcmp(arg, "keep") == 0)
+            o->retain_never = false;
+        else if (strcmp(arg, "never") == 0)
+            o->retain_never = true;
+        else
+            return tool_usage_error("invalid value '%s' for --retain: expected keep or never", arg);
+        return OPTS_OK;
+    case OPT_REMAP:
+        return parse_remap(arg, o);
+    case OPT_REBASE_TIME:
+        o->rebase_time = true;
+        return OPTS_OK;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/* The "Load" options of the help; OPTS_UNKNOWN for the others. */
+static enum opts_result parse_load_option(int opt, const char *arg, struct hreplay_opts *o,
+                                          struct parse_state *st)
+{
+    switch (opt) {
+    case OPT_FANOUT:
+        return tool_parse_long("--fanout", arg, 1, 1000000L, &o->fanout);
+    case OPT_CONNECTIONS:
+        return tool_parse_long("--connections", arg, 1, 256, &o->connections);
+    case OPT_SHARD:
+        return parse_shard(arg, o);
+    case OPT_GIVE_UP:
+        if (tool_parse_duration_ns("--give-up", arg, &o->give_up_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->give_up_ns < 1000000000LL)
+            return tool_usage_error("invalid value '%s' for --give-up: at least 1s", arg);
+        return OPTS_OK;
+    case OPT_START_AT:
+        return parse_start_at(arg, o);
+    case OPT_MERGE_REPORTS:
+        st->merge = true;
+        return OPTS_OK;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/* The options of a ramp against a consumer; OPTS_UNKNOWN for the others. */
+static enum opts_result parse_ramp_option(int opt, const char *arg, struct hreplay_opts *o,
+                                          struct parse_state *st)
+{
+    switch (opt) {
+    case OPT_RAMP:
+        if (st->mode_option && strcmp(st->mode_option, "--ramp") != 0)
+            return tool_usage_error("%s and --ramp cannot be combined", st->mode_option);
+        st->mode_option = "--ramp";
+        return parse_ramp(arg, &o->ramp);
+    case OPT_OBSERVE:
+        return parse_observe(arg, &o->ramp);
+    case OPT_CONSUMER:
+        if (!*arg)
+            return tool_usage_error("invalid value '' for --consumer: an empty command");
+        o->ramp.consumer = arg;
+        return OPTS_OK;
+    case OPT_BROKER:
+        if (strcmp(arg, "plain") != 0 && strcmp(arg, "tls") != 0)
+            return tool_usage_error("invalid value '%s' for --broker: expected plain or tls", arg);
+        o->ramp.broker_plain = strcmp(arg, "plain") == 0;
+        return OPTS_OK;
+    case OPT_READY_TIMEOUT:
+        if (tool_parse_duration_ns("--ready-timeout", arg, &o->ramp.ready_timeout_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->ramp.ready_timeout_ns <= 0)
+            return tool_usage_error("invalid value '%s' for --ready-timeout: must be above 0", arg);
+        return OPTS_OK;
+    case OPT_SLO:
+        if (tool_parse_duration_ns("--slo", arg, &o->ramp.slo_ns) != OPTS_OK)
+            return OPTS_ERROR;
+        if (o->ramp.slo_ns <= 0)
+            return tool_usage_error("invalid value '%s' for --slo: must be above 0", arg);
+        return OPTS_OK;
+    case OPT_REPORT_SVG:
+        o->ramp.report_svg = arg;
+        return OPTS_OK;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/* The "Reporting" options of the help (--help prints the usage); OPTS_UNKNOWN for the others. */
+static enum opts_result parse_reporting_option(int opt, const char *arg, struct hreplay_opts *o)
+{
+    switch (opt) {
+    case OPT_REPORT_JSON:
+        o->report_json = arg;
+        return OPTS_OK;
+    case OPT_REPORT_HTML:
+        o->report_html = arg;
+        return OPTS_OK;
+    case OPT_LATENESS_LOG:
+        o->lateness_log = arg;
+        return OPTS_OK;
+    case 'v':
+        tool_verbosity = 2;
+        return OPTS_OK;
+    case OPT_QUIET:
+        tool_verbosity = 0;
+        return OPTS_OK;
+    case OPT_HELP:
+        print_usage();
+        return OPTS_HELP;
+    default:
+        return OPTS_UNKNOWN;
+    }
+}
+
+/*
+ * One of hreplay's own options (the shared ones are parse_shared's): its value checked and
+ * stored. OPTS_HELP after printing the usage, OPTS_UNKNOWN when opt is none of them.
+ */
+static enum opts_result parse_one(int opt, char *arg, struct hreplay_opts *o,
+                                  struct parse_state *st)
+{
+    enum opts_result r = parse_timing_option(opt, arg, o, st);
+
+    if (r == OPTS_UNKNOWN)
+        r = parse_output_option(opt, arg, o);
+    if (r == OPTS_UNKNOWN)
+        r = parse_load_option(opt, arg, o, st);
+    if (r == OPTS_UNKNOWN) {
+        if (opt == OPT_FAULTS || opt == OPT_SEED)
+            st->seed_given = true;
+        r = parse_fault_option(opt, arg, o);
+    }
+    if (r == OPTS_UNKNOWN)
+        r = parse_ramp_option(opt, arg, o, st);
+    if (r == OPTS_UNKNOWN)
+        r = parse_reporting_option(opt, arg, o);
+    return r;
+}
+
+/* --merge-reports: the arguments are the reports; no replay, so nothing else is checked. */
+static enum opts_result validate_merge(struct hreplay_opts *o, int argc, char **argv, int first)
+{
+    if (first >= argc)
+        return tool_usage_error("--merge-reports needs the report files to merge");
+    if (o->report_html)
+        return tool_usage_error("--report-html describes a replay; it cannot be combined "
+                                "with --merge-reports");
+    o->merge_reports = (const char **)(argv + first);
+    o->n_merge_reports = (size_t)(argc - first);
+    return OPTS_OK;
+}
+
+/* Exactly one input, which --loop must be able to read again. */
+static enum opts_result validate_input(struct hreplay_opts *o, int argc, char **argv, int first)
+{
+    if (first >= argc)
+        return tool_usage_error("no input given (a recording .db, JSON lines, or '-')");
+    if (first + 1 < argc)
+        return tool_usage_error("unexpected argument '%s' (one input at a time)", argv[first + 1]);
+    o->input = argv[first];
+    if (o->loops != 1 && strcmp(o->input, "-") == 0)
+        return tool_usage_error("--loop needs a file: standard input can be read only once");
+    return tool_select_check_inputs(&o->select, &o->input, 1);
+}
+
+/*
+ * What --ramp needs and what it cannot be combined with; without --observe, a consumer's
+ * outputs are its stdout lines.
+ */
+static enum opts_result validate_ramp(struct hreplay_opts *o, bool loop_given)
+{
+    struct hreplay_ramp_opts *r = &o->ramp;
 
     if (!r->on) {
         if (r->observe != HREPLAY_OBSERVE_NONE)
@@ -452,6 +697,27 @@ static enum opts_result check_ramp(const struct hreplay_opts *o, bool loop_given
     if (o->shard_n > 1 || o->start_at_ns)
         return tool_usage_error("--ramp cannot be combined with %s",
                                 o->shard_n > 1 ? "--shard" : "--start-at");
+    if (r->consumer && r->observe == HREPLAY_OBSERVE_NONE) {
+        r->observe = HREPLAY_OBSERVE_STDOUT;
+        r->observe_target = r->consumer;
+    }
+    return OPTS_OK;
+}
+
+/* --max-gap needs recorded timing; the --fault-* options, --fault-log and --seed need --faults. */
+static enum opts_result validate_schedule_and_faults(const struct hreplay_opts *o,
+                                                     const struct parse_state *st)
+{
+    if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
+        return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
+                                "%s",
+                                st->mode_option);
+    if (!o->faults && (o->fault_scoped || o->fault_log || st->seed_given))
+        return tool_usage_error("%s needs --faults",
+                                st->seed_given ? "--seed"
+                                : o->fault_log ? "--fault-log"
+                                               : "--fault-type/--fault-device/--fault-kind/"
+                                                 "--fault-topic");
     return OPTS_OK;
 }
 
@@ -498,11 +764,7 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0}};
-    const char *username = NULL;
-    bool merge = false, loop_given = false;
-    const char *mode_option = NULL;
-    bool seed_given = false;
-    long v;
+    struct parse_state st = {0};
     int opt;
 
     set_defaults(o);
@@ -512,216 +774,26 @@ enum opts_result hreplay_parse(int argc, char **argv, struct hreplay_opts *o)
     while (
         (opt = getopt_long(argc, argv, ":" TOOL_MQTT_SHORT_OPTIONS TOOL_SELECT_SHORT_OPTIONS "q:v",
                            longopts, NULL)) != -1) {
-        enum opts_result r = parse_shared(o, opt, optarg, &username);
+        enum opts_result r = parse_shared(o, opt, optarg, &st.username);
 
-        if (r == OPTS_ERROR)
-            return OPTS_ERROR;
-        if (r == OPTS_OK)
-            continue;
-
-        switch (opt) {
-        case OPT_SPEED:
-        case OPT_RATE:
-        case OPT_MAX: {
-            const char *name = opt == OPT_SPEED ? "--speed" : opt == OPT_RATE ? "--rate" : "--max";
-            if (mode_option && strcmp(mode_option, name) != 0)
-                return tool_usage_error("%s and %s cannot be combined", mode_option, name);
-            mode_option = name;
-            if (opt == OPT_SPEED) {
-                if (tool_parse_double("--speed", optarg, 1e-9, 1e9, &o->sched.speed) != OPTS_OK)
-                    return OPTS_ERROR;
-                o->sched.mode = HC_SCHED_SPEED;
-            } else if (opt == OPT_RATE) {
-                if (tool_parse_double("--rate", optarg, 1e-6, 1e9, &o->sched.rate) != OPTS_OK)
-                    return OPTS_ERROR;
-                o->sched.mode = HC_SCHED_RATE;
-            } else {
-                o->sched.mode = HC_SCHED_MAX;
-            }
-            break;
-        }
-        case OPT_MAX_GAP:
-            if (tool_parse_duration_ns("--max-gap", optarg, &o->sched.max_gap_ns) != OPTS_OK)
-                return OPTS_ERROR;
-            if (o->sched.max_gap_ns <= 0)
-                return tool_usage_error("invalid value '%s' for --max-gap: must be above 0",
-                                        optarg);
-            break;
-        case OPT_LOOP:
-            if (tool_parse_long("--loop", optarg, 0, 1000000000L, &o->loops) != OPTS_OK)
-                return OPTS_ERROR;
-            loop_given = true;
-            break;
-        case OPT_INFLIGHT:
-            if (tool_parse_long("--inflight", optarg, 1, 65535, &o->inflight) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_SPIN:
-            if (tool_parse_duration_ns("--spin", optarg, &o->spin_ns) != OPTS_OK)
-                return OPTS_ERROR;
-            if (o->spin_ns > HREPLAY_MAX_SPIN_NS)
-                return tool_usage_error("invalid value '%s' for --spin: at most 10ms", optarg);
-            o->spin_given = true;
-            break;
-        case 'q':
-            if (tool_parse_long("--qos", optarg, 0, 2, &v) != OPTS_OK)
-                return OPTS_ERROR;
-            o->qos = (int)v;
-            break;
-        case OPT_RETAIN:
-            if (strcmp(optarg, "keep") == 0)
-                o->retain_never = false;
-            else if (strcmp(optarg, "never") == 0)
-                o->retain_never = true;
-            else
-                return tool_usage_error("invalid value '%s' for --retain: expected keep or never",
-                                        optarg);
-            break;
-        case OPT_REMAP:
-            if (parse_remap(optarg, o) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_REBASE_TIME:
-            o->rebase_time = true;
-            break;
-        case OPT_FANOUT:
-            if (tool_parse_long("--fanout", optarg, 1, 1000000L, &o->fanout) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_CONNECTIONS:
-            if (tool_parse_long("--connections", optarg, 1, 256, &o->connections) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_SHARD:
-            if (parse_shard(optarg, o) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_REPORT_JSON:
-            o->report_json = optarg;
-            break;
-        case OPT_REPORT_HTML:
-            o->report_html = optarg;
-            break;
-        case OPT_LATENESS_LOG:
-            o->lateness_log = optarg;
-            break;
-        case OPT_START_AT:
-            if (parse_start_at(optarg, o) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_MERGE_REPORTS:
-            merge = true;
-            break;
-        case OPT_RAMP:
-            if (mode_option && strcmp(mode_option, "--ramp") != 0)
-                return tool_usage_error("%s and --ramp cannot be combined", mode_option);
-            mode_option = "--ramp";
-            if (parse_ramp(optarg, &o->ramp) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_OBSERVE:
-            if (parse_observe(optarg, &o->ramp) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case OPT_CONSUMER:
-            if (!*optarg)
-                return tool_usage_error("invalid value '' for --consumer: an empty command");
-            o->ramp.consumer = optarg;
-            break;
-        case OPT_BROKER:
-            if (strcmp(optarg, "plain") != 0 && strcmp(optarg, "tls") != 0)
-                return tool_usage_error("invalid value '%s' for --broker: expected plain or tls",
-                                        optarg);
-            o->ramp.broker_plain = strcmp(optarg, "plain") == 0;
-            break;
-        case OPT_READY_TIMEOUT:
-            if (tool_parse_duration_ns("--ready-timeout", optarg, &o->ramp.ready_timeout_ns) !=
-                OPTS_OK)
-                return OPTS_ERROR;
-            if (o->ramp.ready_timeout_ns <= 0)
-                return tool_usage_error("invalid value '%s' for --ready-timeout: must be above 0",
-                                        optarg);
-            break;
-        case OPT_SLO:
-            if (tool_parse_duration_ns("--slo", optarg, &o->ramp.slo_ns) != OPTS_OK)
-                return OPTS_ERROR;
-            if (o->ramp.slo_ns <= 0)
-                return tool_usage_error("invalid value '%s' for --slo: must be above 0", optarg);
-            break;
-        case OPT_REPORT_SVG:
-            o->ramp.report_svg = optarg;
-            break;
-        case OPT_GIVE_UP:
-            if (tool_parse_duration_ns("--give-up", optarg, &o->give_up_ns) != OPTS_OK)
-                return OPTS_ERROR;
-            if (o->give_up_ns < 1000000000LL)
-                return tool_usage_error("invalid value '%s' for --give-up: at least 1s", optarg);
-            break;
-        case OPT_FAULTS:
-        case OPT_SEED:
-            seed_given = true;
-            /* fall through */
-        case OPT_FAULT_LOG:
-        case OPT_FAULT_TYPE:
-        case OPT_FAULT_DEVICE:
-        case OPT_FAULT_KIND:
-        case OPT_FAULT_TOPIC:
-            if (parse_fault_option(opt, optarg, o) != OPTS_OK)
-                return OPTS_ERROR;
-            break;
-        case 'v':
-            tool_verbosity = 2;
-            break;
-        case OPT_QUIET:
-            tool_verbosity = 0;
-            break;
-        case OPT_HELP:
-            print_usage();
-            return OPTS_HELP;
-        case ':':
+        if (r == OPTS_UNKNOWN)
+            r = parse_one(opt, optarg, o, &st);
+        if (r == OPTS_UNKNOWN && opt == ':')
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
+        if (r == OPTS_UNKNOWN)
             return tool_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
+        if (r != OPTS_OK)
+            return r;
     }
-    if (merge) {
-        if (optind >= argc)
-            return tool_usage_error("--merge-reports needs the report files to merge");
-        if (o->report_html)
-            return tool_usage_error("--report-html describes a replay; it cannot be combined "
-                                    "with --merge-reports");
-        o->merge_reports = (const char **)(argv + optind);
-        o->n_merge_reports = (size_t)(argc - optind);
-        return OPTS_OK;
-    }
-    if (optind >= argc)
-        return tool_usage_error("no input given (a recording .db, JSON lines, or '-')");
-    if (optind + 1 < argc)
-        return tool_usage_error("unexpected argument '%s' (one input at a time)", argv[optind + 1]);
-    o->input = argv[optind];
-    if (o->loops != 1 && strcmp(o->input, "-") == 0)
-        return tool_usage_error("--loop needs a file: standard input can be read only once");
-    if (tool_select_check_inputs(&o->select, &o->input, 1) != OPTS_OK)
+    if (st.merge)
+        return validate_merge(o, argc, argv, optind);
+    if (validate_input(o, argc, argv, optind) != OPTS_OK ||
+        validate_ramp(o, st.loop_given) != OPTS_OK ||
+        validate_schedule_and_faults(o, &st) != OPTS_OK)
         return OPTS_ERROR;
-    if (check_ramp(o, loop_given) != OPTS_OK)
-        return OPTS_ERROR;
-    if (o->ramp.consumer && o->ramp.observe == HREPLAY_OBSERVE_NONE) {
-        o->ramp.observe = HREPLAY_OBSERVE_STDOUT;
-        o->ramp.observe_target = o->ramp.consumer;
-    }
-    if (o->sched.max_gap_ns && (o->sched.mode == HC_SCHED_RATE || o->sched.mode == HC_SCHED_MAX))
-        return tool_usage_error("--max-gap applies to recorded timing; it cannot be combined with "
-                                "%s",
-                                mode_option);
-    if (!o->faults && (o->fault_scoped || o->fault_log || seed_given))
-        return tool_usage_error("%s needs --faults",
-                                seed_given     ? "--seed"
-                                : o->fault_log ? "--fault-log"
-                                               : "--fault-type/--fault-device/--fault-kind/"
-                                                 "--fault-topic");
     /* --api-key-id is the MQTT user name too, unless -u names another */
-    o->mqtt.api_key_id = username ? username : o->topic_api_key_id;
-    o->username_given = username != NULL;
+    o->mqtt.api_key_id = st.username ? st.username : o->topic_api_key_id;
+    o->username_given = st.username != NULL;
     return OPTS_OK;
 }
 
