@@ -287,11 +287,11 @@ static void report_text(const struct hreplay_opts *o, const struct report_figure
             tool_name, s->sent, s->failed, f->duration_s, f->rate_msg_s, mode_name(o->sched.mode),
             s->interrupted ? ", interrupted" : "");
     if (s->invalid_topics)
-        fprintf(stderr, "%s: %" PRIu64 " messages not sent: invalid topic\n", tool_name,
-                s->invalid_topics);
+        fprintf(stderr, "%s: %" PRIu64 " message%s not sent: invalid topic\n", tool_name,
+                s->invalid_topics, s->invalid_topics == 1 ? "" : "s");
     if (s->invalid_input)
-        fprintf(stderr, "%s: %" PRIu64 " input lines not sent: not a valid message\n", tool_name,
-                s->invalid_input);
+        fprintf(stderr, "%s: %" PRIu64 " input line%s not sent: not a valid message\n",
+                tool_name, s->invalid_input, s->invalid_input == 1 ? "" : "s");
     if (f->timed && st->count)
         fprintf(stderr,
                 "%s: lateness p50 %.0f us, p99 %.0f us, max %.0f us over %" PRIu64
