@@ -418,14 +418,15 @@ static double model_position(struct device *d, double a, struct gval *v)
     return d->moving ? 1.0 : 0.0;
 }
 
-/* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
-static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
+/*
+ * The ambient models (temperature, humidity, pressure, light, CO2, TVOC): each moves towards a
+ * level that, but for pressure, follows the day's activity a (and CO2 and TVOC the room's
+ * occupancy), with noise. Fills v; returns the scalar.
+ */
+static double model_environment(struct device *d, enum hc__mtype type, double a, double minutes,
+                                struct gval *v)
 {
-    struct gval *v = &g->val;
-    double a = activity_at(t);
-    double minutes = (double)s->sample_ms / 60000.0;
-
-    switch ((enum hc__mtype)s->type) {
+    switch (type) {
     case HC__M_TEMP:
         d->temp = model_clamp(
             HC__M_TEMP, ou_step(&d->rng, d->temp, d->temp_base + 1.8 * a, 0.01, 0.04, minutes));
@@ -455,6 +456,26 @@ static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_
                               d->tvoc + 0.2 * ((d->occupied ? 80.0 + 420.0 * a : 60.0) - d->tvoc) +
                                   8.0 * normal(&d->rng));
         return v->v[0] = d->tvoc;
+    default:
+        return 0;
+    }
+}
+
+/* Advances stream s's model to t and fills g->val. Returns the scalar compared by thresholds. */
+static double sample(hc_gen *g, struct device *d, const struct stream *s, int64_t t)
+{
+    struct gval *v = &g->val;
+    double a = activity_at(t);
+    double minutes = (double)s->sample_ms / 60000.0;
+
+    switch ((enum hc__mtype)s->type) {
+    case HC__M_TEMP:
+    case HC__M_HUM:
+    case HC__M_PRESS:
+    case HC__M_LIGHT:
+    case HC__M_CO2:
+    case HC__M_TVOC:
+        return model_environment(d, (enum hc__mtype)s->type, a, minutes, v);
     case HC__M_OCC:
         if (d->kind != HC_GEN_GROUP) /* a group's occupancy follows its occupants */
             step_occupancy(d, a, minutes);

@@ -239,14 +239,15 @@ static void column_tip(FILE *f, const struct hc_html_timechart *c, int col)
     }
 }
 
-void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
+/* The time chart's plot area, top to bottom, in SVG units. */
+#define CHART_TOP 20.0
+#define CHART_PLOT_H 180.0
+#define CHART_BOTTOM (CHART_TOP + CHART_PLOT_H)
+
+/* The largest column: the sum of the series when stacked, the largest one otherwise. */
+static double chart_max(const struct hc_html_timechart *c)
 {
-    const double top = 20, plot_h = 180;
-    const double bottom = top + plot_h;
-    double height =
-        bottom + 24 + 12.0 * (double)c->n_marks + 22 + 16 * (double)((c->n_series + 5) / 6);
-    double max = 0, scale = c->value_scale ? c->value_scale : 1;
-    int n = c->columns > 0 ? c->columns : 1;
+    double max = 0;
 
     for (int col = 0; col < c->columns; col++) {
         double sum = 0;
@@ -257,12 +258,12 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
         if (sum > max)
             max = sum;
     }
-    max = nice_max(max * scale) / scale;
-    fputs("<h2>", f);
-    hc_html_text(f, c->title);
-    fprintf(f, "</h2>\n<svg width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\">", W, height, W,
-            height);
-    /* bands: sessions and gaps, behind everything, with a hover strip above the plot */
+    return max;
+}
+
+/* Sessions and gaps, behind everything, with a hover strip above the plot. */
+static void chart_bands(FILE *f, const struct hc_html_timechart *c, int n)
+{
     for (size_t i = 0; i < c->n_bands; i++) {
         const struct hc_html_band *b = &c->bands[i];
         double x0 = x_of((double)(b->from_ns - c->origin_ns) / (double)c->column_ns, n);
@@ -272,31 +273,39 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
         if (x1 - x0 < 1)
             x1 = x0 + 1;
         fprintf(f, "<rect class=\"b%d\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\"/>",
-                b->kind ? 1 : 0, x0, top, x1 - x0, plot_h);
+                b->kind ? 1 : 0, x0, CHART_TOP, x1 - x0, CHART_PLOT_H);
         fprintf(f,
                 "<rect class=\"b%d\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"8\" "
                 "stroke=\"#bbb\" data-tip=\"",
-                b->kind ? 1 : 0, x0, top - 12, x1 - x0);
+                b->kind ? 1 : 0, x0, CHART_TOP - 12, x1 - x0);
         hc_html_text(f, b->label ? b->label : "");
         fputs("\"/>", f);
     }
-    /* grid and y labels */
+}
+
+/* Grid lines, y labels up to top_value, and the y axis title. */
+static void chart_grid(FILE *f, const struct hc_html_timechart *c, double top_value)
+{
     for (int g = 0; g <= 4; g++) {
-        double y = bottom - plot_h * g / 4;
+        double y = CHART_BOTTOM - CHART_PLOT_H * g / 4;
         fprintf(f,
                 "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>"
                 "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>",
-                LEFT, y, W - RIGHT, y, LEFT - 4, y + 3, max * scale * g / 4);
+                LEFT, y, W - RIGHT, y, LEFT - 4, y + 3, top_value * g / 4);
     }
     if (c->y_label) {
         fprintf(f,
                 "<text x=\"12\" y=\"%.0f\" transform=\"rotate(-90 12 %.0f)\" "
                 "text-anchor=\"middle\">",
-                top + plot_h / 2, top + plot_h / 2);
+                CHART_TOP + CHART_PLOT_H / 2, CHART_TOP + CHART_PLOT_H / 2);
         hc_html_text(f, c->y_label);
         fputs("</text>", f);
     }
-    /* series, stacked areas (drawn top-down so each covers the ones below) or lines */
+}
+
+/* Stacked areas (drawn top-down so each covers the ones below) or lines, max at the top. */
+static void chart_series(FILE *f, const struct hc_html_timechart *c, int n, double max)
+{
     for (size_t k = c->n_series; k-- > 0;) {
         const struct hc_html_series *s = &c->series[k];
         fprintf(f, "<%s fill=\"%s\" stroke=\"%s\" points=\"", c->stacked ? "polygon" : "polyline",
@@ -305,17 +314,20 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
             double sum = 0;
             for (size_t i = 0; i <= k; i++)
                 sum += c->stacked || i == k ? c->series[i].values[col] : 0;
-            fprintf(f, "%.1f,%.1f ", x_of(col + 0.5, n), bottom - plot_h * sum / max);
+            fprintf(f, "%.1f,%.1f ", x_of(col + 0.5, n), CHART_BOTTOM - CHART_PLOT_H * sum / max);
         }
         if (c->stacked && c->columns)
-            fprintf(f, "%.1f,%.1f %.1f,%.1f", x_of(c->columns - 0.5, n), bottom, x_of(0.5, n),
-                    bottom);
+            fprintf(f, "%.1f,%.1f %.1f,%.1f", x_of(c->columns - 0.5, n), CHART_BOTTOM, x_of(0.5, n),
+                    CHART_BOTTOM);
         fputs("\"/>", f);
     }
-    time_axis(f, c->origin_ns, c->column_ns, n, bottom, c->elapsed_axis);
-    /* marks under the axis */
+}
+
+/* Marks under the axis: one row each, a box in every column that counts some. */
+static void chart_marks(FILE *f, const struct hc_html_timechart *c, int n)
+{
     for (size_t m = 0; m < c->n_marks; m++) {
-        double y = bottom + 22 + 12.0 * (double)m;
+        double y = CHART_BOTTOM + 22 + 12.0 * (double)m;
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LEFT - 4, y + 8);
         hc_html_text(f, c->marks[m].name);
         fputs("</text>", f);
@@ -333,10 +345,13 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
             fprintf(f, " from %s\"/>", when);
         }
     }
-    /* legend */
+}
+
+static void chart_legend(FILE *f, const struct hc_html_timechart *c)
+{
     for (size_t i = 0; i < c->n_series; i++) {
         double x = LEFT + (double)(i % 6) * 148;
-        double y = bottom + 34 + 12.0 * (double)c->n_marks + 16 * (double)(i / 6);
+        double y = CHART_BOTTOM + 34 + 12.0 * (double)c->n_marks + 16 * (double)(i / 6);
         fprintf(f,
                 "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
                 "<text x=\"%.0f\" y=\"%.0f\">",
@@ -344,15 +359,40 @@ void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
         hc_html_text(f, c->series[i].name);
         fputs("</text>", f);
     }
-    /* hover targets, one per column, on top */
+}
+
+/* Hover targets, one per column, on top of everything. */
+static void chart_hover_targets(FILE *f, const struct hc_html_timechart *c, int n)
+{
     for (int col = 0; col < c->columns; col++) {
         fprintf(f,
                 "<rect class=\"hit\" x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
                 "data-tip=\"",
-                x_of(col, n), top, x_of(col + 1, n) - x_of(col, n), plot_h);
+                x_of(col, n), CHART_TOP, x_of(col + 1, n) - x_of(col, n), CHART_PLOT_H);
         column_tip(f, c, col);
         fputs("\"/>", f);
     }
+}
+
+void hc_html_timechart(FILE *f, const struct hc_html_timechart *c)
+{
+    double height =
+        CHART_BOTTOM + 24 + 12.0 * (double)c->n_marks + 22 + 16 * (double)((c->n_series + 5) / 6);
+    double scale = c->value_scale ? c->value_scale : 1;
+    double max = nice_max(chart_max(c) * scale) / scale;
+    int n = c->columns > 0 ? c->columns : 1;
+
+    fputs("<h2>", f);
+    hc_html_text(f, c->title);
+    fprintf(f, "</h2>\n<svg width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\">", W, height, W,
+            height);
+    chart_bands(f, c, n);
+    chart_grid(f, c, max * scale);
+    chart_series(f, c, n, max);
+    time_axis(f, c->origin_ns, c->column_ns, n, CHART_BOTTOM, c->elapsed_axis);
+    chart_marks(f, c, n);
+    chart_legend(f, c);
+    chart_hover_targets(f, c, n);
     fputs("</svg>\n", f);
 }
 

@@ -804,15 +804,140 @@ static bool reserve_arena(hc_jsonl_reader *r, size_t need)
     return true;
 }
 
+/*
+ * p: at a member's opening quote. Reads a known key not seen before (added to *seen) and the ':'
+ * after it; the position of the value, or NULL.
+ */
+static inline const unsigned char *fast_member_key(const unsigned char *p, unsigned *seen,
+                                                   enum fast_key *k)
+{
+    const unsigned char *key;
+
+    if (*p++ != '"')
+        return NULL;
+    key = p;
+    while (*p >= 0x20 && *p != '"' && *p != '\\')
+        p++;
+    if (*p != '"')
+        return NULL;
+    *k = fast_key(key, (size_t)(p - key));
+    if (*k == KEY_UNKNOWN || (*seen & (1u << *k)))
+        return NULL;
+    *seen |= 1u << *k;
+    p = skip_blank(p + 1);
+    if (*p++ != ':')
+        return NULL;
+    return skip_blank(p);
+}
+
+/* The string members: each unescapes into the arena at *o (advanced past its NUL). */
+
+static inline const unsigned char *fast_topic(const unsigned char *p, unsigned char **o,
+                                              struct hc_jsonl_record *rec)
+{
+    unsigned char *s = *o;
+
+    /* MQTT topics are UTF-8: anything else goes to the cJSON path, which refuses it */
+    if (*p != '"' || !(p = fast_string(p + 1, o)) || !*s ||
+        !hc_text_is_json_safe_utf8(s, (size_t)(*o - 1 - s)))
+        return NULL;
+    rec->msg.topic = (const char *)s;
+    return p;
+}
+
+static inline const unsigned char *fast_payload(const unsigned char *p, unsigned char **o,
+                                                struct hc_jsonl_record *rec)
+{
+    unsigned char *s = *o;
+
+    if (*p != '"')
+        return fast_null(p);
+    if (!(p = fast_string(p + 1, o)))
+        return NULL;
+    rec->msg.payload = s;
+    rec->msg.payload_len = (size_t)(*o - 1 - s);
+    return p;
+}
+
+static inline const unsigned char *fast_received_at(const unsigned char *p, unsigned char **o,
+                                                    struct hc_jsonl_record *rec)
+{
+    unsigned char *s = *o;
+
+    if (*p != '"')
+        return fast_null(p);
+    if (!(p = fast_string(p + 1, o)) ||
+        hc_time_parse_rfc3339((const char *)s, (size_t)(*o - 1 - s), &rec->msg.received_at_ns,
+                              NULL) != HC_OK)
+        return NULL;
+    rec->has_received_at = true;
+    return p;
+}
+
+/* An integer or null: null is no number, so *out keeps its value, as line_int64 has it. */
+static inline const unsigned char *fast_int_or_null(const unsigned char *p, int64_t *out)
+{
+    const unsigned char *q = fast_int(p, out);
+    return q ? q : fast_null(p);
+}
+
+/* The line's session_started_at_ns and mono_ns, kept only as a pair. */
+struct fast_session {
+    int64_t start, mono;
+};
+
+/* p: at the value of member k. Reads it into rec; the position after it, or NULL. */
+static inline const unsigned char *fast_value(enum fast_key k, const unsigned char *p,
+                                              unsigned char **o, struct hc_jsonl_record *rec,
+                                              struct fast_session *session)
+{
+    int64_t v;
+    int flag;
+
+    switch (k) {
+    case KEY_TOPIC:
+        return fast_topic(p, o, rec);
+    case KEY_PAYLOAD:
+        return fast_payload(p, o, rec);
+    case KEY_RECEIVED_AT:
+        return fast_received_at(p, o, rec);
+    case KEY_QOS:
+        if (!(p = fast_int(p, &v)) || v < 0 || v > 2)
+            return NULL;
+        rec->msg.qos = (int)v;
+        return p;
+    case KEY_RETAIN:
+    case KEY_DUP:
+        if (!(p = fast_flag(p, &flag)))
+            return NULL;
+        if (k == KEY_RETAIN)
+            rec->msg.retain = flag == 1;
+        else
+            rec->msg.dup = flag == 1;
+        return p;
+    case KEY_SEQ:
+        return fast_int_or_null(p, &rec->msg.seq);
+    case KEY_SESSION:
+        return fast_int_or_null(p, &rec->msg.session_id);
+    case KEY_SESSION_STARTED_AT_NS:
+        return fast_int(p, &session->start);
+    case KEY_MONO_NS:
+        return fast_int(p, &session->mono);
+    case KEY_UNKNOWN:
+    default:
+        return NULL;
+    }
+}
+
 /* Fills rec from the line and returns true, or returns false and leaves rec to the cJSON path. */
 static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *rec)
 {
     const unsigned char *p = (const unsigned char *)r->line;
-    const unsigned char *end = p + len, *q;
+    const unsigned char *end = p + len;
     unsigned char *o;
     unsigned seen = 0;
-    int64_t start = 0, mono = 0, v;
-    int flag;
+    struct fast_session session = {0, 0};
+    const unsigned pair = (1u << KEY_SESSION_STARTED_AT_NS) | (1u << KEY_MONO_NS);
 
     /* every string's unescaped bytes and NUL fit in its quoted form */
     if (!reserve_arena(r, len + 1))
@@ -824,90 +949,10 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
         return false;
     p = skip_blank(p);
     for (;;) {
-        const unsigned char *key;
         enum fast_key k;
-        unsigned char *s = o;
 
-        if (*p++ != '"')
+        if (!(p = fast_member_key(p, &seen, &k)) || !(p = fast_value(k, p, &o, rec, &session)))
             return false;
-        key = p;
-        while (*p >= 0x20 && *p != '"' && *p != '\\')
-            p++;
-        if (*p != '"')
-            return false;
-        k = fast_key(key, (size_t)(p - key));
-        if (k == KEY_UNKNOWN || (seen & (1u << k)))
-            return false;
-        seen |= 1u << k;
-        p = skip_blank(p + 1);
-        if (*p++ != ':')
-            return false;
-        p = skip_blank(p);
-        switch (k) {
-        case KEY_TOPIC:
-            /* MQTT topics are UTF-8: anything else goes to the cJSON path, which refuses it */
-            if (*p != '"' || !(p = fast_string(p + 1, &o)) || !*s ||
-                !hc_text_is_json_safe_utf8(s, (size_t)(o - 1 - s)))
-                return false;
-            rec->msg.topic = (const char *)s;
-            break;
-        case KEY_PAYLOAD:
-            if (*p == '"') {
-                if (!(p = fast_string(p + 1, &o)))
-                    return false;
-                rec->msg.payload = s;
-                rec->msg.payload_len = (size_t)(o - 1 - s);
-            } else if (!(p = fast_null(p))) {
-                return false;
-            }
-            break;
-        case KEY_RECEIVED_AT:
-            if (*p == '"') {
-                if (!(p = fast_string(p + 1, &o)) ||
-                    hc_time_parse_rfc3339((const char *)s, (size_t)(o - 1 - s),
-                                          &rec->msg.received_at_ns, NULL) != HC_OK)
-                    return false;
-                rec->has_received_at = true;
-            } else if (!(p = fast_null(p))) {
-                return false;
-            }
-            break;
-        case KEY_QOS:
-            if (!(p = fast_int(p, &v)) || v < 0 || v > 2)
-                return false;
-            rec->msg.qos = (int)v;
-            break;
-        case KEY_RETAIN:
-        case KEY_DUP:
-            if (!(p = fast_flag(p, &flag)))
-                return false;
-            if (k == KEY_RETAIN)
-                rec->msg.retain = flag == 1;
-            else
-                rec->msg.dup = flag == 1;
-            break;
-        case KEY_SEQ: /* null: no number, so no seq, as line_int64 has it */
-            if (!(q = fast_int(p, &rec->msg.seq)) && !(q = fast_null(p)))
-                return false;
-            p = q;
-            break;
-        case KEY_SESSION:
-            if (!(q = fast_int(p, &rec->msg.session_id)) && !(q = fast_null(p)))
-                return false;
-            p = q;
-            break;
-        case KEY_SESSION_STARTED_AT_NS:
-            if (!(p = fast_int(p, &start)))
-                return false;
-            break;
-        case KEY_MONO_NS:
-            if (!(p = fast_int(p, &mono)))
-                return false;
-            break;
-        case KEY_UNKNOWN:
-        default:
-            return false;
-        }
         p = skip_blank(p);
         if (*p == '}')
             break;
@@ -918,11 +963,11 @@ static bool fast_line(hc_jsonl_reader *r, size_t len, struct hc_jsonl_record *re
     if (skip_blank(p + 1) != end || !(seen & (1u << KEY_TOPIC)))
         return false;
     /* like parse_hkit: the pair or nothing (a lone mono_ns is not kept either) */
-    if ((seen & (1u << KEY_SESSION_STARTED_AT_NS)) && (seen & (1u << KEY_MONO_NS))) {
-        rec->msg.timeline_ns = timeline_of(start, mono);
+    if ((seen & pair) == pair) {
+        rec->msg.timeline_ns = timeline_of(session.start, session.mono);
         rec->has_session_start = true;
-        rec->session_started_at_ns = start;
-        rec->msg.mono_ns = mono;
+        rec->session_started_at_ns = session.start;
+        rec->msg.mono_ns = session.mono;
     } else {
         rec->msg.timeline_ns = rec->msg.received_at_ns;
     }

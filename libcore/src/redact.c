@@ -668,6 +668,131 @@ static bool redact_string(hc_redact *r, const struct hc_json_token *t, bool id_m
            hc__buf_add_json_string(out, (const unsigned char *)r->replaced.data, r->replaced.len);
 }
 
+/* Where a pass over a JSON payload (redact_json) stands. */
+struct json_pass {
+    struct hc_json_lexer lx;
+    const unsigned char *p; /* the payload */
+    size_t copied;          /* p[0, copied) is in r->payload, as written or redacted */
+    size_t path_depth;      /* containers open; r->path[0, path_depth) names them */
+    bool have_key;          /* the last token was a member name, kept in r->path[path_depth] */
+    bool id_member;         /* ... the name of an id member */
+};
+
+static hc_err out_of_memory(hc_error *err)
+{
+    return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+}
+
+/*
+ * A string token (a member name or a value): the bytes before it and its replacement go to
+ * r->payload, or, when it stays as written, nothing does (it is copied later with what follows).
+ */
+static bool put_string(hc_redact *r, struct json_pass *js, const struct hc_json_token *t,
+                       bool id_member)
+{
+    size_t at = (size_t)(t->text - (const char *)js->p);
+    size_t mark = r->payload.len;
+    bool changed = false;
+
+    if (!hc__buf_add(&r->payload, js->p + js->copied, at - js->copied) ||
+        !redact_string(r, t, id_member, &r->payload, &changed))
+        return false;
+    if (changed)
+        js->copied = at + t->len;
+    else
+        r->payload.len = mark;
+    return true;
+}
+
+/*
+ * A masked member whose name t was just read: copies up to its value, writes null instead and
+ * skips the value (a container whole).
+ */
+static hc_err mask_member(hc_redact *r, struct json_pass *js, const struct hc_json_token *t,
+                          hc_error *err)
+{
+    const unsigned char *p = js->p;
+    size_t at = (size_t)(t->text - (const char *)p);
+    struct hc_json_token v;
+    size_t depth;
+    hc_err rc;
+
+    free(r->path[js->path_depth]);
+    if (!hc__buf_add(&r->payload, p + js->copied, at + t->len - js->copied))
+        return out_of_memory(err);
+    if ((rc = hc_json_lexer_next(&js->lx, &v, err)) != HC_OK)
+        return rc;
+    depth = v.depth;
+    if (!hc__buf_add(&r->payload, p + at + t->len,
+                     (size_t)(v.text - (const char *)p) - at - t->len) ||
+        !hc__buf_add(&r->payload, "null", 4))
+        return out_of_memory(err);
+    while (v.type == HC_JSON_BEGIN_OBJECT || v.type == HC_JSON_BEGIN_ARRAY || v.depth > depth) {
+        if ((rc = hc_json_lexer_next(&js->lx, &v, err)) != HC_OK)
+            return rc;
+        if (v.depth == depth && (v.type == HC_JSON_END_OBJECT || v.type == HC_JSON_END_ARRAY))
+            break;
+    }
+    js->copied = (size_t)(v.text - (const char *)p) + v.len;
+    js->have_key = js->id_member = false;
+    return HC_OK;
+}
+
+/* A member name: masked (mask_member), or kept in the path and redacted if it is an id itself. */
+static hc_err redact_key(hc_redact *r, struct json_pass *js, const struct hc_json_token *t,
+                         hc_error *err)
+{
+    if (!decode_token(r, t))
+        return out_of_memory(err);
+    js->id_member = is_id_member(r->decoded.data, r->decoded.len);
+    js->have_key = true;
+    /* the member name, for a mask and for containers it opens */
+    if (!path_set(r, js->path_depth, (const char *)r->decoded.data))
+        return out_of_memory(err);
+    if (masked(r, js->path_depth, r->decoded.data, r->decoded.len))
+        return mask_member(r, js, t, err);
+    /* a member name that is itself an id (a map keyed by device) */
+    if (!put_string(r, js, t, false))
+        return out_of_memory(err);
+    free(r->path[js->path_depth]);
+    if (!path_set(r, js->path_depth, (const char *)r->decoded.data))
+        return out_of_memory(err);
+    return HC_OK;
+}
+
+/* One token of the pass. */
+static hc_err redact_token(hc_redact *r, struct json_pass *js, const struct hc_json_token *t,
+                           hc_error *err)
+{
+    switch (t->type) {
+    case HC_JSON_KEY:
+        return redact_key(r, js, t, err);
+    case HC_JSON_BEGIN_OBJECT:
+    case HC_JSON_BEGIN_ARRAY:
+        /* the container's name stays in path[path_depth] (NULL in an array) */
+        if (!js->have_key && !path_set(r, js->path_depth, NULL))
+            return out_of_memory(err);
+        js->path_depth++;
+        break;
+    case HC_JSON_END_OBJECT:
+    case HC_JSON_END_ARRAY:
+        js->path_depth--;
+        free(r->path[js->path_depth]);
+        r->path[js->path_depth] = NULL;
+        break;
+    default: /* a scalar value: its member's name is no longer needed */
+        if (js->have_key) {
+            free(r->path[js->path_depth]);
+            r->path[js->path_depth] = NULL;
+        }
+        if (t->type == HC_JSON_STRING && !put_string(r, js, t, js->id_member))
+            return out_of_memory(err);
+        break;
+    }
+    js->have_key = js->id_member = false;
+    return HC_OK;
+}
+
 /*
  * One pass over a JSON payload into r->payload: masked members become null (every duplicate),
  * string values and member names are redacted whole (see redact_string), and every other byte
@@ -676,113 +801,27 @@ static bool redact_string(hc_redact *r, const struct hc_json_token *t, bool id_m
  */
 static hc_err redact_json(hc_redact *r, const unsigned char *p, size_t n, hc_error *err)
 {
-    struct hc_json_lexer lx;
+    struct json_pass js;
     struct hc_json_token t;
-    size_t copied = 0, path_depth = 0;
-    bool id_member = false, have_key = false;
     hc_err rc;
 
     if (hc_json_validate((const char *)p, n, REDACT_MAX_DEPTH, NULL) != HC_OK)
         return HC_DONE;
+    memset(&js, 0, sizeof(js));
+    js.p = p;
     hc__buf_reset(&r->payload);
-    hc_json_lexer_init(&lx, (const char *)p, n, REDACT_MAX_DEPTH);
-    while ((rc = hc_json_lexer_next(&lx, &t, err)) == HC_OK) {
-        size_t at = (size_t)(t.text - (const char *)p);
-        bool changed = false;
-        /* where the output stands before a token that may stay as written */
-        size_t mark = r->payload.len;
-
-        if (t.type == HC_JSON_KEY) {
-            if (!decode_token(r, &t))
-                goto nomem;
-            id_member = is_id_member(r->decoded.data, r->decoded.len);
-            have_key = true;
-            /* the member name, for a mask and for containers it opens */
-            if (!path_set(r, path_depth, (const char *)r->decoded.data))
-                goto nomem;
-            if (masked(r, path_depth, r->decoded.data, r->decoded.len)) {
-                /* copy up to the value, write null, skip the value */
-                struct hc_json_token v;
-                size_t depth;
-                free(r->path[path_depth]);
-                if (!hc__buf_add(&r->payload, p + copied, at + t.len - copied))
-                    goto nomem;
-                if ((rc = hc_json_lexer_next(&lx, &v, err)) != HC_OK)
-                    break;
-                depth = v.depth;
-                if (!hc__buf_add(&r->payload, p + at + t.len,
-                                 (size_t)(v.text - (const char *)p) - at - t.len) ||
-                    !hc__buf_add(&r->payload, "null", 4))
-                    goto nomem;
-                while (v.type == HC_JSON_BEGIN_OBJECT || v.type == HC_JSON_BEGIN_ARRAY ||
-                       v.depth > depth) {
-                    if ((rc = hc_json_lexer_next(&lx, &v, err)) != HC_OK)
-                        goto out;
-                    if (v.depth == depth &&
-                        (v.type == HC_JSON_END_OBJECT || v.type == HC_JSON_END_ARRAY))
-                        break;
-                }
-                copied = (size_t)(v.text - (const char *)p) + v.len;
-                have_key = id_member = false;
-                continue;
-            }
-            /* a member name that is itself an id (a map keyed by device) */
-            if (!hc__buf_add(&r->payload, p + copied, at - copied))
-                goto nomem;
-            if (!redact_string(r, &t, false, &r->payload, &changed))
-                goto nomem;
-            if (changed)
-                copied = at + t.len;
-            else
-                r->payload.len = mark;
-            free(r->path[path_depth]);
-            if (!path_set(r, path_depth, (const char *)r->decoded.data))
-                goto nomem;
-            continue;
-        }
-        if (t.type == HC_JSON_BEGIN_OBJECT || t.type == HC_JSON_BEGIN_ARRAY) {
-            /* the container's name stays in path[path_depth] (NULL in an array) */
-            if (!have_key && !path_set(r, path_depth, NULL))
-                goto nomem;
-            path_depth++;
-            have_key = id_member = false;
-            continue;
-        }
-        if (t.type == HC_JSON_END_OBJECT || t.type == HC_JSON_END_ARRAY) {
-            path_depth--;
-            free(r->path[path_depth]);
-            r->path[path_depth] = NULL;
-            have_key = id_member = false;
-            continue;
-        }
-        if (have_key) {
-            free(r->path[path_depth]);
-            r->path[path_depth] = NULL;
-        }
-        if (t.type == HC_JSON_STRING) {
-            if (!hc__buf_add(&r->payload, p + copied, at - copied))
-                goto nomem;
-            if (!redact_string(r, &t, id_member, &r->payload, &changed))
-                goto nomem;
-            if (changed)
-                copied = at + t.len;
-            else
-                r->payload.len = mark;
-        }
-        have_key = id_member = false;
-    }
-out:
-    for (size_t d = 0; d < path_depth; d++)
+    hc_json_lexer_init(&js.lx, (const char *)p, n, REDACT_MAX_DEPTH);
+    while ((rc = hc_json_lexer_next(&js.lx, &t, err)) == HC_OK)
+        if ((rc = redact_token(r, &js, &t, err)) != HC_OK)
+            break;
+    for (size_t d = 0; d < js.path_depth; d++)
         free(r->path[d]);
-    hc_json_lexer_release(&lx);
+    hc_json_lexer_release(&js.lx);
     if (rc != HC_DONE)
         return rc == HC_OK ? hc_error_set(err, HC_ERR_INVALID, "bad JSON") : rc;
-    if (!hc__buf_add(&r->payload, p + copied, n - copied))
-        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    if (!hc__buf_add(&r->payload, p + js.copied, n - js.copied))
+        return out_of_memory(err);
     return HC_OK;
-nomem:
-    rc = hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-    goto out;
 }
 
 hc_err hc_redact_message(hc_redact *r, const struct hc_msg *in, struct hc_msg *out, hc_error *err)

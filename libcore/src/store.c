@@ -714,12 +714,119 @@ static bool wal_index_unusable(hc_store *st)
            rc == SQLITE_READONLY_RECOVERY;
 }
 
+/* Creates a new file exclusively: one that exists already is an error. */
+static hc_err create_new(const char *path, bool *existed, hc_error *err)
+{
+    hc_err code = create_exclusive(path, existed, err);
+    if (code == HC_OK && *existed)
+        code = hc_error_set(err, HC_ERR_EXISTS, "cannot create '%s': file exists", path);
+    return code;
+}
+
+/*
+ * Readies the file for mode before SQLite opens it: a recording's header is checked (read, and
+ * append to an existing file), what force replaces is removed, a new file is created
+ * exclusively. *existed: append found the file already there.
+ */
+static hc_err prepare_file(hc_store *st, const char *path, enum hc_store_mode mode, bool *existed,
+                           hc_error *err)
+{
+    hc_err code = HC_OK;
+
+    *existed = false;
+    switch (mode) {
+    case HC_STORE_READ:
+        code = is_directory(path) ? merge_for_reading(st, err) : check_file_header(st, err);
+        break;
+    case HC_STORE_FORCE:
+        code = remove_if_present(path, "", err);
+        if (code == HC_OK)
+            code = remove_if_present(path, "-wal", err);
+        if (code == HC_OK)
+            code = remove_if_present(path, "-shm", err);
+        if (code == HC_OK)
+            code = remove_if_present(path, "-journal", err);
+        if (code == HC_OK)
+            code = create_new(path, existed, err);
+        break;
+    case HC_STORE_CREATE:
+        code = create_new(path, existed, err);
+        break;
+    case HC_STORE_APPEND:
+        code = create_exclusive(path, existed, err);
+        if (code == HC_OK && *existed)
+            code = check_file_header(st, err);
+        break;
+    }
+    return code;
+}
+
+/* Opens the SQLite connection: read-write for a writer, read-only (open_reader) otherwise. */
+static hc_err open_connection(hc_store *st, const char *path, hc_error *err)
+{
+    hc_err code;
+
+    if (st->writable) {
+        int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        code = rc == SQLITE_OK ? HC_OK : hc__store_fail(st, rc, err, "open");
+    } else {
+        code = open_reader(st, false, err);
+    }
+    return code == HC_OK ? connection_setup(st, err) : code;
+}
+
+/* Checks the schema of a file that was there already, before any pragma that writes. */
+static hc_err validate_existing(hc_store *st, hc_error *err)
+{
+    hc_err code = validate_schema(st, err);
+
+    if (code != HC_OK && !st->writable && !st->private_db && wal_index_unusable(st)) {
+        /* A -shm left in a state a read-only connection cannot recover from (its writer
+         * was killed mid-update): read a private copy of the file and its -wal instead,
+         * where SQLite rebuilds the index from the -wal. */
+        sqlite3_close_v2(st->db);
+        st->db = NULL;
+        code = open_reader(st, true, err);
+        if (code == HC_OK)
+            code = connection_setup(st, err);
+        if (code == HC_OK)
+            code = validate_schema(st, err);
+    }
+    return code;
+}
+
+/* A writer's pragmas, the schema of a new file, and the prepared writes and summaries. */
+static hc_err setup_writer(hc_store *st, bool created, hc_error *err)
+{
+    hc_err code = HC_OK;
+
+    /* secure_delete zeroes freed pages so deleted or replaced data does not linger. */
+    /* A page size only takes on a new file, before WAL mode is set. */
+    if (created)
+        code = hc__store_exec(st, STORE_PAGE_SIZE_SQL, err, "create");
+    if (code == HC_OK)
+        code = hc__store_exec(st,
+                              "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                              "PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
+                              err, "open");
+    if (code == HC_OK)
+        code = set_autocheckpoint(st, err);
+    if (code == HC_OK && created) {
+        code = create_schema(st, err);
+        st->schema_version = HC_STORE_SCHEMA_VERSION;
+    }
+    if (code == HC_OK)
+        code = prepare_writer(st, err);
+    if (code == HC_OK)
+        code = hc__summary_writer_open(st, err);
+    return code;
+}
+
 hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, hc_error *err)
 {
     hc_store *st = NULL;
     hc_err code = HC_OK;
     bool existed = false, created = false;
-    int rc;
 
     if (out)
         *out = NULL;
@@ -741,91 +848,16 @@ hc_err hc_store_open(const char *path, enum hc_store_mode mode, hc_store **out, 
     st->flush_interval_ns = STORE_DEFAULT_FLUSH_NS;
     st->max_batch_rows = STORE_DEFAULT_BATCH_ROWS;
 
-    switch (mode) {
-    case HC_STORE_READ:
-        code = is_directory(path) ? merge_for_reading(st, err) : check_file_header(st, err);
-        break;
-    case HC_STORE_FORCE:
-        code = remove_if_present(path, "", err);
-        if (code == HC_OK)
-            code = remove_if_present(path, "-wal", err);
-        if (code == HC_OK)
-            code = remove_if_present(path, "-shm", err);
-        if (code == HC_OK)
-            code = remove_if_present(path, "-journal", err);
-        if (code == HC_OK)
-            code = create_exclusive(path, &existed, err);
-        if (code == HC_OK && existed)
-            code = hc_error_set(err, HC_ERR_EXISTS, "cannot create '%s': file exists", path);
-        break;
-    case HC_STORE_CREATE:
-        code = create_exclusive(path, &existed, err);
-        if (code == HC_OK && existed)
-            code = hc_error_set(err, HC_ERR_EXISTS, "cannot create '%s': file exists", path);
-        break;
-    case HC_STORE_APPEND:
-        code = create_exclusive(path, &existed, err);
-        if (code == HC_OK && existed)
-            code = check_file_header(st, err);
-        break;
-    }
+    code = prepare_file(st, path, mode, &existed, err);
     if (code != HC_OK)
         goto out;
     created = !existed && mode != HC_STORE_READ;
-
-    if (st->writable) {
-        rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK)
-            code = hc__store_fail(st, rc, err, "open");
-    } else {
-        code = open_reader(st, false, err);
-    }
+    code = open_connection(st, path, err);
+    if (code == HC_OK && !created)
+        code = validate_existing(st, err);
     if (code == HC_OK)
-        code = connection_setup(st, err);
-    if (code != HC_OK)
-        goto out;
-
-    if (!created) {
-        /* Validate before any pragma that writes, so a stranger's file stays untouched. */
-        code = validate_schema(st, err);
-        if (code != HC_OK && !st->writable && !st->private_db && wal_index_unusable(st)) {
-            /* A -shm left in a state a read-only connection cannot recover from (its writer
-             * was killed mid-update): read a private copy of the file and its -wal instead,
-             * where SQLite rebuilds the index from the -wal. */
-            sqlite3_close_v2(st->db);
-            st->db = NULL;
-            code = open_reader(st, true, err);
-            if (code == HC_OK)
-                code = connection_setup(st, err);
-            if (code == HC_OK)
-                code = validate_schema(st, err);
-        }
-        if (code != HC_OK)
-            goto out;
-    }
-    if (st->writable) {
-        /* secure_delete zeroes freed pages so deleted or replaced data does not linger. */
-        /* A page size only takes on a new file, before WAL mode is set. */
-        if (created)
-            code = hc__store_exec(st, STORE_PAGE_SIZE_SQL, err, "create");
-        if (code == HC_OK)
-            code = hc__store_exec(st,
-                                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                                  "PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
-                                  err, "open");
-        if (code == HC_OK)
-            code = set_autocheckpoint(st, err);
-        if (code == HC_OK && created) {
-            code = create_schema(st, err);
-            st->schema_version = HC_STORE_SCHEMA_VERSION;
-        }
-        if (code == HC_OK)
-            code = prepare_writer(st, err);
-        if (code == HC_OK)
-            code = hc__summary_writer_open(st, err);
-    } else {
-        code = hc__store_exec(st, "PRAGMA query_only = ON", err, "open");
-    }
+        code = st->writable ? setup_writer(st, created, err)
+                            : hc__store_exec(st, "PRAGMA query_only = ON", err, "open");
 out:
     if (code != HC_OK) {
         hc_store_close(st, NULL);

@@ -373,6 +373,98 @@ static bool push_container(struct hc_json_lexer *lx, unsigned char c)
     return true;
 }
 
+/* The token that closes the innermost container, c ('}' or ']'), at text[i]. */
+static hc_err lex_close(struct hc_json_lexer *lx, struct hc_json_token *tok, char c, size_t i,
+                        hc_error *err)
+{
+    if (lx->state == S_VALUE_OR_END && c == '}')
+        return lex_fail(lx, i, err);
+    lx->depth--;
+    lx->pos++;
+    tok->type = c == '}' ? HC_JSON_END_OBJECT : HC_JSON_END_ARRAY;
+    tok->len = 1;
+    tok->depth = lx->depth;
+    lx->state = lx->depth ? S_NEXT : S_DONE;
+    return HC_OK;
+}
+
+/* A member's key, a string, at text[i] (c: its first byte). */
+static hc_err lex_key(struct hc_json_lexer *lx, struct hc_json_token *tok, char c, size_t i,
+                      hc_error *err)
+{
+    size_t end;
+    bool escaped;
+    hc_err rc;
+
+    if (c != '"')
+        return lex_fail(lx, i, err);
+    if ((rc = lex_string(lx, &end, &escaped, err)) != HC_OK)
+        return rc;
+    tok->type = HC_JSON_KEY;
+    tok->len = end - i;
+    tok->escaped = escaped;
+    lx->pos = end;
+    lx->state = S_COLON;
+    return HC_OK;
+}
+
+/* The token that opens a container, c ('{' or '['), at text[i]. */
+static hc_err lex_open(struct hc_json_lexer *lx, struct hc_json_token *tok, char c, size_t i,
+                       hc_error *err)
+{
+    if (lx->depth >= lx->max_depth) {
+        lx->too_deep = true;
+        lx->error_at = i;
+        return hc_error_set(err, HC_ERR_PARSE, "nesting deeper than %zu levels", lx->max_depth);
+    }
+    if (!push_container(lx, (unsigned char)c))
+        return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
+    lx->pos++;
+    tok->type = c == '{' ? HC_JSON_BEGIN_OBJECT : HC_JSON_BEGIN_ARRAY;
+    tok->len = 1;
+    lx->state = c == '{' ? S_KEY_OR_END : S_VALUE_OR_END;
+    return HC_OK;
+}
+
+/* A value at text[i] (c: its first byte): a container's start or a whole scalar. */
+static hc_err lex_value(struct hc_json_lexer *lx, struct hc_json_token *tok, char c, size_t i,
+                        hc_error *err)
+{
+    const char *t = lx->text;
+    size_t n = lx->len;
+
+    if (c == '{' || c == '[')
+        return lex_open(lx, tok, c, i, err);
+    if (c == '"') {
+        size_t end;
+        bool escaped;
+        hc_err rc = lex_string(lx, &end, &escaped, err);
+        if (rc != HC_OK)
+            return rc;
+        tok->type = HC_JSON_STRING;
+        tok->len = end - i;
+        tok->escaped = escaped;
+    } else if (c == '-' || is_digit(c)) {
+        tok->type = HC_JSON_NUMBER;
+        if (!(tok->len = lex_number(t, i, n)))
+            return lex_fail(lx, i, err);
+    } else if (n - i >= 4 && memcmp(t + i, "true", 4) == 0) {
+        tok->type = HC_JSON_TRUE;
+        tok->len = 4;
+    } else if (n - i >= 5 && memcmp(t + i, "false", 5) == 0) {
+        tok->type = HC_JSON_FALSE;
+        tok->len = 5;
+    } else if (n - i >= 4 && memcmp(t + i, "null", 4) == 0) {
+        tok->type = HC_JSON_NULL;
+        tok->len = 4;
+    } else {
+        return lex_fail(lx, i, err);
+    }
+    lx->pos = i + tok->len;
+    lx->state = lx->depth ? S_NEXT : S_DONE;
+    return HC_OK;
+}
+
 hc_err hc_json_lexer_next(struct hc_json_lexer *lx, struct hc_json_token *tok, hc_error *err)
 {
     const char *t = lx->text;
@@ -380,6 +472,7 @@ hc_err hc_json_lexer_next(struct hc_json_lexer *lx, struct hc_json_token *tok, h
 
     for (;;) {
         size_t i = lx->pos;
+        unsigned char top;
         char c;
         while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
             i++;
@@ -401,94 +494,24 @@ hc_err hc_json_lexer_next(struct hc_json_lexer *lx, struct hc_json_token *tok, h
                 return lex_fail(lx, i, err);
             lx->pos++;
             lx->state = S_VALUE;
-            continue;
-        case S_NEXT:
-        case S_KEY_OR_END:
-        case S_VALUE_OR_END: {
-            unsigned char top = lx->stack[lx->depth - 1];
-            if ((c == '}' && top == '{') || (c == ']' && top == '[')) {
-                if (lx->state == S_VALUE_OR_END && top == '{')
-                    return lex_fail(lx, i, err);
-                lx->depth--;
-                lx->pos++;
-                tok->type = c == '}' ? HC_JSON_END_OBJECT : HC_JSON_END_ARRAY;
-                tok->len = 1;
-                tok->depth = lx->depth;
-                lx->state = lx->depth ? S_NEXT : S_DONE;
-                return HC_OK;
-            }
-            if (lx->state == S_NEXT) {
-                if (c != ',')
-                    return lex_fail(lx, i, err);
-                lx->pos++;
-                lx->state = top == '{' ? S_KEY : S_VALUE;
-                continue;
-            }
-            if (lx->state == S_KEY_OR_END)
-                goto key;
-            goto value;
-        }
+            continue; /* separators give no token */
         case S_KEY:
-        key : {
-            size_t end;
-            bool escaped;
-            hc_err rc;
-            if (c != '"')
-                return lex_fail(lx, i, err);
-            if ((rc = lex_string(lx, &end, &escaped, err)) != HC_OK)
-                return rc;
-            tok->type = HC_JSON_KEY;
-            tok->len = end - i;
-            tok->escaped = escaped;
-            lx->pos = end;
-            lx->state = S_COLON;
-            return HC_OK;
-        }
+            return lex_key(lx, tok, c, i, err);
         case S_VALUE:
-        value:
-            if (c == '{' || c == '[') {
-                if (lx->depth >= lx->max_depth) {
-                    lx->too_deep = true;
-                    lx->error_at = i;
-                    return hc_error_set(err, HC_ERR_PARSE, "nesting deeper than %zu levels",
-                                        lx->max_depth);
-                }
-                if (!push_container(lx, (unsigned char)c))
-                    return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
-                lx->pos++;
-                tok->type = c == '{' ? HC_JSON_BEGIN_OBJECT : HC_JSON_BEGIN_ARRAY;
-                tok->len = 1;
-                lx->state = c == '{' ? S_KEY_OR_END : S_VALUE_OR_END;
-                return HC_OK;
-            }
-            if (c == '"') {
-                size_t end;
-                bool escaped;
-                hc_err rc = lex_string(lx, &end, &escaped, err);
-                if (rc != HC_OK)
-                    return rc;
-                tok->type = HC_JSON_STRING;
-                tok->len = end - i;
-                tok->escaped = escaped;
-            } else if (c == '-' || is_digit(c)) {
-                tok->type = HC_JSON_NUMBER;
-                if (!(tok->len = lex_number(t, i, n)))
-                    return lex_fail(lx, i, err);
-            } else if (n - i >= 4 && memcmp(t + i, "true", 4) == 0) {
-                tok->type = HC_JSON_TRUE;
-                tok->len = 4;
-            } else if (n - i >= 5 && memcmp(t + i, "false", 5) == 0) {
-                tok->type = HC_JSON_FALSE;
-                tok->len = 5;
-            } else if (n - i >= 4 && memcmp(t + i, "null", 4) == 0) {
-                tok->type = HC_JSON_NULL;
-                tok->len = 4;
-            } else {
+            return lex_value(lx, tok, c, i, err);
+        default: /* S_NEXT, S_KEY_OR_END, S_VALUE_OR_END: inside a container, its end may come */
+            top = lx->stack[lx->depth - 1];
+            if ((c == '}' && top == '{') || (c == ']' && top == '['))
+                return lex_close(lx, tok, c, i, err);
+            if (lx->state == S_KEY_OR_END)
+                return lex_key(lx, tok, c, i, err);
+            if (lx->state == S_VALUE_OR_END)
+                return lex_value(lx, tok, c, i, err);
+            if (c != ',')
                 return lex_fail(lx, i, err);
-            }
-            lx->pos = i + tok->len;
-            lx->state = lx->depth ? S_NEXT : S_DONE;
-            return HC_OK;
+            lx->pos++;
+            lx->state = top == '{' ? S_KEY : S_VALUE;
+            continue;
         }
     }
 }
