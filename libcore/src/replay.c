@@ -16,7 +16,7 @@
 #include "replay_internal.h"
 
 #define PROGRESS_EVERY_NS 250000000LL
-#define INTERRUPT_DRAIN_MS 1000 /* after a stop, acknowledgements are awaited this long */
+#define INTERRUPT_DRAIN_MS 500 /* after a stop, acknowledgements are awaited this long */
 #define DEFAULT_GIVE_UP_NS (60LL * 1000000000LL)
 #define SAFE_QOS2_WINDOW 20 /* QoS 2 window when the broker does not state its limit */
 

@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include "hcore/decode.h"
 #include "hcore/topic.h"

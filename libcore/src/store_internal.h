@@ -2,8 +2,10 @@
  * What the recording store's source files share (hc__store_ prefix): the store handle, its topic
  * cache and the helpers every part uses. store.c opens, checks and closes recordings and keeps
  * their meta; store_write.c appends in batches; store_read.c turns selections into SQL and
- * streams them; store_summary.c keeps and reads the summaries. They are the only files in hkit
- * that include sqlite3.h, so that a change of schema or of SQL API stays inside the store.
+ * streams them; store_summary.c keeps the summaries in memory and reads them out,
+ * store_summary_tables.c keeps their SQL tables (schema, fold, load, upgrade); store_segments.c
+ * reads a directory of segments as one recording. This header is the only file in hkit that
+ * includes sqlite3.h, so that a change of schema or of SQL API stays inside the store.
  * Internal to libcore; not part of the public API.
  */
 #ifndef HCORE_STORE_INTERNAL_H
@@ -143,7 +145,7 @@ void hc__selection_release(struct hc__selection *s);
 /* True when sel selects every message. */
 bool hc__select_is_everything(const struct hc_select *sel);
 
-/* --- summaries (store_summary.c) --- */
+/* --- summaries (store_summary.c, store_summary_tables.c) --- */
 
 /* The summary tables (part of the schema of a new file, or added by an upgrade). */
 extern const char hc__summary_schema_sql[];

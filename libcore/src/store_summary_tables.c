@@ -9,13 +9,13 @@
  * of a version 1 file, which adds the tables and counts every row.
  */
 #include "hcore/store.h"
+#include "hcore/timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
 
 #include "store_internal.h"
 #include "store_summary_internal.h"
@@ -168,13 +168,6 @@ static hc_err scan_after(hc_store *st, struct hc_summary *s, int64_t after_seq, 
 /* --- the writer ---------------------------------------------------------------------------------
  */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Reads folded_seq and the last run, so that counting continues where the tables end. */
 static hc_err load_fold_state(hc_store *st, hc_error *err)
 {
@@ -207,7 +200,7 @@ static hc_err load_fold_state(hc_store *st, hc_error *err)
     if (rc != SQLITE_DONE && rc != SQLITE_OK)
         return hc__store_fail(st, rc, err, "open");
     st->acc_stale = max_seq > st->folded_seq;
-    st->acc_since_ns = mono_ns();
+    st->acc_since_ns = hc_time_monotonic_ns();
     return HC_OK;
 }
 
@@ -339,7 +332,7 @@ static bool fold_due(const hc_store *st)
         return true;
     if (s->rows < (int64_t)entries * FOLD_ROWS_PER_ENTRY)
         return false;
-    return s->rows >= FOLD_MIN_ROWS || mono_ns() - st->acc_since_ns >= FOLD_MAX_AGE_NS;
+    return s->rows >= FOLD_MIN_ROWS || hc_time_monotonic_ns() - st->acc_since_ns >= FOLD_MAX_AGE_NS;
 }
 
 hc_err hc__summary_fold(hc_store *st, bool force, hc_error *err)
@@ -402,7 +395,7 @@ hc_err hc__summary_fold(hc_store *st, bool force, hc_error *err)
     if (last_seq > st->folded_seq)
         st->folded_seq = last_seq;
     hc__summary_reset_counts(s);
-    st->acc_since_ns = mono_ns();
+    st->acc_since_ns = hc_time_monotonic_ns();
     return HC_OK;
 }
 

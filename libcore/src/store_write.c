@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include "decode_split.h"
 #include "hcore/decode.h"
