@@ -38,21 +38,20 @@ for i in $(seq 1 5); do printf '{"topic":"iw/dev-1","qos":1,"payload":"%d"}\n' "
 
 # --- connecting: the broker accepted the TCP connection and never sends CONNACK ---------------
 fake silent
-hreplay --url "mqtt://127.0.0.1:$FAKE_PORT" -q 1 --max "$T/five.jsonl" 2>"$T/err.connect" &
-pid=$!
-PIDS+=("$pid")
-hkit_wait_for 100 0.05 "hreplay's connection" "[ -s '$FAKE_LOG' ]"
-interrupt "hreplay while connecting" "$pid"
-hkit_assert_eq 1 "$RC" "hreplay interrupted while connecting: exit status (nothing was sent)"
-hkit_assert_contains "$(cat "$T/err.connect")" "interrupted while connecting" "hreplay: the reason"
-: >"$FAKE_LOG"
-hgen --url "mqtt://127.0.0.1:$FAKE_PORT" -q 1 --count 10 --max 2>"$T/err.hgen" &
-pid=$!
-PIDS+=("$pid")
-hkit_wait_for 100 0.05 "hgen's connection" "[ -s '$FAKE_LOG' ]"
-interrupt "hgen while connecting" "$pid"
-hkit_assert_eq 1 "$RC" "hgen interrupted while connecting: exit status"
-hkit_assert_contains "$(cat "$T/err.hgen")" "interrupted while connecting" "hgen: the reason"
+for tool in hreplay hgen; do
+    : >"$FAKE_LOG"
+    case $tool in
+    hreplay) args=("$T/five.jsonl") ;;
+    hgen) args=(--count 10) ;;
+    esac
+    "$tool" --url "mqtt://127.0.0.1:$FAKE_PORT" -q 1 --max "${args[@]}" 2>"$T/err.$tool" &
+    pid=$!
+    PIDS+=("$pid")
+    hkit_wait_for 100 0.05 "$tool's connection" "[ -s '$FAKE_LOG' ]"
+    interrupt "$tool while connecting" "$pid"
+    hkit_assert_eq 1 "$RC" "$tool interrupted while connecting: exit status (nothing was sent)"
+    hkit_assert_contains "$(cat "$T/err.$tool")" "interrupted while connecting" "$tool: the reason"
+done
 
 # --- the end-of-run drain: five messages written, the broker acknowledges none -----------------
 fake noack
