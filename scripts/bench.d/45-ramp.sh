@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh 2>/dev/null || true
+export PATH="$HKIT_BIN:$PATH" # the tools by name, as a user runs them
 HOLD=${HKIT_BENCH_RAMP_HOLD:-5s}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-bench-ramp.XXXXXX")
 CONS=
