@@ -14,6 +14,9 @@
  * The reader trusts nothing: only acknowledgements of packet ids in flight and PINGRESPs to our
  * pings are accepted; only a PINGRESP proves the link alive; anything else closes the connection
  * with the reason.
+ *
+ * The packets' bytes are written and read by mqtt_codec.c; this file owns the socket, the threads
+ * and the window.
  */
 #define _GNU_SOURCE /* ppoll */
 #include <errno.h>
@@ -32,19 +35,21 @@
 
 #include "hcore/log.h"
 #include "internal.h"
+#include "mqtt_codec.h"
 #include "mqtt_internal.h"
 
 #define RAW_FLUSH_AT 32768 /* batching: send once this many bytes are waiting */
 
-#define RAW_RX_SIZE 4096   /* a publisher only receives acknowledgements */
+#define RAW_RX_SIZE 4096 /* a publisher only receives acknowledgements */
 
-#define RAW_TICK_MS 100    /* reader: how often it flushes stale batches and checks keepalive */
+#define RAW_TICK_MS 100 /* reader: how often it flushes stale batches and checks keepalive */
 
 /*
  * While someone waits for acknowledgements, our ACK of the broker's PUBACKs goes out at most this
- * long after the data arrived (see hc__wire_quick_ack): acknowledging every segment at once made Mosquitto
- * send each PUBACK on its own (Nagle releases its queue on every ACK); 1 ms lets them gather and
- * was measured to give ~9% more QoS 1 throughput at --max, with less broker CPU per message.
+ * long after the data arrived (see hc__wire_quick_ack): acknowledging every segment at once made
+ * Mosquitto send each PUBACK on its own (Nagle releases its queue on every ACK); 1 ms lets them
+ * gather and was measured to give ~9% more QoS 1 throughput at --max, with less broker CPU per
+ * message.
  */
 #define RAW_ACK_DEFER_NS 1000000LL
 
@@ -274,19 +279,13 @@ static size_t raw_low_water_qos2(const hc_mqtt *m)
     return max > 1 ? max - (max + 3) / 4 : 0;
 }
 
-/* One acknowledgement packet from the broker: its type (high nibble) and packet identifier. */
-struct raw_ack {
-    unsigned char type;
-    uint16_t id;
-};
-
 /*
  * Applies the acknowledgements one read brought, under one lock: PUBACK (QoS 1) and PUBCOMP
  * (QoS 2) complete a message, PUBREC (QoS 2) asks for a PUBREL, appended to rel. An
  * acknowledgement for a packet id that is not in flight at that QoS is a broker fault: false,
  * with the reason in why (a connection we cannot account for must not count as delivered).
  */
-static bool raw_acked(hc_mqtt *m, const struct raw_ack *acks, size_t n, unsigned char *rel,
+static bool raw_acked(hc_mqtt *m, const struct hc__codec_ack *acks, size_t n, unsigned char *rel,
                       size_t *n_rel, char *why, size_t why_size)
 {
     size_t low = raw_low_water(m), low2 = raw_low_water_qos2(m);
@@ -295,7 +294,7 @@ static bool raw_acked(hc_mqtt *m, const struct raw_ack *acks, size_t n, unsigned
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n && ok; i++) {
         struct slot *sl = &m->slots[acks[i].id];
-        unsigned want_qos = acks[i].type == 0x40 ? 1 : 2;
+        unsigned want_qos = acks[i].type == HC__CODEC_PUBACK ? 1 : 2;
 
         if (acks[i].id != 0 && sl->state == SLOT_PENDING && sl->qos == 2 && want_qos == 1) {
             /* RabbitMQ 3.x does this: it takes QoS 2 as QoS 1 */
@@ -312,12 +311,9 @@ static bool raw_acked(hc_mqtt *m, const struct raw_ack *acks, size_t n, unsigned
             ok = false;
             break;
         }
-        if (acks[i].type == 0x50) {
+        if (acks[i].type == HC__CODEC_PUBREC) {
             /* QoS 2, step 2: release it; PUBCOMP completes it */
-            rel[(*n_rel)++] = 0x62;
-            rel[(*n_rel)++] = 0x02;
-            rel[(*n_rel)++] = (unsigned char)(acks[i].id >> 8);
-            rel[(*n_rel)++] = (unsigned char)acks[i].id;
+            *n_rel += hc__codec_put_pubrel(rel + *n_rel, acks[i].id);
             continue;
         }
         hc__mqtt_window_release_locked(m, sl);
@@ -396,65 +392,12 @@ static bool raw_tick(hc_mqtt *m, int64_t now)
     return raw_reader_write(m, true);
 }
 
-/*
- * Splits what one read brought into packets: acknowledgements into acks, PINGRESPs counted in
- * *pongs. Returns the bytes consumed (a partial packet stays), or (size_t)-1 with the reason in
- * why for anything a publisher must never receive.
- */
-static size_t raw_parse(const unsigned char *rx, size_t have, struct raw_ack *acks, size_t *n_acks,
-                        size_t *pongs, char *why, size_t why_size)
-{
-    size_t off = 0;
-
-    for (;;) {
-        size_t len = 0, hdr = 1;
-        unsigned shift = 0;
-        unsigned char type, flags;
-        bool complete = false;
-
-        while (off + hdr < have && hdr <= 4) {
-            unsigned char b = rx[off + hdr++];
-            len |= (size_t)(b & 0x7f) << shift;
-            shift += 7;
-            if (!(b & 0x80)) {
-                complete = true;
-                break;
-            }
-        }
-        if (!complete && hdr > 4) {
-            snprintf(why, why_size, "the broker sent a malformed packet length");
-            return (size_t)-1;
-        }
-        if (!complete)
-            return off; /* the rest comes with the next read */
-        type = rx[off] & 0xf0;
-        flags = rx[off] & 0x0f;
-        if (!((type == 0x40 || type == 0x50 || type == 0x70) && len == 2 && flags == 0) &&
-            !(type == 0xd0 && len == 0 && flags == 0)) {
-            /* we never subscribe: a publisher receives acknowledgements and PINGRESP only */
-            snprintf(why, why_size, "the broker sent an unexpected packet (type %u, %zu bytes)",
-                     (unsigned)(type >> 4), len);
-            return (size_t)-1;
-        }
-        if (off + hdr + len > have)
-            return off;
-        if (type == 0xd0) {
-            (*pongs)++;
-        } else {
-            acks[*n_acks].type = type;
-            acks[*n_acks].id = (uint16_t)(rx[off + hdr] << 8 | rx[off + hdr + 1]);
-            (*n_acks)++;
-        }
-        off += hdr + len;
-    }
-}
-
 /* Acknowledgements, PINGRESP, and the end of the connection; our control packets go out here. */
 static void *raw_reader(void *arg)
 {
     hc_mqtt *m = arg;
     unsigned char rx[RAW_RX_SIZE], rel[RAW_RX_SIZE];
-    struct raw_ack acks[RAW_RX_SIZE / 4];
+    struct hc__codec_ack acks[RAW_RX_SIZE / 4]; /* 4 bytes each */
     size_t have = 0;
     int64_t last_tick = hc__mqtt_now_ns();
     bool unsent = false; /* our non-blocking write left bytes: wait for POLLOUT too */
@@ -496,15 +439,15 @@ static void *raw_reader(void *arg)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf(why, sizeof(why), "%s", n == 0 ? "the broker closed the connection"
-                                                    : strerror(errno));
+            snprintf(why, sizeof(why), "%s",
+                     n == 0 ? "the broker closed the connection" : strerror(errno));
             break;
         }
         if (m->awaiting && !ack_due)
             ack_due = now + RAW_ACK_DEFER_NS;
         have += (size_t)n;
-        used = raw_parse(rx, have, acks, &n_acks, &pongs, why, sizeof(why));
-        if (used == (size_t)-1)
+        used = hc__codec_parse_acks(rx, have, acks, &n_acks, &pongs, why, sizeof(why));
+        if (used == HC__CODEC_PARSE_ERROR)
             goto protocol_error;
         if (n_acks && !raw_acked(m, acks, n_acks, rel, &n_rel, why, sizeof(why)))
             goto protocol_error;
@@ -563,25 +506,6 @@ void hc__wire_close(hc_mqtt *m)
     m->ctl_len = 0;
     atomic_store(&m->ctl_waiting, false);
     pthread_mutex_unlock(&m->ctl_lock);
-}
-
-static size_t put_str(unsigned char *p, const char *s, size_t len)
-{
-    p[0] = (unsigned char)(len >> 8);
-    p[1] = (unsigned char)len;
-    memcpy(p + 2, s, len);
-    return 2 + len;
-}
-
-static size_t put_remaining(unsigned char *p, size_t len)
-{
-    size_t n = 0;
-    do {
-        unsigned char b = (unsigned char)(len & 0x7f);
-        len >>= 7;
-        p[n++] = (unsigned char)(b | (len ? 0x80 : 0));
-    } while (len);
-    return n;
 }
 
 /*
@@ -643,7 +567,8 @@ static int raw_dial(hc_mqtt *m, const char **why)
                 goto next;
             pfd.fd = fd;
             pfd.events = POLLOUT;
-            prc = poll_until(m, &pfd, hc__mqtt_now_ns() + (int64_t)m->connect_timeout_s * 1000000000LL);
+            prc = poll_until(m, &pfd,
+                             hc__mqtt_now_ns() + (int64_t)m->connect_timeout_s * 1000000000LL);
             if (prc < 0) {
                 *why = "interrupted";
                 close(fd);
@@ -665,71 +590,19 @@ static int raw_dial(hc_mqtt *m, const char **why)
     return fd;
 }
 
-/* Reads an MQTT variable byte integer at p (up to end): its value, or -1 when malformed. */
-static long get_varint(const unsigned char *p, const unsigned char *end, size_t *used)
-{
-    long v = 0;
-    for (size_t i = 0; i < 4 && p + i < end; i++) {
-        v |= (long)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *used = i + 1;
-            return v;
-        }
-    }
-    return -1;
-}
-
-/*
- * Receive Maximum from an MQTT 5 CONNACK's properties (p..end): the value, 65535 when absent
- * (MQTT 5, 3.2.2.3.3), 0 when the properties cannot be read.
- */
-static int connack5_receive_maximum(const unsigned char *p, const unsigned char *end)
-{
-    while (p < end) {
-        unsigned char id = *p++;
-        size_t skip;
-
-        switch (id) {
-        case 0x24: case 0x25: case 0x28: case 0x29: case 0x2a:
-            skip = 1; /* byte properties */
-            break;
-        case 0x13: case 0x21: case 0x22:
-            if (end - p < 2)
-                return 0;
-            if (id == 0x21)
-                return p[0] << 8 | p[1];
-            skip = 2;
-            break;
-        case 0x11: case 0x27:
-            skip = 4;
-            break;
-        case 0x12: case 0x15: case 0x16: case 0x1a: case 0x1c: case 0x1f:
-            if (end - p < 2)
-                return 0;
-            skip = 2 + (size_t)(p[0] << 8 | p[1]); /* string or binary */
-            break;
-        case 0x26:
-            if (end - p < 2 || (size_t)(end - p) < 4 + (size_t)(p[0] << 8 | p[1]))
-                return 0;
-            skip = 2 + (size_t)(p[0] << 8 | p[1]);
-            skip += 2 + (size_t)(p[skip] << 8 | p[skip + 1]); /* user property: a pair */
-            break;
-        default:
-            return 0;
-        }
-        if ((size_t)(end - p) < skip)
-            return 0;
-        p += skip;
-    }
-    return 65535;
-}
-
 /* The MQTT 5 probe over plain TCP: see hc_mqtt_probe_receive_maximum. */
 int hc__wire_probe_v5(hc_mqtt *m)
 {
     char cid[300];
-    size_t cl, user = m->username ? strlen(m->username) : 0,
-               pass = m->password ? strlen(m->password) : 0, rem, n = 0, got = 0, used = 0;
+    size_t user = m->username ? strlen(m->username) : 0,
+           pass = m->password ? strlen(m->password) : 0, n, got = 0, used = 0;
+    struct hc__codec_connect c = {.protocol_level = 5,
+                                  .keepalive_s = 10, /* the probe lives for one round trip */
+                                  .client_id = cid,
+                                  .username = m->username,
+                                  .password = m->password,
+                                  .username_len = user,
+                                  .password_len = pass};
     unsigned char *pkt, in[512];
     const char *why;
     int64_t deadline;
@@ -737,29 +610,16 @@ int hc__wire_probe_v5(hc_mqtt *m)
     int fd, result = 0;
 
     snprintf(cid, sizeof(cid), "%.200s-probe", m->client_id);
-    cl = strlen(cid);
+    c.client_id_len = strlen(cid);
     if (user > 65535 || pass > 65535)
         return 0;
     fd = raw_dial(m, &why);
     if (fd < 0)
         return 0;
-    rem = 10 + 1 + 2 + cl + (m->username ? 2 + user : 0) + (m->password ? 2 + pass : 0);
-    pkt = malloc(rem + 5);
+    pkt = malloc(hc__codec_connect_remaining(&c) + 5);
     if (!pkt)
         goto out;
-    pkt[n++] = 0x10;
-    n += put_remaining(pkt + n, rem);
-    n += put_str(pkt + n, "MQTT", 4);
-    pkt[n++] = 5;
-    pkt[n++] = (unsigned char)(0x02 | (m->username ? 0x80 : 0) | (m->password ? 0x40 : 0));
-    pkt[n++] = 0;
-    pkt[n++] = 10; /* keepalive: the probe lives for one round trip */
-    pkt[n++] = 0;  /* no properties */
-    n += put_str(pkt + n, cid, cl);
-    if (m->username)
-        n += put_str(pkt + n, m->username, user);
-    if (m->password)
-        n += put_str(pkt + n, m->password, pass);
+    n = hc__codec_put_connect(pkt, &c);
     for (size_t off = 0; off < n;) {
         ssize_t w = send(fd, pkt + off, n - off, MSG_NOSIGNAL);
         if (w <= 0 && !(w < 0 && errno == EINTR))
@@ -774,7 +634,7 @@ int hc__wire_probe_v5(hc_mqtt *m)
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ssize_t r;
 
-        if (got >= 2 && (len = get_varint(in + 1, in + got, &used)) >= 0 &&
+        if (got >= 2 && (len = hc__codec_get_varint(in + 1, in + got, &used)) >= 0 &&
             got >= 1 + used + (size_t)len)
             break;
         if (poll_until(m, &pfd, deadline) != 1)
@@ -788,9 +648,10 @@ int hc__wire_probe_v5(hc_mqtt *m)
         /* flags, reason code 0 (success), then the properties */
         const unsigned char *props = in + 1 + used + 2, *end = in + 1 + used + len;
         size_t plen_used = 0;
-        long plen = get_varint(props, end, &plen_used);
+        long plen = hc__codec_get_varint(props, end, &plen_used);
         if (plen >= 0 && props + plen_used + plen <= end)
-            result = connack5_receive_maximum(props + plen_used, props + plen_used + plen);
+            result =
+                hc__codec_connack5_receive_maximum(props + plen_used, props + plen_used + plen);
         (void)!send(fd, "\xe0\x00", 2, MSG_NOSIGNAL);
     }
 out:
@@ -802,9 +663,16 @@ hc_err hc__wire_connect(hc_mqtt *m, hc_error *err)
 {
     size_t cid = strlen(m->client_id), user = m->username ? strlen(m->username) : 0,
            pass = m->password ? strlen(m->password) : 0;
-    size_t rem = 10 + 2 + cid + (m->username ? 2 + user : 0) + (m->password ? 2 + pass : 0);
+    struct hc__codec_connect c = {.protocol_level = 4, /* MQTT 3.1.1 */
+                                  .keepalive_s = m->keepalive_s,
+                                  .client_id = m->client_id,
+                                  .username = m->username,
+                                  .password = m->password,
+                                  .client_id_len = cid,
+                                  .username_len = user,
+                                  .password_len = pass};
     unsigned char *pkt, ack[4];
-    size_t n = 0, got = 0;
+    size_t n, got = 0;
     const char *why = NULL;
     int64_t deadline;
     hc_err rc = HC_OK;
@@ -819,23 +687,12 @@ hc_err hc__wire_connect(hc_mqtt *m, hc_error *err)
         return hc_error_set(err, HC_ERR_CONNECT,
                             "cannot connect to '%s:%d': %s (is the broker running and reachable?)",
                             m->url.host, m->url.port, why);
-    pkt = malloc(rem + 5);
+    pkt = malloc(hc__codec_connect_remaining(&c) + 5);
     if (!pkt) {
         hc__wire_close(m);
         return hc_error_set(err, HC_ERR_NOMEM, "out of memory");
     }
-    pkt[n++] = 0x10;
-    n += put_remaining(pkt + n, rem);
-    n += put_str(pkt + n, "MQTT", 4);
-    pkt[n++] = 4; /* MQTT 3.1.1 */
-    pkt[n++] = (unsigned char)(0x02 | (m->username ? 0x80 : 0) | (m->password ? 0x40 : 0));
-    pkt[n++] = (unsigned char)(m->keepalive_s >> 8);
-    pkt[n++] = (unsigned char)m->keepalive_s;
-    n += put_str(pkt + n, m->client_id, cid);
-    if (m->username)
-        n += put_str(pkt + n, m->username, user);
-    if (m->password)
-        n += put_str(pkt + n, m->password, pass);
+    n = hc__codec_put_connect(pkt, &c);
     if (!send_all(m, pkt, n))
         got = (size_t)-1;
     memset(pkt, 0, n); /* it held the password */
@@ -917,8 +774,8 @@ hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size
 
     if (tlen == 0 || tlen > 65535)
         return hc_error_set(err, HC_ERR_INVALID, "cannot publish: topic of %zu bytes", tlen);
-    rem = 2 + tlen + (qos > 0 ? 2 : 0) + len;
-    if (rem > 268435455)
+    rem = hc__codec_publish_remaining(tlen, qos, len);
+    if (rem > HC__CODEC_MAX_REMAINING)
         return hc_error_set(err, HC_ERR_INVALID, "payload of %zu bytes exceeds mqtt's limit", len);
     if (qos > 0) {
         hc_err wrc;
@@ -943,14 +800,7 @@ hc_err hc__wire_publish(hc_mqtt *m, const char *topic, const void *payload, size
     ok = m->fd >= 0 && raw_take_control_locked(m) && raw_reserve_locked(m, rem + 5);
     if (ok) {
         p = m->out + m->out_len;
-        n = 0;
-        p[n++] = (unsigned char)(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0));
-        n += put_remaining(p + n, rem);
-        n += put_str(p + n, topic, tlen);
-        if (qos > 0) {
-            p[n++] = (unsigned char)(id >> 8);
-            p[n++] = (unsigned char)id;
-        }
+        n = hc__codec_put_publish_header(p, topic, tlen, qos, retain, dup, (uint16_t)id, len);
         if (len)
             memcpy(p + n, payload, len);
         m->out_len += n + len;
