@@ -4,6 +4,8 @@
  *    that honour a cancel flag and an acknowledgement timeout, and the dispatch to a transport;
  *  - mqtt_wire.c, hkit's own MQTT 3.1.1 publisher over plain TCP and its reader thread;
  *  - mqtt_paho.c, the only file that includes paho: subscribers, TLS publishers, the TLS probe.
+ * mqtt_wire.c encodes and decodes packets through mqtt_codec.c (mqtt_codec.h, hc__codec_): pure
+ * functions without sockets or state, unit-tested and fuzzed on their own.
  * Not part of the public API.
  */
 #ifndef HCORE_MQTT_INTERNAL_H

@@ -644,7 +644,9 @@ int hc__wire_probe_v5(hc_mqtt *m)
             goto out; /* a 3.1.1-only broker may simply close */
         got += (size_t)r;
     }
-    if (len >= 3 && in[0] == 0x20 && in[1 + used + 1] == 0) {
+    /* only a whole CONNACK is read: one longer than the buffer says nothing (and would be read
+     * past its end) */
+    if (len >= 3 && got >= 1 + used + (size_t)len && in[0] == 0x20 && in[1 + used + 1] == 0) {
         /* flags, reason code 0 (success), then the properties */
         const unsigned char *props = in + 1 + used + 2, *end = in + 1 + used + len;
         size_t plen_used = 0;
