@@ -16,7 +16,6 @@
 #include "replay_internal.h"
 
 #define PROGRESS_EVERY_NS 250000000LL
-#define INTERRUPT_DRAIN_MS 500 /* after a stop, acknowledgements are awaited this long */
 #define DEFAULT_GIVE_UP_NS (60LL * 1000000000LL)
 #define SAFE_QOS2_WINDOW 20 /* QoS 2 window when the broker does not state its limit */
 
@@ -606,7 +605,7 @@ hc_err hc_replay_run(hc_replay *r, const struct hc_replay_source *src, hc_error 
             /* after a stop: a short grace for acknowledgements already on their way */
             r->st.interrupted = true;
             hc_mqtt_set_cancel(c->m, NULL);
-            hc__replay_drain(r, c, INTERRUPT_DRAIN_MS);
+            hc__replay_drain(r, c, HC_MQTT_STOP_GRACE_MS);
         } else {
             /* a broker that stops acknowledging is noticed after the keepalive and then given
              * up on after give_up_ns: this bound is only a backstop */

@@ -57,7 +57,6 @@ static bool limit_reached(const struct hgen_opts *o, const struct hgen_summary *
 enum { PIPE_BLOCKS = 4, BLOCK_MSGS = 1024, BLOCK_BYTES = 512 * 1024 };
 /* the generator's own buffers: topic[512], payload[1024], each NUL-terminated here */
 #define MSG_BYTES_MAX (512 + 1024 + 2)
-#define HGEN_INTERRUPT_GRACE_MS 500 /* after Ctrl-C, acknowledgements on their way get this long */
 
 struct pipe_block {
     struct hc_gen_msg msgs[BLOCK_MSGS];
@@ -424,7 +423,7 @@ static hc_err run_mqtt(const struct hgen_opts *o, hc_gen *g, struct hgen_summary
          */
         if (tool_stop_requested)
             hc_mqtt_set_cancel(mq, NULL);
-        rc = hc_mqtt_wait_all(mq, tool_stop_requested ? HGEN_INTERRUPT_GRACE_MS : 30000, err);
+        rc = hc_mqtt_wait_all(mq, tool_stop_requested ? HC_MQTT_STOP_GRACE_MS : 30000, err);
         if (rc != HC_OK)
             hc_error_prefix(err, "delivery of the last messages not confirmed (%zu of %lld "
                                  "unacknowledged)",

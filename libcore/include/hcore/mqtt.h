@@ -141,6 +141,12 @@ void hc_mqtt_break(hc_mqtt *m);
  */
 void hc_mqtt_set_batching(hc_mqtt *m, bool on);
 
+/*
+ * After a stop (Ctrl-C), how long a publisher waits for acknowledgements already on their way
+ * (hc_mqtt_wait_all with the cancel flag cleared) before counting the rest as failed.
+ */
+#define HC_MQTT_STOP_GRACE_MS 500
+
 /* Replaces the cancel flag given in the options (NULL: waits are not cancelled). */
 void hc_mqtt_set_cancel(hc_mqtt *m, const volatile sig_atomic_t *cancel);
 
