@@ -168,6 +168,11 @@ hkit_assert_eq() { # expected actual what
 hkit_assert_contains() { # haystack needle what
     case $1 in *"$2"*) ;; *) hkit_fail "$3: expected to contain '$2', got: $1" ;; esac
 }
+# hkit_report FILE KEY: a top-level member of a JSON report (--report-json), as Python prints it
+# (null: None, true: True).
+hkit_report() {
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
 # hkit_expect_exit CODE CMD...: runs CMD capturing stdout/stderr into $OUT/$ERR.
 hkit_expect_exit() {
     local want=$1 got

@@ -24,9 +24,6 @@ fake() {
     FAKE_PORT=$(cat "$T/port.$1")
 }
 
-# report FILE KEY: a member of a --report-json file
-report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-
 # A broker that acknowledges nothing: after --keepalive seconds without an acknowledgement the
 # connection counts as lost, the messages are resent on a new one, and after --give-up without
 # progress hreplay ends: exit 1, every message failed, none claimed as sent successfully: the
@@ -41,7 +38,7 @@ for mode in noack ack-unknown ack-zero ack-short; do
     kill "$FAKE_PID"
     hkit_assert_eq 1 "$rc" "$mode: exit status ($(tail -3 "$T/err.$mode"))"
     [ "$took" -le 30 ] || hkit_fail "$mode: took ${took}s to give up"
-    hkit_assert_eq "$N" "$(report "$T/rep.$mode.json" failed)" "$mode: failed messages"
+    hkit_assert_eq "$N" "$(hkit_report "$T/rep.$mode.json" failed)" "$mode: failed messages"
     hkit_assert_contains "$(cat "$T/err.$mode")" "gave up" "$mode: the reason to stop"
     conns=$(wc -l <"$T/port.$mode.log")
     [ "$conns" -le 20 ] || hkit_fail "$mode: $conns connections in ${took}s: no backoff"
@@ -63,8 +60,8 @@ kill -0 "$pid" 2>/dev/null && hkit_fail "hreplay still running 1.5 s after Ctrl-
 rc=0
 wait "$pid" || rc=$?
 hkit_assert_eq 1 "$rc" "Ctrl-C with unacknowledged messages: exit status"
-hkit_assert_eq True "$(report "$T/rep.int.json" interrupted)" "Ctrl-C: interrupted in the report"
-hkit_assert_eq 10 "$(report "$T/rep.int.json" failed)" "Ctrl-C: the window counted as failed"
+hkit_assert_eq True "$(hkit_report "$T/rep.int.json" interrupted)" "Ctrl-C: interrupted in the report"
+hkit_assert_eq 10 "$(hkit_report "$T/rep.int.json" failed)" "Ctrl-C: the window counted as failed"
 
 # The same for hgen publishing live at QoS 1.
 hgen --url "mqtt://127.0.0.1:$FAKE_PORT" -q 1 --count 100 --max 2>"$T/err.hgen" &
@@ -96,12 +93,12 @@ for qos in 0 1; do
     [ "$took" -le 40 ] || hkit_fail "noread at QoS $qos: took ${took}s"
     if [ $qos = 1 ]; then
         hkit_assert_eq 1 "$rc" "noread at QoS 1: exit status ($(tail -3 "$T/err.noread.$qos"))"
-        [ "$(report "$T/rep.noread.1.json" failed)" -gt 0 ] || hkit_fail "noread: none failed"
+        [ "$(hkit_report "$T/rep.noread.1.json" failed)" -gt 0 ] || hkit_fail "noread: none failed"
     else
         # QoS 0 cannot be confirmed one by one: what the broker was not seen to read is counted
         # as possibly lost (a broker sending PINGRESPs nobody asked for can fake the final ping
         # answer, so not necessarily all 300)
-        lost=$(report "$T/rep.noread.0.json" qos0_maybe_lost)
+        lost=$(hkit_report "$T/rep.noread.0.json" qos0_maybe_lost)
         [ "$lost" -gt 0 ] || hkit_fail "noread at QoS 0: nothing counted as possibly lost"
     fi
 done

@@ -17,7 +17,6 @@ set -euo pipefail
 hkit_test_setup
 trap 'echo "t0212: command failed at line $LINENO" >&2' ERR
 T=$HKIT_TMP
-report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 hkit_broker_start "$T/stock" stock
 URL="mqtt://127.0.0.1:$HKIT_BROKER_PORT"
@@ -32,7 +31,7 @@ for qos in 2 1; do
         hkit_capture_stop "$T/cap.$qos.$inflight"
         hkit_assert_eq 1000 "$(wc -l <"$T/cap.$qos.$inflight")" \
             "QoS $qos, --inflight $inflight: messages a stock Mosquitto delivered"
-        hkit_assert_eq 0 "$(report "$T/r.json" failed)" "QoS $qos: failed"
+        hkit_assert_eq 0 "$(hkit_report "$T/r.json" failed)" "QoS $qos: failed"
     done
 done
 hkit_broker_stop
@@ -52,9 +51,9 @@ timeout 60 hreplay --url "$URL" --rate 2000 -q 1 --report-json "$T/r.big1.json" 
     2>"$T/err.big1" || rc=$?
 hkit_capture_stop "$T/cap.big1"
 hkit_assert_eq 1 "$rc" "oversized QoS 1 message: exit status ($(tail -2 "$T/err.big1"))"
-hkit_assert_eq 1 "$(report "$T/r.big1.json" failed)" "oversized QoS 1 message: failed"
+hkit_assert_eq 1 "$(hkit_report "$T/r.big1.json" failed)" "oversized QoS 1 message: failed"
 hkit_assert_eq 199 "$(sort -u "$T/cap.big1" | wc -l)" "oversized QoS 1 message: the others arrive"
-rec=$(report "$T/r.big1.json" reconnects)
+rec=$(hkit_report "$T/r.big1.json" reconnects)
 [ "$rec" -ge 2 ] && [ "$rec" -le 8 ] || hkit_fail "oversized QoS 1 message: $rec reconnects (a tight loop makes hundreds)"
 hkit_assert_contains "$(cat "$T/err.big1")" "alone in flight" "oversized: the reason"
 
@@ -63,7 +62,7 @@ hkit_assert_contains "$(cat "$T/err.big1")" "alone in flight" "oversized: the re
   printf '{"topic":"lim/dev-1","qos":0,"payload":"%s"}\n' "$big"; } >"$T/big0.jsonl"
 timeout 60 hreplay --url "$URL" --max -q 0 --report-json "$T/r.big0.json" "$T/big0.jsonl" \
     2>"$T/err.big0" || true
-lost=$(report "$T/r.big0.json" qos0_maybe_lost)
+lost=$(hkit_report "$T/r.big0.json" qos0_maybe_lost)
 [ "$lost" -ge 1 ] || hkit_fail "oversized last QoS 0 message: qos0_maybe_lost is $lost"
 
 # Invalid topics in the input fail one by one; the rest arrive.
@@ -77,9 +76,9 @@ for qos in 0 1; do
         2>"$T/err.bad" || rc=$?
     hkit_capture_stop "$T/cap.bad.$qos"
     hkit_assert_eq 1 "$rc" "invalid topics at QoS $qos: exit status"
-    hkit_assert_eq 2 "$(report "$T/r.bad.json" failed)" "invalid topics at QoS $qos: failed"
+    hkit_assert_eq 2 "$(hkit_report "$T/r.bad.json" failed)" "invalid topics at QoS $qos: failed"
     hkit_assert_eq 3 "$(wc -l <"$T/cap.bad.$qos")" "invalid topics at QoS $qos: delivered"
-    hkit_assert_eq 0 "$(report "$T/r.bad.json" reconnects)" "invalid topics: reconnects"
+    hkit_assert_eq 0 "$(hkit_report "$T/r.bad.json" reconnects)" "invalid topics: reconnects"
     hkit_assert_contains "$(cat "$T/err.bad")" "invalid topic 'lim/+/x': wildcards are not allowed" \
         "invalid topics: the message"
 done
@@ -92,7 +91,7 @@ timeout 30 hreplay --url "$URL" --max --report-json "$T/r.nul.json" "$T/nul.json
     rc=$?
 hkit_capture_stop "$T/cap.nul"
 hkit_assert_eq 1 "$rc" "a NUL in a topic: exit status"
-hkit_assert_eq 1 "$(report "$T/r.nul.json" failed)" "a NUL in a topic: failed"
+hkit_assert_eq 1 "$(hkit_report "$T/r.nul.json" failed)" "a NUL in a topic: failed"
 hkit_assert_eq 2 "$(wc -l <"$T/cap.nul")" "a NUL in a topic: the others arrive"
 hkit_expect_exit 2 hreplay --url "$URL" --remap 'lim=a/+' "$T/bad.jsonl"
 hkit_assert_contains "$ERR" "invalid TO for --remap" "--remap to a wildcard"
@@ -123,6 +122,6 @@ hkit_expect_exit 1 hreplay --url "mqtt://127.0.0.1:1" --report-json /proc/nope/r
 hkit_assert_contains "$ERR" "cannot write '/proc/nope/r.json'" "unwritable --report-json"
 timeout 30 hreplay --url "$URL" --speed 1 --type nosuch --report-json "$T/r.none.json" \
     "$T/remap.jsonl" 2>/dev/null
-hkit_assert_eq None "$(report "$T/r.none.json" schedule_kept)" "nothing sent: schedule_kept"
-hkit_assert_eq None "$(report "$T/r.none.json" lateness_us)" "nothing sent: lateness"
+hkit_assert_eq None "$(hkit_report "$T/r.none.json" schedule_kept)" "nothing sent: schedule_kept"
+hkit_assert_eq None "$(hkit_report "$T/r.none.json" lateness_us)" "nothing sent: lateness"
 echo ok

@@ -14,7 +14,6 @@ trap 'for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     [ -z "${HKIT_BROKER_PID:-}" ] || kill -CONT "$HKIT_BROKER_PID" 2>/dev/null || true
     hkit_capture_kill; hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
 T=$HKIT_TMP
-report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 # fake MODE: starts tests/brokers/fake_broker.py; sets FAKE_PORT, FAKE_LOG (connections) and
 # FAKE_PUB (publishes received)
@@ -64,8 +63,8 @@ hkit_wait_for 200 0.05 "the five messages at the fake broker" \
 interrupt "hreplay draining" "$pid"
 hkit_assert_eq 1 "$RC" "interrupted drain: exit status ($(cat "$T/err.drain"))"
 # all five went out (sent), none was confirmed (failed)
-hkit_assert_eq "True 5 5" "$(report "$T/drain.json" interrupted) $(report "$T/drain.json" sent) \
-$(report "$T/drain.json" failed)" "interrupted drain: interrupted, sent, failed"
+hkit_assert_eq "True 5 5" "$(hkit_report "$T/drain.json" interrupted) $(hkit_report "$T/drain.json" sent) \
+$(hkit_report "$T/drain.json" failed)" "interrupted drain: interrupted, sent, failed"
 
 # --- a real Mosquitto frozen mid-run -------------------------------------------------------------
 hkit_broker_start "$T/broker"
@@ -92,8 +91,8 @@ assert (rc == 1) == (r["failed"] > 0) and rc in (0, 1), (rc, r["failed"])
 PY
 hkit_capture_stop "$T/cap.frozen"
 # every confirmed message arrived; the failed ones went out unconfirmed and may arrive or not
-sent=$(report "$T/frozen.json" sent)
-confirmed=$((sent - $(report "$T/frozen.json" failed)))
+sent=$(hkit_report "$T/frozen.json" sent)
+confirmed=$((sent - $(hkit_report "$T/frozen.json" failed)))
 got=$(grep -c '^iw/' "$T/cap.frozen" || true)
 [ "$got" -ge "$confirmed" ] && [ "$got" -le "$sent" ] ||
     hkit_fail "frozen broker: $sent sent, $confirmed of them confirmed, $got received"
@@ -106,7 +105,7 @@ hkit_capture_start "$T/cap.long" 'iw/ok/#'
 hkit_expect_exit 1 timeout 30 hreplay --url "$URL" -q 1 --max --report-json "$T/long.json" "$T/long.jsonl"
 hkit_capture_stop "$T/cap.long"
 hkit_assert_contains "$ERR" "message 2 not sent: topic longer than 65535 bytes" "long topic: named"
-hkit_assert_eq "2 1" "$(report "$T/long.json" sent) $(report "$T/long.json" failed)" "long topic: sent, failed"
+hkit_assert_eq "2 1" "$(hkit_report "$T/long.json" sent) $(hkit_report "$T/long.json" failed)" "long topic: sent, failed"
 hkit_assert_eq "iw/ok/1 31
 iw/ok/3 33" "$(cut -d' ' -f1,4 "$T/cap.long")" "long topic: the others arrived (topic, hex payload)"
 
