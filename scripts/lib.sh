@@ -168,6 +168,20 @@ hkit_assert_eq() { # expected actual what
 hkit_assert_contains() { # haystack needle what
     case $1 in *"$2"*) ;; *) hkit_fail "$3: expected to contain '$2', got: $1" ;; esac
 }
+# hkit_fake_broker MODE: starts tests/brokers/fake_broker.py in MODE (a misbehaving broker
+# Mosquitto cannot play) and waits until it listens. Sets FAKE_PID (the caller stops it),
+# FAKE_PORT, FAKE_LOG (a line per connection) and FAKE_PUB (a line per PUBLISH received), files
+# $HKIT_TMP/port.MODE.log and .pub.
+hkit_fake_broker() {
+    local port=$HKIT_TMP/port.$1
+    rm -f "$port" "$port.log" "$port.pub"
+    python3 "$HKIT_SOURCE_DIR/tests/brokers/fake_broker.py" "$1" "$port" &
+    FAKE_PID=$!
+    hkit_wait_for 100 0.05 "fake broker $1" "[ -s '$port' ]"
+    FAKE_PORT=$(cat "$port")
+    FAKE_LOG=$port.log
+    FAKE_PUB=$port.pub
+}
 # hkit_report FILE KEY: a top-level member of a JSON report (--report-json), as Python prints it
 # (null: None, true: True).
 hkit_report() {

@@ -13,15 +13,10 @@ T=$HKIT_TMP
 N=50
 for i in $(seq 1 $N); do printf '{"topic":"fb/dev-1","qos":1,"payload":"%d"}\n' "$i"; done >"$T/in.jsonl"
 
-# fake MODE: starts the fake broker; sets FAKE_PORT and FAKE_PID
+# fake MODE: starts the fake broker (lib.sh); sets FAKE_PORT and FAKE_PID
 fake() {
-    rm -f "$T/port.$1" "$T/port.$1.log"
-    python3 "$HKIT_SOURCE_DIR/tests/brokers/fake_broker.py" "$1" "$T/port.$1" &
-    FAKE_PID=$!
+    hkit_fake_broker "$1"
     PIDS+=("$FAKE_PID")
-    for _ in $(seq 1 100); do [ -s "$T/port.$1" ] && break; sleep 0.05; done
-    [ -s "$T/port.$1" ] || hkit_fail "fake broker $1 did not start"
-    FAKE_PORT=$(cat "$T/port.$1")
 }
 
 # A broker that acknowledges nothing: after --keepalive seconds without an acknowledgement the

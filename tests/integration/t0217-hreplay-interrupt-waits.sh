@@ -15,15 +15,10 @@ trap 'for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     hkit_capture_kill; hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
 T=$HKIT_TMP
 
-# fake MODE: starts tests/brokers/fake_broker.py; sets FAKE_PORT, FAKE_LOG (connections) and
-# FAKE_PUB (publishes received)
+# fake MODE: starts the fake broker (lib.sh); sets FAKE_PORT, FAKE_LOG and FAKE_PUB
 fake() {
-    python3 "$HKIT_SOURCE_DIR/tests/brokers/fake_broker.py" "$1" "$T/port.$1" &
-    PIDS+=($!)
-    hkit_wait_for 100 0.05 "fake broker $1" "[ -s '$T/port.$1' ]"
-    FAKE_PORT=$(cat "$T/port.$1")
-    FAKE_LOG=$T/port.$1.log
-    FAKE_PUB=$T/port.$1.pub
+    hkit_fake_broker "$1"
+    PIDS+=("$FAKE_PID")
 }
 # interrupt WHAT PID: SIGINT, then PID must be gone within 1.5 s; sets RC
 interrupt() {
