@@ -301,12 +301,28 @@ hkit_capture_kill() {
     fi
 }
 
-# hkit_test_setup: a temp dir ($HKIT_TMP) removed at exit together with the broker.
+# HKIT_PY: the Python that tests, benchmarks and the demo run, Debian's /usr/bin/python3 (where
+# scripts/setup installs python3-paho-mqtt for the example consumers), else the python3 on PATH.
+# Chosen once, by path: a version manager's python3 shim on PATH costs a quarter of a second of
+# CPU per start, which was most of the integration tests' CPU time.
+if [ -x /usr/bin/python3 ]; then HKIT_PY=/usr/bin/python3; else HKIT_PY=$(command -v python3 || echo python3); fi
+
+# hkit_require_paho: fails the test unless HKIT_PY can import paho-mqtt.
+hkit_require_paho() {
+    python3 -c 'import paho.mqtt.client' ||
+        hkit_fail "$HKIT_PY lacks paho-mqtt: install python3-paho-mqtt (scripts/setup does)"
+}
+
+# hkit_test_setup: a temp dir ($HKIT_TMP) removed at exit together with the broker; PATH starts
+# with the build's tools and a python3 that is HKIT_PY, so "python3" means the same everywhere,
+# also in the commands hverify and hreplay run (--consumer, --decoder).
 hkit_test_setup() {
     HKIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-test.XXXXXX")
     trap 'hkit_capture_kill; hkit_broker_stop; rm -rf "$HKIT_TMP"' EXIT
     : "${HKIT_BIN:?HKIT_BIN must point at the bin directory of a build}"
-    export PATH="$HKIT_BIN:$PATH"
+    mkdir "$HKIT_TMP/.bin"
+    ln -s "$HKIT_PY" "$HKIT_TMP/.bin/python3"
+    export PATH="$HKIT_BIN:$HKIT_TMP/.bin:$PATH"
     # hverify behaves differently under CI (it never writes fixtures): a test that wants that
     # says CI=true itself, so the suite means the same inside and outside CI
     unset CI

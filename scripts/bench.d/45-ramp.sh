@@ -21,9 +21,8 @@ stop_all() {
 trap 'stop_all; hkit_broker_stop; rm -rf "$TMP"' EXIT
 HKIT_BROKER_EXTRA_CONF="sys_interval 1" hkit_broker_start "$TMP/broker" >/dev/null
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
-PY=
-for p in python3 /usr/bin/python3; do "$p" -c 'import paho.mqtt.client' 2>/dev/null && { PY=$p; break; }; done
-[ -n "$PY" ] || { echo "bench ramp: python3-paho-mqtt missing (scripts/setup)" >&2; exit 1; }
+PY=$HKIT_PY
+"$PY" -c 'import paho.mqtt.client' || { echo "bench ramp: python3-paho-mqtt missing (scripts/setup)" >&2; exit 1; }
 
 make_input() { # FILE N
     "$PY" - "$1" "$2" <<'PY'

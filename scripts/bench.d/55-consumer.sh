@@ -9,8 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
+PY=$HKIT_PY
 SETTLE=${HKIT_BENCH_SETTLE:-200ms}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hkit-bench-consumer.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

@@ -5,15 +5,13 @@
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
-hkit_broker_start "$HKIT_TMP/broker"
+# for the first part the broker logs every packet (log_type debug): the PUBACKs it receives
+# from hrecord show that hrecord has read the messages
+HKIT_BROKER_EXTRA_CONF="log_type debug" hkit_broker_start "$HKIT_TMP/broker"
 port=$HKIT_BROKER_PORT
 wait_file() { # file sql expected seconds
-    local i
-    for i in $(seq 1 $(($4 * 20))); do
-        [ -f "$1" ] && [ "$(sqlite3 "$1" "$2" 2>/dev/null || true)" = "$3" ] && return 0
-        sleep 0.05
-    done
-    hkit_fail "timed out waiting for '$2' = '$3' in $1"
+    hkit_wait_for $(($4 * 20)) 0.05 "'$2' = '$3' in $1" \
+        "$(printf '[ -f %q ] && [ "$(sqlite3 %q %q 2>/dev/null || true)" = %q ]' "$1" "$1" "$2" "$3")"
 }
 seq -f 'm-%07g' 1 2000 >"$HKIT_TMP/lines"
 
@@ -25,7 +23,8 @@ rec=$!
 wait_file "$db" "select count(*) from sessions" 1 10
 mosquitto_pub -p "$port" -t x/y -q 1 -l <"$HKIT_TMP/lines"
 mosquitto_pub -p "$port" -t x/last -q 1 -m last
-sleep 1 # the broker acknowledged them all; hrecord reads 2001 small messages in far less
+hkit_wait_for 400 0.05 "hrecord to acknowledge the 2001 messages" \
+    "[ \"\$(grep -c 'Received PUBACK from' '$HKIT_BROKER_DIR/mosquitto.log')\" -ge 2001 ]"
 hkit_assert_eq 0 "$(sqlite3 "$db" "select count(*) from messages")" \
     "nothing committed before the flush interval"
 kill -INT $rec
@@ -35,7 +34,10 @@ hkit_assert_eq 2001 "$(sqlite3 "$db" "select count(*) from messages")" "all comm
 hkit_assert_eq "interrupted" "$(sqlite3 "$db" "select end_reason from sessions")" "session end"
 hkit_assert_contains "$(cat "$HKIT_TMP/int.err")" "recorded 2001 messages" "summary"
 
-# SIGKILL mid-capture: the file is intact and holds a prefix of the stream
+# SIGKILL mid-capture: the file is intact and holds a prefix of the stream (a broker on the same
+# port that does not log every packet)
+hkit_broker_stop
+HKIT_BROKER_PORT_WANTED=$port hkit_broker_start "$HKIT_TMP/broker2"
 db=$HKIT_TMP/kill.db
 seq -f 'k-%07g' 1 200000 >"$HKIT_TMP/many"
 timeout 60 hrecord --url "mqtt://127.0.0.1:$port" -t 'k/#' -o "$db" --flush-ms 50 \

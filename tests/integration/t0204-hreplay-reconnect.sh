@@ -18,7 +18,7 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; hkit_broker
 hkit_broker_start "$HKIT_TMP/broker"
 PORT=$HKIT_BROKER_PORT
 T=$HKIT_TMP
-N=3000
+N=1500
 for i in $(seq 1 $N); do printf '{"topic":"rc/dev-1","qos":1,"payload":"%d"}\n' "$i"; done >"$T/in.jsonl"
 
 # sub_start FILE: a subscriber printing payloads of rc/#, ready when this returns; sets SUB_PID.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hreplay at QoS 2 against a real broker, checked by an independent subscriber (mosquitto_sub
-# -q 2): a few thousand messages over 20 devices at --max with a window of 1, 16 and 20000
+# -q 2): two thousand messages over 20 devices at --max with a window of 1, 16 and 20000
 # in-flight messages, and a timed replay (the publisher mostly idle, so PUBRELs must leave without
 # a further publish). Every message arrives exactly once, at QoS 2, in order per device, and the
 # report counts them all.
@@ -10,7 +10,7 @@ hkit_test_setup
 hkit_broker_start "$HKIT_TMP/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 T=$HKIT_TMP
-N=4000
+N=2000
 
 # N messages, device i % 20, payload {"device":"dev-K","n":<per-device sequence>}, 1 ms apart
 python3 - "$N" "$T/rec.jsonl" <<'PY'
@@ -77,7 +77,7 @@ for inflight in 1 16 20000; do
     check "$T/c$run" "--max -q 2 --inflight $inflight"
 done
 
-# timed: 4000 messages 1 ms apart at --speed 4 (about 1 s), one in flight at a time mostly
+# timed: 2000 messages 1 ms apart at --speed 4 (about 0.5 s), one in flight at a time mostly
 hkit_capture_start "$T/ct" 'qt/#' mqttv311
 timeout 60 hreplay --url "$URL" -q 2 --speed 4 --inflight 16 --remap haltian-iot/=qt/ \
     "$T/rec.jsonl" 2>"$T/errt" || hkit_fail "timed hreplay: $(cat "$T/errt")"

@@ -9,11 +9,7 @@ set -euo pipefail
 hkit_test_setup
 T=$HKIT_TMP
 C="$HKIT_SOURCE_DIR/fixtures/consumers"
-PY=
-for py in python3 /usr/bin/python3; do
-    if "$py" -c 'import paho.mqtt.client' 2>/dev/null; then PY=$py; break; fi
-done
-[ -n "$PY" ] || hkit_fail "no python3 with paho-mqtt (Debian: python3-paho-mqtt; scripts/setup installs it)"
+hkit_require_paho
 hkit_broker_start "$T/broker"
 URL=mqtt://127.0.0.1:$HKIT_BROKER_PORT
 
@@ -39,7 +35,7 @@ case_run() {
     shift
     PIDS=()
     for c in naive correct; do
-        "$PY" "$C/latest_$c.py" -h 127.0.0.1 -p "$HKIT_BROKER_PORT" \
+        python3 "$C/latest_$c.py" -h 127.0.0.1 -p "$HKIT_BROKER_PORT" \
             >"$T/$name.$c" 2>"$T/$name.$c.err" &
         PIDS+=($!)
     done

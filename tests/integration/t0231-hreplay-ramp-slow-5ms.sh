@@ -20,11 +20,7 @@ esac
 trap 'echo "t0231 ($CONSUMER): command failed at line $LINENO" >&2' ERR
 T=$HKIT_TMP
 
-PY=
-for p in python3 /usr/bin/python3; do
-    if "$p" -c 'import paho.mqtt.client' 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || hkit_fail "no python3 with paho-mqtt: install python3-paho-mqtt (scripts/setup)"
+hkit_require_paho
 
 # the test owns the consumer: its own process group, killed and reaped on every exit path
 CONS_PID=
@@ -43,7 +39,7 @@ URL="mqtt://127.0.0.1:$HKIT_BROKER_PORT"
 
 # input: 50 devices, measured_at with microseconds (distinct keys after --rebase-time)
 make_input() { # FILE N
-    "$PY" - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 with open(sys.argv[1], "w") as f:
     for i in range(int(sys.argv[2])):
@@ -69,7 +65,7 @@ wait_lines() { # FILE N: until FILE has N lines (bounded: 60 s)
 
 for QOS in 0 1; do
     out=$T/out-q$QOS.jsonl
-    setsid "$PY" "$HKIT_SOURCE_DIR/fixtures/consumers/slow_$CONSUMER.py" --port "$HKIT_BROKER_PORT" \
+    setsid python3 "$HKIT_SOURCE_DIR/fixtures/consumers/slow_$CONSUMER.py" --port "$HKIT_BROKER_PORT" \
         --qos "$QOS" --topic 'haltian-iot/events/#' --out-topic "out$QOS" --out-file "$out" \
         >"$T/cons.out" 2>&1 &
     CONS_PID=$!
@@ -83,7 +79,7 @@ for QOS in 0 1; do
         : >"$out"
         hreplay --url "$URL" -q "$QOS" --max --quiet "$T/drain.jsonl"
         wait_lines "$out" "$DRAIN_N"
-        "$PY" -c '
+        python3 -c '
 import json, sys
 t = [json.loads(l)["output_at"] for l in open(sys.argv[1])]
 print("%.1f" % ((len(t) - 1) / (t[-1] - t[0])))' "$out"
@@ -98,7 +94,7 @@ print("%.1f" % ((len(t) - 1) / (t[-1] - t[0])))' "$out"
     stop_consumer
     cat "$T/table$QOS"
 
-    "$PY" - "$T/r$QOS.json" "$QOS" $drains <<'PY'
+    python3 - "$T/r$QOS.json" "$QOS" $drains <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 qos, drains = sys.argv[2], sorted(float(d) for d in sys.argv[3:])

@@ -16,9 +16,7 @@ T=$HKIT_TMP
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 
 # Debian's python3-paho-mqtt: the system interpreter, whatever python3 PATH finds first
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
-$PY -c 'import paho.mqtt.client' || hkit_fail "python3-paho-mqtt is missing (scripts/setup installs it)"
+hkit_require_paho
 # the consumer runs from the test's directory: a process left behind shows up by that path
 cp "$C/slow_env.py" "$T/slow_env.py"
 no_orphans() { # what
@@ -27,7 +25,7 @@ no_orphans() { # what
     [ -z "$left" ] || hkit_fail "$1: processes left behind: $left"
 }
 
-"$PY" - "$T/in.jsonl" <<'PY'
+python3 - "$T/in.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[1], "w") as f:
     for i in range(200):
@@ -40,26 +38,26 @@ with open(sys.argv[1], "w") as f:
 PY
 
 # --- usage -------------------------------------------------------------------------------------
-hkit_expect_exit 2 hreplay --consumer "$PY x.py" "$T/in.jsonl"
+hkit_expect_exit 2 hreplay --consumer "python3 x.py" "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: --consumer needs --ramp" "--consumer alone"
 hkit_expect_exit 2 hreplay --ramp 50:50:1s --observe "file:$T/o" --broker plain "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: --broker needs --consumer" "--broker alone"
-hkit_expect_exit 2 hreplay --url mqtt://127.0.0.1:1 --ramp 50:50:1s --consumer "$PY x.py" "$T/in.jsonl"
+hkit_expect_exit 2 hreplay --url mqtt://127.0.0.1:1 --ramp 50:50:1s --consumer "python3 x.py" "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: --consumer starts its own broker: it cannot be combined with --url" "--url"
-hkit_expect_exit 2 hreplay --ramp 50:50:1s --consumer "$PY x.py" --ready-timeout 0s "$T/in.jsonl"
+hkit_expect_exit 2 hreplay --ramp 50:50:1s --consumer "python3 x.py" --ready-timeout 0s "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: invalid value '0s' for --ready-timeout: must be above 0" "timeout"
-hkit_expect_exit 2 hreplay --ramp 50:50:1s --consumer "$PY x.py" --broker tcp "$T/in.jsonl"
+hkit_expect_exit 2 hreplay --ramp 50:50:1s --consumer "python3 x.py" --broker tcp "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: invalid value 'tcp' for --broker: expected plain or tls" "broker"
 
 # --- the slow consumer, over TLS and over plain MQTT, at QoS 0 and 1 ---------------------------
 for run in "tls 0" "plain 1"; do
     set -- $run
     hkit_expect_exit 0 hreplay -q "$2" --broker "$1" --ramp 60:40:1s:420 \
-        --consumer "$PY $T/slow_env.py --qos $2" --report-json "$T/r-$1.json" "$T/in.jsonl"
+        --consumer "python3 $T/slow_env.py --qos $2" --report-json "$T/r-$1.json" "$T/in.jsonl"
     printf '%s\n' "$OUT"
     no_orphans "after the $1 ramp"
     hkit_assert_contains "$ERR" "waiting for its subscription" "readiness"
-    "$PY" - "$T/r-$1.json" "$1" <<'PY'
+    python3 - "$T/r-$1.json" "$1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print("%s: max sustainable %s msg/s, limited by %s (%s)"
@@ -82,7 +80,7 @@ done
 
 # --- a {placeholder} command, and outputs observed in a file the consumer writes --------------
 hkit_expect_exit 0 hreplay --ramp 50:50:1s:100 --observe "file:$T/out.jsonl" \
-    --consumer "exec $PY $T/slow_env.py --sleep 0 >>$T/out.jsonl # {host} {port} {cafile}" \
+    --consumer "exec python3 $T/slow_env.py --sleep 0 >>$T/out.jsonl # {host} {port} {cafile}" \
     --report-json "$T/r-file.json" "$T/in.jsonl"
 no_orphans "after the file ramp"
 hkit_assert_eq "device_id+measured_at" "$(jq -r .matching "$T/r-file.json")" "file matching"
@@ -96,15 +94,15 @@ import time
 while True:
     time.sleep(1)
 PY
-hkit_expect_exit 1 hreplay --ramp 50:50:1s --ready-timeout 1s --consumer "$PY $T/never.py" "$T/in.jsonl"
+hkit_expect_exit 1 hreplay --ramp 50:50:1s --ready-timeout 1s --consumer "python3 $T/never.py" "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: the consumer was not ready after 1s: it never connected to the broker" "never subscribes"
 no_orphans "after a consumer that never subscribed"
 sed 's|"haltian-iot/events/%s/%s/#"|"haltian-iot/events/%s/%s/other/#"|' "$T/slow_env.py" >"$T/other.py"
-hkit_expect_exit 1 hreplay --ramp 50:50:1s --ready-timeout 1s --consumer "$PY $T/other.py" "$T/in.jsonl"
+hkit_expect_exit 1 hreplay --ramp 50:50:1s --ready-timeout 1s --consumer "python3 $T/other.py" "$T/in.jsonl"
 hkit_assert_contains "$ERR" "it subscribed only to filters matching none of the input's topics: 'haltian-iot/events/" "other filter"
 # dies during the ramp: the run ends at once and names it
 sed 's|time.sleep(args.sleep)  # the work|sys.exit(7) if data.get("value") == 24 else None|' "$T/slow_env.py" >"$T/dies.py"
-hkit_expect_exit 1 hreplay --ramp 50:50:1s --consumer "$PY $T/dies.py" "$T/in.jsonl"
+hkit_expect_exit 1 hreplay --ramp 50:50:1s --consumer "python3 $T/dies.py" "$T/in.jsonl"
 hkit_assert_contains "$ERR" "hreplay: the consumer exited with status 7 during the ramp" "dies during the ramp"
 no_orphans "after a consumer that died"
 echo "t0234: ok"

@@ -10,9 +10,7 @@ set -euo pipefail
 hkit_test_setup
 . "$HKIT_SOURCE_DIR/tests/js/setup.sh"
 command -v chromium >/dev/null || hkit_fail "chromium is needed (scripts/setup installs it)"
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
-$PY -c 'import paho.mqtt.client' || hkit_fail "python3-paho-mqtt is missing (scripts/setup installs it)"
+hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
 cp -r "$C/cases" "$C/json-cases" .
@@ -20,7 +18,7 @@ cp -r "$C/cases" "$C/json-cases" .
 count() { grep -o "$1" "$2" | wc -l; }
 
 # --- text mode, broken: the Fahrenheit figure is wrong in two output lines of each case -------
-hkit_expect_exit 3 hverify --consumer "$PY $C/broken_fahrenheit.py" --report-html text.html cases
+hkit_expect_exit 3 hverify --consumer "python3 $C/broken_fahrenheit.py" --report-html text.html cases
 html=$(cat text.html)
 hkit_assert_contains "$html" "<title>hkit report: hverify, 2 cases</title>" "title"
 hkit_assert_contains "$html" "2 cases: 0 passed, 2 failed, 0 could not run" "result row"
@@ -36,12 +34,12 @@ echo "$out"
 hkit_assert_contains "$out" "browser-check: ok" "browser check, text"
 
 # --- JSON mode: a passing run, then a broken one naming the differing path -------------------
-hkit_expect_exit 0 hverify --consumer "$PY $C/json_client.py" --report-html pass.html json-cases
+hkit_expect_exit 0 hverify --consumer "python3 $C/json_client.py" --report-html pass.html json-cases
 html=$(cat pass.html)
 hkit_assert_contains "$html" "1 cases: 1 passed, 0 failed, 0 could not run" "passing result"
 hkit_assert_contains "$html" "Timeline: 5 inputs sent (0 failing), 4 output lines (0 failing)" "passing timeline"
 sed 's/"fahrenheit": round(c \* 9 \/ 5 + 32, 2)/"fahrenheit": round(c * 9 \/ 5, 2)/' "$C/json_client.py" >broken_json.py
-hkit_expect_exit 3 hverify --consumer "$PY broken_json.py" --report-html json.html json-cases/environment
+hkit_expect_exit 3 hverify --consumer "python3 broken_json.py" --report-html json.html json-cases/environment
 hkit_assert_contains "$(cat json.html)" "</td><td class=\"mono\">fahrenheit</td><td class=\"mono\">74.3</td><td class=\"mono warn\">42.3</td>" "json path, expected, actual"
 out=$(node "$HKIT_JS/browser-check.mjs" json.html json.png 1000 1) || hkit_fail "browser, json: $out"
 

@@ -32,11 +32,8 @@ hkit_assert_eq "clean exit" "$(sqlite3 cut.db "SELECT end_reason FROM sessions")
 # SIGINT while both threads are busy: exit 0, summary and session say interrupted
 timeout 60 hgen -o big.db --duration 365d --count 100000000 2>int.txt &
 pid=$!
-for _ in $(seq 100); do
-    [ -s big.db-wal ] && break
-    sleep 0.05
-done
-sleep 0.3
+# busy: the write-ahead log has grown past 2 MB (the store checkpoints it at a larger size)
+hkit_wait_for 200 0.05 "hgen to write 2 MB" '[ "$(stat -c %s big.db-wal 2>/dev/null || echo 0)" -ge 2000000 ]'
 kill -INT "$pid"
 wait "$pid" || hkit_fail "hgen exited $? after SIGINT"
 hkit_assert_contains "$(cat int.txt)" "(interrupted)" "interrupted summary"

@@ -7,8 +7,7 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
+hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
 cp -r "$C/cases" .
@@ -40,7 +39,7 @@ hkit_assert_contains "$OUT" "ERROR $CASE: consumer not ready after 1s: it never 
 no_orphans "never subscribes"
 
 # --- subscribed to another integration: the filter named ------------------------------------
-run 1 --consumer "HALTIAN_INTEGRATION_ID=other-integration exec $PY $C/tutorial_client.py" $CASE
+run 1 --consumer "HALTIAN_INTEGRATION_ID=other-integration exec python3 $C/tutorial_client.py" $CASE
 hkit_assert_contains "$OUT" "consumer subscribed to 'haltian-iot/events/other-integration/" "another integration"
 hkit_assert_contains "$OUT" "which match none of the case's topics" "another integration"
 no_orphans "another integration"
@@ -51,19 +50,19 @@ hkit_assert_contains "$OUT" "ERROR $CASE: consumer exited with status 2 before i
 no_orphans "exits at once"
 
 # --- ignores SIGINT and SIGTERM: killed after the grace periods -------------------------------
-run 0 --stop-grace 300ms -v --consumer "trap '' INT TERM; $PY $C/tutorial_client.py" $CASE
+run 0 --stop-grace 300ms -v --consumer "trap '' INT TERM; python3 $C/tutorial_client.py" $CASE
 hkit_assert_contains "$OUT" "consumer was killed by signal 9 (Killed) killed: it ignored SIGINT and SIGTERM" "ignores signals"
 [ "$SECONDS_TAKEN" -le 10 ] || hkit_fail "stubborn consumer took ${SECONDS_TAKEN}s"
 no_orphans "ignores SIGINT and SIGTERM"
 
 # --- a child that keeps stdout open (and ignores SIGINT) does not hold the case ---------------
-run 0 --consumer "(trap '' INT; exec sleep 600) & exec $PY $C/tutorial_client.py" $CASE
+run 0 --consumer "(trap '' INT; exec sleep 600) & exec python3 $C/tutorial_client.py" $CASE
 no_orphans "child keeping stdout open"
-run 0 --consumer "setsid sleep 601 & exec $PY $C/tutorial_client.py" $CASE
+run 0 --consumer "setsid sleep 601 & exec python3 $C/tutorial_client.py" $CASE
 no_orphans "setsid child"
 
 # --- placeholders, token not in argv, default signal state ----------------------------------
-run 0 --consumer "echo {port} {api_key_id} {integration_id} >args; cat {token_file} >tok; test -r {cafile} && echo \$HALTIAN_MQTT_URL >url; grep -E '^Sig(Ign|Blk)' /proc/self/status >sig; exec $PY $C/tutorial_client.py" $CASE
+run 0 --consumer "echo {port} {api_key_id} {integration_id} >args; cat {token_file} >tok; test -r {cafile} && echo \$HALTIAN_MQTT_URL >url; grep -E '^Sig(Ign|Blk)' /proc/self/status >sig; exec python3 $C/tutorial_client.py" $CASE
 read -r port key integ <args
 hkit_assert_eq "mqtts://127.0.0.1:$port" "$(cat url)" "url placeholder and environment"
 hkit_assert_eq 36 "${#key}" "api key id"

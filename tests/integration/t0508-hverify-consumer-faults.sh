@@ -9,13 +9,12 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
+hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
 cp -r "$C/latest-cases" .
-CORRECT="$PY $C/latest_correct.py -h {host} -p {port}"
-NAIVE="$PY $C/latest_naive.py -h {host} -p {port}"
+CORRECT="python3 $C/latest_correct.py -h {host} -p {port}"
+NAIVE="python3 $C/latest_naive.py -h {host} -p {port}"
 
 # --- the correct consumer passes every case, the faults counted in the figures ----------------
 hkit_expect_exit 0 hverify -v --broker plain --consumer "$CORRECT" latest-cases

@@ -8,12 +8,11 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
+hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
 cp -r "$C/sink-cases" .
-SINK="$PY $C/sink_client.py"
+SINK="python3 $C/sink_client.py"
 SELECT="select json_object('device', device, 'type', type, 'measured_at', measured_at, 'value', value) from readings order by rowid"
 
 # --- what it publishes ------------------------------------------------------------------------

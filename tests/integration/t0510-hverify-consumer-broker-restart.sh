@@ -7,18 +7,17 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
-PY=/usr/bin/python3
-$PY -c 'import paho.mqtt.client' 2>/dev/null || PY=python3
+hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
 cp -r "$C/cases" "$C/latest-cases" .
 MARK=hkit-t0510-$$
 
-hkit_expect_exit 0 hverify -v --faults broker-restart --consumer "$PY $C/tutorial_client.py" cases/text-environment
+hkit_expect_exit 0 hverify -v --faults broker-restart --consumer "python3 $C/tutorial_client.py" cases/text-environment
 hkit_assert_contains "$OUT" "faults 'broker-restart': 0 applied, broker restarted" "restarted"
 hkit_assert_contains "$OUT" "1 passed, 0 failed" "tutorial client reconnects"
 hkit_expect_exit 0 hverify --broker plain --faults 'broker-restart=at:20,dup=0.2:after=4' --seed 3 \
-    --consumer "$PY $C/latest_correct.py -h {host} -p {port}" latest-cases/clean
+    --consumer "python3 $C/latest_correct.py -h {host} -p {port}" latest-cases/clean
 
 # a consumer that never reconnects: paho's loop() without reconnecting
 cat >noreconnect.py <<'PY'
@@ -35,7 +34,7 @@ import time
 time.sleep(600)
 PY
 hkit_expect_exit 1 env HKIT_MARK=$MARK hverify --broker plain --ready-timeout 2s --stop-grace 200ms \
-    --faults broker-restart --consumer "$PY noreconnect.py" latest-cases/clean
+    --faults broker-restart --consumer "python3 noreconnect.py" latest-cases/clean
 hkit_assert_contains "$OUT" "ERROR latest-cases/clean: consumer did not subscribe again within 2s of the broker restart (it did not reconnect)" "no reconnect"
 for i in $(seq 1 100); do
     left=$(grep -l "HKIT_MARK=$MARK" /proc/[0-9]*/environ 2>/dev/null | grep -v "/proc/$$/" || true)
