@@ -209,6 +209,7 @@ struct run {
     unsigned segment;             /* number of the segment being written */
     int64_t next_cut_ns;          /* CLOCK_REALTIME of the next time cut; 0: none */
     int64_t size_check_mono;      /* CLOCK_MONOTONIC of the last look at the segment's size */
+    int64_t segment_messages;     /* messages written into the current segment */
     int64_t conn_real, conn_mono; /* the connection's start: its session's key in every segment */
     bool closer_running;
     pthread_t closer;
@@ -492,7 +493,10 @@ static bool rotation_due(struct run *r, int64_t now_mono, int64_t now_real)
         return false;
     if (r->next_cut_ns && now_real >= r->next_cut_ns)
         return true;
-    if (o->rotate_size && now_mono - r->size_check_mono >= SIZE_CHECK_NS) {
+    /* A new segment's schema alone can come near a small --rotate-size: a segment is cut for
+     * its size only once it holds a message, or an idle recorder would cut empty ones. */
+    if (o->rotate_size && r->segment_messages > 0 &&
+        now_mono - r->size_check_mono >= SIZE_CHECK_NS) {
         r->size_check_mono = now_mono;
         return file_size_or_zero(r->sum->path, "") + file_size_or_zero(r->sum->path, "-wal") >=
                o->rotate_size;
@@ -567,6 +571,7 @@ static hc_err open_segment(struct run *r, unsigned number, int64_t *session_id, 
     if (rc != HC_OK)
         return rc;
     r->segment = number;
+    r->segment_messages = 0;
     r->size_check_mono = hc_time_monotonic_ns();
     if (r->o->rotate_ns)
         r->next_cut_ns = next_cut(hc_time_realtime_ns(), r->o->rotate_ns);
@@ -715,6 +720,7 @@ static enum loop_end receive_loop(struct run *r, int64_t *session_id, int64_t se
             if (hc_store_append(r->st, &msg, NULL, err) != HC_OK)
                 return END_STORE_FAILED;
             r->sum->messages++;
+            r->segment_messages++;
             r->sum->bytes += (int64_t)msg.payload_len;
             r->last_msg_mono = now;
             if (o->count && r->sum->messages >= o->count)
