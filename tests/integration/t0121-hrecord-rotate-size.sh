@@ -2,7 +2,9 @@
 # hrecord --rotate-size with a real Mosquitto: segments 000001.db... each a recording usable on its
 # own and under the limit by no more than what arrives between two looks at its size; the
 # manifest lists every segment with its count and sha256; hcat over the directory shows every
-# message once, in order, seq continuing, in one session.
+# message once, in order, seq continuing, in one session. An idle recorder cuts no segment: a new
+# segment's schema alone is about 1M, and cutting on size without a message once made a new empty
+# segment every 100 ms.
 set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
@@ -17,7 +19,7 @@ wait_for() { # description seconds command...
     shift 2
     for i in $(seq 1 $((secs * 20))); do
         "$@" && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for $what"
 }
@@ -60,4 +62,9 @@ hkit_assert_eq "$(seq 1 $N)" "$(jq -r '.payload | fromjson | .value' "$HKIT_TMP/
 info=$(hcat --info --json --top 0 "$dir")
 hkit_assert_eq "$N" "$(printf '%s' "$info" | jq .messages)" "messages in --info"
 hkit_assert_eq "1" "$(printf '%s' "$info" | jq '.sessions | length')" "one session across segments"
+# idle for 1.5 s (15 looks at the size) with the smallest --rotate-size: one segment, empty
+hkit_expect_exit 0 timeout 30 hrecord --url "mqtt://127.0.0.1:$port" -t 'idle/#' \
+    -o "$HKIT_TMP/idle/" --rotate-size 1M --duration 1500ms --quiet
+hkit_assert_eq "000001.db manifest.json" "$(ls "$HKIT_TMP/idle" | tr '\n' ' ' | sed 's/ $//')" \
+    "segments of an idle recorder"
 echo ok
