@@ -7,7 +7,7 @@
 # race with another process remains, so hkit_broker_start retries on 'Address already in use').
 hkit_free_port() {
     local port i
-    for i in $(seq 1 50); do
+    for ((i = 1; i <= 50; i++)); do
         # below the kernel's ephemeral range (32768-60999), where client sockets take ports
         port=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -26,8 +26,23 @@ HKIT_TEST_TOKEN='eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhMWIyYzNkNC1lNW
 HKIT_TEST_PUBLISHER=hkit-publisher
 HKIT_TEST_PUBLISHER_PASSWORD=publisher-secret
 
-# hkit_make_certs DIR: a CA and a server certificate for 127.0.0.1/localhost in DIR.
+# hkit_make_certs DIR: a CA and a server certificate for 127.0.0.1/localhost in DIR, and a second,
+# unrelated CA. With HKIT_TEST_CACHE set (ctest sets it to a directory of the build) they are made
+# once there and copied: three RSA keys are most of a TLS test's start-up. Made anew when a day
+# old; they are valid for two.
 hkit_make_certs() {
+    local dir=$1 cache=${HKIT_TEST_CACHE:+$HKIT_TEST_CACHE/certs}
+    [ -n "$cache" ] || { hkit__make_certs "$dir"; return; }
+    mkdir -p "$dir" "$HKIT_TEST_CACHE" || return 1
+    (
+        flock 9 || exit 1
+        if [ ! -f "$cache/complete" ] || [ -n "$(find "$cache/complete" -mmin +1440)" ]; then
+            rm -rf "$cache" && hkit__make_certs "$cache" && : >"$cache/complete"
+        fi
+    ) 9>"$cache.lock" || return 1
+    cp "$cache"/*.crt "$cache"/*.key "$dir"/
+}
+hkit__make_certs() {
     local dir=$1
     mkdir -p "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=hkit test CA" \
@@ -94,7 +109,7 @@ hkit__broker_start_once() {
         echo "log_type notice"
         echo "log_type information"
         echo "log_type subscribe"
-        [ "$(id -u)" = 0 ] && echo "user root"
+        [ "$EUID" = 0 ] && echo "user root"
         if [ $mode_tls = yes ]; then
             [ -f "$dir/server.crt" ] || hkit_make_certs "$dir" || return 1
             echo "cafile $dir/ca.crt"
@@ -130,7 +145,7 @@ ACL
     # Wait (bounded) until our mosquitto says it is running: a connection test alone could reach
     # another process that took the port while ours failed to bind it.
     local i
-    for i in $(seq 1 100); do
+    for ((i = 1; i <= 100; i++)); do
         if grep -qs " running$" "$dir/mosquitto.log" && kill -0 "$HKIT_BROKER_PID" 2>/dev/null &&
             (exec 3<>"/dev/tcp/127.0.0.1/$HKIT_BROKER_PORT") 2>/dev/null; then
             return 0
@@ -141,7 +156,7 @@ ACL
             grep -qs "Address already in use" "$dir/mosquitto.out" "$dir/mosquitto.log" && return 2
             return 1
         fi
-        sleep 0.05
+        hkit_sleep 0.05
     done
     echo "mosquitto did not start listening on port $HKIT_BROKER_PORT" >&2
     kill "$HKIT_BROKER_PID" 2>/dev/null || true
@@ -178,7 +193,7 @@ hkit_fake_broker() {
     python3 "$HKIT_SOURCE_DIR/tests/brokers/fake_broker.py" "$1" "$port" &
     FAKE_PID=$!
     hkit_wait_for 100 0.05 "fake broker $1" "[ -s '$port' ]"
-    FAKE_PORT=$(cat "$port")
+    FAKE_PORT=$(<"$port")
     FAKE_LOG=$port.log
     FAKE_PUB=$port.pub
 }
@@ -192,8 +207,29 @@ hkit_expect_exit() {
     local want=$1 got
     shift
     OUT=$("$@" 2>"$HKIT_TMP/stderr") && got=0 || got=$?
-    ERR=$(cat "$HKIT_TMP/stderr")
+    ERR=$(<"$HKIT_TMP/stderr")
     [ "$got" = "$want" ] || hkit_fail "'$*' exited $got, expected $want; stderr: $ERR"
+}
+
+# hkit_sleep SECONDS: waits without starting a process, as bash's read with a timeout on a FIFO
+# that nobody writes to. Poll loops call it often, and each process start costs milliseconds of
+# CPU. The FIFO is opened once per shell (hkit_test_setup does it; a subshell calling this first
+# opens its own) and unlinked at once; falls back to sleep(1) if that fails.
+HKIT__SLEEP_FD=
+hkit_sleep() {
+    if [ -z "$HKIT__SLEEP_FD" ] || [ "${HKIT__SLEEP_PID:-}" != "$BASHPID" ]; then
+        local fifo
+        fifo=$(mktemp -u "${HKIT_TMP:-${TMPDIR:-/tmp}}/.sleep.XXXXXX")
+        if mkfifo -m 600 "$fifo" && exec {HKIT__SLEEP_FD}<>"$fifo"; then
+            HKIT__SLEEP_PID=$BASHPID
+            rm -f "$fifo"
+        else
+            HKIT__SLEEP_FD=
+            sleep "$1"
+            return 0
+        fi
+    fi
+    read -r -t "$1" -u "$HKIT__SLEEP_FD" _ || true
 }
 
 # hkit_wait_for TRIES DELAY WHAT CONDITION: evaluates the shell CONDITION until it holds, at most
@@ -203,7 +239,7 @@ hkit_wait_for() {
     local tries=$1 delay=$2 what=$3 condition=$4 i
     for ((i = 1; i <= tries; i++)); do
         eval "$condition" && return 0
-        [ "$i" = "$tries" ] || sleep "$delay"
+        [ "$i" = "$tries" ] || hkit_sleep "$delay"
     done
     hkit_fail "timed out waiting for $what ($tries tries, ${delay}s apart)"
 }
@@ -212,7 +248,7 @@ hkit_poll() {
     local tries=$1 delay=$2 condition=$3 i
     for ((i = 1; i <= tries; i++)); do
         eval "$condition" && return 0
-        [ "$i" = "$tries" ] || sleep "$delay"
+        [ "$i" = "$tries" ] || hkit_sleep "$delay"
     done
     return 1
 }
@@ -284,11 +320,11 @@ hkit_capture_stop() {
     local i before=-1 now
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t hkit-test/end -m x
     hkit_poll 200 0.05 "grep -q '^hkit-test/end ' '$1.raw'" || true
-    for i in $(seq 1 20); do
+    for ((i = 1; i <= 20; i++)); do
         now=$(wc -l <"$1.raw")
         [ "$now" = "$before" ] && break
         before=$now
-        sleep 0.2
+        hkit_sleep 0.2
     done
     hkit_capture_kill
     grep -v '^hkit-test/' "$1.raw" >"$1" || true
@@ -323,6 +359,7 @@ hkit_test_setup() {
     mkdir "$HKIT_TMP/.bin"
     ln -s "$HKIT_PY" "$HKIT_TMP/.bin/python3"
     export PATH="$HKIT_BIN:$HKIT_TMP/.bin:$PATH"
+    hkit_sleep 0
     # hverify behaves differently under CI (it never writes fixtures): a test that wants that
     # says CI=true itself, so the suite means the same inside and outside CI
     unset CI

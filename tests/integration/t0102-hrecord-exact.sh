@@ -25,7 +25,7 @@ wait_for() { # seconds sql expected
     for i in $(seq 1 $(($1 * 20))); do
         # never let the sqlite3 shell create the file before hrecord does
         [ -f "$db" ] && [ "$(q "$2" 2>/dev/null || true)" = "$3" ] && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for '$2' = '$3' (got '$(q "$2" 2>&1 || true)')"
 }

@@ -59,7 +59,7 @@ packet(); conn.close()
 PY
     python3 "$HKIT_TMP/refuser.py" "$fport" &
     fake=$!
-    for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$fport") 2>/dev/null && break; sleep 0.05; done
+    for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$fport") 2>/dev/null && break; hkit_sleep 0.05; done
     hkit_expect_exit 1 timeout 20 hrecord --url "mqtt://127.0.0.1:$fport" -t 'not/mine/#' \
         -o "$HKIT_TMP/a.db"
     wait $fake || true
@@ -92,7 +92,7 @@ timeout 20 hrecord --url "mqtt://127.0.0.1:$port" --retry-connect --reconnect-mi
 rec=$!
 for i in $(seq 1 100); do
     grep -q "retrying in" "$HKIT_TMP/retry.err" && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 kill -INT $rec
 wait $rec && rc=0 || rc=$?

@@ -49,7 +49,7 @@ pubpid=$!
 for i in $(seq 1 200); do
     n=$(sqlite3 "$db" "select count(*) from messages" 2>/dev/null || echo 0)
     [ "$n" -gt 1000 ] && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 kill -9 "$(pgrep -P $rec)" # hrecord itself, not the timeout wrapper
 wait $rec 2>/dev/null || true

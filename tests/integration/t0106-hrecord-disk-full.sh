@@ -14,7 +14,7 @@ timeout 60 bash -c 'trap "" XFSZ; ulimit -f 4096; exec "$@"' hrecord \
 rec=$!
 for i in $(seq 1 200); do
     [ -f "$db" ] && [ "$(sqlite3 "$db" "select count(*) from sessions" 2>/dev/null)" = 1 ] && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 head -c 20000 /dev/zero | tr '\0' x >"$HKIT_TMP/payload"
 for i in $(seq 1 400); do

@@ -67,15 +67,15 @@ if command -v strace >/dev/null; then
         hrecord --url "$url" -t 's/#' -o sync.db --quiet &
     rec=$!
     count_is() { [ "$(hcat --info --json sync.db 2>/dev/null | jq .messages)" = "$1" ]; }
-    for i in $(seq 1 200); do count_is 0 && break; sleep 0.05; done
+    for i in $(seq 1 200); do count_is 0 && break; hkit_sleep 0.05; done
     wal_syncs() { grep -c 'sync.db-wal>' sync.trace || true; }
     before=$(wal_syncs)
     mosquitto_pub -p "$HKIT_BROKER_PORT" -t s/x -q 1 -m one
-    for i in $(seq 1 200); do count_is 1 && break; sleep 0.05; done
+    for i in $(seq 1 200); do count_is 1 && break; hkit_sleep 0.05; done
     count_is 1 || hkit_fail "the message was not committed"
     # with synchronous=NORMAL a commit writes the -wal without syncing it: only a checkpoint
     # (every 8 MiB) or the exit syncs it
-    for i in $(seq 1 100); do [ "$(wal_syncs)" -gt "$before" ] && break; sleep 0.05; done
+    for i in $(seq 1 100); do [ "$(wal_syncs)" -gt "$before" ] && break; hkit_sleep 0.05; done
     [ "$(wal_syncs)" -gt "$before" ] ||
         hkit_fail "the commit of the message was not synced: $(cat sync.trace)"
     kill -INT "$(pgrep -P "$(pgrep -P $rec)")" # hrecord, under strace, under timeout

@@ -81,7 +81,7 @@ server_start() { # OUT ARGS...
     for i in $(seq 1 100); do
         grep -q '^ACCEPT' "$out" && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || hkit_fail "s_server did not start: $(cat "$out")"
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "s_server did not start"
 }

@@ -14,7 +14,7 @@ wait_count() { # sql-condition seconds
     for i in $(seq 1 $(($2 * 20))); do
         n=$(sqlite3 "file:$db?mode=ro" "select count(*) from message_rows" 2>/dev/null || echo 0)
         [ "$n" -ge "$1" ] && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for $1 messages in $db"
 }
@@ -23,7 +23,7 @@ wait_session() { # sessions seconds
     for i in $(seq 1 $(($2 * 20))); do
         [ "$(sqlite3 "file:$db?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" \
             -ge "$1" ] && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for session $1 in $db"
 }

@@ -17,7 +17,7 @@ wait_for() { # description seconds command...
     shift 2
     for i in $(seq 1 $((secs * 20))); do
         "$@" && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for $what"
 }

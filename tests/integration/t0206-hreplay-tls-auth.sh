@@ -51,7 +51,7 @@ for i in $(seq 1 100); do
         -P "$HKIT_TEST_PUBLISHER_PASSWORD" -t "$PREFIX/hkit-test/ready" -m x
     grep -q "^$PREFIX/hkit-test/ready " "$T/cap.raw" && break
     [ "$i" -lt 100 ] || hkit_fail "subscriber did not start: $(cat "$T/cap.err")"
-    sleep 0.05
+    hkit_sleep 0.05
 done
 
 hkit_expect_exit 0 timeout 30 hreplay --url "$URL" --cafile "$CA" -u "$HKIT_TEST_PUBLISHER" \
@@ -65,7 +65,7 @@ mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$CA" -u "$HKIT_TEST_PUBLISHER" \
     -P "$HKIT_TEST_PUBLISHER_PASSWORD" -q 1 -t "$PREFIX/hkit-test/end" -m x
 for i in $(seq 1 200); do
     grep -q "^$PREFIX/hkit-test/end " "$T/cap.raw" && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 kill "$CAP_PID" 2>/dev/null || true
 wait "$CAP_PID" 2>/dev/null || true

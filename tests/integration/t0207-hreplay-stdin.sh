@@ -97,7 +97,7 @@ echo '{"topic":"live/1","qos":1,"payload":"first"}' >&7
 for i in $(seq 1 100); do
     grep -q '^live/1 ' "$T/c5.raw" && break
     [ "$i" -lt 100 ] || hkit_fail "the first line was not replayed before the input ended"
-    sleep 0.05
+    hkit_sleep 0.05
 done
 echo '{"topic":"live/2","qos":1,"payload":"second"}' >&7
 exec 7>&-

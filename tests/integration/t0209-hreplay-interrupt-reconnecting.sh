@@ -23,7 +23,7 @@ scenario() {
     for i in $(seq 1 100); do
         mosquitto_pub -h 127.0.0.1 -p "$port" -t ir/ready -m 0
         [ -s "$T/sub.$name" ] && break
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hreplay --url "mqtt://127.0.0.1:$port" --rate 200 --report-json "$T/rep.$name.json" \
         "$T/in.jsonl" 2>"$T/err.$name" &
@@ -31,7 +31,7 @@ scenario() {
     PIDS+=("$pid")
     for i in $(seq 1 200); do
         [ "$(wc -l <"$T/sub.$name")" -ge 100 ] && break
-        sleep 0.05
+        hkit_sleep 0.05
     done
     if [ "$freeze" = yes ]; then
         kill -STOP "$HKIT_BROKER_PID"
@@ -44,13 +44,13 @@ scenario() {
     for i in $(seq 1 100); do
         grep -q "; reconnecting (" "$T/err.$name" && break
         [ "$i" -lt 100 ] || hkit_fail "$name: the lost connection was not noticed: $(cat "$T/err.$name")"
-        sleep 0.05
+        hkit_sleep 0.05
     done
     sleep 0.5 # in the backoff between attempts
     kill -INT "$pid"
     for i in $(seq 1 60); do
         kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
+        hkit_sleep 0.05
     done
     kill -0 "$pid" 2>/dev/null && hkit_fail "$name: hreplay still running 3 s after SIGINT while reconnecting"
     wait "$pid" && rc=0 || rc=$?

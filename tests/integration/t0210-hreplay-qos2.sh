@@ -38,7 +38,7 @@ capture_stop() { # file: the end marker follows the replay's messages in the bro
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 2 -t hkit-test/end -m x
     for i in $(seq 1 200); do
         grep -q '^hkit-test/end ' "$1.raw" && break
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_capture_kill
     [ ! -s "$1.err" ] || hkit_fail "subscriber: $(cat "$1.err")"

@@ -41,7 +41,7 @@ case_run() {
     done
     for i in $(seq 1 200); do
         [ "$(cat "$T/$name.naive.err" "$T/$name.correct.err" | grep -c '^subscribed$')" = 2 ] && break
-        sleep 0.05
+        hkit_sleep 0.05
     done
     [ "$i" != 200 ] || hkit_fail "$name: the consumers did not subscribe"
     timeout 60 hreplay --url "$URL" --max -q 1 "$@" "$T/in.jsonl" 2>"$T/$name.err" ||

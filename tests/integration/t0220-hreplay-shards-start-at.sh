@@ -43,7 +43,7 @@ SUB=$!
 for _ in $(seq 1 100); do
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m 1
     grep -q hkit-test/ready "$T/sub" && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 start=$(python3 -c 'import time; t=time.time()+3; print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6))')
 hreplay --url "$URL" -i shard-1 --shard 1/2 --start-at "$start" --report-json "$T/r1.json" \
@@ -54,7 +54,7 @@ hreplay --url "$URL" -i shard-2 --shard 2/2 --start-at "$start" --report-json "$
 P2=$!
 wait $P1 || hkit_fail "shard 1: $(cat "$T/e1")"
 wait $P2 || hkit_fail "shard 2: $(cat "$T/e2")"
-for _ in $(seq 1 100); do [ "$(grep -c '^[0-9.]* sh/' "$T/sub")" -ge 600 ] && break; sleep 0.05; done
+for _ in $(seq 1 100); do [ "$(grep -c '^[0-9.]* sh/' "$T/sub")" -ge 600 ] && break; hkit_sleep 0.05; done
 kill $SUB
 python3 - "$T/sub" "$start" <<'PY'
 import sys, datetime

@@ -58,7 +58,7 @@ wait_lines() { # FILE N: until FILE has N lines (bounded: 60 s)
     local i
     for i in $(seq 1 600); do
         [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-        sleep 0.1
+        hkit_sleep 0.1
     done
     hkit_fail "$1: $(wc -l <"$1" 2>/dev/null || echo 0) lines, expected $2"
 }
@@ -69,7 +69,7 @@ for QOS in 0 1; do
         --qos "$QOS" --topic 'haltian-iot/events/#' --out-topic "out$QOS" --out-file "$out" \
         >"$T/cons.out" 2>&1 &
     CONS_PID=$!
-    for i in $(seq 1 100); do grep -q subscribed "$T/cons.out" && break; sleep 0.05; done
+    for i in $(seq 1 100); do grep -q subscribed "$T/cons.out" && break; hkit_sleep 0.05; done
     grep -q subscribed "$T/cons.out" || hkit_fail "consumer did not subscribe: $(cat "$T/cons.out")"
 
     # true capacity: a backlog of DRAIN_N messages, drained at the consumer's own pace; twice

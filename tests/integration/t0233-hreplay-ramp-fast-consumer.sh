@@ -31,7 +31,7 @@ SUB_PID=$!
 for _ in $(seq 1 100); do
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t hkit-test/ready -m ready
     grep -q ready "$T/out" && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 grep -q ready "$T/out" || hkit_fail "mosquitto_sub did not start"
 

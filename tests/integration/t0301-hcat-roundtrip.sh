@@ -124,7 +124,7 @@ if [ -x "$HKIT_BIN/hrecord" ]; then
     while kill -0 $rec 2>/dev/null && [ $i -lt 200 ]; do
         i=$((i + 1))
         mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t r/$i -m "p$i" -q 1
-        sleep 0.05
+        hkit_sleep 0.05
     done
     wait $rec || hkit_fail "hrecord failed"
     hkit_expect_exit 0 hcat rec.db -o rec2.db

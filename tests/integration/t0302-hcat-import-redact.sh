@@ -25,7 +25,7 @@ while kill -0 $sub 2>/dev/null && [ $i -lt 100 ]; do
     i=$((i + 1))
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -q 1 -t "$T/ambientTemperature/$D1" \
         -m "{\"measured_at\":\"2026-02-05T10:30:45.123Z\",\"value\":$i.5}"
-    sleep 0.05
+    hkit_sleep 0.05
 done
 wait $sub || hkit_fail "mosquitto_sub failed"
 hkit_assert_eq 3 "$(wc -l <cap.jsonl)" "captured lines"

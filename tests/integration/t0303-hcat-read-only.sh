@@ -24,7 +24,7 @@ wait_for() { # what command...: bounded wait until the command succeeds
     shift
     for i in $(seq 1 200); do
         "$@" && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "timed out waiting for $what"
 }

@@ -18,7 +18,7 @@ i=0
 while kill -0 $sub 2>/dev/null && [ $i -lt 100 ]; do
     i=$((i + 1))
     mosquitto_pub -h 127.0.0.1 -p "$HKIT_BROKER_PORT" -t tz/a -m '{"v":1}'
-    sleep 0.05
+    hkit_sleep 0.05
 done
 wait $sub || hkit_fail "mosquitto_sub failed"
 after=$(date -u +%s)

@@ -21,7 +21,7 @@ gone() { # PID WHAT: waits (bounded) until PID no longer exists
     local i
     for i in $(seq 1 100); do
         kill -0 "$1" 2>/dev/null || return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "$2 (pid $1) is still running"
 }
@@ -29,7 +29,7 @@ wait_file() { # FILE
     local i
     for i in $(seq 1 200); do
         [ -s "$1" ] && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "'$1' never appeared"
 }
@@ -80,7 +80,7 @@ hverify --timeout 60s --decoder "echo \$\$ >'$T/dec4.pid'; sleep 616" "$T/orphan
 hv=$!
 wait_file "$T/dec4.pid"
 kill -INT $hv
-for i in $(seq 1 40); do kill -0 $hv 2>/dev/null || break; sleep 0.05; done
+for i in $(seq 1 40); do kill -0 $hv 2>/dev/null || break; hkit_sleep 0.05; done
 kill -0 $hv 2>/dev/null && hkit_fail "hverify still runs 2 s after SIGINT"
 wait $hv && rc=0 || rc=$?
 hkit_assert_eq 1 "$rc" "exit status after SIGINT"

@@ -20,7 +20,7 @@ no_orphans() {
     for i in $(seq 1 100); do
         left=$(grep -l "HKIT_MARK=$MARK" /proc/[0-9]*/environ 2>/dev/null | grep -v "/proc/$$/" || true)
         [ -z "$left" ] && return 0
-        sleep 0.05
+        hkit_sleep 0.05
     done
     hkit_fail "$1: processes left: $(for f in $left; do p=${f#/proc/}; p=${p%/environ}; ps -o pid=,args= -p "$p"; done)"
 }

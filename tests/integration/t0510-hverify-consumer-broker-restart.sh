@@ -39,7 +39,7 @@ hkit_assert_contains "$OUT" "ERROR latest-cases/clean: consumer did not subscrib
 for i in $(seq 1 100); do
     left=$(grep -l "HKIT_MARK=$MARK" /proc/[0-9]*/environ 2>/dev/null | grep -v "/proc/$$/" || true)
     [ -z "$left" ] && break
-    sleep 0.05
+    hkit_sleep 0.05
 done
 [ -z "$left" ] || hkit_fail "processes left: $left"
 hkit_expect_exit 2 hverify --url mqtt://127.0.0.1:1 --ready x --faults broker-restart --consumer true cases

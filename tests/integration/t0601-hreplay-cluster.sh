@@ -57,7 +57,7 @@ wait_for() {
     shift 2
     for i in $(seq 1 $((secs * 10))); do
         "$@" && return 0
-        sleep 0.1
+        hkit_sleep 0.1
     done
     hkit_fail "timed out after ${secs}s waiting for $what"
 }
@@ -268,7 +268,7 @@ first_message() { # K FILTER: the first message a new subscriber to FILTER on no
     for i in $(seq 1 300); do
         kill -0 "$pid" 2>/dev/null && [ ! -s "$T/ret$k" ] || break
         "${pub[@]}" -p "${PORT[$k]}" -q 1 -t hkit-test/retained/r -m live
-        sleep 0.1
+        hkit_sleep 0.1
     done
     wait "$pid" || { echo "subscriber on node $((k + 1)) failed: $(cat "$T/ret$k")"; return; }
     cat "$T/ret$k"
