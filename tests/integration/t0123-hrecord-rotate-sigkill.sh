@@ -42,10 +42,12 @@ wait $pub 2>/dev/null || true
 # each segment alone, one after the other: no value twice, ascending
 # (the newest may be unfinished: killed while created, before any schema, so empty)
 newest=$(ls "$dir"/[0-9]*.db | tail -1)
+unfinished=no
 for f in "$dir"/[0-9]*.db; do
     if ! hcat "$f" 2>"$HKIT_TMP/err"; then
         [ "$f" = "$newest" ] && grep -q "application_id is 0" "$HKIT_TMP/err" ||
             hkit_fail "$(basename "$f") unreadable: $(cat "$HKIT_TMP/err")"
+        unfinished=yes
     fi
 done >"$HKIT_TMP/seg.jsonl"
 jq -r '.payload | fromjson | .value' "$HKIT_TMP/seg.jsonl" >"$HKIT_TMP/seg.txt"
@@ -59,12 +61,15 @@ hcat "$dir" | jq -r '.payload | fromjson | .value' >"$HKIT_TMP/dir.txt"
 cmp "$HKIT_TMP/seg.txt" "$HKIT_TMP/dir.txt" || hkit_fail "the directory differs from its segments"
 hkit_assert_eq "$before" "$(cd "$dir" && sha256sum ./* | sort)" "reading changed no byte"
 
-# restart: the killed segment is sealed, the manifest rebuilt, numbering continues
+# restart: the killed segment is sealed, the manifest rebuilt, numbering continues (an unfinished
+# newest segment, killed while created, is removed and its number taken again)
 last=$(segments)
+next=$((last + 1))
+[ $unfinished = no ] || next=$last
 timeout 60 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir/" \
     --rotate-size 1M --append --quiet --count 10 &
 rec=$!
-wait_for "the next segment's session" 10 sessions_in "$dir/$(printf %06d $((last + 1))).db"
+wait_for "the next segment's session" 10 sessions_in "$dir/$(printf %06d $next).db"
 seq -f "{\"value\":%g}" 1 10 | timeout 30 mosquitto_pub -p "$port" -t "$T" -q 1 -l
 wait $rec
 hkit_assert_eq "$(segments)" "$(jq '.segments | length' "$dir/manifest.json")" "manifest entries"

@@ -48,7 +48,9 @@ hreplay --url "mqtt://127.0.0.1:$FAKE_PORT" --max -q 1 --inflight 10 \
     --report-json "$T/rep.int.json" "$T/in.jsonl" 2>"$T/err.int" &
 pid=$!
 PIDS+=("$pid")
-for _ in $(seq 1 100); do [ -s "$T/port.noack.log" ] && break; hkit_sleep 0.05; done
+# the window is full: the broker has received the ten messages (not just a connection, which may
+# be the probe's, before anything is sent)
+hkit_wait_for 200 0.05 "10 messages at the broker" '[ "$(wc -l <"$FAKE_PUB" 2>/dev/null || echo 0)" -ge 10 ]'
 kill -INT "$pid"
 for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; hkit_sleep 0.05; done
 kill -0 "$pid" 2>/dev/null && hkit_fail "hreplay still running 1.5 s after Ctrl-C with a full window"
@@ -62,7 +64,7 @@ hkit_assert_eq 10 "$(hkit_report "$T/rep.int.json" failed)" "Ctrl-C: the window 
 hgen --url "mqtt://127.0.0.1:$FAKE_PORT" -q 1 --count 100 --max 2>"$T/err.hgen" &
 pid=$!
 PIDS+=("$pid")
-for _ in $(seq 1 100); do [ "$(wc -l <"$T/port.noack.log")" -ge 2 ] && break; hkit_sleep 0.05; done
+hkit_wait_for 200 0.05 "hgen's first message at the broker" '[ "$(wc -l <"$FAKE_PUB")" -ge 11 ]'
 kill -INT "$pid"
 for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; hkit_sleep 0.05; done
 kill -0 "$pid" 2>/dev/null && hkit_fail "hgen still running 1.5 s after Ctrl-C with a full window"
