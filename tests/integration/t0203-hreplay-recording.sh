@@ -3,8 +3,8 @@
 # two sessions, hgen -o, hrecord capturing mosquitto_pub traffic). An independent subscriber
 # (mosquitto_sub -V mqttv5 --retain-as-published -F '%t %r %q %x') must see exactly the selected
 # messages (content, order within each QoS level, binary and empty payloads, retained flags), as
-# the sqlite3 CLI reads them from the recording. The gap between two sessions is kept, and --max-gap caps
-# it. Selections (--session, --type with an alias, --device, -t with wildcards, --since/--until
+# the sqlite3 CLI reads them from the recording. The gap between two sessions is kept, and
+# --max-gap caps it. Selections (--session, --type with an alias, --device, -t with wildcards, --since/--until
 # with +offsets and RFC 3339 times, since inclusive and until exclusive, --limit) are made by
 # tool_source, which hreplay and hcat share: a few go through the broker, the whole matrix runs
 # through hcat without one (its rules are unit-tested in test_store and test_tool_source).
