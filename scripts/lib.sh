@@ -243,6 +243,17 @@ hkit_wait_for() {
     done
     hkit_fail "timed out waiting for $what ($tries tries, ${delay}s apart)"
 }
+# hkit_wait_cmd WHAT SECONDS COMMAND...: as hkit_wait_for, for a command with its arguments:
+# runs it every 50 ms until it succeeds, for at most SECONDS.
+hkit_wait_cmd() {
+    local what=$1 secs=$2 i
+    shift 2
+    for ((i = 1; i <= secs * 20; i++)); do
+        "$@" && return 0
+        hkit_sleep 0.05
+    done
+    hkit_fail "timed out waiting for $what (${secs}s)"
+}
 # hkit_poll TRIES DELAY CONDITION: as hkit_wait_for, but returns 1 instead of failing.
 hkit_poll() {
     local tries=$1 delay=$2 condition=$3 i

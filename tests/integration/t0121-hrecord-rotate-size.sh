@@ -14,21 +14,12 @@ dir=$HKIT_TMP/rec/
 T=haltian-iot/events/intg/key/measurements/ambientTemperature/dev-1
 N=6000
 
-wait_for() { # description seconds command...
-    local what=$1 secs=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 20))); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 has_session() { [ -f "$dir/000001.db" ] && [ "$(sqlite3 "file:$dir/000001.db?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" -ge 1 ]; }
 
 timeout 120 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir" \
     --rotate-size 1M --flush-ms 20 --count $N --quiet &
 rec=$!
-wait_for "hrecord's session" 10 has_session
+hkit_wait_cmd "hrecord's session" 10 has_session
 pad=$(head -c 600 /dev/zero | tr '\0' x)
 seq -f "{\"value\":%g,\"pad\":\"$pad\"}" 1 $N | timeout 60 mosquitto_pub -p "$port" -t "$T" -q 1 -l
 wait $rec

@@ -10,15 +10,6 @@ port=$HKIT_BROKER_PORT
 dir=$HKIT_TMP/rec/
 T=haltian-iot/events/intg/key/measurements/ambientTemperature/dev-1
 
-wait_for() { # description seconds command...
-    local what=$1 secs=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 20))); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 has_session() { [ -f "$dir/000001.db" ] && [ "$(sqlite3 "file:$dir/000001.db?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" -ge 1 ]; }
 segments() { ls "$dir" | grep -c '^[0-9]\{6\}\.db$' || true; }
 at_least_segments() { [ "$(segments)" -ge "$1" ]; }
@@ -26,11 +17,11 @@ at_least_segments() { [ "$(segments)" -ge "$1" ]; }
 timeout 120 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir" \
     --rotate-time 1s --flush-ms 20 --quiet &
 rec=$!
-wait_for "hrecord's session" 10 has_session
+hkit_wait_cmd "hrecord's session" 10 has_session
 # publish in three bursts, each once a new segment has been opened, so they straddle cuts
 sent=0
 for burst in 1 2 3; do
-    wait_for "segment $((burst + 1))" 10 at_least_segments $((burst + 1))
+    hkit_wait_cmd "segment $((burst + 1))" 10 at_least_segments $((burst + 1))
     seq -f "{\"value\":%g}" $((sent + 1)) $((sent + 200)) |
         timeout 30 mosquitto_pub -p "$port" -t "$T" -q 1 -l
     sent=$((sent + 200))

@@ -12,15 +12,6 @@ port=$HKIT_BROKER_PORT
 dir=$HKIT_TMP/rec
 T=haltian-iot/events/intg/key/measurements/ambientTemperature/dev-1
 
-wait_for() { # description seconds command...
-    local what=$1 secs=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 20))); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 sessions_in() { [ -f "$1" ] && [ "$(sqlite3 "file:$1?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" -ge 1 ]; }
 segments() { ls "$dir" | grep -c '^[0-9]\{6\}\.db$' || true; }
 at_least_segments() { [ "$(segments)" -ge "$1" ]; }
@@ -28,12 +19,12 @@ at_least_segments() { [ "$(segments)" -ge "$1" ]; }
 timeout 120 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir/" \
     --rotate-size 1M --flush-ms 20 --quiet 2>/dev/null &
 rec=$!
-wait_for "hrecord's session" 10 sessions_in "$dir/000001.db"
+hkit_wait_cmd "hrecord's session" 10 sessions_in "$dir/000001.db"
 pad=$(head -c 600 /dev/zero | tr '\0' x)
 seq -f "{\"value\":%g,\"pad\":\"$pad\"}" 1 200000 |
     timeout 60 mosquitto_pub -p "$port" -t "$T" -q 0 -l 2>/dev/null &
 pub=$!
-wait_for "a fourth segment" 60 at_least_segments 4
+hkit_wait_cmd "a fourth segment" 60 at_least_segments 4
 kill -9 "$(pgrep -P $rec)" # hrecord itself, not the timeout wrapper
 wait $rec 2>/dev/null || true
 kill $pub 2>/dev/null || true
@@ -69,7 +60,7 @@ next=$((last + 1))
 timeout 60 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir/" \
     --rotate-size 1M --append --quiet --count 10 &
 rec=$!
-wait_for "the next segment's session" 10 sessions_in "$dir/$(printf %06d $next).db"
+hkit_wait_cmd "the next segment's session" 10 sessions_in "$dir/$(printf %06d $next).db"
 seq -f "{\"value\":%g}" 1 10 | timeout 30 mosquitto_pub -p "$port" -t "$T" -q 1 -l
 wait $rec
 hkit_assert_eq "$(segments)" "$(jq '.segments | length' "$dir/manifest.json")" "manifest entries"

@@ -11,15 +11,6 @@ port=$HKIT_BROKER_PORT
 dir=$HKIT_TMP/rec/
 T=haltian-iot/events/intg/key/measurements
 
-wait_for() { # description seconds command...
-    local what=$1 secs=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 20))); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 segments() { ls "$dir" | grep -c '^[0-9]\{6\}\.db$' || true; }
 at_least_segments() { [ "$(segments)" -ge "$1" ]; }
 has_session() { [ -f "$dir/000001.db" ] && [ "$(sqlite3 "file:$dir/000001.db?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" -ge 1 ]; }
@@ -27,9 +18,9 @@ has_session() { [ -f "$dir/000001.db" ] && [ "$(sqlite3 "file:$dir/000001.db?mod
 timeout 120 hrecord --url "mqtt://127.0.0.1:$port" -t 'haltian-iot/#' -o "$dir" \
     --rotate-time 1s --flush-ms 20 --quiet &
 rec=$!
-wait_for "hrecord's session" 10 has_session
+hkit_wait_cmd "hrecord's session" 10 has_session
 for burst in 1 2 3; do
-    wait_for "segment $((burst + 1))" 10 at_least_segments $((burst + 1))
+    hkit_wait_cmd "segment $((burst + 1))" 10 at_least_segments $((burst + 1))
     seq -f "{\"value\":%g}" $((burst * 100 + 1)) $((burst * 100 + 50)) |
         timeout 30 mosquitto_pub -p "$port" -t "$T/ambientTemperature/dev-$burst" -q 1 -l
 done
@@ -52,7 +43,7 @@ hkit_assert_eq "150" "$(hcat --info --json --top 0 "$dir" | jq '.sessions[0].mes
 hkit_capture_start "$HKIT_TMP/cap.txt" 'haltian-iot/#'
 hreplay --url "mqtt://127.0.0.1:$port" --max --quiet "$dir"
 captured() { [ "$(grep -vc '^hkit-test/' "$HKIT_TMP/cap.txt.raw" || true)" -ge 150 ]; }
-wait_for "150 messages at the subscriber" 20 captured
+hkit_wait_cmd "150 messages at the subscriber" 20 captured
 hkit_capture_stop "$HKIT_TMP/cap.txt"
 hkit_assert_eq "$(jq -r '.payload' "$HKIT_TMP/dir.jsonl")" \
     "$(cut -d' ' -f4 "$HKIT_TMP/cap.txt" | while read -r hex; do printf '%s' "$hex" | xxd -r -p; echo; done)" \

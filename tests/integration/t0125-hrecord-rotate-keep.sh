@@ -11,15 +11,6 @@ dir=$HKIT_TMP/rec/
 T=haltian-iot/events/intg/key/measurements/ambientTemperature/dev-1
 url=mqtt://127.0.0.1:$port
 
-wait_for() { # description seconds command...
-    local what=$1 secs=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 20))); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 newest_segment_at_least() { ls "$dir" | grep -q "^$(printf %06d "$1")\.db$"; }
 has_session() { [ -f "$dir/000001.db" ] && [ "$(sqlite3 "file:$dir/000001.db?mode=ro" "select count(*) from sessions" 2>/dev/null || echo 0)" -ge 1 ]; }
 
@@ -45,10 +36,10 @@ check_usage "invalid value '0' for --keep: must be between 1 and 999999" -o "$di
 timeout 120 hrecord --url "$url" -t 'haltian-iot/#' -o "$dir" --rotate-time 1s --keep 2 \
     --flush-ms 20 --quiet &
 rec=$!
-wait_for "hrecord's session" 10 has_session
+hkit_wait_cmd "hrecord's session" 10 has_session
 sent=0
 for n in 2 3 4 5; do
-    wait_for "segment $n" 10 newest_segment_at_least "$n"
+    hkit_wait_cmd "segment $n" 10 newest_segment_at_least "$n"
     seq -f "{\"value\":%g}" $((sent + 1)) $((sent + 20)) |
         timeout 30 mosquitto_pub -p "$port" -t "$T" -q 1 -l
     sent=$((sent + 20))

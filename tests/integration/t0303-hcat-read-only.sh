@@ -19,15 +19,6 @@ else
     as_other() { "$@"; }
 fi
 sums() { (cd "$1" && ls -A | sort && sha256sum -- *); }
-wait_for() { # what command...: bounded wait until the command succeeds
-    local what=$1 i
-    shift
-    for i in $(seq 1 200); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 
 # --- another user's recording in a directory nobody else may write -----------------------------
 mkdir foreign
@@ -59,9 +50,9 @@ timeout 60 hrecord --url "mqtt://127.0.0.1:$port" -t 'c/#' -o crash/c.db --flush
     --quiet &
 rec=$!
 count_is() { [ "$(hcat --info --json "$1" 2>/dev/null | jq .messages)" = "$2" ]; }
-wait_for "hrecord to start its session" count_is crash/c.db 0
+hkit_wait_cmd "hrecord to start its session" 10 count_is crash/c.db 0
 seq -f 'c-%05g' 1 300 | mosquitto_pub -p "$port" -t c/y -q 1 -l
-wait_for "300 messages committed" count_is crash/c.db 300
+hkit_wait_cmd "300 messages committed" 10 count_is crash/c.db 300
 # a live writer: readers see what it committed, and change nothing it does not
 hkit_expect_exit 0 as_other hcat crash/c.db
 hkit_assert_eq 300 "$(printf '%s\n' "$OUT" | wc -l)" "messages read while hrecord runs"

@@ -7,15 +7,6 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 cd "$HKIT_TMP"
-wait_for() { # what command...: bounded wait until the command succeeds
-    local what=$1 i
-    shift
-    for i in $(seq 1 200); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 mkdir out
 hgen -o in.db --count 300 --quiet
 hcat in.db >in.jsonl
@@ -26,14 +17,14 @@ hcat - -o out/live.db <live.fifo 2>/dev/null &
 live=$!
 exec 4>live.fifo
 head -5 in.jsonl >&4
-wait_for "the running hcat's temporary file" test -e "out/live.db.hcat-tmp-$live"
+hkit_wait_cmd "the running hcat's temporary file" 10 test -e "out/live.db.hcat-tmp-$live"
 
 # an hcat killed with SIGKILL while writing, with its -wal and -shm
 hcat - -o out/killed.db <killed.fifo 2>/dev/null &
 killed=$!
 exec 3>killed.fifo
 cat in.jsonl >&3
-wait_for "the killed hcat's -wal" test -s "out/killed.db.hcat-tmp-$killed-wal"
+hkit_wait_cmd "the killed hcat's -wal" 10 test -s "out/killed.db.hcat-tmp-$killed-wal"
 kill -9 $killed
 wait $killed 2>/dev/null || true
 exec 3>&-

@@ -7,15 +7,6 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 cd "$HKIT_TMP"
-wait_for() { # what command...: bounded wait until the command succeeds
-    local what=$1 i
-    shift
-    for i in $(seq 1 200); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what"
-}
 
 hgen -o big.db --count 5000 --quiet # ~1.5 MB of JSON lines: far more than a pipe holds
 
@@ -54,7 +45,7 @@ exec 3>in.fifo
 cat three.jsonl >&3
 # hcat has read the three lines and waits in read(2) on its standard input
 blocked_in_read() { [ "$(cut -d' ' -f1 /proc/$cat_pid/syscall 2>/dev/null)" = 0 ]; }
-wait_for "hcat to wait for more input" blocked_in_read
+hkit_wait_cmd "hcat to wait for more input" 10 blocked_in_read
 kill -INT $cat_pid
 wait $cat_pid && rc=0 || rc=$?
 exec 3>&-
@@ -67,8 +58,8 @@ hcat - -o cut.db <in.fifo 2>cut.err &
 cat_pid=$!
 exec 3>in.fifo
 cat three.jsonl >&3
-wait_for "hcat to start the temporary file" test -e "cut.db.hcat-tmp-$cat_pid"
-wait_for "hcat to wait for more input" blocked_in_read
+hkit_wait_cmd "hcat to start the temporary file" 10 test -e "cut.db.hcat-tmp-$cat_pid"
+hkit_wait_cmd "hcat to wait for more input" 10 blocked_in_read
 kill -INT $cat_pid
 wait $cat_pid && rc=0 || rc=$?
 exec 3>&-

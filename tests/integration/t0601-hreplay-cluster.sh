@@ -51,16 +51,6 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# wait_for SECONDS WHAT CMD...: polls CMD every 0.1 s until it succeeds.
-wait_for() {
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 10))); do
-        "$@" && return 0
-        hkit_sleep 0.1
-    done
-    hkit_fail "timed out after ${secs}s waiting for $what"
-}
 # rec_count K WHERE: messages in hrecord K's recording matching WHERE (fails while the file does
 # not exist yet or is busy; -readonly never creates it)
 rec_count() {
@@ -123,8 +113,8 @@ rec_seen() { # K
     n=$(rec_count "$1" "topic = 'hkit-test/ready/$1'") && [ "$n" -gt 0 ]
 }
 for k in 0 1 2; do
-    for j in 0 1 2; do wait_for 30 "subscriber on node $((k + 1)) (probe from node $((j + 1)))" probe_seen $k $j; done
-    wait_for 30 "hrecord on node $((k + 1))" rec_seen $k
+    for j in 0 1 2; do hkit_wait_cmd "subscriber on node $((k + 1)) (probe from node $((j + 1)))" 30 probe_seen $k $j; done
+    hkit_wait_cmd "hrecord on node $((k + 1))" 30 rec_seen $k
 done
 
 # --- three shards, one per node, started together, QoS 1 --------------------------------------
@@ -168,7 +158,7 @@ ends_at() { # K: the subscriber on node K+1 has all three end markers
 }
 start=$SECONDS
 for k in 0 1 2; do
-    wait_for 240 "end markers at subscriber $((k + 1))" ends_at $k
+    hkit_wait_cmd "end markers at subscriber $((k + 1))" 240 ends_at $k
 done
 echo "end markers seen by all subscribers in $((SECONDS - start))s" >&2
 # hrecord's end: an "end" marker on its own ready topic; recorded and committed once it is there
@@ -178,7 +168,7 @@ end_recorded() { # K
 }
 for k in 0 1 2; do
     "${pub[@]}" -p "${PORT[$k]}" -q 1 -t "hkit-test/ready/$k" -m end
-    wait_for 60 "hrecord $((k + 1))'s end marker" end_recorded $k
+    hkit_wait_cmd "hrecord $((k + 1))'s end marker" 60 end_recorded $k
     kill -TERM "${REC_PID[$k]}"
     wait "${REC_PID[$k]}" || hkit_fail "hrecord $((k + 1)) exited $?: $(cat "$T/rec$k.err")"
 done
@@ -286,12 +276,12 @@ hkit_assert_eq "hkit-test/retained/r live" "$(first_message 0 'hkit-test/retaine
 hrecord --url "${URL[0]}" -i hkit-t0601-same -q 2 -t hkit-test/same -o "$T/same.db" \
     --reconnect-min 60s 2>"$T/same.err" &
 CHILDREN+=($!)
-wait_for 30 "hrecord connected" grep -q "connected to .* as 'hkit-t0601-same'" "$T/same.err"
-wait_for 10 "hrecord's warning about the granted QoS" grep -qF \
+hkit_wait_cmd "hrecord connected" 30 grep -q "connected to .* as 'hkit-t0601-same'" "$T/same.err"
+hkit_wait_cmd "hrecord's warning about the granted QoS" 10 grep -qF \
     "warning: broker granted QoS 1 instead of 2 for 'hkit-test/same'" "$T/same.err"
 timeout 30 "${sub[@]}" -p "${PORT[2]}" -i hkit-t0601-same -t hkit-test/same -E ||
     hkit_fail "second client with the same id on node 3"
-wait_for 30 "hrecord on node 1 losing its connection" grep -q "connection to .* lost" "$T/same.err"
+hkit_wait_cmd "hrecord on node 1 losing its connection" 30 grep -q "connection to .* lost" "$T/same.err"
 stop_children
 
 # Only MQTT 3.1/3.1.1: an MQTT 5 CONNECT is dropped without CONNACK.
