@@ -15,7 +15,7 @@ trap 'echo "t0234: command failed at line $LINENO" >&2' ERR
 T=$HKIT_TMP
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 
-# Debian's python3-paho-mqtt: the system interpreter, whatever python3 PATH finds first
+# the example consumers are paho-mqtt clients (python3 is HKIT_PY: see scripts/lib.sh)
 hkit_require_paho
 # the consumer runs from the test's directory: a process left behind shows up by that path
 cp "$C/slow_env.py" "$T/slow_env.py"

@@ -6,7 +6,7 @@ set -euo pipefail
 . "$HKIT_SOURCE_DIR/scripts/lib.sh"
 hkit_test_setup
 
-# Debian's python3-paho-mqtt: the system interpreter, whatever python3 PATH finds first
+# the example consumers are paho-mqtt clients (python3 is HKIT_PY: see scripts/lib.sh)
 hkit_require_paho
 C=$HKIT_SOURCE_DIR/fixtures/consumers
 cd "$HKIT_TMP"
