@@ -157,26 +157,21 @@ size_t hc__codec_parse_acks(const unsigned char *rx, size_t have, struct hc__cod
     size_t off = 0;
 
     for (;;) {
-        size_t len = 0, hdr = 1;
-        unsigned shift = 0;
+        size_t len, hdr, used = 0;
         unsigned char type, flags;
-        bool complete = false;
+        long v;
 
-        while (off + hdr < have && hdr <= 4) {
-            unsigned char b = rx[off + hdr++];
-            len |= (size_t)(b & 0x7f) << shift;
-            shift += 7;
-            if (!(b & 0x80)) {
-                complete = true;
-                break;
-            }
-        }
-        if (!complete && hdr > 4) {
+        if (have - off < 2)
+            return off; /* the rest comes with the next read */
+        v = hc__codec_get_varint(rx + off + 1, rx + have, &used);
+        if (v < 0 && have - off - 1 >= 4) {
             snprintf(why, why_size, "the broker sent a malformed packet length");
             return HC__CODEC_PARSE_ERROR;
         }
-        if (!complete)
-            return off; /* the rest comes with the next read */
+        if (v < 0)
+            return off;
+        len = (size_t)v;
+        hdr = 1 + used;
         type = rx[off] & 0xf0;
         flags = rx[off] & 0x0f;
         if (!((type == HC__CODEC_PUBACK || type == HC__CODEC_PUBREC || type == HC__CODEC_PUBCOMP) &&
