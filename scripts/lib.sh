@@ -236,23 +236,14 @@ hkit_sleep() {
 # TRIES times DELAY seconds apart (redis's wait_for_condition); fails the test naming WHAT when it
 # never does. Tests wait for a condition (a log line, a count, a file), never a fixed time.
 hkit_wait_for() {
-    local tries=$1 delay=$2 what=$3 condition=$4 i
-    for ((i = 1; i <= tries; i++)); do
-        eval "$condition" && return 0
-        [ "$i" = "$tries" ] || hkit_sleep "$delay"
-    done
-    hkit_fail "timed out waiting for $what ($tries tries, ${delay}s apart)"
+    hkit_poll "$1" "$2" "$4" || hkit_fail "timed out waiting for $3 ($1 tries, ${2}s apart)"
 }
 # hkit_wait_cmd WHAT SECONDS COMMAND...: as hkit_wait_for, for a command with its arguments:
 # runs it every 50 ms until it succeeds, for at most SECONDS.
 hkit_wait_cmd() {
-    local what=$1 secs=$2 i
+    local what=$1 secs=$2
     shift 2
-    for ((i = 1; i <= secs * 20; i++)); do
-        "$@" && return 0
-        hkit_sleep 0.05
-    done
-    hkit_fail "timed out waiting for $what (${secs}s)"
+    hkit_wait_for $((secs * 20)) 0.05 "$what" "$(printf '%q ' "$@")"
 }
 # hkit_poll TRIES DELAY CONDITION: as hkit_wait_for, but returns 1 instead of failing.
 hkit_poll() {
